@@ -1,0 +1,1 @@
+#include <daxctl/libdaxctl.h>

@@ -1,0 +1,27 @@
+// Thin wrappers for the parts of libibverbs that Swift cannot call directly:
+// function-like macros and static inline functions in <infiniband/verbs.h>.
+// Every wrapper forwards its arguments unchanged; all logic lives in Swift.
+#ifndef DAXPIN_CIBVERBS_H
+#define DAXPIN_CIBVERBS_H
+
+#include <infiniband/verbs.h>
+
+/// `ibv_reg_mr` is a macro (it picks an access-flag-checked variant).
+struct ibv_mr *daxpin_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access);
+
+/// `ibv_query_device_ex` is static inline.
+int daxpin_ibv_query_device_ex(struct ibv_context *context, struct ibv_device_attr_ex *attr);
+
+/// `ibv_advise_mr` is static inline (ODP prefetch).
+int daxpin_ibv_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice, uint32_t flags,
+                         struct ibv_sge *sg_list, uint32_t num_sge);
+
+/// `ibv_post_send`, `ibv_post_recv` and `ibv_poll_cq` are static inline (provider fast path).
+int daxpin_ibv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad_wr);
+int daxpin_ibv_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad_wr);
+int daxpin_ibv_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc);
+
+/// `ibv_query_port` is a macro in recent rdma-core.
+int daxpin_ibv_query_port(struct ibv_context *context, uint8_t port_num, struct ibv_port_attr *attr);
+
+#endif

@@ -1,0 +1,62 @@
+// Thin wrappers for the lease and mapping plumbing Swift cannot call directly:
+// variadic fcntl commands with struct arguments, glibc's SIGRTMIN (a function-like
+// macro), signal masks and handlers, statx attribute bits and MAP_SYNC constants.
+// Every function returns -1 and leaves errno set on failure, like the call it wraps.
+#ifndef DAXPIN_CLEASE_H
+#define DAXPIN_CLEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Lease types accepted by `F_SETLEASE` (values from <fcntl.h>).
+enum {
+    DAXPIN_F_RDLCK = 0,
+    DAXPIN_F_WRLCK = 1,
+    DAXPIN_F_UNLCK = 2,
+    /// The value the 2019 RFC "RDMA/FS DAX truncate proposal" gave `F_LAYOUT`.
+    /// Mainline kernels reject it with EINVAL; a kernel that accepts it offers layout leases.
+    DAXPIN_F_LAYOUT = 16,
+};
+
+/// mmap flags for synchronous DAX mappings (<linux/mman.h>).
+enum {
+    DAXPIN_MAP_SHARED_VALIDATE = 0x03,
+    DAXPIN_MAP_SYNC = 0x80000,
+};
+
+/// `statx` attribute bit telling that a file is accessed through DAX.
+#define DAXPIN_STATX_ATTR_DAX 0x00200000ULL
+
+int daxpin_set_lease(int fd, int type);
+int daxpin_get_lease(int fd);
+int daxpin_set_signal(int fd, int signo);
+/// F_SETOWN_EX with F_OWNER_TID: direct the file's signals to one thread.
+int daxpin_set_owner_thread(int fd, pid_t tid);
+/// Reads back the owner set with F_GETOWN_EX; `*type` gets F_OWNER_TID (0), F_OWNER_PID (1) or F_OWNER_PGRP (2).
+int daxpin_get_owner(int fd, int *type, pid_t *pid);
+pid_t daxpin_gettid(void);
+int daxpin_sigrtmin(void);
+
+/// Blocks `signals` in the calling thread and returns a signalfd that reads them.
+int daxpin_block_and_signalfd(const int *signals, int count);
+/// Reads one signalfd record; returns 1 and fills signo/fd/code, 0 if none, -1 on error.
+int daxpin_read_signalfd(int sfd, int *signo, int *fd, int *code);
+
+/// Installs a SA_SIGINFO handler for `signo` that writes the signal's `si_fd` (an int)
+/// to `pipe_fd`: a backstop for a lease-break signal that reaches another thread.
+int daxpin_install_forwarding_handler(int signo, int pipe_fd);
+
+/// statx(fd, AT_EMPTY_PATH): sets `*is_dax` to 1/0, or -1 when the kernel does not report the bit.
+int daxpin_statx_dax(int fd, int *is_dax);
+
+/// Writes back the CPU cache lines covering [addr, addr+len) and fences: makes stores to
+/// a MAP_SYNC DAX mapping durable. Returns -1 (ENOSYS) on architectures without a wrapper.
+int daxpin_flush_cache(const void *addr, size_t len);
+
+/// pipe2(O_CLOEXEC | O_NONBLOCK).
+int daxpin_pipe(int fds[2]);
+/// fstatfs: the file system's magic number (`f_type`).
+int daxpin_fs_magic(int fd, unsigned long long *magic);
+
+#endif

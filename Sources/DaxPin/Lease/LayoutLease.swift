@@ -1,0 +1,116 @@
+import SystemPackage
+
+/// A lease on a file (or device-dax instance) that owns every region pinned under it.
+///
+/// Opening a `LayoutLease` opens the path, finds out what memory backs it and takes the
+/// strongest lease the kernel offers: a layout lease if the kernel has one, else a write
+/// lease (read-write) or a read lease (read-only) on the descriptor that maps the file.
+/// Regions are pinned with ``pin(offset:length:on:policy:remoteAtomics:)`` and reached
+/// through ``withRegion(_:_:)``; they cannot outlive the lease because they live inside it.
+///
+/// When another process truncates, punches a hole in or opens the file, the kernel breaks
+/// the lease and DaxPin revokes, in this order: the quiesce handler (bounded by its budget),
+/// queue pairs to error, every MR deregistered, every region unmapped, `F_UNLCK`, close.
+/// ``release()`` and `deinit` tear down in the same order. Afterwards every access
+/// throws ``DaxPinError/revoked(path:)``.
+///
+/// ```swift
+/// var lease = try LayoutLease(path: "/dev/shm/data", access: .readWrite)
+/// let id = try lease.pin(offset: 0, length: 1 << 20, on: device)
+/// let peerKeys = try lease.withRegion(id) { $0.memoryRegion.remote }
+/// // ... hand peerKeys to a peer; it writes with RDMA WRITE ...
+/// let trace = lease.release()
+/// ```
+public struct LayoutLease: ~Copyable {
+    let core: LeaseCore
+
+    /// Opens `path` and takes a lease for `access`.
+    /// - Throws: `.fileNotFound`, `.unsupportedFileType`, `.readOnlyFileSystem`,
+    ///   `.permissionDenied`, `.fileInUse` (the file is open elsewhere), `.leaseUnavailable`.
+    public init(path: FilePath, access: Access = .readWrite, options: LeaseOptions = LeaseOptions()) throws(DaxPinError) {
+        core = try LeaseCore.acquire(path: path.string, access: access, options: options)
+    }
+
+    /// Opens `path` and takes a lease for `access`.
+    public init(path: String, access: Access = .readWrite, options: LeaseOptions = LeaseOptions()) throws(DaxPinError) {
+        try self.init(path: FilePath(path), access: access, options: options)
+    }
+
+    private init(core: LeaseCore) { self.core = core }
+
+    /// An owner for anonymous memory: no file, no lease; regions are private anonymous mappings
+    /// (`pin(length:on:)`), torn down in the same order as file regions.
+    public static func anonymous(options: LeaseOptions = LeaseOptions()) -> LayoutLease {
+        LayoutLease(core: .anonymous(options: options))
+    }
+
+    /// The leased path.
+    public var path: String { core.path }
+    /// The access the lease was taken for.
+    public var access: Access { core.access }
+    /// What backs the memory.
+    public var memory: MemoryKind { core.memory }
+    /// Which lease the kernel granted.
+    public var kind: LeaseKind { core.kind }
+    /// Held, revoking or revoked.
+    public var state: LeaseState { core.phase }
+    /// Every teardown step so far (including `unpin`), with times.
+    public var trace: RevocationTrace { core.trace }
+
+    /// Lease events as an `AsyncSequence`: `breakNoticed`, then `revoked` with the trace,
+    /// after which the sequence ends. Each call returns a new sequence.
+    public var events: AsyncStream<LeaseEvent> { core.events() }
+
+    /// Maps, populates and registers `length` bytes at `offset` on `device`, choosing the
+    /// strategy from the memory kind, the device's On-Demand Paging support and `policy`.
+    ///
+    /// - Parameters:
+    ///   - offset: Start in the file; a multiple of the page size (of the device alignment on device-dax).
+    ///   - length: Bytes to pin; nil pins to the end of the file. Required for anonymous memory.
+    ///   - remoteAtomics: Also allow remote atomics (off by default: narrowest access).
+    /// - Returns: The region's identifier, for ``withRegion(_:_:)`` and ``unpin(_:)``.
+    /// - Throws: `.invalidRange`, `.registrationRefused` (with every strategy tried, the
+    ///   kernel's errno and what to do instead), `.revoked`, `.systemCall`.
+    public mutating func pin(offset: Int = 0, length: Int? = nil, on device: RDMADevice,
+                             policy: StrategyPolicy = .auto, remoteAtomics: Bool = false) throws(DaxPinError) -> PinnedRegion.ID {
+        PinnedRegion.ID(rawValue: try core.pin(offset: offset, length: length, device: device, policy: policy, remoteAtomics: remoteAtomics))
+    }
+
+    /// Lends the region `id` to `body`. The region cannot escape the closure.
+    /// - Throws: `.revoked` after a break or release, `.regionNotFound`, or what `body` throws.
+    public func withRegion<R>(_ id: PinnedRegion.ID, _ body: (borrowing PinnedRegion) throws -> R) throws -> R {
+        let snapshot = try core.access(id.rawValue) { $0 }
+        let region = PinnedRegion(core: core, resources: snapshot)
+        return try body(region)
+    }
+
+    /// Deregisters and unmaps one region, in that order.
+    public mutating func unpin(_ id: PinnedRegion.ID) throws(DaxPinError) {
+        try core.unpin(id.rawValue)
+    }
+
+    /// Moves attached queue pairs (or anything else) to a stopped state during a forced
+    /// revocation, after quiesce and before deregistration. Returns a token for ``detach(_:)``.
+    public func attach(stop: @escaping @Sendable () -> Void) -> AttachmentToken {
+        AttachmentToken(rawValue: core.attach(stop))
+    }
+
+    /// Removes a stop action added with ``attach(stop:)``.
+    public func detach(_ token: AttachmentToken) { core.detach(token.rawValue) }
+
+    /// Tears down every region and the lease in dependency order and returns the trace.
+    /// If the kernel already broke the lease, returns that revocation's trace.
+    @discardableResult
+    public consuming func release() -> RevocationTrace {
+        core.revoke(reason: .released)
+    }
+
+    deinit {
+        core.revoke(reason: .dropped)
+    }
+}
+
+/// Identifies a stop action attached to a lease.
+public struct AttachmentToken: Sendable, Hashable {
+    let rawValue: Int
+}

@@ -1,0 +1,393 @@
+import CLease
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+import SystemPackage
+
+/// The state a lease shares with the watcher thread: its descriptor, its regions and the
+/// teardown that both an application release and a kernel lease break run, in one order:
+/// quiesce, stop queue pairs, deregister every MR, unmap every region, F_UNLCK, close.
+final class LeaseCore: Sendable {
+    let path: String
+    let access: Access
+    let memory: MemoryKind
+    /// -1 for anonymous memory.
+    let fd: Int32
+    let options: LeaseOptions
+    /// Left once when the teardown completes; later callers wait on it.
+    private let finished = DispatchGroup()
+    let state: Mutex<State>
+
+    struct State {
+        var phase: LeaseState = .held
+        var kind: LeaseKind
+        /// The F_SETLEASE type held, or -1 without a lease.
+        var heldType: Int32 = -1
+        var regions: [RegionResources] = []
+        var nextRegionID = 1
+        var trace = RevocationTrace()
+        var listeners: [Int: AsyncStream<LeaseEvent>.Continuation] = [:]
+        var nextListener = 0
+        var stopHooks: [Int: @Sendable () -> Void] = [:]
+        var nextHook = 0
+    }
+
+    private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions) {
+        self.path = path
+        self.access = access
+        self.memory = memory
+        self.fd = fd
+        self.options = options
+        self.state = Mutex(State(kind: kind))
+        finished.enter()
+    }
+
+    /// Opens `path`, classifies it and takes the strongest lease the kernel offers.
+    static func acquire(path: String, access: Access, options: LeaseOptions) throws(DaxPinError) -> LeaseCore {
+        let opened = try MemoryProbe.open(path, access: access)
+        guard opened.kind.isLeasable else {
+            let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
+            return LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
+                             kind: .none(reason: reason), options: options)
+        }
+        let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
+                             kind: .none(reason: "not yet taken"), options: options)
+        do {
+            try core.takeLease()
+        } catch {
+            try? opened.fd.close()
+            core.state.withLock { $0.phase = .revoked(.released) }
+            core.finished.leave()
+            throw error
+        }
+        return core
+    }
+
+    /// A lease-less core for anonymous memory.
+    static func anonymous(options: LeaseOptions) -> LeaseCore {
+        LeaseCore(path: "anonymous memory", access: .readWrite, memory: .anonymous, fd: -1,
+                  kind: .none(reason: "anonymous memory has no file to truncate"), options: options)
+    }
+
+    /// Watch first, then F_SETSIG, F_SETLEASE and F_SETOWN_EX: F_SETLEASE resets the owner
+    /// to the whole process, so the thread owner must be set after it.
+    private func takeLease() throws(DaxPinError) {
+        let watcher = LeaseWatcher.shared
+        watcher.watch(fd, self)
+        func fail(_ error: DaxPinError) -> DaxPinError {
+            watcher.unwatch(fd)
+            return error
+        }
+        guard daxpin_set_signal(fd, watcher.signal) == 0 else {
+            throw fail(.systemCall(operation: "fcntl(F_SETSIG)", path: path, errno: Errno(rawValue: errno)))
+        }
+        let attempts: [(Int32, LeaseKind)] = [
+            (Int32(DAXPIN_F_LAYOUT), .layout),
+            access == .readWrite ? (Int32(DAXPIN_F_WRLCK), .write) : (Int32(DAXPIN_F_RDLCK), .read),
+        ]
+        var granted: (Int32, LeaseKind)?
+        for (type, kind) in attempts {
+            if daxpin_set_lease(fd, type) == 0 {
+                granted = (type, kind)
+                break
+            }
+            let code = Errno(rawValue: errno)
+            if type == Int32(DAXPIN_F_LAYOUT), code == .invalidArgument { continue }
+            let lease = access == .readWrite ? "write" : "read"
+            switch code {
+            case .resourceTemporarilyUnavailable: throw fail(.fileInUse(path: path, lease: lease))
+            case .permissionDenied, .notPermitted: throw fail(.permissionDenied(path: path, errno: code))
+            default: throw fail(.leaseUnavailable(path: path, errno: code))
+            }
+        }
+        guard let (type, kind) = granted else {
+            throw fail(.leaseUnavailable(path: path, errno: .invalidArgument))
+        }
+        state.withLock { $0.kind = kind; $0.heldType = type }
+        guard daxpin_set_owner_thread(fd, watcher.threadID) == 0 else {
+            let code = Errno(rawValue: errno)
+            daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
+            throw fail(.systemCall(operation: "fcntl(F_SETOWN_EX)", path: path, errno: code))
+        }
+        options.logger.debug("lease taken", metadata: ["path": "\(path)", "lease": "\(kind)"])
+    }
+
+    /// Whether the kernel is breaking our lease: F_GETLEASE reports the type the lease is
+    /// being downgraded to while a break is pending. Filters stale or foreign signals.
+    func kernelIsBreaking() -> Bool {
+        let held = state.withLock { $0.heldType }
+        guard held >= 0 else { return false }
+        return daxpin_get_lease(fd) != held
+    }
+
+    var phase: LeaseState { state.withLock { $0.phase } }
+    var kind: LeaseKind { state.withLock { $0.kind } }
+    var trace: RevocationTrace { state.withLock { $0.trace } }
+
+    // MARK: Pinning
+
+    /// Maps, populates and registers a range; returns the new region's id.
+    func pin(offset: Int, length requested: Int?, device: RDMADevice, policy: StrategyPolicy,
+             remoteAtomics: Bool) throws(DaxPinError) -> Int {
+        guard case .held = phase else { throw .revoked(path: path) }
+        let size = fd >= 0 ? try MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path) : Int.max
+        let length = requested ?? (fd >= 0 ? size - offset : 0)
+        func invalid(_ problem: DaxPinError.RangeProblem) -> DaxPinError {
+            .invalidRange(path: path, offset: offset, length: length, problem: problem)
+        }
+        guard offset >= 0, length >= 0 else { throw invalid(.negative) }
+        guard length > 0 else { throw invalid(.zeroLength) }
+        let alignment = memory.mappingAlignment
+        if offset % alignment != 0 { throw invalid(.misaligned(alignment: alignment)) }
+        if case .deviceDAX = memory, length % alignment != 0 { throw invalid(.misaligned(alignment: alignment)) }
+        guard offset <= size - length else { throw invalid(.beyondEnd(size: size)) }
+
+        let mappedLength = (length + alignment - 1) / alignment * alignment
+        let protection = access == .readOnly ? PROT_READ : PROT_READ | PROT_WRITE
+        let flags: Int32 = switch memory {
+        case .anonymous: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE
+        case .fsDAX: Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC) | MAP_POPULATE
+        default: MAP_SHARED | MAP_POPULATE
+        }
+        let mapping: Mapping
+        switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
+        case .success(let mapped): mapping = mapped
+        case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
+        }
+
+        let plan = StrategyPlan(memory: memory, odp: device.capabilities.odpUsable(for: access), policy: policy)
+        let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
+        var attempts = plan.skipped.map { RegistrationRefusal.Attempt(strategy: $0.strategy, errno: nil, reason: $0.reason) }
+        var chosen: (Strategy, Registration, UnsafeMutableRawPointer)?
+        for strategy in plan.candidates where chosen == nil {
+            switch strategy {
+            case .pinned, .onDemandPaging:
+                let onDemand = strategy == .onDemandPaging
+                switch device.provider.register(address: mapping.base, length: length, access: flagsWanted, onDemand: onDemand) {
+                case .success(let registration):
+                    if onDemand, let code = device.provider.prefetch(registration, writable: access == .readWrite) {
+                        options.logger.notice("ODP prefetch failed; pages fault in on first access", metadata: ["errno": "\(code)"])
+                    }
+                    chosen = (strategy, registration, mapping.base)
+                case .failure(let code):
+                    attempts.append(.init(strategy: strategy, errno: code, reason: Self.explain(strategy, code, memory)))
+                }
+            case .staged:
+                guard case .success(let bounce) = Mapping.map(length: mappedLength, protection: PROT_READ | PROT_WRITE,
+                                                              flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, fd: -1, offset: 0) else {
+                    attempts.append(.init(strategy: .staged, errno: .noMemory, reason: "no memory for the bounce buffer"))
+                    continue
+                }
+                bounce.base.copyMemory(from: mapping.base, byteCount: length)
+                switch device.provider.register(address: bounce.base, length: length, access: flagsWanted.union(.localWrite), onDemand: false) {
+                case .success(let registration):
+                    chosen = (.staged, registration, bounce.base)
+                case .failure(let code):
+                    bounce.unmap()
+                    attempts.append(.init(strategy: .staged, errno: code, reason: Self.explain(.staged, code, memory)))
+                }
+            }
+        }
+        guard let (strategy, registration, registered) = chosen else {
+            mapping.unmap()
+            throw .registrationRefused(RegistrationRefusal(
+                path: path, memory: memory, device: device.name, attempts: attempts,
+                advice: StrategyPlan.advice(memory: memory, odp: device.capabilities.odp, policy: policy)))
+        }
+        let resources = RegionResources(
+            id: 0, offset: offset, length: length, strategy: strategy, mapping: mapping.base,
+            mappedLength: mappedLength, registered: registered, registration: registration,
+            flushIsDurable: memory.isPersistentMemory, device: device)
+        let id: Int? = state.withLock { s in
+            guard case .held = s.phase else { return nil }
+            let id = s.nextRegionID
+            s.nextRegionID += 1
+            s.regions.append(resources.with(id: id))
+            return id
+        }
+        guard let id else {
+            // Revoked while we were registering: undo in order, then report.
+            Self.deregister(resources)
+            Self.unmap(resources)
+            throw .revoked(path: path)
+        }
+        options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
+        return id
+    }
+
+    private static func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
+        switch (strategy, code, memory) {
+        case (.pinned, .notSupported, .fsDAX):
+            "the kernel does not allow long-term pins of fs-dax pages (a truncate could hand them to another file under the NIC)"
+        case (.pinned, .badAddress, .pageCache), (.pinned, .notSupported, .pageCache):
+            "the kernel (6.5 and later) refuses writable long-term pins of page-cache files"
+        case (_, .noMemory, _), (_, .resourceTemporarilyUnavailable, _):
+            "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small or memory is short"
+        case (.onDemandPaging, _, _):
+            "the device rejected an On-Demand Paging registration"
+        default:
+            "the kernel refused the registration"
+        }
+    }
+
+    /// Runs `body` on a region's resources with the lease lock held, so revocation cannot
+    /// unmap them meanwhile; throws `.revoked` once the lease is gone.
+    func access<R>(_ id: Int, _ body: (RegionResources) throws -> R) throws -> R {
+        try state.withLock { s in
+            guard case .held = s.phase else { throw DaxPinError.revoked(path: path) }
+            guard let region = s.regions.first(where: { $0.id == id }) else {
+                throw DaxPinError.regionNotFound(path: path, region: id)
+            }
+            return try body(region)
+        }
+    }
+
+    /// Tears down one region: deregister, then unmap.
+    func unpin(_ id: Int) throws(DaxPinError) {
+        try state.withLock { (s: inout State) throws(DaxPinError) in
+            guard case .held = s.phase else { throw .revoked(path: path) }
+            guard let index = s.regions.firstIndex(where: { $0.id == id }) else {
+                throw .regionNotFound(path: path, region: id)
+            }
+            let region = s.regions.remove(at: index)
+            Self.deregister(region)
+            s.trace.record(.deregistered(region: id))
+            Self.unmap(region)
+            s.trace.record(.unmapped(region: id))
+        }
+    }
+
+    /// Registers work to run after quiesce and before deregistration (for example moving
+    /// queue pairs to the error state). Returns a token for `detach`.
+    func attach(_ stop: @escaping @Sendable () -> Void) -> Int {
+        state.withLock { s in
+            s.nextHook += 1
+            s.stopHooks[s.nextHook] = stop
+            return s.nextHook
+        }
+    }
+
+    func detach(_ token: Int) {
+        _ = state.withLock { $0.stopHooks.removeValue(forKey: token) }
+    }
+
+    // MARK: Teardown
+
+    /// Revokes everything under the lease in dependency order. Idempotent: a second caller
+    /// waits for the first teardown to finish and returns its trace.
+    @discardableResult
+    func revoke(reason: RevocationReason) -> RevocationTrace {
+        let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
+            guard case .held = s.phase else { return (false, []) }
+            s.phase = .revoking(reason)
+            s.trace.reason = reason
+            guard reason == .leaseBreak else { return (true, []) }
+            s.trace.record(.breakNoticed)
+            return (true, Array(s.listeners.values))
+        }
+        guard proceed else {
+            finished.wait()
+            return trace
+        }
+        let logger = options.logger
+        if reason == .leaseBreak {
+            logger.notice("lease break: revoking", metadata: ["path": "\(path)"])
+            for listener in noticed { listener.yield(.breakNoticed(path: path)) }
+            runQuiesceHandler()
+        }
+        let hooks = state.withLock { Array($0.stopHooks.values) }
+        if !hooks.isEmpty {
+            for stop in hooks { stop() }
+            state.withLock { $0.trace.record(.queuePairsStopped(count: hooks.count)) }
+        }
+        state.withLock { s in
+            for region in s.regions {
+                Self.deregister(region)
+                s.trace.record(.deregistered(region: region.id))
+            }
+            for region in s.regions {
+                Self.unmap(region)
+                s.trace.record(.unmapped(region: region.id))
+            }
+            s.regions.removeAll()
+        }
+        if fd >= 0 {
+            let leased = state.withLock { $0.heldType >= 0 }
+            if leased {
+                daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
+                state.withLock { $0.trace.record(.leaseReleased) }
+                LeaseWatcher.shared.unwatch(fd)
+            }
+            close(fd)
+            state.withLock { $0.trace.record(.closed) }
+        }
+        let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
+            s.phase = .revoked(reason)
+            defer { s.listeners.removeAll() }
+            return (s.trace, Array(s.listeners.values))
+        }
+        for listener in listeners {
+            listener.yield(.revoked(final))
+            listener.finish()
+        }
+        finished.leave()
+        logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
+        return final
+    }
+
+    private func runQuiesceHandler() {
+        guard let handler = options.quiesce else { return }
+        let budget = options.effectiveQuiesceBudget
+        let request = QuiesceRequest(path: path, deadline: .now + budget, budget: budget)
+        state.withLock { $0.trace.record(.quiesceStarted) }
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            handler(request)
+            done.signal()
+        }
+        let (seconds, attoseconds) = budget.components
+        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success {
+            state.withLock { $0.trace.record(.quiesceFinished) }
+        } else {
+            state.withLock { $0.trace.record(.quiesceOverran) }
+            options.logger.warning("quiesce handler overran its budget; revoking anyway", metadata: ["path": "\(path)", "budget": "\(budget)"])
+        }
+    }
+
+    private static func deregister(_ region: RegionResources) {
+        _ = region.device.provider.deregister(region.registration)
+    }
+
+    private static func unmap(_ region: RegionResources) {
+        munmap(region.mapping, region.mappedLength)
+        if let staging = region.stagingBuffer { munmap(staging, region.mappedLength) }
+    }
+
+    // MARK: Events
+
+    func events() -> AsyncStream<LeaseEvent> {
+        let (stream, continuation) = AsyncStream<LeaseEvent>.makeStream()
+        let finalTrace: RevocationTrace? = state.withLock { s in
+            if case .revoked = s.phase { return s.trace }
+            s.nextListener += 1
+            let id = s.nextListener
+            s.listeners[id] = continuation
+            continuation.onTermination = { [weak self] _ in
+                _ = self?.state.withLock { $0.listeners.removeValue(forKey: id) }
+            }
+            return nil
+        }
+        if let finalTrace {
+            continuation.yield(.revoked(finalTrace))
+            continuation.finish()
+        }
+        return stream
+    }
+
+    deinit {
+        // Backstop: LayoutLease's deinit revokes; this only runs if a core escaped it.
+        if case .held = state.withLock({ $0.phase }) { revoke(reason: .dropped) }
+    }
+}

@@ -1,0 +1,28 @@
+import Logging
+
+/// How a lease reacts when the kernel breaks it.
+public struct LeaseOptions: Sendable {
+    /// Called on a Dispatch worker when the kernel breaks the lease, before anything is torn
+    /// down: stop RDMA on the regions (tell peers, drain in-flight work) by `request.deadline`.
+    /// Revocation goes ahead at the deadline whether or not the handler returned.
+    public var quiesce: (@Sendable (QuiesceRequest) -> Void)?
+    /// The quiesce handler's budget. Default: a quarter of `/proc/sys/fs/lease-break-time`;
+    /// never more than three quarters of it, so revocation ends before the kernel gives up.
+    public var quiesceBudget: Duration?
+    /// Where teardown steps are logged (label `DaxPin.lease`).
+    public var logger: Logger
+
+    public init(quiesceBudget: Duration? = nil, logger: Logger = Logger(label: "DaxPin.lease"),
+                quiesce: (@Sendable (QuiesceRequest) -> Void)? = nil) {
+        self.quiesce = quiesce
+        self.quiesceBudget = quiesceBudget
+        self.logger = logger
+    }
+
+    /// The budget in force, clamped below the kernel's lease-break time.
+    public var effectiveQuiesceBudget: Duration {
+        let breakTime = LeaseBreakTime.current
+        let ceiling = breakTime * 3 / 4
+        return min(quiesceBudget ?? breakTime / 4, ceiling)
+    }
+}

@@ -1,0 +1,110 @@
+import CLease
+import Dispatch
+import Glibc
+import Synchronization
+
+/// The process-wide thread that receives lease-break signals.
+///
+/// Every lease's descriptor gets `F_SETSIG` = a realtime signal and `F_SETOWN_EX` =
+/// this thread, which blocks that signal and sleeps in `poll` on a signalfd: no cost while
+/// idle. The signal's `si_fd` names the lease; its revocation runs on a Dispatch worker so
+/// one slow quiesce handler never delays another lease's revocation.
+final class LeaseWatcher: Sendable {
+    /// Started on first use.
+    static let shared = LeaseWatcher()
+
+    /// The realtime signal used for lease breaks (SIGRTMIN + 6 leaves room for other users).
+    let signal: Int32
+    /// The watcher thread's kernel thread id (`F_OWNER_TID` target).
+    let threadID: pid_t
+    private let leases = Mutex<[Int32: LeaseCore]>([:])
+
+    private init() {
+        let signal = daxpin_sigrtmin() + 6
+        self.signal = signal
+        var pipeFDs: [Int32] = [-1, -1]
+        precondition(daxpin_pipe(&pipeFDs) == 0, "DaxPin: pipe2 failed for the lease watcher")
+        // Backstop: a break signal that reaches another thread (between F_SETLEASE and
+        // F_SETOWN_EX the owner is the whole process) is forwarded instead of killing us.
+        daxpin_install_forwarding_handler(signal, pipeFDs[1])
+        let ready = DispatchSemaphore(value: 0)
+        let started = Mutex<pid_t>(0)
+        let readPipe = pipeFDs[0]
+        let box = Unmanaged.passRetained(ThreadBody { [ready] in
+            var signals: [Int32] = [signal, SIGIO]
+            let signalFD = daxpin_block_and_signalfd(&signals, 2)
+            started.withLock { $0 = daxpin_gettid() }
+            ready.signal()
+            precondition(signalFD >= 0, "DaxPin: signalfd failed for the lease watcher")
+            LeaseWatcher.run(signalFD: signalFD, forwardFD: readPipe)
+        })
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { argument in
+            Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "DaxPin: cannot start the lease watcher thread")
+        pthread_detach(thread)
+        ready.wait()
+        self.threadID = started.withLock { $0 }
+    }
+
+    /// Starts routing break signals of `fd` to `core`. Call before `F_SETLEASE`.
+    func watch(_ fd: Int32, _ core: LeaseCore) {
+        leases.withLock { $0[fd] = core }
+    }
+
+    /// Stops routing; call before closing `fd` so a reused number is never confused.
+    func unwatch(_ fd: Int32) {
+        _ = leases.withLock { $0.removeValue(forKey: fd) }
+    }
+
+    /// The number of leases being watched (for tests and `daxpin ls`).
+    var count: Int { leases.withLock { $0.count } }
+
+    private static func run(signalFD: Int32, forwardFD: Int32) -> Never {
+        var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: forwardFD, events: Int16(POLLIN), revents: 0)]
+        while true {
+            if poll(&fds, 2, -1) < 0 { continue }  // EINTR
+            var signo: Int32 = 0, fd: Int32 = 0, code: Int32 = 0
+            while fds[0].revents != 0, daxpin_read_signalfd(signalFD, &signo, &fd, &code) == 1 {
+                if signo == SIGIO {
+                    // The realtime queue overflowed: the kernel sent SIGIO without si_fd.
+                    shared.breakAllBreaking()
+                } else {
+                    shared.breakNoticed(fd: fd)
+                }
+            }
+            var forwarded: Int32 = 0
+            while fds[1].revents != 0, read(forwardFD, &forwarded, 4) == 4 {
+                shared.breakNoticed(fd: forwarded)
+            }
+        }
+    }
+
+    private func breakNoticed(fd: Int32) {
+        guard let core = leases.withLock({ $0[fd] }), core.kernelIsBreaking() else { return }
+        DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
+    }
+
+    private func breakAllBreaking() {
+        for core in leases.withLock({ Array($0.values) }) where core.kernelIsBreaking() {
+            DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
+        }
+    }
+}
+
+private final class ThreadBody: @unchecked Sendable {
+    // Handed to exactly one new thread, which is the only one to touch it.
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// `/proc/sys/fs/lease-break-time`: seconds the kernel waits for a lease holder.
+public enum LeaseBreakTime {
+    /// The current value (45 s by default); 45 s if it cannot be read.
+    public static var current: Duration {
+        .seconds(readSysfsInt("/proc/sys/fs/lease-break-time") ?? 45)
+    }
+}

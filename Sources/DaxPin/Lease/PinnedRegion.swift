@@ -1,0 +1,155 @@
+import CLease
+import Glibc
+import SystemPackage
+
+/// A mapped, populated and registered range of a leased file, lent by
+/// ``LayoutLease/withRegion(_:_:)``. It owns its ``MemoryRegion``; both live inside the
+/// lease, so neither can outlive it, and neither can be copied.
+///
+/// Byte access runs under the lease's lock: revocation waits for it, and after revocation
+/// it throws ``DaxPinError/revoked(path:)`` instead of touching unmapped memory. Keep the
+/// closures short and do not call back into the same lease from inside them.
+public struct PinnedRegion: ~Copyable {
+    /// Identifies a region under its lease.
+    public struct ID: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: Int
+        public var description: String { "region \(rawValue)" }
+    }
+
+    let core: LeaseCore
+    let resources: RegionResources
+
+    /// The registration the NIC uses for this region.
+    public let memoryRegion: MemoryRegion
+
+    init(core: LeaseCore, resources: RegionResources) {
+        self.core = core
+        self.resources = resources
+        self.memoryRegion = MemoryRegion(resources.registration, device: resources.device.name)
+    }
+
+    /// This region's identifier.
+    public var id: ID { ID(rawValue: resources.id) }
+    /// Offset of the region in the file.
+    public var offset: Int { resources.offset }
+    /// Length of the region in bytes.
+    public var length: Int { resources.length }
+    /// The strategy chosen at pin time.
+    public var strategy: Strategy { resources.strategy }
+
+    /// Reads the registered bytes (the file's pages, or the bounce buffer of a staged region).
+    public func withBytes<R>(_ body: (RawSpan) throws -> R) throws -> R {
+        try core.access(resources.id) { region in
+            try body(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(start: region.registered, count: region.length)))
+        }
+    }
+
+    /// Writes the registered bytes. Read-only leases throw `.systemCall(EACCES)`.
+    public func withMutableBytes<R>(_ body: (inout MutableRawSpan) throws -> R) throws -> R {
+        guard core.access == .readWrite || resources.strategy == .staged else {
+            throw DaxPinError.systemCall(operation: "write to a read-only pin", path: core.path, errno: .permissionDenied)
+        }
+        return try core.access(resources.id) { region in
+            var span = MutableRawSpan(_unsafeBytes: UnsafeMutableRawBufferPointer(start: region.registered, count: region.length))
+            return try body(&span)
+        }
+    }
+
+    /// Makes `length` bytes at `offset` (relative to the region) durable: a cache-line flush
+    /// on DAX memory mapped with MAP_SYNC, `msync(MS_SYNC)` otherwise.
+    public func persist(offset: Int = 0, length: Int? = nil) throws(DaxPinError) {
+        let length = length ?? (resources.length - offset)
+        try checkRange(offset, length)
+        do {
+            try core.access(resources.id) { region in
+                try Self.persistFile(region, offset: offset, length: length, path: core.path)
+            }
+        } catch let error as DaxPinError {
+            throw error
+        } catch {
+            throw .systemCall(operation: "persist", path: core.path, errno: .ioError)
+        }
+    }
+
+    /// Staged regions: copies file bytes into the registered bounce buffer.
+    public func stageIn(offset: Int = 0, length: Int? = nil) throws(DaxPinError) {
+        try copy(offset: offset, length: length, toFile: false)
+    }
+
+    /// Staged regions: copies the bounce buffer back to the file and makes it durable.
+    public func writeBack(offset: Int = 0, length: Int? = nil) throws(DaxPinError) {
+        try copy(offset: offset, length: length, toFile: true)
+    }
+
+    private func copy(offset: Int, length: Int?, toFile: Bool) throws(DaxPinError) {
+        guard resources.strategy == .staged else {
+            throw .wrongStrategy(operation: toFile ? "writeBack" : "stageIn", strategy: resources.strategy)
+        }
+        let length = length ?? (resources.length - offset)
+        try checkRange(offset, length)
+        do {
+            try core.access(resources.id) { region in
+                let file = region.mapping + offset, bounce = region.registered + offset
+                if toFile {
+                    guard core.access == .readWrite else {
+                        throw DaxPinError.systemCall(operation: "writeBack on a read-only pin", path: core.path, errno: .permissionDenied)
+                    }
+                    file.copyMemory(from: bounce, byteCount: length)
+                    try Self.persistFile(region, offset: offset, length: length, path: core.path)
+                } else {
+                    bounce.copyMemory(from: file, byteCount: length)
+                }
+            }
+        } catch let error as DaxPinError {
+            throw error
+        } catch {
+            throw .systemCall(operation: "copy", path: core.path, errno: .ioError)
+        }
+    }
+
+    private func checkRange(_ offset: Int, _ length: Int) throws(DaxPinError) {
+        guard offset >= 0, length >= 0, offset <= resources.length - length else {
+            throw .invalidRange(path: core.path, offset: offset, length: length, problem: .beyondEnd(size: resources.length))
+        }
+    }
+
+    private static func persistFile(_ region: RegionResources, offset: Int, length: Int, path: String) throws(DaxPinError) {
+        guard length > 0 else { return }
+        if region.flushIsDurable, daxpin_flush_cache(region.mapping + offset, length) == 0 { return }
+        let page = SystemPage.size
+        let start = offset / page * page
+        guard msync(region.mapping + start, offset + length - start, MS_SYNC) == 0 else {
+            throw .systemCall(operation: "msync", path: path, errno: Errno(rawValue: errno))
+        }
+    }
+}
+
+/// A memory registration (`ibv_mr`) owned by its ``PinnedRegion``.
+public struct MemoryRegion: ~Copyable {
+    /// What a peer needs to address this region with one-sided RDMA: a plain value to send.
+    public struct RemoteAccess: Sendable, Hashable, Codable {
+        /// The registered virtual address.
+        public let address: UInt64
+        /// Registered length in bytes.
+        public let length: Int
+        /// The remote key peers put in RDMA READ/WRITE work requests.
+        public let rkey: UInt32
+    }
+
+    let registration: Registration
+    /// The device the registration lives on.
+    public let deviceName: String
+
+    init(_ registration: Registration, device: String) {
+        self.registration = registration
+        self.deviceName = device
+    }
+
+    /// Address, length and rkey for peers.
+    public var remote: RemoteAccess {
+        RemoteAccess(address: registration.address, length: registration.length, rkey: registration.remoteKey)
+    }
+
+    /// The local key for scatter/gather entries of local work requests.
+    public var localKey: UInt32 { registration.localKey }
+}

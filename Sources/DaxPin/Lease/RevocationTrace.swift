@@ -1,0 +1,150 @@
+/// Why a lease's regions were torn down.
+public enum RevocationReason: Sendable, Hashable, CustomStringConvertible {
+    /// The kernel broke the lease: another process truncated, punched a hole in or opened the file.
+    case leaseBreak
+    /// The application called `LayoutLease.release()`.
+    case released
+    /// The lease went out of scope without `release()`; `deinit` tore it down.
+    case dropped
+
+    public var description: String {
+        switch self {
+        case .leaseBreak: "lease break"
+        case .released: "release"
+        case .dropped: "drop"
+        }
+    }
+}
+
+/// The ordered record of a teardown: what happened, in which order, and when.
+/// Tests read it to prove the dependency order (quiesce, deregister, unpin, unlock, close).
+public struct RevocationTrace: Sendable, CustomStringConvertible {
+    /// One step of a teardown.
+    public enum Step: Sendable, Hashable, CustomStringConvertible {
+        /// The watcher received the kernel's lease-break signal.
+        case breakNoticed
+        /// The application's quiesce handler was called.
+        case quiesceStarted
+        /// The quiesce handler returned within its budget.
+        case quiesceFinished
+        /// The quiesce handler overran its budget; revocation went ahead without it.
+        case quiesceOverran
+        /// Queue pairs attached to the lease were moved to the error state.
+        case queuePairsStopped(count: Int)
+        /// A region's memory registration was deregistered (`ibv_dereg_mr`).
+        case deregistered(region: Int)
+        /// A region's mapping was removed (`munmap`): its pages are no longer pinned.
+        case unmapped(region: Int)
+        /// The lease was released (`F_SETLEASE F_UNLCK`): the breaker may proceed.
+        case leaseReleased
+        /// The file descriptor was closed.
+        case closed
+
+        public var description: String {
+            switch self {
+            case .breakNoticed: "break noticed"
+            case .quiesceStarted: "quiesce started"
+            case .quiesceFinished: "quiesce finished"
+            case .quiesceOverran: "quiesce overran its budget"
+            case .queuePairsStopped(let count): "\(count) queue pair(s) moved to error"
+            case .deregistered(let region): "region \(region): MR deregistered"
+            case .unmapped(let region): "region \(region): unmapped (unpinned)"
+            case .leaseReleased: "lease released (F_UNLCK)"
+            case .closed: "file closed"
+            }
+        }
+    }
+
+    /// A step and when it happened.
+    public struct Entry: Sendable {
+        public let step: Step
+        public let at: ContinuousClock.Instant
+    }
+
+    /// The reason of the teardown, or nil while the lease is held.
+    public internal(set) var reason: RevocationReason?
+    /// Every step so far, oldest first (also steps of `unpin` calls).
+    public internal(set) var entries: [Entry] = []
+
+    /// The steps without their times.
+    public var steps: [Step] { entries.map(\.step) }
+
+    /// Time from the first step to the last.
+    public var duration: Duration {
+        guard let first = entries.first, let last = entries.last else { return .zero }
+        return first.at.duration(to: last.at)
+    }
+
+    public var description: String {
+        guard let start = entries.first?.at else { return "no steps" }
+        return entries.map { entry in
+            let ms = Double(start.duration(to: entry.at).components.attoseconds) / 1e15
+                + Double(start.duration(to: entry.at).components.seconds) * 1000
+            let stamp = String(format3: ms)
+            return "+\(stamp) ms  \(entry.step)"
+        }.joined(separator: "\n")
+    }
+
+    mutating func record(_ step: Step) {
+        entries.append(Entry(step: step, at: .now))
+    }
+}
+
+extension String {
+    /// Three-decimal formatting without Foundation.
+    init(format3 value: Double) {
+        let scaled = Int((value * 1000).rounded())
+        let whole = scaled / 1000, fraction = abs(scaled % 1000)
+        let padded = String(fraction)
+        self = "\(whole).\(String(repeating: "0", count: 3 - padded.count))\(padded)"
+    }
+}
+
+/// Something that happened to a lease, delivered through `LayoutLease.events`.
+public enum LeaseEvent: Sendable {
+    /// The kernel started breaking the lease; revocation is under way.
+    case breakNoticed(path: String)
+    /// Every region was revoked; the trace tells how.
+    case revoked(RevocationTrace)
+}
+
+/// Where a lease is in its life.
+public enum LeaseState: Sendable, Hashable {
+    /// The lease is held and regions may be pinned.
+    case held
+    /// A teardown is under way.
+    case revoking(RevocationReason)
+    /// Every region was revoked; handles report `.revoked`.
+    case revoked(RevocationReason)
+}
+
+/// Which lease the kernel granted.
+public enum LeaseKind: Sendable, Hashable, CustomStringConvertible {
+    /// A layout lease (`F_LAYOUT`, proposed in 2019; used if the running kernel offers it).
+    case layout
+    /// A write lease (`F_WRLCK`) on the read-write descriptor that maps the file.
+    case write
+    /// A read lease (`F_RDLCK`) on a read-only descriptor.
+    case read
+    /// No lease is possible; the reason says why this is safe or not.
+    case none(reason: String)
+
+    public var description: String {
+        switch self {
+        case .layout: "layout lease"
+        case .write: "write lease"
+        case .read: "read lease"
+        case .none(let reason): "no lease (\(reason))"
+        }
+    }
+}
+
+/// What the quiesce handler is told when the kernel breaks a lease.
+public struct QuiesceRequest: Sendable {
+    /// The leased path.
+    public let path: String
+    /// Revocation goes ahead at this instant whether or not the handler returned.
+    public let deadline: ContinuousClock.Instant
+    /// The budget the deadline was computed from.
+    public let budget: Duration
+}

@@ -1,0 +1,152 @@
+import CLease
+import Glibc
+import SystemPackage
+
+/// An opened file or device with what it is. Owns the descriptor until handed to a lease.
+struct OpenedMemory {
+    let fd: FileDescriptor
+    let kind: MemoryKind
+}
+
+/// Finds out what a path is and opens it the way its memory kind needs.
+enum MemoryProbe {
+    /// Opens `path` for `access` and classifies it; nothing stays open on error.
+    static func open(_ path: String, access: Access) throws(DaxPinError) -> OpenedMemory {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw openError(path, Errno(rawValue: errno))
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            break
+        case S_IFCHR:
+            guard deviceDAXName(rdev: info.st_rdev) != nil else {
+                throw .unsupportedFileType(path: path, type: "character device that is not device-dax")
+            }
+        case S_IFDIR: throw .unsupportedFileType(path: path, type: "directory")
+        case S_IFIFO: throw .unsupportedFileType(path: path, type: "FIFO")
+        case S_IFSOCK: throw .unsupportedFileType(path: path, type: "socket")
+        case S_IFBLK: throw .unsupportedFileType(path: path, type: "block device")
+        default: throw .unsupportedFileType(path: path, type: "special file")
+        }
+        // O_NONBLOCK: never wait for another process's lease to be broken on our behalf.
+        let mode: FileDescriptor.AccessMode = access == .readOnly ? .readOnly : .readWrite
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, mode, options: [.closeOnExec, .nonBlocking])
+        } catch {
+            throw openError(path, error)
+        }
+        do {
+            return OpenedMemory(fd: fd, kind: try classify(fd, path: path))
+        } catch {
+            try? fd.close()
+            throw error
+        }
+    }
+
+    /// The memory kind of an open descriptor.
+    static func classify(_ fd: FileDescriptor, path: String) throws(DaxPinError) -> MemoryKind {
+        var info = stat()
+        guard fstat(fd.rawValue, &info) == 0 else {
+            throw .systemCall(operation: "fstat", path: path, errno: Errno(rawValue: errno))
+        }
+        if info.st_mode & S_IFMT == S_IFCHR {
+            guard let name = deviceDAXName(rdev: info.st_rdev) else {
+                throw .unsupportedFileType(path: path, type: "character device that is not device-dax")
+            }
+            let alignment = DeviceDAXCatalog.device(named: name)?.alignment
+                ?? readSysfsInt("/sys/bus/dax/devices/\(name)/align") ?? 2 << 20
+            return .deviceDAX(name: name, alignment: alignment)
+        }
+        var magic: UInt64 = 0
+        guard daxpin_fs_magic(fd.rawValue, &magic) == 0 else {
+            throw .systemCall(operation: "fstatfs", path: path, errno: Errno(rawValue: errno))
+        }
+        let fileSystem = fileSystemName(magic: magic)
+        var isDAX: Int32 = 0
+        if daxpin_statx_dax(fd.rawValue, &isDAX) == 0, isDAX == 1 {
+            return .fsDAX(fileSystem: fileSystem)
+        }
+        switch fileSystem {
+        case "tmpfs", "hugetlbfs", "ramfs": return .sharedMemory(fileSystem: fileSystem)
+        default: return .pageCache(fileSystem: fileSystem)
+        }
+    }
+
+    /// Size in bytes of a file or device-dax instance.
+    static func size(of fd: FileDescriptor, kind: MemoryKind, path: String) throws(DaxPinError) -> Int {
+        if case .deviceDAX(let name, _) = kind {
+            return DeviceDAXCatalog.device(named: name)?.size
+                ?? readSysfsInt("/sys/bus/dax/devices/\(name)/size") ?? 0
+        }
+        var info = stat()
+        guard fstat(fd.rawValue, &info) == 0 else {
+            throw .systemCall(operation: "fstat", path: path, errno: Errno(rawValue: errno))
+        }
+        return Int(info.st_size)
+    }
+
+    /// `dax0.0` when the character device number belongs to the dax subsystem.
+    static func deviceDAXName(rdev: dev_t) -> String? {
+        let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff)
+        let minor = (rdev & 0xff) | ((rdev >> 12) & ~0xff)
+        let node = "/sys/dev/char/\(major):\(minor)"
+        guard let subsystem = realPath(node + "/subsystem"), subsystem.hasSuffix("/dax"),
+              let device = realPath(node) else { return nil }
+        return device.split(separator: "/").last.map(String.init)
+    }
+
+    static func fileSystemName(magic: UInt64) -> String {
+        switch magic & 0xffff_ffff {
+        case 0xEF53: "ext4"
+        case 0x5846_5342: "xfs"
+        case 0x0102_1994: "tmpfs"
+        case 0x9584_58f6: "hugetlbfs"
+        case 0x8584_58f6: "ramfs"
+        case 0x9123_683E: "btrfs"
+        case 0x6969: "nfs"
+        case 0x6573_5546: "fuse"
+        case 0x794c_7630: "overlayfs"
+        default: "file system 0x" + String(magic, radix: 16)
+        }
+    }
+
+    private static func openError(_ path: String, _ error: Error) -> DaxPinError {
+        let code = (error as? Errno) ?? .ioError
+        return switch code {
+        case .noSuchFileOrDirectory: .fileNotFound(path: path)
+        case .permissionDenied, .notPermitted: .permissionDenied(path: path, errno: code)
+        case .readOnlyFileSystem: .readOnlyFileSystem(path: path)
+        case .resourceTemporarilyUnavailable, .wouldBlock: .fileInUse(path: path, lease: "existing")
+        default: .systemCall(operation: "open", path: path, errno: code)
+        }
+    }
+}
+
+func realPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
+
+/// Reads a small decimal integer file such as a sysfs attribute or a /proc/sys tunable.
+func readSysfsInt(_ path: String) -> Int? {
+    guard let fd = try? FileDescriptor.open(path, .readOnly, options: .closeOnExec) else { return nil }
+    defer { try? fd.close() }
+    var buffer = [UInt8](repeating: 0, count: 64)
+    guard let count = try? buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }), count > 0 else { return nil }
+    let text = String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: " \n\t")
+    if text.hasPrefix("0x") { return Int(text.dropFirst(2), radix: 16) }
+    return Int(text)
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let drop = Set(set)
+        var slice = Substring(self)
+        while let first = slice.first, drop.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, drop.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,111 @@
+/// How a region is made reachable by the NIC.
+public enum Strategy: Sendable, Hashable, CustomStringConvertible {
+    /// The mapped pages are pinned and registered directly (zero copy).
+    case pinned
+    /// The mapping is registered with On-Demand Paging (`IBV_ACCESS_ON_DEMAND`) and prefetched
+    /// with `ibv_advise_mr`: nothing is pinned long term, the NIC faults pages in (zero copy).
+    case onDemandPaging
+    /// An anonymous bounce buffer is registered instead of the file; the application moves
+    /// bytes with `stageIn` and `writeBack` (one copy each way).
+    case staged
+
+    public var description: String {
+        switch self {
+        case .pinned: "pinned"
+        case .onDemandPaging: "on-demand paging"
+        case .staged: "staged"
+        }
+    }
+
+    /// Whether the NIC touches the file's own pages.
+    public var isZeroCopy: Bool { self != .staged }
+}
+
+/// What the caller allows DaxPin to choose.
+public enum StrategyPolicy: Sendable, Hashable {
+    /// Pick from the memory kind and the NIC: pinned, else on-demand paging, else staged.
+    case auto
+    /// Like `auto` but never staged: refuse rather than copy.
+    case zeroCopy
+    /// Exactly this strategy, or a refusal.
+    case only(Strategy)
+}
+
+/// The strategies to try, best first, for a memory kind, device capabilities and policy.
+/// Pure, so the `daxpin probe` command and the tests share it with `LayoutLease.pin`.
+public struct StrategyPlan: Sendable, Equatable {
+    /// Strategies to try in order; the first that the kernel accepts wins.
+    public let candidates: [Strategy]
+    /// Strategies ruled out without asking the kernel, with the reason.
+    public let skipped: [(strategy: Strategy, reason: String)]
+
+    public static func == (a: StrategyPlan, b: StrategyPlan) -> Bool {
+        a.candidates == b.candidates && a.skipped.map(\.strategy) == b.skipped.map(\.strategy)
+    }
+
+    /// Builds the plan. `odp` tells whether the device offers On-Demand Paging for the
+    /// operations `access` needs on RC queue pairs.
+    public init(memory: MemoryKind, odp: Bool, policy: StrategyPolicy) {
+        var preferred: [Strategy]
+        switch memory {
+        case .anonymous, .deviceDAX, .sharedMemory:
+            preferred = [.pinned, .staged]
+        case .fsDAX:
+            // The kernel refuses long-term pins of fs-dax pages; asking anyway puts its
+            // answer in the refusal, and a kernel with layout leases may accept.
+            preferred = [.pinned, .onDemandPaging, .staged]
+        case .pageCache:
+            // Kernels from 6.5 refuse writable long-term pins of page-cache files.
+            preferred = [.pinned, .onDemandPaging, .staged]
+        }
+        var skipped: [(Strategy, String)] = []
+        if !odp, preferred.contains(.onDemandPaging) {
+            preferred.removeAll { $0 == .onDemandPaging }
+            skipped.append((.onDemandPaging, "the device does not offer On-Demand Paging"))
+        }
+        if odp, case .fsDAX = memory {
+            // With ODP nothing is pinned, so the file system keeps control of its blocks.
+            preferred.removeAll { $0 == .pinned }
+            preferred.insert(.onDemandPaging, at: 0)
+        }
+        switch policy {
+        case .auto:
+            break
+        case .zeroCopy:
+            if preferred.contains(.staged) {
+                preferred.removeAll { $0 == .staged }
+                skipped.append((.staged, "the caller requires zero copy"))
+            }
+        case .only(let strategy):
+            for other in preferred where other != strategy {
+                skipped.append((other, "the caller asked for \(strategy) only"))
+            }
+            preferred = [strategy]
+            if strategy == .onDemandPaging, !odp {
+                preferred = []
+                skipped.removeAll { $0.0 == .onDemandPaging }
+                skipped.append((.onDemandPaging, "the device does not offer On-Demand Paging"))
+            }
+        }
+        self.candidates = preferred
+        self.skipped = skipped
+    }
+
+    /// What a user can do when every candidate failed on this memory.
+    static func advice(memory: MemoryKind, odp: Bool, policy: StrategyPolicy) -> [String] {
+        var advice: [String] = []
+        switch memory {
+        case .fsDAX:
+            advice.append("export a device-dax namespace (/dev/daxX.Y, `ndctl create-namespace -m devdax`), which can be pinned")
+            if !odp { advice.append("use a NIC with On-Demand Paging (mlx5 class hardware)") }
+        case .pageCache:
+            advice.append("place the file on tmpfs, or use a NIC with On-Demand Paging")
+        default:
+            advice.append("check RLIMIT_MEMLOCK (`ulimit -l`) and the device's max MR size")
+        }
+        if policy != .auto {
+            advice.append("allow copies with policy .auto (staged bounce buffer)")
+        }
+        return advice
+    }
+}

@@ -1,0 +1,101 @@
+import CIbverbs
+import Glibc
+import SystemPackage
+
+/// The libibverbs implementation of `VerbsProvider`: one opened device context and one
+/// protection domain, released when the last `RDMADevice` reference goes away.
+final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
+    // The context and PD are immutable after init and libibverbs calls on them are thread-safe.
+    let name: String
+    let capabilities: DeviceCapabilities
+    let context: UnsafeMutablePointer<ibv_context>
+    let pd: UnsafeMutablePointer<ibv_pd>
+
+    /// Device names in libibverbs order.
+    static func deviceNames() -> [String] {
+        var count: Int32 = 0
+        guard let list = ibv_get_device_list(&count) else { return [] }
+        defer { ibv_free_device_list(list) }
+        return (0..<Int(count)).compactMap { list[$0].map { String(cString: ibv_get_device_name($0)) } }
+    }
+
+    /// Opens `name`, or the first device when nil.
+    init(named requested: String?) throws(DaxPinError) {
+        var count: Int32 = 0
+        guard let list = ibv_get_device_list(&count), count > 0 else {
+            throw .noRDMADevice
+        }
+        defer { ibv_free_device_list(list) }
+        let devices = (0..<Int(count)).compactMap { list[$0] }
+        let names = devices.map { String(cString: ibv_get_device_name($0)) }
+        guard let index = requested.map({ names.firstIndex(of: $0) }) ?? 0 else {
+            throw .unknownDevice(name: requested ?? "", available: names)
+        }
+        let name = names[index]
+        guard let context = ibv_open_device(devices[index]) else {
+            throw .deviceFailure(device: name, operation: "ibv_open_device", errno: Errno(rawValue: errno))
+        }
+        guard let pd = ibv_alloc_pd(context) else {
+            let code = errno
+            ibv_close_device(context)
+            throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: Errno(rawValue: code))
+        }
+        self.name = name
+        self.context = context
+        self.pd = pd
+        self.capabilities = Self.query(context)
+    }
+
+    deinit {
+        ibv_dealloc_pd(pd)
+        ibv_close_device(context)
+    }
+
+    private static func query(_ context: UnsafeMutablePointer<ibv_context>) -> DeviceCapabilities {
+        var attr = ibv_device_attr_ex()
+        guard daxpin_ibv_query_device_ex(context, &attr) == 0 else {
+            var basic = ibv_device_attr()
+            guard ibv_query_device(context, &basic) == 0 else { return DeviceCapabilities() }
+            return DeviceCapabilities(maxMRSize: basic.max_mr_size, maxMRCount: Int(basic.max_mr))
+        }
+        func support(_ bits: UInt32) -> DeviceCapabilities.ODPSupport {
+            .init(send: bits & IBV_ODP_SUPPORT_SEND.rawValue != 0,
+                  receive: bits & IBV_ODP_SUPPORT_RECV.rawValue != 0,
+                  write: bits & IBV_ODP_SUPPORT_WRITE.rawValue != 0,
+                  read: bits & IBV_ODP_SUPPORT_READ.rawValue != 0,
+                  atomic: bits & IBV_ODP_SUPPORT_ATOMIC.rawValue != 0)
+        }
+        let odp = attr.odp_caps
+        return DeviceCapabilities(
+            odp: odp.general_caps & UInt64(IBV_ODP_SUPPORT.rawValue) != 0,
+            odpRC: support(odp.per_transport_caps.rc_odp_caps),
+            odpUC: support(odp.per_transport_caps.uc_odp_caps),
+            odpUD: support(odp.per_transport_caps.ud_odp_caps),
+            maxMRSize: attr.orig_attr.max_mr_size,
+            maxMRCount: Int(attr.orig_attr.max_mr))
+    }
+
+    func register(address: UnsafeMutableRawPointer, length: Int, access: RegistrationAccess, onDemand: Bool) -> Result<Registration, Errno> {
+        var flags = access.rawValue
+        if onDemand { flags |= Int32(IBV_ACCESS_ON_DEMAND.rawValue) }
+        guard let mr = daxpin_ibv_reg_mr(pd, address, length, flags) else {
+            return .failure(Errno(rawValue: errno))
+        }
+        return .success(Registration(
+            token: UInt(bitPattern: mr), address: UInt64(UInt(bitPattern: mr.pointee.addr)),
+            length: mr.pointee.length, localKey: mr.pointee.lkey, remoteKey: mr.pointee.rkey))
+    }
+
+    func deregister(_ registration: Registration) -> Errno? {
+        guard let mr = UnsafeMutablePointer<ibv_mr>(bitPattern: registration.token) else { return .invalidArgument }
+        let rc = ibv_dereg_mr(mr)
+        return rc == 0 ? nil : Errno(rawValue: rc)
+    }
+
+    func prefetch(_ registration: Registration, writable: Bool) -> Errno? {
+        var sge = ibv_sge(addr: registration.address, length: UInt32(clamping: registration.length), lkey: registration.localKey)
+        let advice = writable ? IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE : IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH
+        let rc = daxpin_ibv_advise_mr(pd, advice, UInt32(IB_UVERBS_ADVISE_MR_FLAG_FLUSH.rawValue), &sge, 1)
+        return rc == 0 ? nil : Errno(rawValue: rc)
+    }
+}

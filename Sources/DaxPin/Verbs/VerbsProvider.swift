@@ -1,0 +1,50 @@
+import SystemPackage
+
+/// One registration as the provider reports it. `token` identifies it to the provider.
+package struct Registration: Sendable, Hashable {
+    package let token: UInt
+    package let address: UInt64
+    package let length: Int
+    package let localKey: UInt32
+    package let remoteKey: UInt32
+    package init(token: UInt, address: UInt64, length: Int, localKey: UInt32, remoteKey: UInt32) {
+        self.token = token; self.address = address; self.length = length
+        self.localKey = localKey; self.remoteKey = remoteKey
+    }
+}
+
+/// The memory-registration calls DaxPin makes on a device. libibverbs implements it; host
+/// unit tests substitute a recorder because the build machines have no RDMA device. Every
+/// claim about real registrations is proven in the testbed against libibverbs.
+package protocol VerbsProvider: Sendable {
+    var name: String { get }
+    var capabilities: DeviceCapabilities { get }
+    /// `ibv_reg_mr`; `onDemand` adds `IBV_ACCESS_ON_DEMAND`.
+    func register(address: UnsafeMutableRawPointer, length: Int, access: RegistrationAccess, onDemand: Bool) -> Result<Registration, Errno>
+    /// `ibv_dereg_mr`.
+    func deregister(_ registration: Registration) -> Errno?
+    /// `ibv_advise_mr(IBV_ADVISE_MR_ADVICE_PREFETCH[_WRITE])` on an ODP registration.
+    func prefetch(_ registration: Registration, writable: Bool) -> Errno?
+}
+
+/// The access flags of a registration, narrowest that serves the request.
+public struct RegistrationAccess: OptionSet, Sendable, Hashable {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    /// The local NIC may write (needed for RDMA READ responses and receives into it).
+    public static let localWrite = RegistrationAccess(rawValue: 1 << 0)
+    /// Peers may RDMA WRITE into it.
+    public static let remoteWrite = RegistrationAccess(rawValue: 1 << 1)
+    /// Peers may RDMA READ from it.
+    public static let remoteRead = RegistrationAccess(rawValue: 1 << 2)
+    /// Peers may perform atomics on it.
+    public static let remoteAtomic = RegistrationAccess(rawValue: 1 << 3)
+
+    /// The narrowest flags for `access`: no remote write on read-only memory, atomics only on request.
+    public static func narrowest(for access: Access, remoteAtomics: Bool = false) -> RegistrationAccess {
+        switch access {
+        case .readOnly: return [.remoteRead]
+        case .readWrite: return remoteAtomics ? [.localWrite, .remoteWrite, .remoteRead, .remoteAtomic] : [.localWrite, .remoteWrite, .remoteRead]
+        }
+    }
+}
