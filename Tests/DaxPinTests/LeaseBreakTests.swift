@@ -1,0 +1,150 @@
+@testable import DaxPin
+import Foundation
+import Glibc
+import Synchronization
+import CLease
+import Testing
+
+extension DaxPin {
+    /// Another process truncates, opens or punches a leased file: the breaker blocks until
+    /// DaxPin has revoked in dependency order, which happens well before lease-break-time.
+    /// Runs on the host with recorded verbs and in the testbed on rxe0 (same code).
+    @Suite struct LeaseBreak {
+        enum Kind: String, CaseIterable, CustomTestStringConvertible {
+            case truncate, openForWrite, punchHole
+            var testDescription: String { rawValue }
+            func start(_ path: String) throws -> Breaker {
+                switch self {
+                case .truncate: try Breaker.truncate(path)
+                case .openForWrite: try Breaker.openForWrite(path)
+                case .punchHole: try Breaker.punchHole(path)
+                }
+            }
+        }
+
+        static var directories: [String] { [HostDirs.tmpfs] + HostDirs.others }
+
+        @Test("break revokes in order and unblocks the breaker", arguments: Kind.allCases, directories)
+        func breakRevokesInOrder(kind: Kind, directory: String) async throws {
+            let file = try ScratchFile(in: directory, size: 1 << 20)
+            let recording = RecordingVerbs()
+            let device = try testDevice(recording)
+            let quiesced = Mutex<Int>(0)
+            var lease = try LayoutLease(path: file.path, access: .readWrite, options: LeaseOptions(quiesceBudget: .seconds(2)) { _ in
+                quiesced.withLock { $0 += 1 }
+            })
+            #expect(lease.kind == .write)
+            let first = try lease.pin(offset: 0, length: 256 << 10, on: device)
+            let second = try lease.pin(offset: 512 << 10, length: 256 << 10, on: device)
+            try lease.withRegion(first) { region in
+                try region.withMutableBytes { $0.storeBytes(of: 0x42, toByteOffset: 0, as: UInt8.self) }
+            }
+            let keys = try lease.withRegion(second) { $0.memoryRegion.remote }
+            #expect(keys.length == 256 << 10)
+
+            let breaker = try kind.start(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)), "the breaker never finished")
+            #expect(result.status == 0)
+            // lease-break-time is 45 s by default; revocation must not get anywhere near it.
+            #expect(result.blocked < .seconds(5), "breaker blocked \(result.blocked)")
+            #expect(eventually { lease.state.isRevoked })
+            #expect(quiesced.withLock { $0 } == 1)
+            #expect(lease.trace.reason == .leaseBreak)
+            #expect(lease.trace.steps == [
+                .breakNoticed, .quiesceStarted, .quiesceFinished,
+                .deregistered(region: 1), .deregistered(region: 2),
+                .unmapped(region: 1), .unmapped(region: 2),
+                .leaseReleased, .closed,
+            ])
+            if !Testbed.isActive {
+                // The recorder saw both MRs deregistered while their pages were still mapped.
+                let deregistrations = recording.calls.filter { if case .deregister = $0 { true } else { false } }
+                #expect(deregistrations.count == 2)
+                #expect(deregistrations.allSatisfy { if case .deregister(_, stillMapped: true) = $0 { true } else { false } })
+                #expect(recording.liveRegistrations == 0)
+            } else {
+                Testbed.ran()
+            }
+            #expect(throws: DaxPinError.revoked(path: file.path)) {
+                try lease.withRegion(first) { _ in }
+            }
+            if kind == .truncate { #expect(file.size == 0) }
+            lease.release()
+        }
+
+        @Test("a quiesce handler that overruns is overridden before the kernel gives up")
+        func hungQuiesceIsOverridden() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let device = try testDevice()
+            let release = DispatchSemaphore(value: 0)
+            var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .milliseconds(300)) { _ in
+                _ = release.wait(timeout: .now() + 20)  // hangs far past the budget
+            })
+            _ = try lease.pin(on: device)
+            let breaker = try Breaker.truncate(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)))
+            release.signal()
+            #expect(result.blocked >= .milliseconds(300))
+            #expect(result.blocked < .seconds(5), "breaker blocked \(result.blocked)")
+            #expect(eventually { lease.state.isRevoked })
+            let steps = lease.trace.steps
+            #expect(steps.prefix(3) == [.breakNoticed, .quiesceStarted, .quiesceOverran])
+            #expect(Array(steps.suffix(4)) == [.deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
+            if Testbed.isActive { Testbed.ran() }
+        }
+
+        @Test("lease events arrive as an AsyncSequence")
+        func eventsAsyncSequence() async throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            var lease = try LayoutLease(path: file.path)
+            _ = try lease.pin(on: try testDevice())
+            let events = lease.events
+            let breaker = try Breaker.openForWrite(file.path)
+            var seen: [String] = []
+            for await event in events {
+                switch event {
+                case .breakNoticed: seen.append("break")
+                case .revoked(let trace): seen.append("revoked \(trace.steps.count)")
+                }
+            }
+            _ = breaker.wait()
+            #expect(seen == ["break", "revoked 5"])
+            if Testbed.isActive { Testbed.ran() }
+        }
+
+        @Test("a read lease on a read-only pin breaks on open for write")
+        func readLeaseBreaks() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let recording = RecordingVerbs()
+            var lease = try LayoutLease(path: file.path, access: .readOnly)
+            #expect(lease.kind == .read)
+            let id = try lease.pin(on: try testDevice(recording))
+            if !Testbed.isActive {
+                // Narrowest access: peers may only read a read-only pin.
+                guard case .register(_, onDemand: false, let access) = recording.calls.first else {
+                    Issue.record("no registration recorded")
+                    return
+                }
+                #expect(access == [.remoteRead])
+            }
+            #expect(throws: DaxPinError.self) { try lease.withRegion(id) { try $0.withMutableBytes { _ in } } }
+            let breaker = try Breaker.openForWrite(file.path)
+            let result = try #require(breaker.wait())
+            #expect(result.blocked < .seconds(5))
+            #expect(eventually { lease.state.isRevoked })
+            #expect(lease.trace.steps.contains(.leaseReleased))
+            if Testbed.isActive { Testbed.ran() }
+        }
+
+        @Test("break signals are directed at the watcher thread")
+        func signalOwnerIsWatcherThread() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let lease = try LayoutLease(path: file.path)
+            var type: Int32 = -1, owner: pid_t = 0
+            #expect(daxpin_get_owner(lease.core.fd, &type, &owner) == 0)
+            #expect(type == 0 /* F_OWNER_TID */)
+            #expect(owner == LeaseWatcher.shared.threadID)
+            #expect(owner != getpid())
+        }
+    }
+}

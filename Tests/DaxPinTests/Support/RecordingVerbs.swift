@@ -1,0 +1,75 @@
+@testable import DaxPin
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// Host stand-in for libibverbs (the build machines have no RDMA device). It records every
+/// call and, at deregistration, whether the registered memory was still mapped: the
+/// property the dependency order protects. Real registrations are tested in the testbed.
+final class RecordingVerbs: VerbsProvider {
+    enum Call: Equatable, CustomStringConvertible {
+        case register(address: UInt64, onDemand: Bool, access: RegistrationAccess)
+        case deregister(address: UInt64, stillMapped: Bool)
+        case prefetch(address: UInt64)
+        var description: String {
+            switch self {
+            case .register(let a, let odp, _): "register(\(String(a, radix: 16)), odp: \(odp))"
+            case .deregister(let a, let mapped): "deregister(\(String(a, radix: 16)), mapped: \(mapped))"
+            case .prefetch(let a): "prefetch(\(String(a, radix: 16)))"
+            }
+        }
+    }
+
+    let name = "recording0"
+    let capabilities: DeviceCapabilities
+    /// Errno to answer for pinned / on-demand registrations, to play a refusing kernel.
+    let refusePinned: Errno?
+    let refuseOnDemand: Errno?
+    private let log = Mutex<[Call]>([])
+    private let nextKey = Atomic<UInt32>(0x100)
+
+    init(odp: Bool = false, refusePinned: Errno? = nil, refuseOnDemand: Errno? = nil) {
+        let support = DeviceCapabilities.ODPSupport(write: odp, read: odp)
+        self.capabilities = DeviceCapabilities(odp: odp, odpRC: support, maxMRSize: 1 << 40, maxMRCount: 1 << 20)
+        self.refusePinned = refusePinned
+        self.refuseOnDemand = refuseOnDemand
+    }
+
+    var calls: [Call] { log.withLock { $0 } }
+    var liveRegistrations: Int {
+        calls.reduce(0) { count, call in
+            switch call {
+            case .register: count + 1
+            case .deregister: count - 1
+            default: count
+            }
+        }
+    }
+
+    func register(address: UnsafeMutableRawPointer, length: Int, access: RegistrationAccess, onDemand: Bool) -> Result<Registration, Errno> {
+        if let refusal = onDemand ? refuseOnDemand : refusePinned { return .failure(refusal) }
+        let key = nextKey.add(1, ordering: .relaxed).newValue
+        let registration = Registration(token: UInt(bitPattern: address), address: UInt64(UInt(bitPattern: address)),
+                                        length: length, localKey: key, remoteKey: key | 0x8000_0000)
+        log.withLock { $0.append(.register(address: registration.address, onDemand: onDemand, access: access)) }
+        return .success(registration)
+    }
+
+    func deregister(_ registration: Registration) -> Errno? {
+        let mapped = isMapped(UnsafeMutableRawPointer(bitPattern: UInt(registration.address))!, registration.length)
+        log.withLock { $0.append(.deregister(address: registration.address, stillMapped: mapped)) }
+        return nil
+    }
+
+    func prefetch(_ registration: Registration, writable: Bool) -> Errno? {
+        log.withLock { $0.append(.prefetch(address: registration.address)) }
+        return nil
+    }
+}
+
+/// Whether [address, address+length) is mapped: msync reports ENOMEM for unmapped pages.
+func isMapped(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = UInt(bitPattern: address) / UInt(page) * UInt(page)
+    return msync(UnsafeMutableRawPointer(bitPattern: start), length + Int(UInt(bitPattern: address) - start), MS_ASYNC) == 0
+}

@@ -1,0 +1,151 @@
+@testable import DaxPin
+import Foundation
+import Glibc
+import Testing
+
+/// Where the suite runs: on a plain host (real leases, recorded verbs) or inside the testbed
+/// VM (`Scripts/testbed`), which publishes its devices through DAXPIN_* variables.
+enum Testbed {
+    static let env = ProcessInfo.processInfo.environment
+    /// True inside the testbed, where RDMA and DAX tests must run, never skip.
+    static let isActive = env["DAXPIN_TESTBED"] == "1"
+    static let skipReason: Comment = "needs the testbed's Soft-RoCE device and emulated pmem (run Scripts/testbed or Scripts/test)"
+
+    /// A published path or name; a missing one inside the testbed is a failure, not a skip.
+    static func required(_ name: String) throws -> String {
+        guard let value = env[name], !value.isEmpty else {
+            Issue.record("testbed variable \(name) is not set: the testbed is incomplete")
+            throw TestbedIncomplete(variable: name)
+        }
+        return value
+    }
+
+    struct TestbedIncomplete: Error { let variable: String }
+
+    /// Records that a test needing RDMA or DAX really ran (counted by Scripts/test).
+    static func ran(_ test: String = #function) {
+        guard let out = env["DAXPIN_TESTBED_OUT"] else { return }
+        let line = test + "\n"
+        let fd = open(out + "/testbed-tests-ran.txt", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = line.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// The real rxe device inside the testbed.
+    static func rdmaDevice() throws -> RDMADevice {
+        try RDMADevice.open(named: required("DAXPIN_RDMA_DEVICE"))
+    }
+}
+
+/// A device for tests that run in both places: the testbed's rxe0, or the recording double.
+func testDevice(_ recording: RecordingVerbs = RecordingVerbs()) throws -> RDMADevice {
+    Testbed.isActive ? try Testbed.rdmaDevice() : RDMADevice(provider: recording)
+}
+
+/// Scratch files in a given directory, removed at the end of the test.
+final class ScratchFile {
+    let path: String
+    init(in directory: String, size: Int, fill: UInt8 = 0xA5, name: String = #function) throws {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        path = "\(directory)/daxpin-\(safe)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno)!) }
+        defer { close(fd) }
+        var chunk = [UInt8](repeating: fill, count: 1 << 16)
+        var left = size
+        while left > 0 {
+            let n = min(left, chunk.count)
+            guard write(fd, &chunk, n) == n else { throw POSIXError(.EIO) }
+            left -= n
+        }
+    }
+    var size: Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : -1
+    }
+    deinit { unlink(path) }
+}
+
+/// Directories for host tests: a tmpfs and a block-backed file system.
+enum HostDirs {
+    static var tmpfs: String { Testbed.env["DAXPIN_TMPFS_DIR"] ?? "/dev/shm" }
+    /// Host: a block-backed directory (/tmp on the build machines is ext4).
+    /// Testbed: the fs-dax ext4 and xfs mounts, where `auto` stages because rxe has no ODP.
+    static var others: [String] {
+        if Testbed.isActive {
+            return ["DAXPIN_FSDAX_EXT4_DIR", "DAXPIN_FSDAX_XFS_DIR"].compactMap { Testbed.env[$0] }
+        }
+        return [FileManager.default.temporaryDirectory.path]
+    }
+}
+
+/// Another process, as the file system's other users are: a breaker of leases.
+struct Breaker {
+    let pid: pid_t
+    let started: ContinuousClock.Instant
+
+    static func start(_ arguments: [String]) throws -> Breaker {
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
+        guard rc == 0 else { throw POSIXError(.init(rawValue: rc)!) }
+        return Breaker(pid: pid, started: .now)
+    }
+
+    /// Waits up to `timeout`; returns the exit status and how long the process lived,
+    /// or nil (after killing it) when it did not finish in time.
+    func wait(timeout: Duration = .seconds(30)) -> (status: Int32, blocked: Duration)? {
+        let deadline = started + timeout
+        var status: Int32 = 0
+        while ContinuousClock.now < deadline {
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid { return ((status >> 8) & 0xff, started.duration(to: .now)) }
+            usleep(2_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        return nil
+    }
+
+    /// truncate(2) by path, which waits for the lease break (coreutils' truncate opens
+    /// with O_NONBLOCK and gives up with EAGAIN instead).
+    static func truncate(_ path: String) throws -> Breaker {
+        try start(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], 0)", path])
+    }
+    static func openForWrite(_ path: String) throws -> Breaker { try start(["/bin/sh", "-c", ": >> \"$0\"", path]) }
+    static func punchHole(_ path: String) throws -> Breaker {
+        try start(["/usr/bin/fallocate", "--punch-hole", "--offset", "0", "--length", "4096", path])
+    }
+}
+
+/// What the process holds: counted before and after a failing call to prove nothing leaked.
+struct ResourceCount: Equatable, CustomStringConvertible {
+    let fds: Int, mappings: Int, locks: Int
+
+    static func now() -> ResourceCount {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+        let maps = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8))?.split(separator: "\n").count ?? -1
+        let me = " \(getpid()) "
+        let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8))?
+            .split(separator: "\n").filter { $0.contains(me) || $0.hasSuffix(" \(getpid())") }.count ?? -1
+        return ResourceCount(fds: fds, mappings: maps, locks: locks)
+    }
+
+    var description: String { "fds \(fds), mappings \(mappings), locks \(locks)" }
+}
+
+/// Polls `condition` every 2 ms until `timeout`; bounded so CI never hangs.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(2_000)
+    }
+    return condition()
+}
+
+extension LeaseState {
+    var isRevoked: Bool { if case .revoked = self { true } else { false } }
+}
