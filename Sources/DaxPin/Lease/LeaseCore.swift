@@ -158,7 +158,7 @@ final class LeaseCore: Sendable {
 
         let plan = StrategyPlan(memory: memory, odp: device.capabilities.odpUsable(for: access), policy: policy)
         let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
-        var attempts = plan.skipped.map { RegistrationRefusal.Attempt(strategy: $0.strategy, errno: nil, reason: $0.reason) }
+        var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: (Strategy, Registration, UnsafeMutableRawPointer)?
         for strategy in plan.candidates where chosen == nil {
             switch strategy {
@@ -191,6 +191,7 @@ final class LeaseCore: Sendable {
         }
         guard let (strategy, registration, registered) = chosen else {
             mapping.unmap()
+            attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
             throw .registrationRefused(RegistrationRefusal(
                 path: path, memory: memory, device: device.name, attempts: attempts,
                 advice: StrategyPlan.advice(memory: memory, odp: device.capabilities.odp, policy: policy)))

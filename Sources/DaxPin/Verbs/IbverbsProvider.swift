@@ -22,12 +22,13 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// Opens `name`, or the first device when nil.
     init(named requested: String?) throws(DaxPinError) {
         var count: Int32 = 0
-        guard let list = ibv_get_device_list(&count), count > 0 else {
-            throw .noRDMADevice
+        guard let list = ibv_get_device_list(&count) else {
+            throw requested.map { .unknownDevice(name: $0, available: []) } ?? .noRDMADevice
         }
         defer { ibv_free_device_list(list) }
         let devices = (0..<Int(count)).compactMap { list[$0] }
         let names = devices.map { String(cString: ibv_get_device_name($0)) }
+        if names.isEmpty, requested == nil { throw .noRDMADevice }
         guard let index = requested.map({ names.firstIndex(of: $0) }) ?? 0 else {
             throw .unknownDevice(name: requested ?? "", available: names)
         }
