@@ -21,6 +21,9 @@ final class LeaseCore: Sendable {
 
     struct State {
         var phase: LeaseState = .held
+        /// Set when deregistration starts; until then (during quiesce) regions stay usable,
+        /// so a quiesce handler can still write back staged data.
+        var accessClosed = false
         var kind: LeaseKind
         /// The F_SETLEASE type held, or -1 without a lease.
         var heldType: Int32 = -1
@@ -57,7 +60,7 @@ final class LeaseCore: Sendable {
             try core.takeLease()
         } catch {
             try? opened.fd.close()
-            core.state.withLock { $0.phase = .revoked(.released) }
+            core.state.withLock { $0.phase = .revoked(.released); $0.accessClosed = true }
             core.finished.leave()
             throw error
         }
@@ -236,7 +239,7 @@ final class LeaseCore: Sendable {
     /// unmap them meanwhile; throws `.revoked` once the lease is gone.
     func access<R>(_ id: Int, _ body: (RegionResources) throws -> R) throws -> R {
         try state.withLock { s in
-            guard case .held = s.phase else { throw DaxPinError.revoked(path: path) }
+            guard !s.accessClosed else { throw DaxPinError.revoked(path: path) }
             guard let region = s.regions.first(where: { $0.id == id }) else {
                 throw DaxPinError.regionNotFound(path: path, region: id)
             }
@@ -303,6 +306,7 @@ final class LeaseCore: Sendable {
             state.withLock { $0.trace.record(.queuePairsStopped(count: hooks.count)) }
         }
         state.withLock { s in
+            s.accessClosed = true
             for region in s.regions {
                 Self.deregister(region)
                 s.trace.record(.deregistered(region: region.id))

@@ -1,0 +1,152 @@
+@testable import DaxPin
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+extension DaxPin {
+    /// Application-initiated teardown follows the same dependency order as a lease break.
+    @Suite struct TeardownOrder {
+        @Test("release deregisters every MR before unmapping any region, then unlocks and closes")
+        func releaseOrder() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
+            let recording = RecordingVerbs()
+            let device = try testDevice(recording)
+            var lease = try LayoutLease(path: file.path)
+            for index in 0..<3 { _ = try lease.pin(offset: index * (256 << 10), length: 256 << 10, on: device) }
+            let before = ResourceCount.now()
+            #expect(mappedFiles().contains(file.path))
+            let trace = lease.release()
+            #expect(trace.reason == .released)
+            #expect(trace.steps == [
+                .deregistered(region: 1), .deregistered(region: 2), .deregistered(region: 3),
+                .unmapped(region: 1), .unmapped(region: 2), .unmapped(region: 3),
+                .leaseReleased, .closed,
+            ])
+            let after = ResourceCount.now()
+            #expect(after.fds == before.fds - 1)
+            #expect(!mappedFiles().contains(file.path))
+            #expect(after.locks == before.locks - 1)
+            if !Testbed.isActive {
+                #expect(recording.liveRegistrations == 0)
+                #expect(recording.calls.filter { if case .deregister(_, stillMapped: true) = $0 { true } else { false } }.count == 3)
+            }
+        }
+
+        @Test("deinit is the backstop and keeps the order (Swift destroys stored properties after deinit)")
+        func dropOrder() async throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
+            let recording = RecordingVerbs()
+            let device = try testDevice(recording)
+            let before = ResourceCount.now()
+            let events: AsyncStream<LeaseEvent>
+            do {
+                var lease = try LayoutLease(path: file.path)
+                _ = try lease.pin(length: 4096, on: device)
+                _ = try lease.pin(offset: 8192, length: 4096, on: device)
+                events = lease.events
+            }  // dropped here without release()
+            var trace: RevocationTrace?
+            // The stream already ended with .revoked: this loop is bounded by it.
+            for await event in events {
+                if case .revoked(let final) = event { trace = final }
+            }
+            let final = try #require(trace)
+            #expect(final.reason == .dropped)
+            #expect(final.steps == [.deregistered(region: 1), .deregistered(region: 2),
+                                    .unmapped(region: 1), .unmapped(region: 2), .leaseReleased, .closed])
+            #expect(ResourceCount.now() == before)
+            if !Testbed.isActive {
+                #expect(recording.calls.filter { if case .deregister(_, stillMapped: true) = $0 { true } else { false } }.count == 2)
+            }
+        }
+
+        @Test("unpin deregisters, then unmaps, and leaves the lease held")
+        func unpinOrder() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
+            let recording = RecordingVerbs()
+            var lease = try LayoutLease(path: file.path)
+            let device = try testDevice(recording)
+            let keep = try lease.pin(length: 4096, on: device)
+            let drop = try lease.pin(offset: 4096, length: 4096, on: device)
+            try lease.unpin(drop)
+            #expect(lease.trace.steps == [.deregistered(region: drop.rawValue), .unmapped(region: drop.rawValue)])
+            #expect(lease.state == .held)
+            try lease.withRegion(keep) { region in
+                try region.withBytes { #expect($0.unsafeLoad(fromByteOffset: 0, as: UInt8.self) == 0xA5) }
+            }
+        }
+
+        @Test("attached stop actions run after quiesce and before deregistration")
+        func attachedStopsRunBeforeDeregistration() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(1)) { _ in })
+            let recording = RecordingVerbs()
+            let id = try lease.pin(on: try testDevice(recording))
+            let regionWasLiveDuringStop = AtomicFlag()
+            let core = lease.core
+            _ = lease.attach {
+                // The region must still be pinned and registered while queue pairs stop.
+                if (try? core.access(id.rawValue) { _ in true }) == true, Testbed.isActive || recording.liveRegistrations == 1 {
+                    regionWasLiveDuringStop.set()
+                }
+            }
+            let breaker = try Breaker.truncate(file.path)
+            _ = try #require(breaker.wait())
+            #expect(eventually { lease.state.isRevoked })
+            #expect(regionWasLiveDuringStop.isSet)
+            #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished, .queuePairsStopped(count: 1),
+                                          .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
+            if Testbed.isActive { Testbed.ran() }
+        }
+
+        @Test("anonymous memory: pinned, no lease, same order")
+        func anonymousMemory() throws {
+            var lease = LayoutLease.anonymous()
+            #expect(lease.memory == .anonymous)
+            #expect(lease.kind == .none(reason: "anonymous memory has no file to truncate"))
+            let id = try lease.pin(length: 64 << 10, on: try testDevice())
+            try lease.withRegion(id) { region in
+                #expect(region.strategy == .pinned)
+                try region.withMutableBytes { $0.storeBytes(of: 7, toByteOffset: 100, as: UInt8.self) }
+                try region.withBytes { #expect($0.unsafeLoad(fromByteOffset: 100, as: UInt8.self) == 7) }
+            }
+            #expect(lease.release().steps == [.deregistered(region: 1), .unmapped(region: 1)])
+            if Testbed.isActive { Testbed.ran() }
+        }
+
+        @Test("staged regions copy in at pin time and write back on request")
+        func stagedCopies() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10, fill: 0x11)
+            var lease = try LayoutLease(path: file.path)
+            let id = try lease.pin(on: try testDevice(), policy: .only(.staged))
+            try lease.withRegion(id) { region in
+                #expect(region.strategy == .staged)
+                try region.withBytes { #expect($0.unsafeLoad(fromByteOffset: 10, as: UInt8.self) == 0x11) }
+                try region.withMutableBytes { $0.storeBytes(of: 0x77, toByteOffset: 10, as: UInt8.self) }
+                try region.writeBack(offset: 0, length: 4096)
+                #expect(throws: DaxPinError.self) { try region.writeBack(offset: 60 << 10, length: 8192) }
+            }
+            lease.release()  // reading the file from this process would break our own lease
+            let bytes = try #require(FileManager.default.contents(atPath: file.path))
+            #expect(bytes[10] == 0x77)
+            #expect(bytes[11] == 0x11)
+            if Testbed.isActive { Testbed.ran() }
+        }
+    }
+}
+
+/// Paths of the files this process has mapped.
+func mappedFiles() -> Set<String> {
+    let maps = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)) ?? ""
+    return Set(maps.split(separator: "\n").compactMap { line in
+        line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first.map(String.init)
+    })
+}
+
+/// A flag set from a stop action on another thread.
+final class AtomicFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+}
