@@ -64,9 +64,8 @@ extension DaxPin {
             defer { rmdir(dir) }
             #expect(mount("tmpfs", dir, "tmpfs", 0, "size=1m") == 0)
             defer { umount2(dir, Int32(MNT_DETACH)) }
-            _ = try ScratchFile(in: dir, size: 4096, name: "ro").path  // removed before remount below
             let file = "\(dir)/data"
-            FileManager.default.createFile(atPath: file, contents: Data(repeating: 1, count: 4096))
+            #expect(FileManager.default.createFile(atPath: file, contents: Data(repeating: 1, count: 4096)))
             #expect(mount("tmpfs", dir, "tmpfs", UInt(MS_REMOUNT | MS_RDONLY), "size=1m") == 0)
             expectClean({ $0 == .readOnlyFileSystem(path: file) }) {
                 _ = try LayoutLease(path: file, access: .readWrite)

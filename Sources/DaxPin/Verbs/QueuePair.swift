@@ -1,0 +1,244 @@
+import CIbverbs
+import Glibc
+import Synchronization
+
+/// A reliable-connected queue pair with its own completion queue, for one-sided RDMA
+/// WRITE and READ against a peer's ``MemoryRegion/RemoteAccess``.
+///
+/// Connect two queue pairs by exchanging their ``endpoint`` values (through rdma_cm or any
+/// out-of-band channel) and calling ``connect(to:)`` on both. Attach a queue pair to a
+/// lease with ``LayoutLease/attach(stop:)`` and ``moveToError()`` so a forced revocation
+/// stops its RDMA before the MRs it uses are deregistered.
+public final class QueuePair: @unchecked Sendable {
+    // ibverbs objects are thread-safe; the posting path is serialized by `postLock`.
+    /// What the peer needs to connect to this queue pair.
+    public struct Endpoint: Sendable, Hashable, Codable {
+        public let queuePairNumber: UInt32
+        public let packetSequenceNumber: UInt32
+        public let localID: UInt16
+        /// The port GID (RoCE needs it; IB uses the LID).
+        public let gid: [UInt8]
+    }
+
+    /// How a work request completed.
+    public enum Completion: Sendable, Hashable, CustomStringConvertible {
+        case success
+        /// The peer refused the access: unknown or revoked rkey, or out-of-bounds address.
+        case remoteAccessError
+        /// The peer did not answer within the retry budget.
+        case retryExceeded
+        /// The queue pair was flushed (it is in the error state).
+        case flushed
+        /// Any other `ibv_wc_status`.
+        case failed(status: UInt32)
+
+        public var description: String {
+            switch self {
+            case .success: "success"
+            case .remoteAccessError: "remote access error"
+            case .retryExceeded: "retry exceeded"
+            case .flushed: "flushed"
+            case .failed(let status): "failed (\(String(cString: ibv_wc_status_str(ibv_wc_status(status)))))"
+            }
+        }
+    }
+
+    /// A local buffer for the scatter/gather entry of a work request.
+    public struct LocalBuffer: Sendable, Hashable {
+        public let address: UInt64
+        public let length: Int
+        public let localKey: UInt32
+        public init(address: UInt64, length: Int, localKey: UInt32) {
+            self.address = address; self.length = length; self.localKey = localKey
+        }
+    }
+
+    public let device: RDMADevice
+    private let provider: IbverbsProvider
+    private let cq: UnsafeMutablePointer<ibv_cq>
+    private let qp: UnsafeMutablePointer<ibv_qp>
+    private let port: UInt8 = 1
+    private let gidIndex: Int32
+    private let psn: UInt32
+    private let postLock = Mutex<UInt64>(0)
+
+    /// Creates an RC queue pair on `device` (`ibv_create_cq`, `ibv_create_qp`).
+    public init(device: RDMADevice, depth: Int = 64) throws(DaxPinError) {
+        guard let provider = device.provider as? IbverbsProvider else {
+            throw .deviceFailure(device: device.name, operation: "create a queue pair (not a libibverbs device)", errno: .notSupported)
+        }
+        self.device = device
+        self.provider = provider
+        guard let cq = ibv_create_cq(provider.context, Int32(depth * 2), nil, nil, 0) else {
+            throw .deviceFailure(device: device.name, operation: "ibv_create_cq", errno: .init(rawValue: errno))
+        }
+        var attributes = ibv_qp_init_attr()
+        attributes.send_cq = cq
+        attributes.recv_cq = cq
+        attributes.qp_type = IBV_QPT_RC
+        attributes.sq_sig_all = 1
+        attributes.cap.max_send_wr = UInt32(depth)
+        attributes.cap.max_recv_wr = UInt32(depth)
+        attributes.cap.max_send_sge = 1
+        attributes.cap.max_recv_sge = 1
+        guard let qp = ibv_create_qp(provider.pd, &attributes) else {
+            let code = errno
+            ibv_destroy_cq(cq)
+            throw .deviceFailure(device: device.name, operation: "ibv_create_qp", errno: .init(rawValue: code))
+        }
+        self.cq = cq
+        self.qp = qp
+        self.gidIndex = Self.chooseGID(provider.context, port: 1)
+        self.psn = UInt32.random(in: 0..<(1 << 24))
+    }
+
+    deinit {
+        ibv_destroy_qp(qp)
+        ibv_destroy_cq(cq)
+    }
+
+    /// Prefers an IPv4-mapped RoCE GID (reachable on the interface's address), else the first non-zero one.
+    private static func chooseGID(_ context: UnsafeMutablePointer<ibv_context>, port: UInt8) -> Int32 {
+        var portAttributes = ibv_port_attr()
+        guard daxpin_ibv_query_port(context, port, &portAttributes) == 0 else { return 0 }
+        var firstNonZero: Int32 = -1
+        for index in 0..<portAttributes.gid_tbl_len {
+            var gid = ibv_gid()
+            guard ibv_query_gid(context, port, index, &gid) == 0 else { continue }
+            let raw = withUnsafeBytes(of: gid.raw) { Array($0) }
+            if raw.allSatisfy({ $0 == 0 }) { continue }
+            if raw[0..<10].allSatisfy({ $0 == 0 }), raw[10] == 0xff, raw[11] == 0xff { return index }
+            if firstNonZero < 0 { firstNonZero = index }
+        }
+        return max(firstNonZero, 0)
+    }
+
+    /// This queue pair's address for the peer.
+    public var endpoint: Endpoint {
+        var portAttributes = ibv_port_attr()
+        _ = daxpin_ibv_query_port(provider.context, port, &portAttributes)
+        var gid = ibv_gid()
+        _ = ibv_query_gid(provider.context, port, gidIndex, &gid)
+        return Endpoint(queuePairNumber: qp.pointee.qp_num, packetSequenceNumber: psn,
+                        localID: portAttributes.lid, gid: withUnsafeBytes(of: gid.raw) { Array($0) })
+    }
+
+    /// Moves the queue pair through INIT, RTR and RTS towards `remote`.
+    /// `access` is what the peer may do to memory on this side.
+    public func connect(to remote: Endpoint, access: RegistrationAccess = [.localWrite, .remoteWrite, .remoteRead]) throws(DaxPinError) {
+        var portAttributes = ibv_port_attr()
+        _ = daxpin_ibv_query_port(provider.context, port, &portAttributes)
+
+        var attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_INIT
+        attr.pkey_index = 0
+        attr.port_num = port
+        attr.qp_access_flags = UInt32(access.rawValue)
+        try modify(&attr, [IBV_QP_STATE, IBV_QP_PKEY_INDEX, IBV_QP_PORT, IBV_QP_ACCESS_FLAGS], "INIT")
+
+        attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_RTR
+        attr.path_mtu = portAttributes.active_mtu
+        attr.dest_qp_num = remote.queuePairNumber
+        attr.rq_psn = remote.packetSequenceNumber
+        attr.max_dest_rd_atomic = 1
+        attr.min_rnr_timer = 12
+        attr.ah_attr.is_global = 1
+        attr.ah_attr.dlid = remote.localID
+        attr.ah_attr.port_num = port
+        attr.ah_attr.grh.hop_limit = 1
+        attr.ah_attr.grh.sgid_index = UInt8(gidIndex)
+        withUnsafeMutableBytes(of: &attr.ah_attr.grh.dgid.raw) { bytes in
+            for (index, byte) in remote.gid.prefix(16).enumerated() { bytes[index] = byte }
+        }
+        try modify(&attr, [IBV_QP_STATE, IBV_QP_AV, IBV_QP_PATH_MTU, IBV_QP_DEST_QPN, IBV_QP_RQ_PSN,
+                           IBV_QP_MAX_DEST_RD_ATOMIC, IBV_QP_MIN_RNR_TIMER], "RTR")
+
+        attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_RTS
+        attr.timeout = 14
+        attr.retry_cnt = 7
+        attr.rnr_retry = 7
+        attr.sq_psn = psn
+        attr.max_rd_atomic = 1
+        try modify(&attr, [IBV_QP_STATE, IBV_QP_TIMEOUT, IBV_QP_RETRY_CNT, IBV_QP_RNR_RETRY, IBV_QP_SQ_PSN,
+                           IBV_QP_MAX_QP_RD_ATOMIC], "RTS")
+    }
+
+    /// Moves the queue pair to the error state: outstanding and future work is flushed,
+    /// the portable way to stop in-flight RDMA before deregistering its memory.
+    public func moveToError() {
+        var attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_ERR
+        _ = try? modify(&attr, [IBV_QP_STATE], "ERR")
+    }
+
+    private func modify(_ attr: inout ibv_qp_attr, _ mask: [ibv_qp_attr_mask], _ state: String) throws(DaxPinError) {
+        let bits = mask.reduce(Int32(0)) { $0 | Int32(bitPattern: $1.rawValue) }
+        let rc = ibv_modify_qp(qp, &attr, bits)
+        guard rc == 0 else {
+            throw .deviceFailure(device: device.name, operation: "ibv_modify_qp(\(state))", errno: .init(rawValue: rc))
+        }
+    }
+
+    /// RDMA WRITE of `local` to `remote` at `offset`; waits for the completion up to `timeout`.
+    public func write(_ local: LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int = 0,
+                      timeout: Duration = .seconds(10)) throws(DaxPinError) -> Completion {
+        try post(IBV_WR_RDMA_WRITE, local, remote, offset, timeout)
+    }
+
+    /// RDMA READ from `remote` at `offset` into `local`; waits for the completion up to `timeout`.
+    public func read(into local: LocalBuffer, from remote: MemoryRegion.RemoteAccess, offset: Int = 0,
+                     timeout: Duration = .seconds(10)) throws(DaxPinError) -> Completion {
+        try post(IBV_WR_RDMA_READ, local, remote, offset, timeout)
+    }
+
+    private func post(_ opcode: ibv_wr_opcode, _ local: LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
+                      _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> Completion {
+        // Serialize: one outstanding request per caller keeps completions matched to requests.
+        let result: Result<Completion, DaxPinError> = postLock.withLock { nextID in
+            nextID += 1
+            var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
+            var request = ibv_send_wr()
+            request.wr_id = nextID
+            request.opcode = opcode
+            request.num_sge = 1
+            request.send_flags = IBV_SEND_SIGNALED.rawValue
+            request.wr.rdma.remote_addr = remote.address + UInt64(offset)
+            request.wr.rdma.rkey = remote.rkey
+            var bad: UnsafeMutablePointer<ibv_send_wr>?
+            let rc = withUnsafeMutablePointer(to: &sge) { sgePointer in
+                request.sg_list = sgePointer
+                return daxpin_ibv_post_send(qp, &request, &bad)
+            }
+            guard rc == 0 else {
+                return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
+            }
+            return pollCompletion(id: nextID, timeout: timeout)
+        }
+        return try result.get()
+    }
+
+    /// Busy-polls the CQ for one completion, bounded by `timeout` (loopback latency is microseconds).
+    private func pollCompletion(id: UInt64, timeout: Duration) -> Result<Completion, DaxPinError> {
+        let deadline = ContinuousClock.now + timeout
+        var completion = ibv_wc()
+        while ContinuousClock.now < deadline {
+            let count = daxpin_ibv_poll_cq(cq, 1, &completion)
+            if count < 0 {
+                return .failure(.deviceFailure(device: device.name, operation: "ibv_poll_cq", errno: .ioError))
+            }
+            if count == 0 { sched_yield(); continue }
+            if completion.wr_id != id { continue }  // a stale completion of an abandoned request
+            let status: Completion = switch completion.status {
+            case IBV_WC_SUCCESS: .success
+            case IBV_WC_REM_ACCESS_ERR: .remoteAccessError
+            case IBV_WC_RETRY_EXC_ERR: .retryExceeded
+            case IBV_WC_WR_FLUSH_ERR: .flushed
+            default: .failed(status: completion.status.rawValue)
+            }
+            return .success(status)
+        }
+        return .failure(.deviceFailure(device: device.name, operation: "wait for a completion", errno: .timedOut))
+    }
+}

@@ -1,0 +1,223 @@
+@testable import DaxPin
+import Foundation
+import Glibc
+import SystemPackage
+import Testing
+
+extension DaxPin {
+    /// Claims about RDMA and DAX, proven against the real kernel objects of the testbed:
+    /// Soft-RoCE rxe0, fs-dax ext4 and xfs, device-dax, tmpfs. Skipped on a plain host;
+    /// inside the testbed a missing device fails the run.
+    @Suite(.enabled(if: Testbed.isActive, Testbed.skipReason)) struct RealDevices {
+        static let regionSize = 1 << 20
+        static let writerBlocks = 200
+        static let lateBlock = 250  // only the post-revocation write targets it
+
+        enum Memory: String, CaseIterable, CustomTestStringConvertible {
+            case tmpfs, ext4DAX, xfsDAX
+            var testDescription: String { rawValue }
+            var directory: String {
+                get throws {
+                    switch self {
+                    case .tmpfs: try Testbed.required("DAXPIN_TMPFS_DIR")
+                    case .ext4DAX: try Testbed.required("DAXPIN_FSDAX_EXT4_DIR")
+                    case .xfsDAX: try Testbed.required("DAXPIN_FSDAX_XFS_DIR")
+                    }
+                }
+            }
+        }
+
+        @Test("rxe0 is present and has no On-Demand Paging")
+        func deviceCapabilities() throws {
+            let device = try Testbed.rdmaDevice()
+            #expect(device.name == (try Testbed.required("DAXPIN_RDMA_DEVICE")))
+            #expect(device.capabilities.odp == false)
+            #expect(device.capabilities.maxMRSize > UInt64(Self.regionSize))
+            #expect(RDMADevice.availableDevices().contains(device.name))
+            Testbed.ran()
+        }
+
+        @Test("memory kinds are classified from statx, statfs and libdaxctl")
+        func classification() throws {
+            let device = try Testbed.required("DAXPIN_DEVDAX_PATH")
+            let tmpfs = try ScratchFile(in: Memory.tmpfs.directory, size: 4096)
+            let ext4 = try ScratchFile(in: Memory.ext4DAX.directory, size: 4096)
+            let xfs = try ScratchFile(in: Memory.xfsDAX.directory, size: 4096)
+            #expect(try LayoutLease(path: tmpfs.path).memory == .sharedMemory(fileSystem: "tmpfs"))
+            #expect(try LayoutLease(path: ext4.path).memory == .fsDAX(fileSystem: "ext4"))
+            #expect(try LayoutLease(path: xfs.path).memory == .fsDAX(fileSystem: "xfs"))
+            let dax = try LayoutLease(path: device)
+            let name = String(device.split(separator: "/").last!)
+            #expect(dax.memory == .deviceDAX(name: name, alignment: 2 << 20))
+            guard case .none = dax.kind else { Issue.record("device-dax got a lease: \(dax.kind)"); return }
+            #expect(DeviceDAXCatalog.device(named: name)?.size ?? 0 > 0)
+            Testbed.ran()
+        }
+
+        /// BRIEF.md's table: fs-dax pins are refused (EOPNOTSUPP); tmpfs, device-dax and
+        /// anonymous memory pin; `auto` stages fs-dax because rxe0 has no ODP.
+        @Test("ibv_reg_mr per memory kind, and what auto chooses", arguments: Memory.allCases)
+        func registrationPerFileKind(memory: Memory) throws {
+            let device = try Testbed.rdmaDevice()
+            let file = try ScratchFile(in: memory.directory, size: 64 << 10)
+            var lease = try LayoutLease(path: file.path)
+            let isDAX = memory != .tmpfs
+            do {
+                let id = try lease.pin(on: device, policy: .only(.pinned))
+                #expect(!isDAX, "the kernel pinned fs-dax memory")
+                try lease.unpin(id)
+            } catch let DaxPinError.registrationRefused(refusal) {
+                #expect(isDAX)
+                #expect(refusal.attempts.first?.errno == .notSupported)
+            }
+            if isDAX {
+                #expect {
+                    _ = try lease.pin(on: device, policy: .zeroCopy)
+                } throws: { error in
+                    let text = "\(error)"
+                    return text.contains("EOPNOTSUPP") && text.contains("rxe0") && text.contains("fs-dax")
+                        && text.contains("device-dax") && text.contains("On-Demand Paging")
+                }
+            }
+            let id = try lease.pin(on: device, policy: .auto)
+            #expect(try lease.withRegion(id) { $0.strategy } == (isDAX ? .staged : .pinned))
+            Testbed.ran()
+        }
+
+        @Test("device-dax and anonymous memory pin; device-dax alignment is enforced")
+        func deviceDAXAndAnonymous() throws {
+            let device = try Testbed.rdmaDevice()
+            let path = try Testbed.required("DAXPIN_DEVDAX_PATH")
+            var lease = try LayoutLease(path: path)
+            let alignment = 2 << 20
+            #expect(throws: DaxPinError.invalidRange(path: path, offset: 4096, length: alignment, problem: .misaligned(alignment: alignment))) {
+                _ = try lease.pin(offset: 4096, length: alignment, on: device)
+            }
+            #expect(throws: DaxPinError.invalidRange(path: path, offset: 0, length: 4096, problem: .misaligned(alignment: alignment))) {
+                _ = try lease.pin(offset: 0, length: 4096, on: device)
+            }
+            let id = try lease.pin(offset: 0, length: alignment, on: device, policy: .zeroCopy)
+            #expect(try lease.withRegion(id) { $0.strategy } == .pinned)
+
+            // A peer writes into device-dax; the bytes are there, and persist flushes them.
+            let peer = try Peer(device: device)
+            let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
+            #expect(try peer.write(block: 3, pattern: 0x5C, to: remote) == .success)
+            try lease.withRegion(id) { region in
+                try region.withBytes { #expect($0.unsafeLoad(fromByteOffset: 3 * 4096 + 17, as: UInt8.self) == 0x5C) }
+                try region.persist(offset: 3 * 4096, length: 4096)
+            }
+            let trace = lease.release()
+            #expect(trace.steps == [.deregistered(region: 1), .unmapped(region: 1), .closed])
+            #expect(try peer.write(block: 3, pattern: 0x11, to: remote) == .remoteAccessError)
+
+            var anonymous = LayoutLease.anonymous()
+            let anonymousID = try anonymous.pin(length: 64 << 10, on: device, policy: .zeroCopy)
+            #expect(try anonymous.withRegion(anonymousID) { $0.strategy } == .pinned)
+            Testbed.ran()
+        }
+
+        /// A peer writes continuously; another process opens the file for write. The quiesce
+        /// handler drains the peer, DaxPin revokes, and then: the breaker is released, every
+        /// acknowledged write is in the file, nothing else changed, and the peer's next RDMA
+        /// WRITE fails with a remote access error.
+        @Test("break during traffic: acked writes intact, later writes refused", arguments: Memory.allCases)
+        func breakDuringTraffic(memory: Memory) throws {
+            let device = try Testbed.rdmaDevice()
+            let file = try ScratchFile(in: memory.directory, size: Self.regionSize)
+            let writer = Writer()
+            let staged = memory != .tmpfs
+            let regionBox = RegionBox()
+            var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(5)) { _ in
+                writer.stopAndDrain()
+                regionBox.writeBackIfStaged()  // staged regions: the quiesce handler persists what peers wrote
+            })
+            let id = try lease.pin(on: device)
+            regionBox.set(lease.core, id.rawValue, staged: staged)
+            let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
+            let peer = try Peer(device: device)
+            writer.start(peer, remote: remote, blocks: Self.writerBlocks)
+            #expect(eventually(timeout: .seconds(30)) { writer.ackCount >= 50 }, "no traffic")
+
+            let breaker = try Breaker.openForWrite(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(40)))
+            #expect(result.blocked < .seconds(10), "breaker blocked \(result.blocked)")
+            #expect(eventually { lease.state.isRevoked })
+            #expect(writer.waitFinished())
+            #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished,
+                                          .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
+            #expect(writer.state.withLock { $0.failure } == nil, "the drained writer saw a failure")
+
+            let late = try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote)
+            #expect(late == .remoteAccessError)
+
+            let bytes = try #require(FileManager.default.contents(atPath: file.path))
+            let acked = writer.lastAcked
+            #expect(acked.count > 0)
+            var wrong = 0
+            for block in 0..<(Self.regionSize / Peer.blockSize) {
+                let expected = acked[block] ?? 0xA5
+                let slice = bytes[(block * Peer.blockSize)..<((block + 1) * Peer.blockSize)]
+                if !slice.allSatisfy({ $0 == expected }) { wrong += 1 }
+            }
+            #expect(wrong == 0, "\(wrong) blocks differ from the acknowledged writes")
+            #expect(!bytes.contains(0xEE))
+            Testbed.ran()
+        }
+
+        /// Truncate while a peer writes and nobody drains it: revocation is forced. The breaker
+        /// is released well before lease-break-time, no write is acknowledged after the MR was
+        /// deregistered, the peer sees a remote access error, and the re-extended file holds
+        /// none of the peer's bytes.
+        @Test("truncate of a pinned tmpfs file during traffic")
+        func truncateDuringTraffic() throws {
+            let device = try Testbed.rdmaDevice()
+            let file = try ScratchFile(in: Memory.tmpfs.directory, size: Self.regionSize)
+            var lease = try LayoutLease(path: file.path)
+            let id = try lease.pin(on: device)
+            let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
+            let peer = try Peer(device: device)
+            let writer = Writer()
+            writer.start(peer, remote: remote, blocks: Self.writerBlocks)
+            #expect(eventually(timeout: .seconds(30)) { writer.ackCount >= 50 }, "no traffic")
+
+            let breaker = try Breaker.truncate(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(40)))
+            #expect(result.status == 0)
+            #expect(result.blocked < .seconds(10), "breaker blocked \(result.blocked)")
+            #expect(eventually { lease.state.isRevoked })
+            #expect(writer.waitFinished())
+            let final = writer.state.withLock { $0 }
+            #expect(final.failure == .remoteAccessError)
+            let deregisteredAt = try #require(lease.trace.entries.first { $0.step == .deregistered(region: 1) }?.at)
+            #expect(final.acks.allSatisfy { $0.at <= deregisteredAt + .milliseconds(5) },
+                    "a write was acknowledged after deregistration")
+            #expect(try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote) != .success)
+
+            #expect(file.size == 0)
+            #expect(truncate(file.path, off_t(Self.regionSize)) == 0)
+            let bytes = try #require(FileManager.default.contents(atPath: file.path))
+            #expect(bytes.allSatisfy { $0 == 0 }, "peer bytes reappeared in the file")
+            Testbed.ran()
+        }
+    }
+}
+
+/// Lets the quiesce handler reach the region it must write back (staged strategy).
+final class RegionBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var core: LeaseCore?
+    private var id = 0
+    private var staged = false
+    func set(_ core: LeaseCore, _ id: Int, staged: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        self.core = core; self.id = id; self.staged = staged
+    }
+    func writeBackIfStaged() {
+        lock.lock(); let (core, id, staged) = (self.core, self.id, self.staged); lock.unlock()
+        guard staged, let core else { return }
+        _ = try? core.access(id) { region in
+            region.mapping.copyMemory(from: region.registered, byteCount: region.length)
+        }
+    }
+}
