@@ -126,10 +126,9 @@ struct ResourceCount: Equatable, CustomStringConvertible {
 
     static func now() -> ResourceCount {
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
-        let maps = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8))?.split(separator: "\n").count ?? -1
+        let maps = readProcFile("/proc/self/maps").split(separator: "\n").count
         let me = " \(getpid()) "
-        let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8))?
-            .split(separator: "\n").filter { $0.contains(me) || $0.hasSuffix(" \(getpid())") }.count ?? -1
+        let locks = readProcFile("/proc/locks").split(separator: "\n").filter { $0.contains(me) }.count
         return ResourceCount(fds: fds, mappings: maps, locks: locks)
     }
 
@@ -148,4 +147,19 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bo
 
 extension LeaseState {
     var isRevoked: Bool { if case .revoked = self { true } else { false } }
+}
+
+/// Reads a /proc file completely (they report size 0, so read until EOF).
+func readProcFile(_ path: String) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var data = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n <= 0 { break }
+        data.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: data, as: UTF8.self)
 }
