@@ -7,6 +7,8 @@ let package = Package(
     name: "DaxPin",
     products: [
         .library(name: "DaxPin", targets: ["DaxPin"]),
+        .executable(name: "daxpin-demo", targets: ["CoreDemo"]),
+        .executable(name: "daxpin-quickstart", targets: ["QuickStart"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -36,6 +38,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(name: "CoreDemo", dependencies: ["DaxPin"], path: "Examples/CoreDemo", swiftSettings: strict),
+        .executableTarget(name: "QuickStart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
         .testTarget(
             name: "DaxPinTests",
             dependencies: ["DaxPin", "CLease", .product(name: "SystemPackage", package: "swift-system")],

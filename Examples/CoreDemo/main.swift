@@ -1,0 +1,115 @@
+// The core demo (Scripts/demo runs it in the testbed): pin a tmpfs file region, register it
+// on the RDMA device, let a peer queue pair write into it, truncate the file from another
+// process, and print what happened and the revocation trace.
+import DaxPin
+import Dispatch
+import Glibc
+import Synchronization
+
+@main
+struct CoreDemo {
+    static func main() throws {
+        let env = ProcessInfo.environment
+        let directory = env["DAXPIN_TMPFS_DIR"] ?? "/dev/shm"
+        let path = "\(directory)/daxpin-demo-\(getpid())"
+        let size = 1 << 20
+        try createFile(path, size: size)
+        defer { unlink(path) }
+
+        let device = try env["DAXPIN_RDMA_DEVICE"].map { try RDMADevice.open(named: $0) } ?? RDMADevice.openFirst()
+        let stop = Atomic<Bool>(false)
+        let drained = DispatchSemaphore(value: 0)
+        var lease = try LayoutLease(path: path, options: LeaseOptions(quiesceBudget: .seconds(5)) { request in
+            print("quiesce: the kernel is breaking the lease on \(request.path); telling the peer to stop")
+            stop.store(true, ordering: .releasing)
+            _ = drained.wait(timeout: .now() + 4)
+        })
+        print("file     \(path) (\(lease.memory), \(lease.kind))")
+        let id = try lease.pin(on: device)
+        let remote = try lease.withRegion(id) { region in
+            print("region   \(region.length) bytes, strategy \(region.strategy), rkey 0x\(String(region.memoryRegion.remote.rkey, radix: 16)) on \(device.name)")
+            return region.memoryRegion.remote
+        }
+
+        // The peer: a second queue pair on the same device (rxe loops the traffic back).
+        let server = try QueuePair(device: device)
+        let client = try QueuePair(device: device)
+        try server.connect(to: client.endpoint)
+        try client.connect(to: server.endpoint)
+        var source = LayoutLease.anonymous()
+        let sourceID = try source.pin(length: 4096, on: device)
+        let local = try source.withRegion(sourceID) { region in
+            try region.withMutableBytes { bytes in
+                for offset in 0..<4096 { bytes.storeBytes(of: 0x42, toByteOffset: offset, as: UInt8.self) }
+            }
+            return QueuePair.LocalBuffer(address: region.memoryRegion.remote.address, length: 4096, localKey: region.memoryRegion.localKey)
+        }
+        let written = Atomic<Int>(0)
+        let peer = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            var block = 0
+            while !stop.load(ordering: .acquiring), block < 10_000 {
+                guard (try? client.write(local, to: remote, offset: (block % 256) * 4096)) == .success else { break }
+                written.add(1, ordering: .relaxed)
+                block += 1
+            }
+            drained.signal()
+            peer.signal()
+        }
+        while written.load(ordering: .relaxed) < 20 { usleep(1000) }
+        print("traffic  peer is writing with RDMA WRITE (\(written.load(ordering: .relaxed)) writes so far)")
+
+        print("truncate another process truncates the file now")
+        let started = ContinuousClock.now
+        let truncator = try spawn(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], 0)", path])
+        var status: Int32 = 0
+        waitpid(truncator, &status, 0)
+        let blocked = started.duration(to: .now)
+        _ = peer.wait(timeout: .now() + 10)
+        print("truncate returned after \(blocked) (the kernel would have waited up to \(LeaseBreakTime.current))")
+        print("peer     \(written.load(ordering: .relaxed)) writes acknowledged before the break")
+
+        let late = try client.write(local, to: remote, offset: 0, timeout: .seconds(5))
+        print("peer     next RDMA WRITE after revocation: \(late)")
+        print("lease    \(lease.state)")
+        print("revocation trace:")
+        print(lease.trace)
+        lease.release()
+        guard late != .success else {
+            print("FAIL: a write succeeded after revocation")
+            exit(1)
+        }
+        print("OK: nothing reached the file after revocation")
+    }
+
+    static func createFile(_ path: String, size: Int) throws {
+        let fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { throw DaxPinError.systemCall(operation: "create", path: path, errno: .ioError) }
+        close(fd)
+    }
+
+    static func spawn(_ arguments: [String]) throws -> pid_t {
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&pid, arguments[0], nil, nil, argv, environ) == 0 else {
+            throw DaxPinError.systemCall(operation: "posix_spawn", path: arguments[0], errno: .ioError)
+        }
+        return pid
+    }
+}
+
+enum ProcessInfo {
+    static var environment: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}
