@@ -174,7 +174,7 @@ final class LeaseCore: Sendable {
                     }
                     chosen = (strategy, registration, mapping.base)
                 case .failure(let code):
-                    attempts.append(.init(strategy: strategy, errno: code, reason: Self.explain(strategy, code, memory)))
+                    attempts.append(.init(strategy: strategy, errno: code, reason: explain(strategy, code, memory)))
                 }
             case .staged:
                 guard case .success(let bounce) = Mapping.map(length: mappedLength, protection: PROT_READ | PROT_WRITE,
@@ -188,7 +188,7 @@ final class LeaseCore: Sendable {
                     chosen = (.staged, registration, bounce.base)
                 case .failure(let code):
                     bounce.unmap()
-                    attempts.append(.init(strategy: .staged, errno: code, reason: Self.explain(.staged, code, memory)))
+                    attempts.append(.init(strategy: .staged, errno: code, reason: explain(.staged, code, memory)))
                 }
             }
         }
@@ -220,12 +220,14 @@ final class LeaseCore: Sendable {
         return id
     }
 
-    private static func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
+    private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
         switch (strategy, code, memory) {
         case (.pinned, .notSupported, .fsDAX):
             "the kernel does not allow long-term pins of fs-dax pages (a truncate could hand them to another file under the NIC)"
         case (.pinned, .badAddress, .pageCache), (.pinned, .notSupported, .pageCache):
             "the kernel (6.5 and later) refuses writable long-term pins of page-cache files"
+        case (.pinned, .badAddress, _) where access == .readOnly:
+            "kernels before 6.2 pin read-only registrations with FOLL_FORCE|FOLL_WRITE, which a read-only shared file mapping refuses"
         case (_, .noMemory, _), (_, .resourceTemporarilyUnavailable, _):
             "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small or memory is short"
         case (.onDemandPaging, _, _):

@@ -46,7 +46,7 @@ public struct PinnedRegion: ~Copyable {
 
     /// Writes the registered bytes. Read-only leases throw `.systemCall(EACCES)`.
     public func withMutableBytes<R>(_ body: (inout MutableRawSpan) throws -> R) throws -> R {
-        guard core.access == .readWrite || resources.strategy == .staged else {
+        guard core.access == .readWrite else {
             throw DaxPinError.systemCall(operation: "write to a read-only pin", path: core.path, errno: .permissionDenied)
         }
         return try core.access(resources.id) { region in

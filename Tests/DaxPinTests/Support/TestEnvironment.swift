@@ -163,3 +163,12 @@ func readProcFile(_ path: String) -> String {
     }
     return String(decoding: data, as: UTF8.self)
 }
+
+/// The running kernel's (major, minor).
+func kernelVersion() -> (Int, Int) {
+    var name = utsname()
+    uname(&name)
+    let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    let parts = release.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+    return (parts.first ?? 0, parts.dropFirst().first ?? 0)
+}
