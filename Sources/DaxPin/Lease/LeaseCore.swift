@@ -15,6 +15,11 @@ final class LeaseCore: Sendable {
     /// -1 for anonymous memory.
     let fd: Int32
     let options: LeaseOptions
+    /// Unique within the process, for the pin registry.
+    let serial: UInt64
+    /// When the lease was taken (wall clock, for `daxpin ls`).
+    let createdAt: timespec
+    private static let serials = Atomic<UInt64>(0)
     /// Left once when the teardown completes; later callers wait on it.
     private let finished = DispatchGroup()
     let state: Mutex<State>
@@ -42,6 +47,10 @@ final class LeaseCore: Sendable {
         self.memory = memory
         self.fd = fd
         self.options = options
+        self.serial = Self.serials.add(1, ordering: .relaxed).newValue
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        self.createdAt = now
         self.state = Mutex(State(kind: kind))
         finished.enter()
     }
@@ -50,9 +59,11 @@ final class LeaseCore: Sendable {
     static func acquire(path: String, access: Access, options: LeaseOptions) throws(DaxPinError) -> LeaseCore {
         let opened = try MemoryProbe.open(path, access: access)
         guard opened.kind.isLeasable else {
-            let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
-            return LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
-                             kind: .none(reason: reason), options: options)
+                let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
+            let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
+                                 kind: .none(reason: reason), options: options)
+            PinRegistry.shared.publish(core)
+            return core
         }
         let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
                              kind: .none(reason: "not yet taken"), options: options)
@@ -64,6 +75,7 @@ final class LeaseCore: Sendable {
             core.finished.leave()
             throw error
         }
+        PinRegistry.shared.publish(core)
         return core
     }
 
@@ -216,6 +228,7 @@ final class LeaseCore: Sendable {
             Self.unmap(resources)
             throw .revoked(path: path)
         }
+        PinRegistry.shared.publish(self)
         options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
         return id
     }
@@ -262,6 +275,7 @@ final class LeaseCore: Sendable {
             Self.unmap(region)
             s.trace.record(.unmapped(region: id))
         }
+        PinRegistry.shared.publish(self)
     }
 
     /// Registers work to run after quiesce and before deregistration (for example moving
@@ -299,6 +313,7 @@ final class LeaseCore: Sendable {
         let logger = options.logger
         if reason == .leaseBreak {
             logger.notice("lease break: revoking", metadata: ["path": "\(path)"])
+            PinRegistry.shared.publish(self)
             for listener in noticed { listener.yield(.breakNoticed(path: path)) }
             runQuiesceHandler()
         }
@@ -339,6 +354,7 @@ final class LeaseCore: Sendable {
             listener.finish()
         }
         finished.leave()
+        PinRegistry.shared.withdraw(self)
         logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
         return final
     }
