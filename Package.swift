@@ -7,12 +7,17 @@ let package = Package(
     name: "DaxPin",
     products: [
         .library(name: "DaxPin", targets: ["DaxPin"]),
+        .executable(name: "daxpin", targets: ["DaxPinCommand"]),
+        .executable(name: "daxpin-server", targets: ["StorageServer"]),
+        .executable(name: "daxpin-client", targets: ["StorageClient"]),
         .executable(name: "daxpin-demo", targets: ["CoreDemo"]),
         .executable(name: "daxpin-quickstart", targets: ["QuickStart"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libibverbs as found by pkg-config; the shim in CIbverbs wraps what Swift cannot call.
@@ -29,20 +34,51 @@ let package = Package(
             providers: [.apt(["libdaxctl-dev"])]
         ),
         .target(name: "CLease"),
+        // librdmacm (connection setup) exports plain functions: a module map is enough.
+        .systemLibrary(
+            name: "CRdmacm",
+            pkgConfig: "librdmacm",
+            providers: [.apt(["librdmacm-dev"])]
+        ),
         .target(
             name: "DaxPin",
             dependencies: [
-                "CIbverbs", "CDaxctl", "CLease",
+                "CIbverbs", "CDaxctl", "CLease", "CRdmacm",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "DaxPinCommand",
+            dependencies: ["DaxPin", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .target(name: "StorageProtocol", path: "Examples/StorageProtocol", swiftSettings: strict),
+        .executableTarget(
+            name: "StorageServer",
+            dependencies: [
+                "DaxPin", "StorageProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/StorageServer", swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "StorageClient",
+            dependencies: [
+                "DaxPin", "StorageProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/StorageClient", swiftSettings: strict
+        ),
         .executableTarget(name: "CoreDemo", dependencies: ["DaxPin"], path: "Examples/CoreDemo", swiftSettings: strict),
         .executableTarget(name: "QuickStart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
         .testTarget(
             name: "DaxPinTests",
-            dependencies: ["DaxPin", "CLease", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["DaxPin", "CLease", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict
         ),
     ]

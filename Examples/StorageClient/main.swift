@@ -1,0 +1,1 @@
+print("daxpin-client: not yet implemented")

@@ -1,0 +1,1 @@
+print("daxpin-server: not yet implemented")

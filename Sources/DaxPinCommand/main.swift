@@ -1,0 +1,2 @@
+// The `daxpin` command (issue 6). Placeholder until the command lands.
+print("daxpin: not yet implemented")
