@@ -117,6 +117,43 @@ extension DaxPin {
             Testbed.ran()
         }
 
+        /// Device-dax has no lease. ndctl refuses to reconfigure an enabled namespace unless
+        /// forced (a check in ndctl, not aware of pins), and the pinned memory and the peer's
+        /// access stay intact.
+        /// (With `--force`, Linux 6.1 tears the device down under the pin in about a second
+        /// instead of failing with EBUSY: a kernel hazard recorded in the README; this test
+        /// does not force, so the namespace survives for the rest of the run.)
+        @Test("reconfiguring a pinned device-dax namespace without --force is refused; the pin survives")
+        func deviceDAXReconfigureWhilePinned() throws {
+            let device = try Testbed.rdmaDevice()
+            let path = try Testbed.required("DAXPIN_DEVDAX_PATH")
+            let namespace = try Testbed.required("DAXPIN_DEVDAX_NAMESPACE")
+            var lease = try LayoutLease(path: path)
+            let id = try lease.pin(offset: 0, length: 2 << 20, on: device)
+            let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
+            let peer = try Peer(device: device)
+            #expect(try peer.write(block: 1, pattern: 0x3C, to: remote) == .success)
+
+            let output = "\(try Testbed.required("DAXPIN_TESTBED_OUT"))/ndctl-reconfigure.log"
+            let attempt = try Breaker.start(["/bin/sh", "-c", "ndctl create-namespace -e \"$0\" -m fsdax > \"$1\" 2>&1", namespace, output])
+            let result = try #require(attempt.wait(timeout: .seconds(60)))
+            let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(result.status != 0, "the namespace was reconfigured under a pin: \(log)")
+            #expect(log.contains("is active"), "\(log)")
+            #expect(DeviceDAXCatalog.devices().contains { path.hasSuffix("/" + $0.name) })
+
+            // The pin survived: the peer still writes and the bytes are there.
+            #expect(try peer.write(block: 2, pattern: 0x3D, to: remote) == .success)
+            try lease.withRegion(id) { region in
+                try region.withBytes { bytes in
+                    #expect(bytes.unsafeLoad(fromByteOffset: 4096, as: UInt8.self) == 0x3C)
+                    #expect(bytes.unsafeLoad(fromByteOffset: 8192, as: UInt8.self) == 0x3D)
+                }
+            }
+            lease.release()
+            Testbed.ran()
+        }
+
         /// A peer writes continuously; another process opens the file for write. The quiesce
         /// handler drains the peer, DaxPin revokes, and then: the breaker is released, every
         /// acknowledged write is in the file, nothing else changed, and the peer's next RDMA
