@@ -241,8 +241,9 @@ final class LeaseCore: Sendable {
             "the kernel (6.5 and later) refuses writable long-term pins of page-cache files"
         case (.pinned, .badAddress, _) where access == .readOnly:
             "kernels before 6.2 pin read-only registrations with FOLL_FORCE|FOLL_WRITE, which a read-only shared file mapping refuses"
-        case (_, .noMemory, _), (_, .resourceTemporarilyUnavailable, _):
-            "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small or memory is short"
+        case (_, .noMemory, _), (_, .resourceTemporarilyUnavailable, _), (_, .notPermitted, _):
+            // rxe on 6.1 answers EPERM, other drivers ENOMEM, when the pin exceeds the limit.
+            "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small for a process without CAP_IPC_LOCK, or memory is short"
         case (.onDemandPaging, _, _):
             "the device rejected an On-Demand Paging registration"
         default:

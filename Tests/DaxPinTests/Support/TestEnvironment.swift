@@ -172,3 +172,9 @@ func kernelVersion() -> (Int, Int) {
     let parts = release.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
     return (parts.first ?? 0, parts.dropFirst().first ?? 0)
 }
+
+/// Where this process's descriptors point.
+func openFileTargets() -> [String] {
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
+}
