@@ -37,11 +37,16 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// What is wrong with a requested range.
     public enum RangeProblem: Sendable, Equatable, CustomStringConvertible {
+        /// Nothing to pin.
         case zeroLength
+        /// A negative offset or length.
         case negative
+        /// The range ends past the end of the file or device of `size` bytes.
         case beyondEnd(size: Int)
+        /// Offset or length is not a multiple of the page size or the device-dax alignment.
         case misaligned(alignment: Int)
 
+        /// Human-readable text for messages and logs.
         public var description: String {
             switch self {
             case .zeroLength: "the length is zero"
@@ -52,6 +57,7 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Human-readable text for messages and logs.
     public var description: String {
         switch self {
         case .fileNotFound(let path):
@@ -92,19 +98,26 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct RegistrationRefusal: Sendable, Equatable, CustomStringConvertible {
     /// One strategy that was tried and what the kernel (or DaxPin) answered.
     public struct Attempt: Sendable, Equatable {
+        /// The strategy that was tried or skipped.
         public let strategy: Strategy
         /// The kernel's errno, or nil when DaxPin skipped the strategy without asking the kernel.
         public let errno: Errno?
+        /// Why it failed, in words a user can act on.
         public let reason: String
     }
 
+    /// The path whose memory was to be registered.
     public let path: String
+    /// What backs that memory.
     public let memory: MemoryKind
+    /// The RDMA device name.
     public let device: String
+    /// Every strategy tried (in order) or skipped.
     public let attempts: [Attempt]
     /// What the caller can do instead, most useful first.
     public let advice: [String]
 
+    /// Human-readable text for messages and logs.
     public var description: String {
         let tried = attempts.map { attempt in
             let said = attempt.errno.map { " (kernel: \($0.daxName))" } ?? ""

@@ -12,6 +12,7 @@ public struct LeaseOptions: Sendable {
     /// Where teardown steps are logged (label `DaxPin.lease`).
     public var logger: Logger
 
+    /// Options with an optional quiesce budget, a logger and the quiesce handler.
     public init(quiesceBudget: Duration? = nil, logger: Logger = Logger(label: "DaxPin.lease"),
                 quiesce: (@Sendable (QuiesceRequest) -> Void)? = nil) {
         self.quiesce = quiesce

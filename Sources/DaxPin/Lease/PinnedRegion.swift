@@ -12,7 +12,9 @@ import SystemPackage
 public struct PinnedRegion: ~Copyable {
     /// Identifies a region under its lease.
     public struct ID: Sendable, Hashable, CustomStringConvertible {
+        /// The number the lease gave the region (1, 2, ...), as in revocation traces.
         public let rawValue: Int
+        /// Human-readable text for messages and logs.
         public var description: String { "region \(rawValue)" }
     }
 

@@ -7,6 +7,7 @@ public enum RevocationReason: Sendable, Hashable, CustomStringConvertible {
     /// The lease went out of scope without `release()`; `deinit` tore it down.
     case dropped
 
+    /// Human-readable text for messages and logs.
     public var description: String {
         switch self {
         case .leaseBreak: "lease break"
@@ -40,6 +41,7 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         /// The file descriptor was closed.
         case closed
 
+        /// Human-readable text for messages and logs.
         public var description: String {
             switch self {
             case .breakNoticed: "break noticed"
@@ -57,7 +59,9 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
 
     /// A step and when it happened.
     public struct Entry: Sendable {
+        /// What happened.
         public let step: Step
+        /// When it happened.
         public let at: ContinuousClock.Instant
     }
 
@@ -75,6 +79,7 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         return first.at.duration(to: last.at)
     }
 
+    /// Human-readable text for messages and logs.
     public var description: String {
         guard let start = entries.first?.at else { return "no steps" }
         return entries.map { entry in
@@ -129,6 +134,7 @@ public enum LeaseKind: Sendable, Hashable, CustomStringConvertible {
     /// No lease is possible; the reason says why this is safe or not.
     case none(reason: String)
 
+    /// Human-readable text for messages and logs.
     public var description: String {
         switch self {
         case .layout: "layout lease"

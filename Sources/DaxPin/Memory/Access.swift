@@ -5,5 +5,6 @@ public enum Access: Sendable, Hashable, CustomStringConvertible {
     /// Peers read and write; the file is opened read-write and gets a write lease.
     case readWrite
 
+    /// Human-readable text for messages and logs.
     public var description: String { self == .readOnly ? "read-only" : "read-write" }
 }

@@ -9,6 +9,7 @@ public enum Strategy: Sendable, Hashable, CustomStringConvertible {
     /// bytes with `stageIn` and `writeBack` (one copy each way).
     case staged
 
+    /// Human-readable text for messages and logs.
     public var description: String {
         switch self {
         case .pinned: "pinned"
@@ -39,6 +40,7 @@ public struct StrategyPlan: Sendable, Equatable {
     /// Strategies ruled out without asking the kernel, with the reason.
     public let skipped: [(strategy: Strategy, reason: String)]
 
+    /// Plans are equal when they try and skip the same strategies (reasons are prose).
     public static func == (a: StrategyPlan, b: StrategyPlan) -> Bool {
         a.candidates == b.candidates && a.skipped.map(\.strategy) == b.skipped.map(\.strategy)
     }

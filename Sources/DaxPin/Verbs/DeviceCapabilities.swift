@@ -2,9 +2,11 @@
 public struct DeviceCapabilities: Sendable, Hashable {
     /// On-Demand Paging support for one transport (`ibv_odp_caps.per_transport_caps`).
     public struct ODPSupport: Sendable, Hashable {
+        /// Whether SEND, RECV, RDMA WRITE, RDMA READ and atomics fault pages in on demand.
         public var send = false, receive = false, write = false, read = false, atomic = false
         /// Whether RDMA WRITE and READ both fault pages in on demand.
         public var readWrite: Bool { write && read }
+        /// Support flags, all off by default.
         public init(send: Bool = false, receive: Bool = false, write: Bool = false, read: Bool = false, atomic: Bool = false) {
             self.send = send; self.receive = receive; self.write = write; self.read = read; self.atomic = atomic
         }
@@ -19,6 +21,7 @@ public struct DeviceCapabilities: Sendable, Hashable {
     /// The number of memory regions the device supports.
     public var maxMRCount: Int
 
+    /// Capabilities; the defaults describe a device without ODP and without limits.
     public init(odp: Bool = false, odpRC: ODPSupport = .init(), odpUC: ODPSupport = .init(),
                 odpUD: ODPSupport = .init(), maxMRSize: UInt64 = .max, maxMRCount: Int = .max) {
         self.odp = odp; self.odpRC = odpRC; self.odpUC = odpUC; self.odpUD = odpUD

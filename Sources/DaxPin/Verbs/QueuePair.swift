@@ -13,8 +13,11 @@ public final class QueuePair: @unchecked Sendable {
     // ibverbs objects are thread-safe; the posting path is serialized by `postLock`.
     /// What the peer needs to connect to this queue pair.
     public struct Endpoint: Sendable, Hashable, Codable {
+        /// The queue pair number (`qp_num`).
         public let queuePairNumber: UInt32
+        /// The first packet sequence number this side sends.
         public let packetSequenceNumber: UInt32
+        /// The port LID (InfiniBand; zero on RoCE).
         public let localID: UInt16
         /// The port GID (RoCE needs it; IB uses the LID).
         public let gid: [UInt8]
@@ -32,6 +35,7 @@ public final class QueuePair: @unchecked Sendable {
         /// Any other `ibv_wc_status`.
         case failed(status: UInt32)
 
+        /// Human-readable text for messages and logs.
         public var description: String {
             switch self {
             case .success: "success"
@@ -45,14 +49,19 @@ public final class QueuePair: @unchecked Sendable {
 
     /// A local buffer for the scatter/gather entry of a work request.
     public struct LocalBuffer: Sendable, Hashable {
+        /// Start of the buffer (inside a registration of this device).
         public let address: UInt64
+        /// Bytes to transfer.
         public let length: Int
+        /// The registration's local key (`MemoryRegion.localKey`).
         public let localKey: UInt32
+        /// A scatter/gather entry.
         public init(address: UInt64, length: Int, localKey: UInt32) {
             self.address = address; self.length = length; self.localKey = localKey
         }
     }
 
+    /// The device the queue pair lives on.
     public let device: RDMADevice
     private let provider: IbverbsProvider
     private let cq: UnsafeMutablePointer<ibv_cq>

@@ -29,6 +29,7 @@ package protocol VerbsProvider: Sendable {
 
 /// The access flags of a registration, narrowest that serves the request.
 public struct RegistrationAccess: OptionSet, Sendable, Hashable {
+    /// The `IBV_ACCESS_*` bits.
     public let rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
     /// The local NIC may write (needed for RDMA READ responses and receives into it).
