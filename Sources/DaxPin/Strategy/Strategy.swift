@@ -67,7 +67,7 @@ public struct StrategyPlan: Sendable, Equatable {
         }
         if odp, case .fsDAX = memory {
             // With ODP nothing is pinned, so the file system keeps control of its blocks.
-            preferred.removeAll { $0 == .pinned }
+            preferred.removeAll { $0 == .pinned || $0 == .onDemandPaging }
             preferred.insert(.onDemandPaging, at: 0)
         }
         switch policy {

@@ -22,7 +22,9 @@ final class RecordingVerbs: VerbsProvider {
 
     let name = "recording0"
     let capabilities: DeviceCapabilities
-    /// Errno to answer for pinned / on-demand registrations, to play a refusing kernel.
+    /// Errno to answer for pinned (file-backed memory only, as the kernel refuses pins of
+    /// fs-dax and page-cache files but not of anonymous bounce buffers) and on-demand
+    /// registrations, to play a refusing kernel.
     let refusePinned: Errno?
     let refuseOnDemand: Errno?
     private let log = Mutex<[Call]>([])
@@ -47,7 +49,8 @@ final class RecordingVerbs: VerbsProvider {
     }
 
     func register(address: UnsafeMutableRawPointer, length: Int, access: RegistrationAccess, onDemand: Bool) -> Result<Registration, Errno> {
-        if let refusal = onDemand ? refuseOnDemand : refusePinned { return .failure(refusal) }
+        if onDemand, let refusal = refuseOnDemand { return .failure(refusal) }
+        if !onDemand, let refusal = refusePinned, isFileBacked(address) { return .failure(refusal) }
         let key = nextKey.add(1, ordering: .relaxed).newValue
         let registration = Registration(token: UInt(bitPattern: address), address: UInt64(UInt(bitPattern: address)),
                                         length: length, localKey: key, remoteKey: key | 0x8000_0000)
@@ -72,4 +75,16 @@ func isMapped(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     let start = UInt(bitPattern: address) / UInt(page) * UInt(page)
     return msync(UnsafeMutableRawPointer(bitPattern: start), length + Int(UInt(bitPattern: address) - start), MS_ASYNC) == 0
+}
+
+/// Whether `address` lies in a file-backed mapping of this process.
+func isFileBacked(_ address: UnsafeMutableRawPointer) -> Bool {
+    let target = UInt(bitPattern: address)
+    for line in readProcFile("/proc/self/maps").split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        let bounds = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+        guard bounds.count == 2, bounds[0] <= target, target < bounds[1] else { continue }
+        return fields.count >= 6 && fields[5].hasPrefix("/")
+    }
+    return false
 }
