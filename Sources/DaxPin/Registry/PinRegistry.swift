@@ -48,6 +48,9 @@ final class PinRegistry: Sendable {
         }
     }
 
+    /// The directory this process publishes into, once something was published (for tests).
+    var directory: String? { state.withLock { $0.directory } }
+
     /// Removes this process's file (the exit handler).
     func removeOwnFile() {
         // Never wait at exit: a thread that holds the lock may be gone.
