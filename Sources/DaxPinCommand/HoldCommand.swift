@@ -1,10 +1,15 @@
 import ArgumentParser
 import DaxPin
 import Glibc
+import Synchronization
+
+/// Set by SIGTERM or SIGINT: `hold` then releases in order and exits.
+let holdStopRequested = Atomic<Bool>(false)
 
 /// `daxpin hold PATH`: a test and demonstration helper that takes a lease on PATH, pins it
 /// when an RDMA device is present (otherwise holds the lease only, so `daxpin ls` can be
-/// exercised on machines without RDMA), publishes it, waits, and releases it.
+/// exercised on machines without RDMA), publishes it, waits, and releases it (early on
+/// SIGTERM or SIGINT, so the release and the registry withdrawal run).
 struct HoldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hold",
@@ -28,6 +33,14 @@ struct HoldCommand: ParsableCommand {
     var leaseOnly = false
 
     func run() throws {
+        // A parent may have left these blocked or ignored (both are inherited across exec).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signalNumber in [SIGTERM, SIGINT] {
+            sigaddset(&stopSignals, signalNumber)
+            signal(signalNumber) { _ in holdStopRequested.store(true, ordering: .relaxed) }
+        }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         var lease: LayoutLease
         do {
             lease = try LayoutLease(path: path)
@@ -50,11 +63,12 @@ struct HoldCommand: ParsableCommand {
         print("daxpin hold: pid \(getpid()) holds \(path): \(what)")
         fflush(nil)
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline, !holdStopRequested.load(ordering: .relaxed) {
             if case .revoked = lease.state { break }
             usleep(20_000)
         }
         print("daxpin hold: \(lease.state == .held ? "releasing" : "revoked by a lease break")")
+        fflush(nil)
         _ = lease.release()
     }
 }

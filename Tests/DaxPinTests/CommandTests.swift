@@ -187,9 +187,12 @@ extension DaxPin {
             let run = ScratchRunDirectory()
             let first = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20, name: "first")
             let second = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20, name: "second")
-            let quitter = try DaxPinBinary.hold(first.path, seconds: 4, runDirectory: run.path)
+            let quitter = try DaxPinBinary.hold(first.path, seconds: 120, runDirectory: run.path)
             let victim = try DaxPinBinary.hold(second.path, seconds: 60, runDirectory: run.path)
-            defer { if victim.isRunning { kill(victim.processIdentifier, SIGKILL) }; victim.waitUntilExit() }
+            defer {
+                for process in [quitter, victim] where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                quitter.waitUntilExit(); victim.waitUntilExit()
+            }
             let pids = [quitter.processIdentifier, victim.processIdentifier]
             func listed() throws -> [ListJSON.Pin] {
                 let result = try DaxPinBinary.run(["ls", "--json"], runDirectory: run.path)
@@ -220,8 +223,11 @@ extension DaxPin {
                 #expect(row?.contains(pin.state) == true)
                 if let region = pin.regions.first { #expect(row?.contains("0x" + String(region.rkey, radix: 16)) == true) }
             }
-            // The quitter releases and withdraws by itself; the victim is killed and cleaned by ls.
+            // The quitter releases and withdraws by itself (SIGTERM: hold releases and exits);
+            // the victim is killed and cleaned by ls.
+            quitter.terminate()
             quitter.waitUntilExit()
+            #expect(quitter.terminationStatus == 0)
             #expect(run.files == ["\(victim.processIdentifier).json"])
             kill(victim.processIdentifier, SIGKILL)
             victim.waitUntilExit()
