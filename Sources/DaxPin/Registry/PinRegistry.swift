@@ -1,12 +1,177 @@
+import Glibc
+import Logging
+import Synchronization
+
 /// Publishes this process's live leases and pins so `daxpin ls` can list them.
 /// LeaseCore calls `publish` whenever a lease is taken or changes (pin, unpin, break) and
 /// `withdraw` when it is revoked. Publishing never fails a pin: errors are only logged.
+///
+/// The process's record is one file, `<pid>.json`, in ``RunDirectory/forCurrentProcess()``,
+/// replaced atomically (written to a temporary file, then renamed) on every change and
+/// removed when the process holds no leases, and at exit.
 final class PinRegistry: Sendable {
     static let shared = PinRegistry()
 
+    private struct State {
+        var leases: [UInt64: LeaseRecord] = [:]
+        /// Set once the exit handler is installed.
+        var exitHandlerInstalled = false
+        /// The directory chosen at the first publish (the environment is read once).
+        var directory: String?
+        var processStartTicks: UInt64 = 0
+        var processName = ""
+    }
+
+    private let state = Mutex(State())
+    private let logger = Logger(label: "DaxPin.registry")
+
     /// A lease was taken or changed.
-    func publish(_ core: LeaseCore) {}
+    func publish(_ core: LeaseCore) {
+        state.withLock { s in
+            // Read the core under our lock: a publish racing a withdraw sees `revoked` and removes.
+            let (phase, kind, regions) = core.state.withLock { ($0.phase, $0.kind, $0.regions) }
+            if case .revoked = phase {
+                s.leases.removeValue(forKey: core.serial)
+            } else {
+                let (device, inode) = s.leases[core.serial].map { ($0.device, $0.inode) } ?? Self.identity(of: core.fd)
+                s.leases[core.serial] = Self.record(core, phase: phase, kind: kind, regions: regions, device: device, inode: inode)
+            }
+            write(&s)
+        }
+    }
 
     /// A lease was revoked or released.
-    func withdraw(_ core: LeaseCore) {}
+    func withdraw(_ core: LeaseCore) {
+        state.withLock { s in
+            guard s.leases.removeValue(forKey: core.serial) != nil else { return }
+            write(&s)
+        }
+    }
+
+    /// The directory this process publishes into, once something was published (for tests).
+    var directory: String? { state.withLock { $0.directory } }
+
+    /// Removes this process's file (the exit handler).
+    func removeOwnFile() {
+        // Never wait at exit: a thread that holds the lock may be gone.
+        _ = state.withLockIfAvailable { s in
+            guard let directory = s.directory, !s.leases.isEmpty else { return }
+            let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard dirfd >= 0 else { return }
+            unlinkat(dirfd, "\(getpid()).json", 0)
+            close(dirfd)
+        }
+    }
+
+    private static func record(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionResources],
+                               device: String, inode: UInt64) -> LeaseRecord {
+        let (stateName, reason): (String, RevocationReason?) = switch phase {
+        case .held: ("held", nil)
+        case .revoking(let why): ("revoking", why)
+        case .revoked(let why): ("revoked", why)
+        }
+        return LeaseRecord(
+            serial: core.serial, path: core.path, device: device, inode: inode,
+            access: core.access.description, memory: core.memory.description, lease: kind.description,
+            state: stateName, reason: reason?.description,
+            createdAt: Double(core.createdAt.tv_sec) + Double(core.createdAt.tv_nsec) / 1e9,
+            regions: regions.map {
+                RegionRecord(id: $0.id, offset: $0.offset, length: $0.length, strategy: $0.strategy.description,
+                             rkey: $0.registration.remoteKey)
+            })
+    }
+
+    /// `major:minor` and inode of the leased file (the device number itself for device-dax).
+    private static func identity(of fd: Int32) -> (String, UInt64) {
+        var info = stat()
+        guard fd >= 0, fstat(fd, &info) == 0 else { return ("0:0", 0) }
+        let dev = info.st_mode & S_IFMT == S_IFCHR ? info.st_rdev : info.st_dev
+        return (DeviceNumber(dev).description, UInt64(info.st_ino))
+    }
+
+    /// Writes (or removes) the process's file; called with the lock held so files are
+    /// written in the order of the changes.
+    private func write(_ s: inout State) {
+        if s.directory == nil {
+            s.directory = RunDirectory.forCurrentProcess()
+            s.processStartTicks = ProcessInfoReader.startTicks(of: getpid()) ?? 0
+            s.processName = ProcessInfoReader.name(of: getpid()) ?? ""
+        }
+        guard let directory = s.directory else { return }
+        let pid = getpid()
+        let name = "\(pid).json"
+        if s.leases.isEmpty {
+            let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard dirfd >= 0 else { return }
+            unlinkat(dirfd, name, 0)
+            close(dirfd)
+            return
+        }
+        if !s.exitHandlerInstalled {
+            s.exitHandlerInstalled = true
+            atexit { PinRegistry.shared.removeOwnFile() }
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let record = ProcessPinRecord(
+            pid: pid, processStartTicks: s.processStartTicks, processName: s.processName, uid: geteuid(),
+            updatedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9,
+            leases: s.leases.values.sorted { $0.serial < $1.serial })
+        let dirfd = RunDirectory.openForPublishing(directory)
+        guard dirfd >= 0 else {
+            logger.debug("pin registry: cannot use run directory", metadata: ["directory": "\(directory)", "errno": "\(errno)"])
+            return
+        }
+        defer { close(dirfd) }
+        let temporary = ".\(name).tmp"
+        unlinkat(dirfd, temporary, 0)
+        let fd = openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            logger.debug("pin registry: cannot create file", metadata: ["directory": "\(directory)", "errno": "\(errno)"])
+            return
+        }
+        let bytes = Array(record.jsonText.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            written += count
+        }
+        close(fd)
+        guard written == bytes.count, renameat(dirfd, temporary, dirfd, name) == 0 else {
+            unlinkat(dirfd, temporary, 0)
+            logger.debug("pin registry: write failed", metadata: ["directory": "\(directory)"])
+            return
+        }
+    }
+}
+
+/// A `dev_t` split into major and minor numbers (glibc's encoding).
+public struct DeviceNumber: Sendable, Hashable, CustomStringConvertible {
+    /// The major number.
+    public let major: UInt32
+    /// The minor number.
+    public let minor: UInt32
+
+    /// Splits a `dev_t`.
+    public init(_ dev: dev_t) {
+        let value = UInt64(dev)
+        major = UInt32(((value >> 8) & 0xfff) | ((value >> 32) & ~UInt64(0xfff)))
+        minor = UInt32((value & 0xff) | ((value >> 12) & ~UInt64(0xff)))
+    }
+
+    /// From its parts.
+    public init(major: UInt32, minor: UInt32) { self.major = major; self.minor = minor }
+
+    /// Parses `major:minor`, decimal, or hexadecimal when `hex` is set (as /proc/locks prints it).
+    public init?(parsing text: Substring, hex: Bool = false) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let major = UInt32(parts[0], radix: hex ? 16 : 10),
+              let minor = UInt32(parts[1], radix: hex ? 16 : 10) else { return nil }
+        self.init(major: major, minor: minor)
+    }
+
+    /// `major:minor` in decimal.
+    public var description: String { "\(major):\(minor)" }
 }

@@ -1,0 +1,60 @@
+import CLease
+import Glibc
+import SystemPackage
+
+/// What backs a path, found without opening it for reading or writing: the path is opened
+/// with `O_PATH`, which breaks nobody's lease (a plain open would). For `daxpin probe`.
+public struct MemoryInspection: Sendable {
+    /// The memory kind, as `LayoutLease` would classify it.
+    public let kind: MemoryKind
+    /// `STATX_ATTR_DAX` on the file: true or false, nil when the file system does not report it.
+    public let daxAttribute: Bool?
+    /// The file's device (`st_dev`; `st_rdev` for device-dax).
+    public let device: DeviceNumber
+    /// The file system's device (`st_dev`), to find its mount in /proc/self/mountinfo.
+    public let fileSystemDevice: DeviceNumber
+    /// The inode number.
+    public let inode: UInt64
+    /// Size in bytes (of the file, or of the device-dax instance).
+    public let size: Int
+
+    /// `O_PATH` (010000000 on Linux), which Glibc hides without `_GNU_SOURCE`.
+    static let openPathOnly: Int32 = 0o10_000_000
+
+    /// Inspects `path`.
+    /// - Throws: `.fileNotFound`, `.permissionDenied`, `.unsupportedFileType` (directories,
+    ///   FIFOs, sockets, block devices, character devices that are not device-dax).
+    public init(path: String) throws(DaxPinError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = Errno(rawValue: errno)
+            switch code {
+            case .noSuchFileOrDirectory: throw .fileNotFound(path: path)
+            case .permissionDenied, .notPermitted: throw .permissionDenied(path: path, errno: code)
+            default: throw .systemCall(operation: "stat", path: path, errno: code)
+            }
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG, S_IFCHR: break
+        case S_IFDIR: throw .unsupportedFileType(path: path, type: "directory")
+        case S_IFIFO: throw .unsupportedFileType(path: path, type: "FIFO")
+        case S_IFSOCK: throw .unsupportedFileType(path: path, type: "socket")
+        case S_IFBLK: throw .unsupportedFileType(path: path, type: "block device")
+        default: throw .unsupportedFileType(path: path, type: "special file")
+        }
+        let fd = open(path, Self.openPathOnly | O_CLOEXEC)
+        guard fd >= 0 else { throw .systemCall(operation: "open(O_PATH)", path: path, errno: Errno(rawValue: errno)) }
+        defer { close(fd) }
+        let descriptor = FileDescriptor(rawValue: fd)
+        kind = try MemoryProbe.classify(descriptor, path: path)
+        var isDAX: Int32 = -1
+        daxAttribute = daxpin_statx_dax(fd, &isDAX) == 0 && isDAX >= 0 ? isDAX == 1 : nil
+        var opened = stat()
+        fstat(fd, &opened)
+        let isCharacter = opened.st_mode & S_IFMT == S_IFCHR
+        device = DeviceNumber(isCharacter ? opened.st_rdev : opened.st_dev)
+        fileSystemDevice = DeviceNumber(opened.st_dev)
+        inode = UInt64(opened.st_ino)
+        size = (try? MemoryProbe.size(of: descriptor, kind: kind, path: path)) ?? Int(opened.st_size)
+    }
+}

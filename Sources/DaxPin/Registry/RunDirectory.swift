@@ -1,0 +1,122 @@
+import Glibc
+
+/// Where processes publish their pins: `/run/daxpin` for root, `$XDG_RUNTIME_DIR/daxpin` or
+/// `/tmp/daxpin-$UID` for other users; `DAXPIN_RUN_DIR` overrides both (tests isolate with it).
+public enum RunDirectory {
+    /// The environment variable that overrides the run directory.
+    public static let overrideVariable = "DAXPIN_RUN_DIR"
+
+    /// The directory this process publishes into.
+    public static func forCurrentProcess() -> String {
+        resolve(environment: { getenv($0).map { String(cString: $0) } }, uid: getuid())
+    }
+
+    /// The run directory for `uid` given an environment lookup (pure, for tests).
+    public static func resolve(environment: (String) -> String?, uid: uid_t) -> String {
+        if let explicit = environment(overrideVariable), !explicit.isEmpty { return explicit }
+        if uid == 0 { return "/run/daxpin" }
+        if let runtime = environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/") { return runtime + "/daxpin" }
+        return "/tmp/daxpin-\(uid)"
+    }
+
+    /// Every directory a privileged reader scans when no override is set: root's own, each
+    /// user's `/run/user/UID/daxpin` and each `/tmp/daxpin-UID`.
+    public static func allCandidates() -> [String] {
+        var found = ["/run/daxpin"]
+        for uid in listDirectory("/run/user").compactMap({ UInt32($0) }).sorted() {
+            found.append("/run/user/\(uid)/daxpin")
+        }
+        for name in listDirectory("/tmp").sorted() where name.hasPrefix("daxpin-") && UInt32(name.dropFirst(7)) != nil {
+            found.append("/tmp/" + name)
+        }
+        return found
+    }
+
+    /// The uid a directory under a well-known location must belong to (nil: any owner the
+    /// caller checks file by file, as for `/run/daxpin` which belongs to root).
+    static func expectedOwner(of directory: String) -> uid_t? {
+        if directory == "/run/daxpin" { return 0 }
+        if directory.hasPrefix("/tmp/daxpin-") { return UInt32(directory.dropFirst("/tmp/daxpin-".count)) }
+        let parts = directory.split(separator: "/")
+        if parts.count == 4, parts[0] == "run", parts[1] == "user", parts[3] == "daxpin" { return UInt32(parts[2]) }
+        return nil
+    }
+
+    /// Creates the directory (mode 0700) if missing and opens it without following symlinks;
+    /// refuses a directory owned by someone else. Returns the directory descriptor or -1.
+    static func openForPublishing(_ path: String) -> Int32 {
+        if mkdir(path, 0o700) != 0, errno != EEXIST {
+            // A missing parent ($XDG_RUNTIME_DIR gone): nothing to publish into.
+            return -1
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return -1 }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & S_IFMT == S_IFDIR else {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+/// Facts about a process from `/proc/<pid>`, used to publish and to detect stale files.
+public enum ProcessInfoReader {
+    /// The start time in clock ticks since boot (`/proc/<pid>/stat` field 22), nil if the
+    /// process does not exist.
+    public static func startTicks(of pid: Int32) -> UInt64? {
+        guard let stat = readSmallFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
+        // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
+    /// `/proc/<pid>/comm` without the newline.
+    public static func name(of pid: Int32) -> String? {
+        readSmallFile("/proc/\(pid)/comm", limit: 256).map { $0.trimmingCharacters(in: "\n") }
+    }
+
+    /// The owner uid of `/proc/<pid>`: the process's effective uid, as the kernel shows it.
+    public static func ownerUID(of pid: Int32) -> uid_t? {
+        var info = stat()
+        guard stat("/proc/\(pid)", &info) == 0 else { return nil }
+        return info.st_uid
+    }
+
+    /// Reads a small file (a /proc entry) to EOF, at most `limit` bytes.
+    static func readSmallFile(_ path: String, limit: Int) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return readAll(fd, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Reads `fd` to EOF; nil if it holds more than `limit` bytes or a read fails.
+    static func readAll(_ fd: Int32, limit: Int) -> [UInt8]? {
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 { if errno == EINTR { continue }; return nil }
+            if count == 0 { return data }
+            data.append(contentsOf: chunk[0..<count])
+            if data.count > limit { return nil }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import DaxPin
+import Glibc
+import Synchronization
+
+/// Set by SIGTERM or SIGINT: `hold` then releases in order and exits.
+let holdStopRequested = Atomic<Bool>(false)
+
+/// `daxpin hold PATH`: a test and demonstration helper that takes a lease on PATH, pins it
+/// when an RDMA device is present (otherwise holds the lease only, so `daxpin ls` can be
+/// exercised on machines without RDMA), publishes it, waits, and releases it (early on
+/// SIGTERM or SIGINT, so the release and the registry withdrawal run).
+struct HoldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hold",
+        abstract: "Hold a lease (and a pin when an RDMA device exists) on a file for a while.",
+        shouldDisplay: false
+    )
+
+    @Argument(help: "The file or device-dax node to hold.")
+    var path: String
+
+    @Option(help: "How long to hold it, in seconds.")
+    var seconds: Double = 60
+
+    @Option(help: "The RDMA device (default: the first one present; none: lease only).")
+    var device: String?
+
+    @Option(help: "Bytes to pin from offset 0 (default: the whole file).")
+    var length: Int?
+
+    @Flag(help: "Take the lease only, even when an RDMA device exists.")
+    var leaseOnly = false
+
+    func run() throws {
+        // A parent may have left these blocked or ignored (both are inherited across exec).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signalNumber in [SIGTERM, SIGINT] {
+            sigaddset(&stopSignals, signalNumber)
+            signal(signalNumber) { _ in holdStopRequested.store(true, ordering: .relaxed) }
+        }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        var lease: LayoutLease
+        do {
+            lease = try LayoutLease(path: path)
+        } catch {
+            printError("daxpin hold: \(error)")
+            throw ExitCode(1)
+        }
+        var what = "lease only (\(lease.kind))"
+        if !leaseOnly, device != nil || !RDMADevice.availableDevices().isEmpty {
+            do {
+                let rdma = if let device { try RDMADevice.open(named: device) } else { try RDMADevice.openFirst() }
+                let id = try lease.pin(offset: 0, length: length, on: rdma)
+                let (strategy, rkey) = try lease.withRegion(id) { ($0.strategy, $0.memoryRegion.remote.rkey) }
+                what = "pinned (\(strategy), rkey 0x\(String(rkey, radix: 16))) under \(lease.kind)"
+            } catch {
+                printError("daxpin hold: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        print("daxpin hold: pid \(getpid()) holds \(path): \(what)")
+        fflush(nil)
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline, !holdStopRequested.load(ordering: .relaxed) {
+            if case .revoked = lease.state { break }
+            usleep(20_000)
+        }
+        print("daxpin hold: \(lease.state == .held ? "releasing" : "revoked by a lease break")")
+        fflush(nil)
+        _ = lease.release()
+    }
+}

@@ -1,2 +1,0 @@
-// The `daxpin` command (issue 6). Placeholder until the command lands.
-print("daxpin: not yet implemented")
