@@ -56,8 +56,10 @@ struct ServerCommand: AsyncParsableCommand {
             logger.error("cannot start: \(error)")
             throw ExitCode(2)
         }
-        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
-                                 cancellationSignals: [], logger: logger)
+        // The service returns after a revocation too: that ends the group gracefully, not as a failure.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
@@ -313,8 +315,8 @@ final class StorageServer: Service, Sendable {
             defer { phase = .revoked }
             return phase != .stopping
         }
-        logger.notice(byKernel ? "export revoked by the kernel's lease break" : "export released", metadata: [
-            "trace": "\(trace)"])
+        logger.notice(byKernel ? "export revoked by the kernel's lease break" : "export released",
+                      metadata: ["steps": "\(trace.steps.count)"])
         print("revocation trace:\n\(trace)")
         fflush(nil)
         clients.withLock { $0.values.forEach { $0.connection.disconnect() } }
@@ -337,7 +339,9 @@ final class StorageServer: Service, Sendable {
         phase.withLock { $0 = .stopping }
         current.forEach { $0.connection.moveToError() }
         if let trace = export.release() {
-            logger.notice("export released", metadata: ["trace": "\(trace)"])
+            logger.notice("export released in order")
+            print("release trace:\n\(trace)")
+            fflush(nil)
         }
         doneContinuation.yield()
         doneContinuation.finish()
