@@ -47,6 +47,8 @@ struct ClientCommand: ParsableCommand {
     var verify = false
     @Flag(help: "First send malformed requests and expect each to be rejected.")
     var malformed = false
+    @Flag(help: .hidden)  // tests: a misbehaving client that ignores stop messages
+    var ignoreStop = false
     @Option(help: "Pattern seed (default: the client id the server assigns).")
     var seed: UInt32?
     @Option(help: "Log level.")
@@ -195,6 +197,10 @@ struct Session: ~Copyable {
             return nil
         }
         if case .stop(let deadline, let reason) = response {
+            if options.ignoreStop {
+                logger.warning("ignoring the server's stop message (--ignore-stop)")
+                return nil
+            }
             throw Interruption.stop(reason: reason, deadlineMilliseconds: deadline)
         }
         return response

@@ -92,6 +92,28 @@ extension DaxPin {
             Testbed.ran()
         }
 
+        @Test("a client that ignores the stop is cut off: its QP goes to error before the MR is deregistered")
+        func forcedRevocation() throws {
+            let size = 2 << 20, truncated = 1 << 20
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: size, fill: 0)
+            let server = try StorageProcess.server(file: file.path, ["--quiesce-budget", "1000"])
+            let client = try StorageProcess.client(port: server.port, ["--seed", "13", "--block-size", "65536", "--loop",
+                                                                       "--ignore-stop"])
+            #expect(client.waitFor("durable", timeout: .seconds(60)), "client: \(client.everything)")
+            let breaker = try StorageProcess(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
+                                              file.path, "\(truncated)"])
+            #expect(breaker.waitExit(timeout: .seconds(40)) == 0, "truncate: \(breaker.everything)")
+            #expect(client.waitExit(timeout: .seconds(60)) == 4, "client: \(client.everything)")
+            #expect(client.stderr.contains("RDMA to the export failed"))
+            #expect(server.waitExit(timeout: .seconds(20)) == 0, "server: \(server.everything)")
+            #expect(server.stderr.contains("did not stop in time"))
+            let trace = server.stdout
+            let error = trace.range(of: "queue pair(s) moved to error"), deregistered = trace.range(of: "MR deregistered")
+            #expect(error != nil && deregistered != nil && error!.lowerBound < deregistered!.lowerBound, "trace: \(trace)")
+            #expect(file.size == truncated)
+            Testbed.ran()
+        }
+
         @Test("four concurrent clients on disjoint ranges")
         func fourClients() throws {
             let quarter = Self.exportSize / 4
