@@ -254,7 +254,8 @@ public final class RDMAConnection: @unchecked Sendable {
 
     /// Sends one control message (SEND) and waits for its completion.
     /// - Throws: `.disconnected` when the queue pair is in the error state; `.deviceFailure`
-    ///   (ETIMEDOUT) when no completion arrives in `timeout`; `.invalidRange` style misuse as `.deviceFailure(EMSGSIZE)`.
+    ///   with ETIMEDOUT when no completion arrives in `timeout`, with EMSGSIZE when `message`
+    ///   exceeds ``Options/messageSize``.
     public func send(_ message: [UInt8], timeout: Duration = .seconds(5)) throws(DaxPinError) {
         guard message.count <= options.messageSize else {
             throw .deviceFailure(device: device.name, operation: "send \(message.count) bytes (limit \(options.messageSize))", errno: .messageTooLong)

@@ -51,7 +51,9 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     }
 
     /// Adopts a context opened by someone else (librdmacm opens one per device and process,
-    /// `rdma_cm_id.verbs`) and allocates a protection domain on it. The context stays open.
+    /// `rdma_cm_id.verbs`) and allocates a protection domain on it. librdmacm keeps its contexts
+    /// open until the process exits (destroying its last id only frees librdmacm's own PD), so
+    /// this PD may outlive the ids.
     init(adopting context: UnsafeMutablePointer<ibv_context>) throws(DaxPinError) {
         let name = String(cString: ibv_get_device_name(context.pointee.device))
         guard let pd = ibv_alloc_pd(context) else {
