@@ -28,3 +28,7 @@ int daxpin_ibv_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc) {
 int daxpin_ibv_query_port(struct ibv_context *context, uint8_t port_num, struct ibv_port_attr *attr) {
     return ibv_query_port(context, port_num, attr);
 }
+
+int daxpin_ibv_req_notify_cq(struct ibv_cq *cq, int solicited_only) {
+    return ibv_req_notify_cq(cq, solicited_only);
+}

@@ -24,4 +24,7 @@ int daxpin_ibv_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc);
 /// `ibv_query_port` is a macro in recent rdma-core.
 int daxpin_ibv_query_port(struct ibv_context *context, uint8_t port_num, struct ibv_port_attr *attr);
 
+/// `ibv_req_notify_cq` is static inline (arm the CQ's completion channel).
+int daxpin_ibv_req_notify_cq(struct ibv_cq *cq, int solicited_only);
+
 #endif

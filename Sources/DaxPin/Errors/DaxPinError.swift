@@ -34,6 +34,12 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
     case wrongStrategy(operation: String, strategy: Strategy)
     /// A system call failed.
     case systemCall(operation: String, path: String, errno: Errno)
+    /// An rdma_cm connection step failed or timed out (`rdma_resolve_addr`, `rdma_connect`, ...).
+    case connectionFailed(peer: String, operation: String, reason: String)
+    /// The peer refused the connection; `reason` is the private data it sent with `rdma_reject`.
+    case connectionRejected(peer: String, reason: [UInt8])
+    /// The peer disconnected or the connection's queue pair is in the error state.
+    case disconnected(peer: String)
 
     /// What is wrong with a requested range.
     public enum RangeProblem: Sendable, Equatable, CustomStringConvertible {
@@ -90,6 +96,12 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(operation) needs a staged region; this region is \(strategy)"
         case .systemCall(let operation, let path, let errno):
             "\(path): \(operation) failed (\(errno.daxName))"
+        case .connectionFailed(let peer, let operation, let reason):
+            "\(peer): \(operation) failed: \(reason)"
+        case .connectionRejected(let peer, let reason):
+            "\(peer) rejected the connection: \(String(decoding: reason.prefix { $0 != 0 }, as: UTF8.self))"
+        case .disconnected(let peer):
+            "\(peer): the connection is closed (the peer disconnected or the queue pair is in the error state)"
         }
     }
 }

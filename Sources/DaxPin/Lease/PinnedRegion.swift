@@ -136,6 +136,11 @@ public struct MemoryRegion: ~Copyable {
         public let length: Int
         /// The remote key peers put in RDMA READ/WRITE work requests.
         public let rkey: UInt32
+
+        /// The keys a peer received (for example in rdma_cm private data).
+        public init(address: UInt64, length: Int, rkey: UInt32) {
+            self.address = address; self.length = length; self.rkey = rkey
+        }
     }
 
     let registration: Registration

@@ -10,6 +10,8 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     let capabilities: DeviceCapabilities
     let context: UnsafeMutablePointer<ibv_context>
     let pd: UnsafeMutablePointer<ibv_pd>
+    /// False when the context belongs to librdmacm (an rdma_cm id's `verbs`): only the PD is ours.
+    private let ownsContext: Bool
 
     /// Device names in libibverbs order.
     static func deviceNames() -> [String] {
@@ -44,12 +46,29 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
         self.name = name
         self.context = context
         self.pd = pd
+        self.ownsContext = true
+        self.capabilities = Self.query(context)
+    }
+
+    /// Adopts a context opened by someone else (librdmacm opens one per device and process,
+    /// `rdma_cm_id.verbs`) and allocates a protection domain on it. librdmacm keeps its contexts
+    /// open until the process exits (destroying its last id only frees librdmacm's own PD), so
+    /// this PD may outlive the ids.
+    init(adopting context: UnsafeMutablePointer<ibv_context>) throws(DaxPinError) {
+        let name = String(cString: ibv_get_device_name(context.pointee.device))
+        guard let pd = ibv_alloc_pd(context) else {
+            throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: Errno(rawValue: errno))
+        }
+        self.name = name
+        self.context = context
+        self.pd = pd
+        self.ownsContext = false
         self.capabilities = Self.query(context)
     }
 
     deinit {
         ibv_dealloc_pd(pd)
-        ibv_close_device(context)
+        if ownsContext { ibv_close_device(context) }
     }
 
     private static func query(_ context: UnsafeMutablePointer<ibv_context>) -> DeviceCapabilities {

@@ -1,4 +1,5 @@
 import CIbverbs
+import CRdmacm  // verbs enum constants resolve through it once any file imports librdmacm
 import Glibc
 import Synchronization
 

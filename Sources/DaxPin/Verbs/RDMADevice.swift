@@ -27,3 +27,8 @@ public final class RDMADevice: Sendable {
     /// The names of the RDMA devices present (`ibv_get_device_list`).
     public static func availableDevices() -> [String] { IbverbsProvider.deviceNames() }
 }
+
+extension RDMADevice {
+    /// The libibverbs objects behind this device, or nil for a test double.
+    var ibverbs: IbverbsProvider? { provider as? IbverbsProvider }
+}

@@ -1,0 +1,386 @@
+// daxpin-client: connects to daxpin-server with rdma_cm, writes and reads the exported range
+// directly with RDMA WRITE and READ (configurable block size and queue depth), asks for
+// durability, verifies with checksums, and stops cleanly when the server revokes the export.
+import ArgumentParser
+import DaxPin
+import Foundation
+import Logging
+import StorageProtocol
+import Synchronization
+
+/// Set by SIGINT/SIGTERM: finish in-flight work, say goodbye, print the totals.
+let interrupted = Atomic<Bool>(false)
+
+/// Exit statuses (documented in the README).
+enum Status {
+    static let revoked: Int32 = 3        // the server stopped us: its export is being revoked
+    static let failed: Int32 = 4         // an RDMA operation failed (forced revocation, disconnect)
+    static let mismatch: Int32 = 5       // verification found wrong bytes
+    static let rejected: Int32 = 6       // the server refused the connection
+}
+
+@main
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daxpin-client",
+        abstract: "Write, persist, read and verify a daxpin-server export with one-sided RDMA.")
+
+    @Option(help: "Server address.")
+    var address: String = ProcessInfo.processInfo.environment["DAXPIN_RDMA_ADDR"] ?? "192.0.2.1"
+    @Option(help: "Server port.")
+    var port: UInt16 = 7471
+    @Option(help: "Bytes per RDMA WRITE/READ.")
+    var blockSize: Int = 4096
+    @Option(help: "RDMA operations in flight.")
+    var queueDepth: Int = 8
+    @Option(help: "Start of this client's range in the export.")
+    var offset: UInt64 = 0
+    @Option(help: "Blocks to write per pass (default: to the end of the export).")
+    var blocks: Int?
+    @Option(help: "Ask for durability every this many blocks.")
+    var persistEvery: Int = 16
+    @Option(help: "Passes over the range.")
+    var passes: Int = 1
+    @Flag(help: "Keep making passes until stopped (server stop, SIGINT).")
+    var loop = false
+    @Flag(help: "Read the range back and compare, then compare the server's checksum.")
+    var verify = false
+    @Flag(help: "First send malformed requests and expect each to be rejected.")
+    var malformed = false
+    @Flag(help: .hidden)  // tests: a misbehaving client that ignores stop messages
+    var ignoreStop = false
+    @Option(help: "Pattern seed (default: the client id the server assigns).")
+    var seed: UInt32?
+    @Option(help: "Log level.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard blockSize > 0, blockSize % 64 == 0 else { throw ValidationError("--block-size must be a positive multiple of 64") }
+        guard (1...128).contains(queueDepth) else { throw ValidationError("--queue-depth must be 1...128") }
+        guard persistEvery > 0, passes > 0 else { throw ValidationError("--persist-every and --passes must be positive") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
+        let logger = Logger(label: "daxpin-client")
+        let connection: RDMAConnection
+        do {
+            connection = try RDMAConnection.connect(to: address, port: port, privateData: ClientHello().encoded,
+                                                    options: .init(depth: queueDepth))
+        } catch let DaxPinError.connectionRejected(_, reason) {
+            fail(Status.rejected, "the server refused the connection: \(String(decoding: reason, as: UTF8.self))")
+        } catch {
+            fail(Status.failed, "cannot connect to \(address):\(port): \(error)")
+        }
+        guard let hello = ServerHello(decoding: connection.peerPrivateData) else {
+            fail(Status.failed, "the server's hello is malformed")
+        }
+        let remote = MemoryRegion.RemoteAccess(address: hello.address, length: Int(hello.length), rkey: hello.rkey)
+        print("connected client=\(hello.clientID) export=\(hello.length) rkey=0x\(String(hello.rkey, radix: 16)) device=\(connection.device.name)")
+        // Local buffers: one block per queue slot, registered on the connection's device.
+        var local = LayoutLease.anonymous()
+        let localID = try local.pin(length: queueDepth * blockSize, on: connection.device)
+        let (localAddress, localKey) = try local.withRegion(localID) { ($0.memoryRegion.remote.address, $0.memoryRegion.localKey) }
+        var session = Session(connection: connection, remote: remote, options: self, seed: seed ?? hello.clientID,
+                              logger: logger, local: local, localID: localID, localAddress: localAddress, localKey: localKey)
+        Foundation.exit(session.run())
+    }
+}
+
+func fail(_ status: Int32, _ message: String) -> Never {
+    printError("daxpin-client: \(message)\n")
+    Foundation.exit(status)
+}
+
+/// Writes to standard error unbuffered (after flushing standard output, so lines keep their order).
+func printError(_ text: String) {
+    fflush(nil)
+    FileHandle.standardError.write(Data(text.utf8))
+}
+
+/// Why a pass ended early.
+enum Interruption: Error {
+    case stop(reason: String, deadlineMilliseconds: UInt32)
+    case rdmaFailed(String)
+}
+
+struct Session: ~Copyable {
+    let connection: RDMAConnection
+    let remote: MemoryRegion.RemoteAccess
+    let options: ClientCommand
+    let seed: UInt32
+    let logger: Logger
+    var local: LayoutLease
+    let localID: PinnedRegion.ID
+    let localAddress: UInt64
+    let localKey: UInt32
+    let blocks: Int
+    var nextRequest: UInt32 = 0
+    var durableAcks = 0
+    var bytesWritten = 0
+    var bytesRead = 0
+    var writeTime: Duration = .zero
+    var readTime: Duration = .zero
+    var lastProgress = ContinuousClock.now
+
+    init(connection: RDMAConnection, remote: MemoryRegion.RemoteAccess, options: ClientCommand,
+         seed: UInt32, logger: Logger, local: consuming LayoutLease, localID: PinnedRegion.ID,
+         localAddress: UInt64, localKey: UInt32) {
+        self.connection = connection
+        self.remote = remote
+        self.options = options
+        self.seed = seed
+        self.logger = logger
+        let available = (UInt64(remote.length) - min(options.offset, UInt64(remote.length))) / UInt64(options.blockSize)
+        blocks = options.blocks ?? Int(available)
+        self.local = local
+        self.localID = localID
+        self.localAddress = localAddress
+        self.localKey = localKey
+    }
+
+    func passSeed(_ pass: Int) -> UInt32 { seed &+ UInt32(truncatingIfNeeded: pass) &* 7919 }
+    func blockOffset(_ block: Int) -> UInt64 { options.offset + UInt64(block * options.blockSize) }
+    func slotBuffer(_ slot: Int) -> QueuePair.LocalBuffer {
+        QueuePair.LocalBuffer(address: localAddress + UInt64(slot * options.blockSize), length: options.blockSize, localKey: localKey)
+    }
+
+    mutating func run() -> Int32 {
+        do {
+            if options.malformed { try sendMalformed() }
+            var pass = 0
+            while (options.loop || pass < options.passes), !interrupted.load(ordering: .relaxed), blocks > 0 {
+                try writePass(pass)
+                if options.verify { try verifyPass(pass) }
+                pass += 1
+            }
+            _ = try? connection.send(Request.goodbye(id: 0).encoded)
+            printThroughput()
+            return 0
+        } catch Interruption.stop(let reason, let deadline) {
+            // Everything posted has completed (drained); tell the server and leave.
+            _ = try? connection.send(Request.stopped(id: 0).encoded)
+            printThroughput()
+            printError("daxpin-client: the server is revoking its export: \(reason). Stopped all RDMA within the \(deadline) ms deadline; \(durableAcks) durable acknowledgements received, none lost.\n")
+            return Status.revoked
+        } catch Interruption.rdmaFailed(let what) {
+            printThroughput()
+            printError("daxpin-client: RDMA to the export failed: \(what) (the server revoked the export or went away)\n")
+            return Status.failed
+        } catch let error as VerifyError {
+            printError("daxpin-client: verification failed: \(error.message)\n")
+            return Status.mismatch
+        } catch {
+            printError("daxpin-client: \(error)\n")
+            return Status.failed
+        }
+    }
+
+    // MARK: Control messages
+
+    /// Handles a stop if one arrived; returns other responses.
+    mutating func checkMessages(timeout: Duration) throws -> Response? {
+        let message: [UInt8]?
+        do { message = try connection.receive(timeout: timeout) } catch {
+            throw Interruption.rdmaFailed("the connection closed (\(error))")
+        }
+        guard let message else { return nil }
+        guard let response = StorageProtocol.decodeResponse(message) else {
+            logger.warning("malformed message from the server", metadata: ["bytes": "\(message.count)"])
+            return nil
+        }
+        if case .stop(let deadline, let reason) = response {
+            if options.ignoreStop {
+                logger.warning("ignoring the server's stop message (--ignore-stop)")
+                return nil
+            }
+            throw Interruption.stop(reason: reason, deadlineMilliseconds: deadline)
+        }
+        return response
+    }
+
+    /// Sends `request` and waits (bounded) for the answer with its id.
+    mutating func call(_ make: (UInt32) -> Request, timeout: Duration = .seconds(10)) throws -> Response {
+        nextRequest += 1
+        let id = nextRequest
+        do { try connection.send(make(id).encoded) } catch { throw Interruption.rdmaFailed("SEND: \(error)") }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let response = try checkMessages(timeout: .milliseconds(100)) else { continue }
+            switch response {
+            case .persisted(let got, _, _) where got == id: return response
+            case .checksum(let got, _, _, _) where got == id: return response
+            case .error(let got, _, _) where got == id: return response
+            default: continue
+            }
+        }
+        throw Interruption.rdmaFailed("no answer to request \(id) within \(timeout)")
+    }
+
+    mutating func sendMalformed() throws {
+        let length = UInt64(remote.length)
+        let cases: [(String, [UInt8])] = [
+            ("3-byte message", [1, 1, 0]),
+            ("unknown opcode", [0x7f, StorageProtocol.version, 0, 0, 1, 0, 0, 0]),
+            ("persist beyond the export", Request.persist(id: 2, offset: length, length: 4096).encoded),
+            ("persist with an overflowing range", Request.persist(id: 3, offset: UInt64.max - 10, length: 4096).encoded),
+        ]
+        for (name, bytes) in cases {
+            do { try connection.send(bytes) } catch { throw Interruption.rdmaFailed("SEND: \(error)") }
+            let deadline = ContinuousClock.now + .seconds(10)
+            var answered = false
+            while !answered, ContinuousClock.now < deadline {
+                if case .error(_, let code, let message) = try checkMessages(timeout: .milliseconds(100)) {
+                    print("rejected \(name): code \(code): \(message)")
+                    answered = true
+                }
+            }
+            guard answered else { throw Interruption.rdmaFailed("the server did not reject the \(name)") }
+        }
+    }
+
+    // MARK: Data
+
+    func fill(slot: Int, block: Int, pass: Int) throws {
+        let base = blockOffset(block), seed = passSeed(pass), size = options.blockSize
+        try local.withRegion(localID) { region in
+            try region.withMutableBytes { span in
+                span.withUnsafeMutableBytes { bytes in
+                    for index in 0..<size {
+                        bytes[slot * size + index] = StorageProtocol.patternByte(seed: seed, offset: base + UInt64(index))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every block with up to `queueDepth` WRITEs in flight; persists every `persistEvery` blocks.
+    mutating func writePass(_ pass: Int) throws {
+        var block = 0
+        while block < blocks {
+            let batchEnd = min(blocks, block + options.persistEvery)
+            let started = ContinuousClock.now
+            try transfer(blocks: block..<batchEnd, pass: pass, write: true)
+            writeTime += started.duration(to: .now)
+            let offset = blockOffset(block), length = UInt64((batchEnd - block) * options.blockSize)
+            switch try call({ .persist(id: $0, offset: offset, length: length) }) {
+            case .persisted:
+                durableAcks += 1
+                print("durable pass=\(pass) seed=\(passSeed(pass)) offset=\(offset) length=\(length)")
+            case .error(_, let code, let message):
+                throw Interruption.rdmaFailed("persist refused (\(code)): \(message)")
+            default: break
+            }
+            block = batchEnd
+            progress(pass)
+            if interrupted.load(ordering: .relaxed) { return }
+        }
+    }
+
+    mutating func verifyPass(_ pass: Int) throws {
+        let started = ContinuousClock.now
+        try transfer(blocks: 0..<blocks, pass: pass, write: false)
+        readTime += started.duration(to: .now)
+        let length = UInt64(blocks * options.blockSize)
+        let seed = passSeed(pass), base = options.offset
+        let expected = StorageProtocol.checksum((0..<length).lazy.map { StorageProtocol.patternByte(seed: seed, offset: base + $0) })
+        switch try call({ .checksum(id: $0, offset: base, length: length) }) {
+        case .checksum(_, _, _, let value):
+            guard value == expected else {
+                throw VerifyError(message: "server checksum 0x\(String(value, radix: 16)) != expected 0x\(String(expected, radix: 16))")
+            }
+            print("verified pass=\(pass) blocks=\(blocks) checksum=0x\(String(value, radix: 16))")
+        case .error(_, let code, let message):
+            throw Interruption.rdmaFailed("checksum refused (\(code)): \(message)")
+        default: break
+        }
+    }
+
+    /// Moves `range` with a window of `queueDepth` operations; READs are compared with the pattern.
+    mutating func transfer(blocks range: Range<Int>, pass: Int, write: Bool) throws {
+        var freeSlots = Array(0..<options.queueDepth)
+        var inFlight: [UInt64: (slot: Int, block: Int)] = [:]
+        var next = range.lowerBound
+        var stop: Interruption?
+        while next < range.upperBound || !inFlight.isEmpty {
+            if stop == nil, let message = try? checkMessagesOrStop() { stop = message }
+            while stop == nil, next < range.upperBound, let slot = freeSlots.popLast() {
+                if write { try fill(slot: slot, block: next, pass: pass) }
+                let id = UInt64(next)
+                do {
+                    if write {
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id)
+                    } else {
+                        try connection.postRead(into: slotBuffer(slot), from: remote, offset: Int(blockOffset(next)), id: id)
+                    }
+                } catch {
+                    throw Interruption.rdmaFailed("post: \(error)")
+                }
+                inFlight[id] = (slot, next)
+                next += 1
+            }
+            if stop != nil, inFlight.isEmpty { break }
+            let done: [RDMAConnection.WorkCompletion]
+            do { done = try connection.completions(timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
+            if done.isEmpty { throw Interruption.rdmaFailed("no completion within 10 s (\(inFlight.count) in flight)") }
+            for completion in done {
+                guard let entry = inFlight.removeValue(forKey: completion.id) else { continue }
+                guard completion.status == .success else {
+                    throw Interruption.rdmaFailed("\(write ? "WRITE" : "READ") of block \(entry.block): \(completion.status)")
+                }
+                if write { bytesWritten += options.blockSize } else {
+                    bytesRead += options.blockSize
+                    try compare(slot: entry.slot, block: entry.block, pass: pass)
+                }
+                freeSlots.append(entry.slot)
+            }
+        }
+        if let stop { throw stop }
+    }
+
+    /// A stop notice (as a value, to finish draining first), or nil.
+    mutating func checkMessagesOrStop() throws -> Interruption? {
+        do { _ = try checkMessages(timeout: .zero) } catch let stop as Interruption {
+            if case .stop = stop { return stop }
+            throw stop
+        }
+        return nil
+    }
+
+    func compare(slot: Int, block: Int, pass: Int) throws {
+        let base = blockOffset(block), seed = passSeed(pass), size = options.blockSize
+        let bad: Int? = try local.withRegion(localID) { region in
+            try region.withBytes { span in
+                span.withUnsafeBytes { bytes in
+                    (0..<size).first { bytes[slot * size + $0] != StorageProtocol.patternByte(seed: seed, offset: base + UInt64($0)) }
+                }
+            }
+        }
+        if let bad { throw VerifyError(message: "byte \(base + UInt64(bad)) read back differs from what was written") }
+    }
+
+    mutating func progress(_ pass: Int) {
+        guard lastProgress.duration(to: .now) >= .seconds(1) else { return }
+        lastProgress = .now
+        print("progress pass=\(pass) written=\(bytesWritten) durable-acks=\(durableAcks)")
+        fflush(nil)
+    }
+
+    func printThroughput() {
+        func rate(_ bytes: Int, _ time: Duration) -> String {
+            let seconds = Double(time.components.seconds) + Double(time.components.attoseconds) / 1e18
+            return seconds > 0 ? String(format: "%.2f MiB/s", Double(bytes) / 1_048_576 / seconds) : "n/a"
+        }
+        print("throughput: wrote \(bytesWritten) bytes (\(rate(bytesWritten, writeTime))), read \(bytesRead) bytes (\(rate(bytesRead, readTime))), block \(options.blockSize), depth \(options.queueDepth), \(durableAcks) durable acks")
+        fflush(nil)
+    }
+}
+
+struct VerifyError: Error { let message: String }

@@ -1,1 +1,0 @@
-print("daxpin-client: not yet implemented")

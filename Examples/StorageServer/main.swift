@@ -1,1 +1,0 @@
-print("daxpin-server: not yet implemented")

@@ -1,0 +1,65 @@
+import CIbverbs
+import Glibc
+
+/// A completion queue with its own completion channel, so waiting for a completion sleeps
+/// in `poll(2)` on the channel's descriptor instead of spinning (`ibv_create_comp_channel`,
+/// `ibv_create_cq`, `ibv_req_notify_cq`, `ibv_get_cq_event`).
+///
+/// Not thread-safe: its owner serializes access.
+final class CompletionQueue: @unchecked Sendable {
+    let cq: UnsafeMutablePointer<ibv_cq>
+    private let channel: UnsafeMutablePointer<ibv_comp_channel>
+    private let deviceName: String
+    private var unacknowledged: UInt32 = 0
+
+    init(context: UnsafeMutablePointer<ibv_context>, depth: Int, deviceName: String) throws(DaxPinError) {
+        self.deviceName = deviceName
+        guard let channel = ibv_create_comp_channel(context) else {
+            throw .deviceFailure(device: deviceName, operation: "ibv_create_comp_channel", errno: .init(rawValue: errno))
+        }
+        let flags = fcntl(channel.pointee.fd, F_GETFL)
+        _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        guard let cq = ibv_create_cq(context, Int32(depth), nil, channel, 0) else {
+            let code = errno
+            ibv_destroy_comp_channel(channel)
+            throw .deviceFailure(device: deviceName, operation: "ibv_create_cq", errno: .init(rawValue: code))
+        }
+        self.channel = channel
+        self.cq = cq
+    }
+
+    deinit {
+        if unacknowledged > 0 { ibv_ack_cq_events(cq, unacknowledged) }
+        ibv_destroy_cq(cq)
+        ibv_destroy_comp_channel(channel)
+    }
+
+    /// Up to `maximum` completions; waits up to `timeout` for the first one. Empty on timeout.
+    func poll(maximum: Int = 16, timeout: Duration) throws(DaxPinError) -> [ibv_wc] {
+        let deadline = ContinuousClock.now + timeout
+        var entries = [ibv_wc](repeating: ibv_wc(), count: maximum)
+        func take() throws(DaxPinError) -> [ibv_wc]? {
+            let count = daxpin_ibv_poll_cq(cq, Int32(maximum), &entries)
+            if count < 0 { throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: .ioError) }
+            return count > 0 ? Array(entries.prefix(Int(count))) : nil
+        }
+        while true {
+            if let found = try take() { return found }
+            let left = ContinuousClock.now.duration(to: deadline)
+            if left <= .zero { return [] }
+            // Arm, then look again: a completion that arrived before arming raises no event.
+            _ = daxpin_ibv_req_notify_cq(cq, 0)
+            if let found = try take() { return found }
+            var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
+            let milliseconds = max(1, Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            _ = Glibc.poll(&descriptor, 1, milliseconds)
+            var eventCQ: UnsafeMutablePointer<ibv_cq>?
+            var context: UnsafeMutableRawPointer?
+            while ibv_get_cq_event(channel, &eventCQ, &context) == 0 { unacknowledged += 1 }
+            if unacknowledged >= 64 {
+                ibv_ack_cq_events(cq, unacknowledged)
+                unacknowledged = 0
+            }
+        }
+    }
+}

@@ -1,0 +1,426 @@
+import CIbverbs
+import CRdmacm
+import Glibc
+import Synchronization
+
+/// A reliable connection set up through librdmacm: an rdma_cm id with its queue pair
+/// (`rdma_create_qp` on the connection's ``device``), a send and a receive completion queue,
+/// and a small registered buffer pool for control messages.
+///
+/// - Control messages: ``send(_:timeout:)`` (SEND) and ``receive(timeout:)`` (RECV), up to
+///   ``Options/messageSize`` bytes each.
+/// - One-sided RDMA: ``write(_:to:offset:timeout:)`` and ``read(into:from:offset:timeout:)``
+///   wait for their own completion; ``postWrite(_:to:offset:id:)`` and
+///   ``postRead(into:from:offset:id:)`` with ``completions(timeout:)`` keep several in flight.
+///
+/// Register the memory used in work requests on ``device`` (for example
+/// `lease.pin(on: connection.device)`): the queue pair lives on that device's protection domain.
+/// Attach the connection to a lease with `lease.attach { connection.moveToError() }`.
+public final class RDMAConnection: @unchecked Sendable {
+    // The rdma_cm id and verbs objects are thread-safe; sends and receives are serialized
+    // by `sendState` and `receiveLock`.
+
+    /// Sizes of the queues and the control-message pool.
+    public struct Options: Sendable, Hashable {
+        /// RDMA WRITE/READ work requests the caller keeps in flight at most.
+        public var depth: Int
+        /// Receive buffers posted for control messages.
+        public var receiveSlots: Int
+        /// The largest control message in bytes.
+        public var messageSize: Int
+        /// Creates options; the defaults suit a storage protocol with small control messages.
+        public init(depth: Int = 32, receiveSlots: Int = 16, messageSize: Int = 256) {
+            self.depth = depth; self.receiveSlots = receiveSlots; self.messageSize = messageSize
+        }
+    }
+
+    /// One finished RDMA WRITE or READ posted with an id.
+    public struct WorkCompletion: Sendable, Hashable {
+        /// The id given when posting.
+        public let id: UInt64
+        /// How it completed.
+        public let status: QueuePair.Completion
+    }
+
+    /// The device (and protection domain) the queue pair lives on.
+    public let device: RDMADevice
+    /// The peer's address, for messages.
+    public let peer: String
+    /// What the peer sent with `rdma_accept` (client side) or `rdma_connect` (server side).
+    public private(set) var peerPrivateData: [UInt8] = []
+
+    let id: UnsafeMutablePointer<rdma_cm_id>
+    private let events: CMEventChannel
+    private let provider: IbverbsProvider
+    private let sendCQ: CompletionQueue
+    private let receiveCQ: CompletionQueue
+    private let options: Options
+    private let buffer: UnsafeMutableRawPointer
+    private let bufferRegistration: Registration
+    private let sendState = Mutex(SendState())
+    private let receiveLock = Mutex(())
+    private let closed = Atomic<Bool>(false)
+    private let qpDestroyed = Atomic<Bool>(false)
+
+    private struct SendState {
+        var nextInternal: UInt64 = 0
+        var internalDone: [UInt64: QueuePair.Completion] = [:]
+        var userDone: [WorkCompletion] = []
+    }
+    private static let internalBit: UInt64 = 1 << 63
+
+    /// Creates the CQs, the QP (on `device`'s PD) and the message pool for `id`, and posts the receives.
+    init(id: UnsafeMutablePointer<rdma_cm_id>, events: CMEventChannel, device: RDMADevice,
+         peer: String, options: Options) throws(DaxPinError) {
+        guard let provider = device.ibverbs else {
+            throw .deviceFailure(device: device.name, operation: "create a connection (not a libibverbs device)", errno: .notSupported)
+        }
+        guard let verbs = id.pointee.verbs, verbs == provider.context else {
+            throw .connectionFailed(peer: peer, operation: "rdma_create_qp",
+                                    reason: "the rdma_cm id is not on \(device.name)'s verbs context; open the device through the connection or listener")
+        }
+        self.id = id
+        self.events = events
+        self.device = device
+        self.provider = provider
+        self.peer = peer
+        self.options = options
+        sendCQ = try CompletionQueue(context: verbs, depth: options.depth + 8, deviceName: device.name)
+        receiveCQ = try CompletionQueue(context: verbs, depth: options.receiveSlots + 1, deviceName: device.name)
+        var attributes = ibv_qp_init_attr()
+        attributes.send_cq = sendCQ.cq
+        attributes.recv_cq = receiveCQ.cq
+        attributes.qp_type = IBV_QPT_RC
+        attributes.sq_sig_all = 0
+        attributes.cap.max_send_wr = UInt32(options.depth + 4)
+        attributes.cap.max_recv_wr = UInt32(options.receiveSlots)
+        attributes.cap.max_send_sge = 1
+        attributes.cap.max_recv_sge = 1
+        let bytes = (options.receiveSlots + 1) * options.messageSize
+        var memory: UnsafeMutableRawPointer?
+        guard posix_memalign(&memory, 4096, bytes) == 0, let memory else {
+            throw .deviceFailure(device: device.name, operation: "allocate the message pool", errno: .noMemory)
+        }
+        memset(memory, 0, bytes)
+        switch provider.register(address: memory, length: bytes, access: [.localWrite], onDemand: false) {
+        case .success(let registration): bufferRegistration = registration
+        case .failure(let code):
+            free(memory)
+            throw .deviceFailure(device: device.name, operation: "ibv_reg_mr (message pool)", errno: code)
+        }
+        buffer = memory
+        guard rdma_create_qp(id, provider.pd, &attributes) == 0 else {
+            let code = errno
+            _ = provider.deregister(bufferRegistration)
+            free(memory)
+            throw .deviceFailure(device: device.name, operation: "rdma_create_qp", errno: .init(rawValue: code))
+        }
+        for slot in 0..<options.receiveSlots { try postReceive(slot: slot) }
+    }
+
+    deinit {
+        disconnect()
+        if !qpDestroyed.exchange(true, ordering: .acquiringAndReleasing) { rdma_destroy_qp(id) }
+        rdma_destroy_id(id)
+        _ = provider.deregister(bufferRegistration)
+        free(buffer)
+        // The CQs, then the event channel and the device, are released after this body.
+    }
+
+    // MARK: Connecting (client side)
+
+    /// Resolves `address` (`rdma_resolve_addr`, `rdma_resolve_route`), creates the queue pair
+    /// on the device the route goes through and connects (`rdma_connect`) with `privateData`
+    /// (at most 56 bytes). The connection's ``device`` is that device; pass `device` to share
+    /// one protection domain between several connections on it.
+    /// - Throws: `.connectionRejected` with the server's reason, `.connectionFailed`.
+    public static func connect(to address: String, port: UInt16, privateData: [UInt8] = [],
+                               device: RDMADevice? = nil, options: Options = Options(),
+                               timeout: Duration = .seconds(10)) throws(DaxPinError) -> RDMAConnection {
+        let peer = "\(address):\(port)"
+        let events = try CMEventChannel(peer: peer)
+        var raw: UnsafeMutablePointer<rdma_cm_id>?
+        guard rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
+            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: String(cString: strerror(errno)))
+        }
+        var connection: RDMAConnection?
+        do throws(DaxPinError) {
+            let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
+            let resolved = try withSocketAddress(address, port: port, peer: peer) { rdma_resolve_addr(id, nil, $0, milliseconds) }
+            guard resolved == 0 else {
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: String(cString: strerror(errno)))
+            }
+            _ = try events.expect(RDMA_CM_EVENT_ADDR_RESOLVED, peer: peer, operation: "rdma_resolve_addr", timeout: timeout)
+            guard rdma_resolve_route(id, milliseconds) == 0 else {
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: String(cString: strerror(errno)))
+            }
+            _ = try events.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, peer: peer, operation: "rdma_resolve_route", timeout: timeout)
+            guard let verbs = id.pointee.verbs else {
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: "no RDMA device on the route")
+            }
+            let chosen: RDMADevice
+            if let device { chosen = device } else { chosen = RDMADevice(provider: try IbverbsProvider(adopting: verbs)) }
+            let made = try RDMAConnection(id: id, events: events, device: chosen, peer: peer, options: options)
+            connection = made
+            let rc = privateData.withUnsafeBytes { data in
+                var parameters = rdma_conn_param()
+                parameters.private_data = data.baseAddress
+                parameters.private_data_len = UInt8(clamping: data.count)
+                parameters.responder_resources = 16
+                parameters.initiator_depth = 16
+                parameters.retry_count = 7
+                parameters.rnr_retry_count = 7
+                return rdma_connect(id, &parameters)
+            }
+            guard rc == 0 else {
+                throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: String(cString: strerror(errno)))
+            }
+            let established = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_connect", timeout: timeout)
+            made.peerPrivateData = established.privateData
+            return made
+        } catch {
+            if let connection { connection.closed.store(true, ordering: .releasing) } else { rdma_destroy_id(id) }
+            throw error
+        }
+    }
+
+    /// Server side: accepts with `privateData` and waits for the connection to be established.
+    func accept(privateData: [UInt8], request: CMEventChannel.Event, timeout: Duration) throws(DaxPinError) {
+        peerPrivateData = request.privateData
+        let rc = privateData.withUnsafeBytes { data in
+            var parameters = rdma_conn_param()
+            parameters.private_data = data.baseAddress
+            parameters.private_data_len = UInt8(clamping: data.count)
+            parameters.responder_resources = min(request.initiatorDepth, 16)
+            parameters.initiator_depth = min(request.responderResources, 16)
+            parameters.retry_count = 7
+            parameters.rnr_retry_count = 7
+            return rdma_accept(id, &parameters)
+        }
+        guard rc == 0 else {
+            throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: String(cString: strerror(errno)))
+        }
+        _ = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_accept", timeout: timeout)
+    }
+
+    // MARK: State
+
+    /// True once either side disconnected (an `RDMA_CM_EVENT_DISCONNECTED` arrived, or
+    /// ``disconnect()`` was called). Checks the connection's event channel without waiting.
+    public var isClosed: Bool {
+        if closed.load(ordering: .acquiring) { return true }
+        while let event = events.next(timeout: .zero) {
+            if event.type == RDMA_CM_EVENT_DISCONNECTED || event.type == RDMA_CM_EVENT_DEVICE_REMOVAL
+                || event.type == RDMA_CM_EVENT_TIMEWAIT_EXIT {
+                closed.store(true, ordering: .releasing)
+                rdma_disconnect(id)
+            }
+        }
+        return closed.load(ordering: .acquiring)
+    }
+
+    /// Moves the queue pair to the error state: in-flight and later work is flushed, so
+    /// no RDMA on it touches memory after this returns. Safe from any thread, any number of times.
+    public func moveToError() {
+        var attributes = ibv_qp_attr()
+        attributes.qp_state = IBV_QPS_ERR
+        if let qp = id.pointee.qp { _ = ibv_modify_qp(qp, &attributes, Int32(bitPattern: IBV_QP_STATE.rawValue)) }
+    }
+
+    /// Disconnects (`rdma_disconnect`): the queue pair goes to the error state and the peer
+    /// gets a disconnect event. Idempotent.
+    public func disconnect() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        rdma_disconnect(id)
+    }
+
+    // MARK: Control messages
+
+    private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { buffer + slot * options.messageSize }
+
+    private func postReceive(slot: Int) throws(DaxPinError) {
+        var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slotAddress(slot))), length: UInt32(options.messageSize),
+                          lkey: bufferRegistration.localKey)
+        var request = ibv_recv_wr()
+        request.wr_id = UInt64(slot)
+        request.num_sge = 1
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        let rc = withUnsafeMutablePointer(to: &sge) { pointer in
+            request.sg_list = pointer
+            return daxpin_ibv_post_recv(id.pointee.qp, &request, &bad)
+        }
+        guard rc == 0 else { throw .deviceFailure(device: device.name, operation: "ibv_post_recv", errno: .init(rawValue: rc)) }
+    }
+
+    /// Sends one control message (SEND) and waits for its completion.
+    /// - Throws: `.disconnected` when the queue pair is in the error state; `.deviceFailure`
+    ///   with ETIMEDOUT when no completion arrives in `timeout`, with EMSGSIZE when `message`
+    ///   exceeds ``Options/messageSize``.
+    public func send(_ message: [UInt8], timeout: Duration = .seconds(5)) throws(DaxPinError) {
+        guard message.count <= options.messageSize else {
+            throw .deviceFailure(device: device.name, operation: "send \(message.count) bytes (limit \(options.messageSize))", errno: .messageTooLong)
+        }
+        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
+            state.nextInternal += 1
+            let wrID = Self.internalBit | state.nextInternal
+            let slot = slotAddress(options.receiveSlots)
+            message.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slot)), length: UInt32(message.count), lkey: bufferRegistration.localKey)
+            var request = ibv_send_wr()
+            request.wr_id = wrID
+            request.opcode = IBV_WR_SEND
+            request.num_sge = 1
+            request.send_flags = IBV_SEND_SIGNALED.rawValue
+            let rc = post(&request, &sge)
+            guard rc == 0 else {
+                return .failure(rc == EINVAL || rc == ENOMEM ? .disconnected(peer: peer)
+                                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: .init(rawValue: rc)))
+            }
+            return wait(for: wrID, state: &state, timeout: timeout)
+        }
+        switch try result.get() {
+        case .success: return
+        case .flushed, .retryExceeded: throw .disconnected(peer: peer)
+        case let other: throw .deviceFailure(device: device.name, operation: "SEND (\(other))", errno: .ioError)
+        }
+    }
+
+    /// The next control message, or nil when none arrives within `timeout`.
+    /// - Throws: `.disconnected` when the receive queue was flushed (the queue pair is in error).
+    public func receive(timeout: Duration) throws(DaxPinError) -> [UInt8]? {
+        let result: Result<[UInt8]?, DaxPinError> = receiveLock.withLock { _ in
+            do throws(DaxPinError) {
+                guard let completion = try receiveCQ.poll(maximum: 1, timeout: timeout).first else { return .success(nil) }
+                guard completion.status == IBV_WC_SUCCESS else {
+                    closed.store(true, ordering: .releasing)
+                    return .failure(.disconnected(peer: peer))
+                }
+                let slot = Int(completion.wr_id)
+                let message = Array(UnsafeRawBufferPointer(start: slotAddress(slot), count: Int(completion.byte_len)))
+                try postReceive(slot: slot)
+                return .success(message)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: One-sided RDMA
+
+    /// Posts an RDMA WRITE of `local` to `remote` at `offset` with `id` (below 2^63), without waiting;
+    /// collect its completion with ``completions(timeout:)``.
+    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64) throws(DaxPinError) {
+        try postRDMA(IBV_WR_RDMA_WRITE, local, remote, offset, id)
+    }
+
+    /// Posts an RDMA READ from `remote` at `offset` into `local` with `id` (below 2^63), without waiting.
+    public func postRead(into local: QueuePair.LocalBuffer, from remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64) throws(DaxPinError) {
+        try postRDMA(IBV_WR_RDMA_READ, local, remote, offset, id)
+    }
+
+    /// Completions of posted WRITEs and READs; waits up to `timeout` for at least one. Empty on timeout.
+    public func completions(timeout: Duration) throws(DaxPinError) -> [WorkCompletion] {
+        let result: Result<[WorkCompletion], DaxPinError> = sendState.withLock { state in
+            if state.userDone.isEmpty {
+                do throws(DaxPinError) { try harvest(&state, timeout: timeout) } catch { return .failure(error) }
+            }
+            defer { state.userDone.removeAll() }
+            return .success(state.userDone)
+        }
+        return try result.get()
+    }
+
+    /// RDMA WRITE that waits for its completion (at most `timeout`).
+    public func write(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int = 0,
+                      timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
+        try postAndWait(IBV_WR_RDMA_WRITE, local, remote, offset, timeout)
+    }
+
+    /// RDMA READ that waits for its completion (at most `timeout`).
+    public func read(into local: QueuePair.LocalBuffer, from remote: MemoryRegion.RemoteAccess, offset: Int = 0,
+                     timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
+        try postAndWait(IBV_WR_RDMA_READ, local, remote, offset, timeout)
+    }
+
+    private func postRDMA(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
+                          _ offset: Int, _ wrID: UInt64) throws(DaxPinError) {
+        precondition(wrID & Self.internalBit == 0, "work request ids must be below 2^63")
+        var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
+        var request = ibv_send_wr()
+        request.wr_id = wrID
+        request.opcode = opcode
+        request.num_sge = 1
+        request.send_flags = IBV_SEND_SIGNALED.rawValue
+        request.wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: offset)
+        request.wr.rdma.rkey = remote.rkey
+        let rc = sendState.withLock { _ in post(&request, &sge) }
+        guard rc == 0 else {
+            throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
+        }
+    }
+
+    private func postAndWait(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
+                             _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> QueuePair.Completion {
+        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
+            state.nextInternal += 1
+            let wrID = Self.internalBit | state.nextInternal
+            var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
+            var request = ibv_send_wr()
+            request.wr_id = wrID
+            request.opcode = opcode
+            request.num_sge = 1
+            request.send_flags = IBV_SEND_SIGNALED.rawValue
+            request.wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: offset)
+            request.wr.rdma.rkey = remote.rkey
+            let rc = post(&request, &sge)
+            guard rc == 0 else {
+                return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
+            }
+            return wait(for: wrID, state: &state, timeout: timeout)
+        }
+        return try result.get()
+    }
+
+    private func post(_ request: inout ibv_send_wr, _ sge: inout ibv_sge) -> Int32 {
+        guard let qp = id.pointee.qp else { return EINVAL }
+        var bad: UnsafeMutablePointer<ibv_send_wr>?
+        return withUnsafeMutablePointer(to: &sge) { pointer in
+            request.sg_list = pointer
+            return daxpin_ibv_post_send(qp, &request, &bad)
+        }
+    }
+
+    private func wait(for wrID: UInt64, state: inout SendState, timeout: Duration) -> Result<QueuePair.Completion, DaxPinError> {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let done = state.internalDone.removeValue(forKey: wrID) { return .success(done) }
+            let left = ContinuousClock.now.duration(to: deadline)
+            if left <= .zero {
+                return .failure(.deviceFailure(device: device.name, operation: "wait for a completion", errno: .timedOut))
+            }
+            do throws(DaxPinError) { try harvest(&state, timeout: left) } catch { return .failure(error) }
+        }
+    }
+
+    private func harvest(_ state: inout SendState, timeout: Duration) throws(DaxPinError) {
+        for entry in try sendCQ.poll(maximum: 16, timeout: timeout) {
+            let status = Self.completion(entry.status)
+            if entry.wr_id & Self.internalBit != 0 {
+                state.internalDone[entry.wr_id] = status
+            } else {
+                state.userDone.append(WorkCompletion(id: entry.wr_id, status: status))
+            }
+        }
+    }
+
+    static func completion(_ status: ibv_wc_status) -> QueuePair.Completion {
+        switch status {
+        case IBV_WC_SUCCESS: .success
+        case IBV_WC_REM_ACCESS_ERR: .remoteAccessError
+        case IBV_WC_RETRY_EXC_ERR: .retryExceeded
+        case IBV_WC_WR_FLUSH_ERR: .flushed
+        default: .failed(status: status.rawValue)
+        }
+    }
+}

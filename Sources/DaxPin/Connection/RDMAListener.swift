@@ -1,0 +1,110 @@
+import CRdmacm
+import Glibc
+
+/// Listens for rdma_cm connections on an IPv4 address (`rdma_bind_addr`, `rdma_listen`).
+///
+/// Binding to a concrete address gives the listener its RDMA device: ``device`` adopts the
+/// verbs context librdmacm opened for it and allocates a protection domain there. Register
+/// exported memory on ``device`` (`lease.pin(on: listener.device)`); every accepted
+/// connection's queue pair is created on the same protection domain, so its peers can use
+/// those registrations.
+public final class RDMAListener: @unchecked Sendable {
+    /// What to answer a connection request, given the private data the client sent.
+    public enum Decision: Sendable {
+        /// Accept and send `privateData` (at most 196 bytes) with `rdma_accept`.
+        case accept(privateData: [UInt8])
+        /// Refuse and send `reason` (at most 148 bytes) with `rdma_reject`.
+        case reject(reason: [UInt8])
+    }
+
+    /// The device the listener is bound to; connections and exported memory live on it.
+    public let device: RDMADevice
+    /// The bound address.
+    public let address: String
+    /// The bound port (the kernel's choice when 0 was asked for).
+    public let port: UInt16
+    private let events: CMEventChannel
+    private let id: UnsafeMutablePointer<rdma_cm_id>
+
+    /// Binds to `address`:`port` (0: any free port) and listens.
+    /// - Throws: `.connectionFailed` naming the failing rdma_cm call, for example when no RDMA
+    ///   device serves `address`.
+    public init(address: String, port: UInt16 = 0, backlog: Int32 = 16) throws(DaxPinError) {
+        let peer = "\(address):\(port)"
+        let events = try CMEventChannel(peer: peer)
+        var raw: UnsafeMutablePointer<rdma_cm_id>?
+        guard rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
+            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: String(cString: strerror(errno)))
+        }
+        do throws(DaxPinError) {
+            let bound = try withSocketAddress(address, port: port, peer: peer) { rdma_bind_addr(id, $0) }
+            guard bound == 0 else {
+                throw .connectionFailed(peer: peer, operation: "rdma_bind_addr", reason: String(cString: strerror(errno)))
+            }
+            guard let verbs = id.pointee.verbs else {
+                throw .connectionFailed(peer: peer, operation: "rdma_bind_addr",
+                                        reason: "no RDMA device serves \(address); bind to the address of an RDMA interface")
+            }
+            guard rdma_listen(id, backlog) == 0 else {
+                throw .connectionFailed(peer: peer, operation: "rdma_listen", reason: String(cString: strerror(errno)))
+            }
+            self.device = RDMADevice(provider: try IbverbsProvider(adopting: verbs))
+        } catch {
+            rdma_destroy_id(id)
+            throw error
+        }
+        self.events = events
+        self.id = id
+        self.address = address
+        self.port = UInt16(bigEndian: rdma_get_src_port(id))
+    }
+
+    deinit { rdma_destroy_id(id) }
+
+    /// Waits up to `timeout` for one connection request and answers it with `decide`.
+    /// An accepted connection gets its own event channel (`rdma_migrate_id`) and queue pair.
+    /// - Returns: The established connection, or nil when no request came, it was rejected,
+    ///   or the client went away before the connection was established.
+    public func accept(timeout: Duration, options: RDMAConnection.Options = RDMAConnection.Options(),
+                       establishTimeout: Duration = .seconds(10),
+                       decide: ([UInt8]) -> Decision) throws(DaxPinError) -> RDMAConnection? {
+        guard let request = events.next(timeout: timeout) else { return nil }
+        guard request.type == RDMA_CM_EVENT_CONNECT_REQUEST, let child = request.id else { return nil }
+        var peer = "client"
+        if let address = rdma_get_peer_addr(child), address.pointee.sa_family == sa_family_t(AF_INET) {
+            address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { inet in
+                var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+                var addr = inet.pointee.sin_addr
+                inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+                peer = "\(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(UInt16(bigEndian: inet.pointee.sin_port))"
+            }
+        }
+        switch decide(request.privateData) {
+        case .reject(let reason):
+            _ = reason.withUnsafeBytes { rdma_reject(child, $0.baseAddress, UInt8(clamping: $0.count)) }
+            rdma_destroy_id(child)
+            return nil
+        case .accept(let privateData):
+            let channel = try CMEventChannel(peer: peer)
+            guard rdma_migrate_id(child, channel.channel) == 0 else {
+                rdma_reject(child, nil, 0)
+                rdma_destroy_id(child)
+                throw .connectionFailed(peer: peer, operation: "rdma_migrate_id", reason: String(cString: strerror(errno)))
+            }
+            let connection: RDMAConnection
+            do {
+                connection = try RDMAConnection(id: child, events: channel, device: device, peer: peer, options: options)
+            } catch {
+                rdma_reject(child, nil, 0)
+                rdma_destroy_id(child)
+                throw error
+            }
+            do {
+                try connection.accept(privateData: privateData, request: request, timeout: establishTimeout)
+            } catch {
+                return nil  // the connection's deinit disconnects and destroys the id
+            }
+            return connection
+        }
+    }
+}

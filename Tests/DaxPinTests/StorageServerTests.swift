@@ -1,0 +1,356 @@
+@testable import DaxPin
+import Foundation
+import Glibc
+import StorageProtocol
+import Testing
+
+extension DaxPin {
+    /// daxpin-server and daxpin-client as separate processes over the testbed's rxe0
+    /// (rdma_cm loopback to 192.0.2.1). Every wait is bounded.
+    @Suite(.enabled(if: Testbed.isActive, Testbed.skipReason)) struct StorageServer {
+        static let exportSize = 1 << 20
+
+        @Test("write, read back and verify with checksums")
+        func roundTrip() throws {
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: Self.exportSize, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            let client = try StorageProcess.client(port: server.port, ["--seed", "7", "--block-size", "16384", "--queue-depth", "4",
+                                                                       "--passes", "2", "--verify"])
+            #expect(client.waitExit(timeout: .seconds(120)) == 0, "client: \(client.everything)")
+            #expect(client.stdout.contains("verified pass=1"))
+            #expect(client.stdout.contains("throughput: wrote \(2 * Self.exportSize) bytes"))
+            try server.stop()
+            #expect(server.stdout.contains("release trace"))
+            // The file holds the last pass, byte for byte.
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            let seed: UInt32 = 7 &+ 7919
+            #expect(StorageProtocol.checksum(bytes) == StorageProtocol.checksum((0..<UInt64(bytes.count)).lazy.map {
+                StorageProtocol.patternByte(seed: seed, offset: $0) }))
+            Testbed.ran()
+        }
+
+        @Test("a durable write is acknowledged and is in the file")
+        func durableWrite() throws {
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: Self.exportSize, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            let client = try StorageProcess.client(port: server.port, ["--seed", "3", "--blocks", "32", "--persist-every", "8"])
+            #expect(client.waitExit(timeout: .seconds(60)) == 0, "client: \(client.everything)")
+            let acks = DurableAck.parse(client.stdout)
+            #expect(acks.count == 4)
+            #expect(acks.map(\.offset) == [0, 32768, 65536, 98304])
+            try server.stop()
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            for ack in acks {
+                #expect(ack.matches(bytes), "durable range \(ack.offset)+\(ack.length) differs in the file")
+            }
+            #expect(bytes[131072..<Self.exportSize].allSatisfy { $0 == 0 }, "bytes beyond what was written changed")
+            Testbed.ran()
+        }
+
+        @Test("a truncate during traffic: clients stop, the breaker proceeds, acknowledged writes survive")
+        func truncateDuringTraffic() throws {
+            let size = 4 << 20, truncated = 1 << 20
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: size, fill: 0)
+            let server = try StorageProcess.server(file: file.path, ["--quiesce-budget", "4000"])
+            let client = try StorageProcess.client(port: server.port, ["--seed", "11", "--block-size", "65536", "--queue-depth", "8",
+                                                                       "--persist-every", "4", "--loop"])
+            #expect(client.waitFor("durable", timeout: .seconds(60)), "client: \(client.everything)")
+            usleep(500_000)
+            let started = ContinuousClock.now
+            let breaker = try StorageProcess(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
+                                              file.path, "\(truncated)"])
+            #expect(breaker.waitExit(timeout: .seconds(40)) == 0, "truncate: \(breaker.everything)")
+            let blocked = started.duration(to: .now)
+            #expect(blocked < .seconds(10), "the breaker waited \(blocked)")
+            #expect(client.waitExit(timeout: .seconds(30)) == 3, "client: \(client.everything)")
+            #expect(client.stderr.contains("the server is revoking its export"))
+            #expect(server.waitExit(timeout: .seconds(20)) == 0, "server: \(server.everything)")
+            // Revocation order: quiesce, QPs to error, deregister, unmap, unlock.
+            let trace = server.stdout
+            let order = ["quiesce finished", "queue pair(s) moved to error", "MR deregistered", "unmapped", "F_UNLCK"]
+            let positions = order.map { trace.range(of: $0)?.lowerBound }
+            #expect(positions.allSatisfy { $0 != nil }, "trace: \(trace)")
+            #expect(positions.compactMap { $0 } == positions.compactMap { $0 }.sorted(), "trace order: \(trace)")
+            #expect(server.stderr.contains("every client stopped"))
+            #expect(file.size == truncated)
+            // Every acknowledged range below the new size holds that pass's data, or the same
+            // client's next pass (written after the acknowledgement, before the stop).
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            let acks = DurableAck.parse(client.stdout)
+            #expect(!acks.isEmpty)
+            var latest: [UInt64: DurableAck] = [:]
+            for ack in acks { latest[ack.offset] = ack }
+            for ack in latest.values where ack.offset + ack.length <= UInt64(truncated) {
+                for block in stride(from: ack.offset, to: ack.offset + ack.length, by: 65536) {
+                    let range = Int(block)..<Int(block) + 65536
+                    let ok = [ack.seed, ack.seed &+ 7919].contains { seed in
+                        range.allSatisfy { bytes[$0] == StorageProtocol.patternByte(seed: seed, offset: UInt64($0)) }
+                    }
+                    #expect(ok, "acknowledged block at \(block) (pass \(ack.pass)) was lost")
+                }
+            }
+            Testbed.ran()
+        }
+
+        @Test("a client that ignores the stop is cut off: its QP goes to error before the MR is deregistered")
+        func forcedRevocation() throws {
+            let size = 2 << 20, truncated = 1 << 20
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: size, fill: 0)
+            let server = try StorageProcess.server(file: file.path, ["--quiesce-budget", "1000"])
+            let client = try StorageProcess.client(port: server.port, ["--seed", "13", "--block-size", "65536", "--loop",
+                                                                       "--ignore-stop"])
+            #expect(client.waitFor("durable", timeout: .seconds(60)), "client: \(client.everything)")
+            let breaker = try StorageProcess(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
+                                              file.path, "\(truncated)"])
+            #expect(breaker.waitExit(timeout: .seconds(40)) == 0, "truncate: \(breaker.everything)")
+            #expect(client.waitExit(timeout: .seconds(60)) == 4, "client: \(client.everything)")
+            #expect(client.stderr.contains("RDMA to the export failed"))
+            #expect(server.waitExit(timeout: .seconds(20)) == 0, "server: \(server.everything)")
+            #expect(server.stderr.contains("did not stop in time"))
+            let trace = server.stdout
+            let error = trace.range(of: "queue pair(s) moved to error"), deregistered = trace.range(of: "MR deregistered")
+            #expect(error != nil && deregistered != nil && error!.lowerBound < deregistered!.lowerBound, "trace: \(trace)")
+            #expect(file.size == truncated)
+            Testbed.ran()
+        }
+
+        @Test("four concurrent clients on disjoint ranges")
+        func fourClients() throws {
+            let quarter = Self.exportSize / 4
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: Self.exportSize, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            let clients = try (0..<4).map { index in
+                try StorageProcess.client(port: server.port, ["--seed", "\(20 + index)", "--offset", "\(index * quarter)",
+                                                              "--blocks", "\(quarter / 8192)", "--block-size", "8192",
+                                                              "--queue-depth", "\(2 + index * 2)", "--passes", "2", "--verify"])
+            }
+            for (index, client) in clients.enumerated() {
+                #expect(client.waitExit(timeout: .seconds(180)) == 0, "client \(index): \(client.everything)")
+                #expect(client.stdout.contains("verified pass=1"))
+            }
+            try server.stop()
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            for index in 0..<4 {
+                let seed = UInt32(20 + index) &+ 7919
+                let range = index * quarter..<(index + 1) * quarter
+                #expect(range.allSatisfy { bytes[$0] == StorageProtocol.patternByte(seed: seed, offset: UInt64($0)) },
+                        "client \(index)'s range")
+            }
+            Testbed.ran()
+        }
+
+        @Test("malformed requests are rejected while another client's traffic continues")
+        func malformedRequestRejected() throws {
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: Self.exportSize, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            let good = try StorageProcess.client(port: server.port, ["--seed", "5", "--block-size", "16384", "--passes", "3", "--verify"])
+            #expect(good.waitFor("durable", timeout: .seconds(60)))
+            let bad = try StorageProcess.client(port: server.port, ["--malformed", "--blocks", "0"])
+            #expect(bad.waitExit(timeout: .seconds(60)) == 0, "malformed client: \(bad.everything)")
+            let rejected = bad.stdout.split(separator: "\n").filter { $0.hasPrefix("rejected") }
+            #expect(rejected.count == 4, "\(bad.everything)")
+            #expect(bad.stdout.contains("outside the export"))
+            #expect(good.waitExit(timeout: .seconds(120)) == 0, "good client: \(good.everything)")
+            #expect(good.stdout.contains("verified pass=2"))
+            #expect(server.stderr.contains("rejected request"))
+            #expect(server.isRunning)
+            try server.stop()
+            Testbed.ran()
+        }
+
+        @Test("a client killed mid-operation leaves the server healthy")
+        func clientKilledMidOperation() throws {
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: Self.exportSize, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            let doomed = try StorageProcess.client(port: server.port, ["--seed", "1", "--loop", "--block-size", "16384"])
+            #expect(doomed.waitFor("durable", timeout: .seconds(60)))
+            doomed.kill(SIGKILL)
+            _ = doomed.waitExit(timeout: .seconds(10))
+            #expect(server.waitFor("client left", in: .stderr, timeout: .seconds(20)), "server: \(server.everything)")
+            let next = try StorageProcess.client(port: server.port, ["--seed", "2", "--block-size", "16384", "--verify"])
+            #expect(next.waitExit(timeout: .seconds(120)) == 0, "client after the kill: \(next.everything)")
+            #expect(next.stdout.contains("verified pass=0"))
+            #expect(server.isRunning)
+            try server.stop()
+            Testbed.ran()
+        }
+    }
+
+    /// The request decoder is pure: these run on any host.
+    @Suite struct StorageProtocolDecoder {
+        let length: UInt64 = 1 << 20
+
+        @Test("valid requests round-trip")
+        func roundTrip() throws {
+            let requests: [Request] = [.persist(id: 1, offset: 0, length: 4096), .checksum(id: 2, offset: 4096, length: length - 4096),
+                                       .stopped(id: 3), .goodbye(id: 4)]
+            for request in requests {
+                #expect(try StorageProtocol.decodeRequest(request.encoded, exportLength: length).get() == request)
+            }
+            let responses: [Response] = [.persisted(id: 1, offset: 2, length: 3), .checksum(id: 4, offset: 5, length: 6, value: 7),
+                                         .stop(deadlineMilliseconds: 900, reason: "truncate"), .error(id: 8, code: 7, message: "no")]
+            for response in responses { #expect(StorageProtocol.decodeResponse(response.encoded) == response) }
+            let hello = ServerHello(clientID: 9, address: 0xdead_beef, length: length, rkey: 0x42)
+            #expect(ServerHello(decoding: hello.encoded) == hello)
+            #expect(ClientHello(decoding: ClientHello().encoded) == ClientHello())
+            #expect(ClientHello(decoding: [1, 2, 3]) == nil)
+        }
+
+        static let badRequests: [([UInt8], UInt16)] = [
+            ([], 1), ([1, 1, 0], 1),
+            ([1, 9, 0, 0, 0, 0, 0, 0], 2), ([1, 1, 1, 0, 0, 0, 0, 0], 3), ([0x7f, 1, 0, 0, 0, 0, 0, 0], 4),
+            ([1, 1, 0, 0, 0, 0, 0, 0], 5), ([3, 1, 0, 0, 0, 0, 0, 0, 0], 5),
+        ]
+
+        @Test("bad requests get the right problem", arguments: badRequests)
+        func rejected(bytes: [UInt8], code: UInt16) {
+            guard case .failure(let error) = StorageProtocol.decodeRequest(bytes, exportLength: length) else {
+                Issue.record("accepted \(bytes)"); return
+            }
+            #expect(error.code == code, "\(error)")
+        }
+
+        @Test("ranges are checked against the export without overflow")
+        func ranges() {
+            func problem(_ offset: UInt64, _ count: UInt64) -> RequestError.Problem? {
+                if case .failure(let error) = StorageProtocol.decodeRequest(Request.persist(id: 1, offset: offset, length: count).encoded,
+                                                                           exportLength: length) { return error.problem }
+                return nil
+            }
+            #expect(problem(0, length) == nil)
+            #expect(problem(length - 1, 1) == nil)
+            #expect(problem(0, 0) == .emptyRange)
+            #expect(problem(length, 1) == .outOfRange(offset: length, length: 1, exportLength: length))
+            #expect(problem(UInt64.max - 10, 4096) == .outOfRange(offset: UInt64.max - 10, length: 4096, exportLength: length))
+            #expect(problem(1, UInt64.max) != nil)
+        }
+
+        @Test("random bytes never trap and never pass out-of-range requests")
+        func fuzz() {
+            var generator = SystemRandomNumberGenerator()
+            for round in 0..<20_000 {
+                let count = Int.random(in: 0...40, using: &generator)
+                var bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                if round % 2 == 0, count >= 4 { bytes[0] = UInt8.random(in: 1...4); bytes[1] = 1; bytes[2] = 0; bytes[3] = 0 }
+                if case .success(let request) = StorageProtocol.decodeRequest(bytes, exportLength: length) {
+                    switch request {
+                    case .persist(_, let offset, let count), .checksum(_, let offset, let count):
+                        #expect(count > 0 && offset < length && count <= length - offset)
+                    case .stopped, .goodbye: break
+                    }
+                    #expect(request.encoded == bytes)
+                }
+                _ = StorageProtocol.decodeResponse(bytes)
+            }
+        }
+    }
+}
+
+/// A `durable pass=P seed=S offset=O length=L` line of daxpin-client.
+struct DurableAck {
+    let pass: Int, seed: UInt32, offset: UInt64, length: UInt64
+
+    static func parse(_ output: String) -> [DurableAck] {
+        output.split(separator: "\n").compactMap { line in
+            guard line.hasPrefix("durable ") else { return nil }
+            var fields: [String: String] = [:]
+            for pair in line.split(separator: " ").dropFirst() {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+            }
+            guard let pass = fields["pass"].flatMap({ Int($0) }), let seed = fields["seed"].flatMap({ UInt32($0) }),
+                  let offset = fields["offset"].flatMap({ UInt64($0) }), let length = fields["length"].flatMap({ UInt64($0) })
+            else { return nil }
+            return DurableAck(pass: pass, seed: seed, offset: offset, length: length)
+        }
+    }
+
+    func matches(_ bytes: [UInt8]) -> Bool {
+        guard offset + length <= UInt64(bytes.count) else { return false }
+        return (offset..<offset + length).allSatisfy { bytes[Int($0)] == StorageProtocol.patternByte(seed: seed, offset: $0) }
+    }
+}
+
+/// A child process with its output in files (no pipe can fill up); killed if still running at the end.
+final class StorageProcess {
+    enum Stream { case stdout, stderr }
+    let process = Process()
+    let directory: URL
+    private(set) var port: UInt16 = 0
+
+    /// The built binaries sit next to the test bundle (/proc/self/exe's directory).
+    static var binaries: URL {
+        URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
+            .deletingLastPathComponent()
+    }
+
+    init(_ arguments: [String]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("daxpin-storage-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
+        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Starts daxpin-server on `file` (any free port) and waits for its ready line.
+    static func server(file: String, _ extra: [String] = []) throws -> StorageProcess {
+        let server = try StorageProcess([binaries.appendingPathComponent("daxpin-server").path, "--file", file,
+                                         "--address", Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "0"] + extra)
+        guard server.waitFor("ready", timeout: .seconds(60)),
+              let field = server.stdout.split(separator: " ").first(where: { $0.hasPrefix("port=") }),
+              let port = UInt16(field.dropFirst(5)) else {
+            Issue.record("the server did not get ready: \(server.everything)")
+            throw StartFailure()
+        }
+        server.port = port
+        return server
+    }
+
+    static func client(port: UInt16, _ arguments: [String]) throws -> StorageProcess {
+        try StorageProcess([binaries.appendingPathComponent("daxpin-client").path,
+                            "--address", Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "\(port)"] + arguments)
+    }
+
+    struct StartFailure: Error {}
+
+    var stdout: String { (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "" }
+    var everything: String { "status \(process.isRunning ? "running" : "\(process.terminationStatus)")\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
+    var isRunning: Bool { process.isRunning }
+
+    /// Waits for a line containing `text`.
+    func waitFor(_ text: String, in stream: Stream = .stdout, timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (stream == .stdout ? stdout : stderr).contains(text) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// The exit status, or nil if still running after `timeout`.
+    func waitExit(timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func kill(_ signal: Int32) { if process.isRunning { Glibc.kill(process.processIdentifier, signal) } }
+
+    /// SIGTERM (graceful shutdown); expects exit 0 within 30 s.
+    func stop() throws {
+        kill(SIGTERM)
+        let status = waitExit(timeout: .seconds(30))
+        #expect(status == 0, "server shutdown: \(everything)")
+    }
+
+    deinit {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
