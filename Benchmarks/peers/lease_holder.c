@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void die(const char *what) { fprintf(stderr, "lease_holder: %s: %s\n", what, strerror(errno)); exit(1); }
@@ -76,6 +77,9 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nregions; i++) munmap(maps[i], region);
         fcntl(fd, F_SETLEASE, F_UNLCK);
         close(fd);
+        /* The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill. */
+        struct stat st;
+        while (stat(path, &st) == 0 && st.st_size != 0) usleep(100);
     }
     unlink(path);
     ibv_dealloc_pd(pd);

@@ -110,6 +110,9 @@ case "hold" where arguments.count == 7:
         print("READY \(slot.path)")
         fflush(nil)
         while !isRevoked(slot) { usleep(500) }
+        // The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill.
+        var info = stat()
+        while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
         slot.lease = nil
         take(slot, regions: regions, regionBytes: regionBytes, device: device)
     }
