@@ -68,7 +68,7 @@ def p50_seconds(fragment):
     if not path:
         return None
     lines = open(path).read().splitlines()
-    unit = re.search(r"\(([^)]*)\)\s*$", lines[0])
+    unit = re.search(r"\(([^)]*)\)\s*\*?\s*$", lines[0])
     scale = {"ns": 1e-9, "μs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}.get(unit.group(1) if unit else "ns", 1e-9)
     for line in lines[1:]:
         p, value = line.split("\t")
