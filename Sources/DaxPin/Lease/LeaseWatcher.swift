@@ -108,3 +108,11 @@ public enum LeaseBreakTime {
         .seconds(readSysfsInt("/proc/sys/fs/lease-break-time") ?? 45)
     }
 }
+
+/// The lease watcher thread, for benchmarks that read its CPU time from
+/// `/proc/self/task/<tid>/stat` (it must cost nothing while leases are idle).
+@_spi(Benchmarks)
+public enum LeaseWatcherThread {
+    /// The watcher's kernel thread id; starts the watcher if it is not running yet.
+    public static var id: Int32 { LeaseWatcher.shared.threadID }
+}

@@ -1,0 +1,145 @@
+// Cross-process and long-running DaxPin measurements that package-benchmark cannot express
+// (Benchmarks/run-in-testbed runs them inside the testbed):
+//
+//   DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE
+//       Lease holder for Benchmarks/peers/breaker.c: FILES leases on FILES tmpfs files,
+//       REGIONS regions of REGION_BYTES each, pinned on DEVICE. Prints "MEM <bytes>" (heap
+//       growth per lease, RssAnon), then REPS times "READY <path>" and waits until the
+//       breaker's truncate has made DaxPin revoke that lease, then leases that file again.
+//   DaxPinBench idle DIR LEASES SECONDS DEVICE
+//       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
+//       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
+@_spi(Benchmarks) import DaxPin
+import Glibc
+
+final class Slot: @unchecked Sendable {
+    // Touched by the main thread only; a class because leases are noncopyable.
+    let path: String
+    var lease: LayoutLease?
+    init(path: String) { self.path = path }
+}
+
+func fail(_ message: String) -> Never {
+    let text = "DaxPinBench: \(message)\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+    exit(1)
+}
+
+func createFile(_ path: String, size: Int) {
+    let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+    guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { fail("cannot create \(path): errno \(errno)") }
+    close(fd)
+}
+
+/// A field of /proc/self/status in kB, as bytes.
+func statusBytes(_ field: String) -> Int {
+    guard let file = fopen("/proc/self/status", "r") else { return 0 }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 512)
+    while fgets(&line, 512, file) != nil {
+        let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if text.hasPrefix(field + ":") {
+            let digits = text.split(separator: " ").compactMap { Int($0) }
+            return (digits.first ?? 0) * 1024
+        }
+    }
+    return 0
+}
+
+/// utime + stime (clock ticks) of /proc/self/task/TID/stat, or of the process for nil.
+func cpuTicks(thread: Int32?) -> Int {
+    let path = thread.map { "/proc/self/task/\($0)/stat" } ?? "/proc/self/stat"
+    guard let file = fopen(path, "r") else { fail("cannot read \(path)") }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard fgets(&buffer, 4096, file) != nil else { fail("cannot read \(path)") }
+    let text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
+    guard let close = text.lastIndex(of: ")") else { fail("bad \(path)") }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+}
+
+func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice) {
+    createFile(slot.path, size: regions * regionBytes)
+    do {
+        // The breaker's truncate may still hold the inode for writing: the kernel then
+        // refuses the new write lease (EAGAIN, .fileInUse) for a moment. Retry briefly.
+        var attempts = 0
+        var lease: LayoutLease
+        while true {
+            do {
+                lease = try LayoutLease(path: slot.path)
+                break
+            } catch .fileInUse where attempts < 20_000 {
+                attempts += 1
+                usleep(100)
+            }
+        }
+        for index in 0..<regions {
+            _ = try lease.pin(offset: index * regionBytes, length: regionBytes, on: device)
+        }
+        slot.lease = consume lease
+    } catch {
+        fail("lease on \(slot.path): \(error)")
+    }
+}
+
+func isRevoked(_ slot: Slot) -> Bool {
+    guard let state = slot.lease?.state else { return true }
+    if case .revoked = state { return true }
+    return false
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first {
+case "hold" where arguments.count == 7:
+    let dir = arguments[1]
+    guard let files = Int(arguments[2]), let regions = Int(arguments[3]),
+          let regionBytes = Int(arguments[4]), let reps = Int(arguments[5]) else { fail("bad numbers") }
+    let device: RDMADevice
+    do { device = try RDMADevice.open(named: arguments[6]) } catch { fail("\(error)") }
+    let slots = (0..<files).map { Slot(path: "\(dir)/daxpin-holder-\(getpid())-\($0)") }
+    _ = LeaseWatcherThread.id  // start the watcher before measuring memory
+    let before = statusBytes("RssAnon")
+    for slot in slots { take(slot, regions: regions, regionBytes: regionBytes, device: device) }
+    let after = statusBytes("RssAnon")
+    print("MEM \((after - before) / files)")
+    for rep in 0..<reps {
+        let slot = slots[(rep * 7919) % files]  // spread the breaks over the files
+        print("READY \(slot.path)")
+        fflush(nil)
+        while !isRevoked(slot) { usleep(500) }
+        // The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill.
+        var info = stat()
+        while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
+        slot.lease = nil
+        take(slot, regions: regions, regionBytes: regionBytes, device: device)
+    }
+    for slot in slots {
+        slot.lease = nil
+        unlink(slot.path)
+    }
+case "idle" where arguments.count == 5:
+    let dir = arguments[1]
+    guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
+    let device: RDMADevice
+    do { device = try RDMADevice.open(named: arguments[4]) } catch { fail("\(error)") }
+    let slots = (0..<count).map { Slot(path: "\(dir)/daxpin-idle-\(getpid())-\($0)") }
+    for slot in slots { take(slot, regions: 1, regionBytes: 4096, device: device) }
+    let watcher = LeaseWatcherThread.id
+    let watcherBefore = cpuTicks(thread: watcher), processBefore = cpuTicks(thread: nil)
+    sleep(seconds)
+    let watcherAfter = cpuTicks(thread: watcher), processAfter = cpuTicks(thread: nil)
+    let held = slots.filter { !isRevoked($0) }.count
+    print("LEASES_HELD \(held)")
+    print("WATCHER_TID \(watcher)")
+    print("WATCHER_TICKS \(watcherAfter - watcherBefore)")
+    print("PROCESS_TICKS \(processAfter - processBefore)")
+    for slot in slots {
+        slot.lease = nil
+        unlink(slot.path)
+    }
+default:
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | idle DIR LEASES SECONDS DEVICE")
+}

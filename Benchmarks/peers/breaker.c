@@ -1,0 +1,52 @@
+/* The other process of the revocation-latency benchmark. Starts a lease holder (DaxPin's
+ * or the raw C one), and for every "READY <path>" line it prints, times truncate(path, 0):
+ * how long the kernel keeps the truncate blocked until the holder revokes and unlocks.
+ * Prints one line per break: "<nanoseconds>". Other holder lines are passed on with "# ".
+ *
+ * usage: breaker -- HOLDER [ARGS...]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3 || strcmp(argv[1], "--") != 0) { fprintf(stderr, "usage: breaker -- HOLDER [ARGS...]\n"); return 2; }
+    int fds[2];
+    if (pipe(fds) != 0) { perror("pipe"); return 1; }
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); return 1; }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[2], argv + 2);
+        perror("execv");
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    char line[8192];
+    while (fgets(line, sizeof line, in)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "READY ", 6) != 0) { printf("# %s\n", line); fflush(stdout); continue; }
+        long long start = now_ns();
+        if (truncate(line + 6, 0) != 0) { fprintf(stderr, "breaker: truncate %s: %s\n", line + 6, strerror(errno)); break; }
+        printf("%lld\n", now_ns() - start);
+        fflush(stdout);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { fprintf(stderr, "breaker: holder failed (status %d)\n", status); return 1; }
+    return 0;
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Turns the raw results of Benchmarks/run-in-testbed into Benchmarks/results/latest.md
+(metric, DaxPin, peer, ratio, target, verdict + environment) and latest.png (gnuplot).
+Every figure is a median of repeated runs in one boot; the first run of each series is a
+warm-up and dropped. Only ratios are claims: the testbed is emulated.
+
+usage: report.py RAW_DIR RESULTS_DIR"""
+import glob, os, re, statistics, subprocess, sys
+
+raw, results = sys.argv[1], sys.argv[2]
+os.makedirs(results, exist_ok=True)
+rows, notes = [], []
+
+
+def read(name):
+    path = os.path.join(raw, name)
+    return open(path).read() if os.path.exists(path) else None
+
+
+def numbers(name, drop_first=True):
+    text = read(name)
+    if text is None:
+        return []
+    values = [float(line) for line in text.splitlines() if re.fullmatch(r"[0-9.]+", line.strip())]
+    return values[1:] if drop_first and len(values) > 1 else values
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def add(metric, daxpin, peer, ratio, target, ok, peer_name=""):
+    verdict = "n/a" if ok is None else ("met" if ok else "**MISSED**")
+    rows.append((metric, daxpin, peer if not peer_name else f"{peer} ({peer_name})", ratio, target, verdict))
+
+
+def fmt(value, unit, digits=1):
+    return "n/a" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def ratio_text(r):
+    return "n/a" if r is None else f"{r:.2f}"
+
+
+# --- revocation latency ------------------------------------------------------------
+for n in (1, 16, 64):
+    d = median(numbers(f"revocation.daxpin.{n}.txt"))
+    c = median(numbers(f"revocation.c.{n}.txt"))
+    r = d / c if d and c else None
+    add(f"revocation latency, {n} region{'s' if n > 1 else ''} (truncate blocked)",
+        fmt(d and d / 1e3, "µs"), fmt(c and c / 1e3, "µs"), ratio_text(r), "DaxPin / C ≤ 1.10",
+        None if r is None else r <= 1.10, "raw C fcntl + sigwaitinfo")
+
+# --- pin + register throughput ---------------------------------------------------------
+GIB = 256 / 1024  # 256 MiB in GiB
+
+
+def percentile_file(fragment):
+    for path in glob.glob(os.path.join(raw, "package-benchmark", "*.tsv")):
+        if fragment in os.path.basename(path):
+            return path
+    return None
+
+
+def p50_seconds(fragment):
+    """p50 of a package-benchmark histogramPercentiles export, in seconds."""
+    path = percentile_file(fragment)
+    if not path:
+        return None
+    lines = open(path).read().splitlines()
+    unit = re.search(r"\(([^)]*)\)\s*\*?\s*$", lines[0])
+    scale = {"ns": 1e-9, "μs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}.get(unit.group(1) if unit else "ns", 1e-9)
+    for line in lines[1:]:
+        p, value = line.split("\t")
+        if p == "50":
+            return float(value) * scale
+    return None
+
+
+for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
+    d = p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")
+    c = median(numbers(f"pin.raw.{medium}.txt"))
+    l = median(numbers(f"pin.rpma.{medium}.txt"))
+    dg, cg, lg = (GIB / x if x else None for x in (d, c, l))
+    label = "tmpfs" if medium == "tmpfs" else "device-dax"
+    r = dg / cg if dg and cg else None
+    add(f"pin + register 256 MiB, {label}", fmt(dg, "GiB/s", 2), fmt(cg, "GiB/s", 2), ratio_text(r),
+        "DaxPin / C ≥ 0.95", None if r is None else r >= 0.95, "mmap+populate+ibv_reg_mr")
+    r = dg / lg if dg and lg else None
+    add(f"pin + register 256 MiB, {label}", fmt(dg, "GiB/s", 2), fmt(lg, "GiB/s", 2), ratio_text(r),
+        "DaxPin / librpma ≥ 1.00", None if r is None else r >= 1.0, "librpma rpma_mr_reg")
+
+# --- 64 B RDMA WRITE latency --------------------------------------------------------------
+d = p50_seconds("rdma_write_64B") or p50_seconds("rdma write 64B")
+lat = read("ib_write_lat.txt") or ""
+typical = None
+for line in lat.splitlines():
+    fields = line.split()
+    if len(fields) >= 5 and fields[0] == "64" and re.fullmatch(r"[0-9.]+", fields[4]):
+        typical = float(fields[4]) * 1e-6  # t_typical, µs
+round_trip = 2 * typical if typical else None
+r = d / round_trip if d and round_trip else None
+add("64 B RDMA WRITE latency (post to completion, p50)", fmt(d and d * 1e6, "µs"),
+    fmt(round_trip and round_trip * 1e6, "µs"), ratio_text(r), "≤ 1.20 × ib_write_lat",
+    None if r is None else r <= 1.20, "ib_write_lat, 2 × t_typical")
+notes.append("ib_write_lat reports half of a ping-pong round (one write seen by the peer's polling); "
+             "a signaled RDMA WRITE completes only when the responder's ACK is back, which is the same "
+             "two traversals of the device, so DaxPin's post-to-completion p50 is compared with 2 × "
+             "ib_write_lat's t_typical. A raw-verbs C post-and-poll peer would be the stricter "
+             "comparison; it is not written yet.")
+
+# --- idle cost ------------------------------------------------------------------------
+idle = dict(line.split(None, 1) for line in (read("idle.txt") or "").splitlines() if " " in line)
+ticks = int(idle["WATCHER_TICKS"]) if "WATCHER_TICKS" in idle else None
+add(f"idle: watcher CPU ticks, {idle.get('LEASES_HELD', '?')} leases held 10 s",
+    "n/a" if ticks is None else str(ticks), "0", "n/a", "0 ticks",
+    None if ticks is None else ticks == 0)
+if "PROCESS_TICKS" in idle:
+    notes.append(f"Idle run: the whole process used {idle['PROCESS_TICKS']} ticks in those 10 s "
+                 f"(watcher tid {idle.get('WATCHER_TID', '?')}, read from /proc/self/task/<tid>/stat).")
+
+# --- 1000 leases --------------------------------------------------------------------------
+many = median(numbers("many.1000.txt"))
+one = median(numbers("many.1.txt"))
+r = many / one if many and one else None
+add("break latency, 1000 leases vs 1", fmt(many and many / 1e3, "µs"), fmt(one and one / 1e3, "µs"),
+    ratio_text(r), "≤ 1.5", None if r is None else r <= 1.5, "DaxPin, 1 lease")
+mem = re.search(r"^# MEM (-?\d+)", read("many.1000.txt") or "", re.M)
+add("memory per lease (1000 leases, one 4 KiB pin each)", fmt(mem and int(mem.group(1)) / 1024, "KiB"),
+    "", "n/a", "reported", None)
+notes.append("Memory per lease is the growth of the holder's RssAnon (user-space heap: DaxPin's state, "
+             "libibverbs' MR objects) divided by 1000; the pinned tmpfs pages and kernel MR state are not in it.")
+
+# --- pending rows ---------------------------------------------------------------------------
+for name, metric in (("storage_throughput", "storage server 64 KiB QD16 throughput (vs ib_write_bw, fio rdma)"),
+                     ("durable_writes", "durable writes (vs librpma)")):
+    text = (read(f"{name}.pending") or "pending: needs the storage server (issue 4)").strip()
+    rows.append((metric, "—", "—", "—", "—", text))
+
+# --- environment ------------------------------------------------------------------------------
+env = dict(line.split(None, 1) for line in (read("environment.txt") or "").splitlines() if " " in line)
+emulated = os.environ.get("DAXPIN_BENCH_ACCEL", "unknown")
+suites = (read("suites.txt") or "").strip()
+
+md = ["# DaxPin benchmark results", "",
+      "Written by `Scripts/bench` from one testbed boot. Each figure is the median of repeated runs "
+      "(first run of each series dropped as warm-up). **The testbed is emulated: absolute numbers are "
+      "not claims, ratios are.**", "",
+      "| metric | DaxPin | peer | ratio | target | verdict |", "|---|---|---|---|---|---|"]
+md += [f"| {' | '.join(row)} |" for row in rows]
+md += ["", "![ratios](latest.png)", "", "## Environment", "",
+       f"- kernel (guest): {env.get('kernel', '?')}",
+       f"- CPU: {env.get('cpu', '?')}, {env.get('cpus', '?')} vCPUs",
+       f"- emulated: {emulated}",
+       f"- RDMA device: {env.get('rdma_device', '?')} (Soft-RoCE on dummy0), device-dax {env.get('devdax', '?')}",
+       f"- lease-break-time: {env.get('lease_break_time', '?')} s",
+       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')}", "",
+       "## Notes", ""] + [f"- {n}" for n in notes]
+extra = os.path.join(results, "analysis.md")
+if os.path.exists(extra):
+    md += ["", open(extra).read().strip()]
+md += ["", "## Suites", "", "```", suites, "```", ""]
+open(os.path.join(results, "latest.md"), "w").write("\n".join(md))
+
+# --- chart --------------------------------------------------------------------------------------
+data = os.path.join(results, "latest.dat")
+with open(data, "w") as f:
+    f.write("# label ratio target\n")
+    for metric, _, peer, ratio, target, _ in rows:
+        m = re.search(r"([0-9.]+)\s*$", target.replace("×", "").replace("ib_write_lat", ""))
+        if ratio in ("n/a", "—") or not m:
+            continue
+        label = metric.replace("revocation latency, ", "revoke ").replace(" (truncate blocked)", "")
+        label = label.replace("pin + register 256 MiB, ", "pin ").replace(" (post to completion, p50)", "")
+        label += " vs librpma" if "librpma" in peer else (" vs C" if "C" in peer.split("(")[-1] or "mmap" in peer else "")
+        f.write(f'"{label}" {ratio} {m.group(1)}\n')
+script = f"""
+set terminal pngcairo size 1200,600 font ",10"
+set output "{os.path.join(results, 'latest.png')}"
+set title "DaxPin / peer (medians, one testbed boot; emulated: ratios only)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -30 left
+set yrange [0:*]
+set grid ytics
+set key top left
+plot "{data}" using 2:xtic(1) title "measured ratio", "" using 3 title "target"
+"""
+subprocess.run(["gnuplot"], input=script, text=True, check=True)
+print(open(os.path.join(results, "latest.md")).read())
