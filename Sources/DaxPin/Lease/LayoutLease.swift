@@ -91,6 +91,8 @@ public struct LayoutLease: ~Copyable {
 
     /// Moves attached queue pairs (or anything else) to a stopped state during a forced
     /// revocation, after quiesce and before deregistration. Returns a token for ``detach(_:)``.
+    /// Without a quiesce handler it runs on the lease watcher thread: keep it short (moving
+    /// a queue pair to the error state is one `ibv_modify_qp`).
     public func attach(stop: @escaping @Sendable () -> Void) -> AttachmentToken {
         AttachmentToken(rawValue: core.attach(stop))
     }

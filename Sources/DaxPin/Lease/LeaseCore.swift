@@ -14,6 +14,8 @@ final class LeaseCore: Sendable {
     let memory: MemoryKind
     /// -1 for anonymous memory.
     let fd: Int32
+    /// The size of a device-dax instance, read once (libdaxctl walks sysfs for it); nil for files.
+    let deviceSize: Int?
     let options: LeaseOptions
     /// Unique within the process, for the pin registry.
     let serial: UInt64
@@ -47,6 +49,11 @@ final class LeaseCore: Sendable {
         self.memory = memory
         self.fd = fd
         self.options = options
+        if case .deviceDAX = memory, fd >= 0 {
+            self.deviceSize = try? MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path)
+        } else {
+            self.deviceSize = nil
+        }
         self.serial = Self.serials.add(1, ordering: .relaxed).newValue
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -146,7 +153,15 @@ final class LeaseCore: Sendable {
     func pin(offset: Int, length requested: Int?, device: RDMADevice, policy: StrategyPolicy,
              remoteAtomics: Bool) throws(DaxPinError) -> Int {
         guard case .held = phase else { throw .revoked(path: path) }
-        let size = fd >= 0 ? try MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path) : Int.max
+        // Files can grow or shrink, so their size is read per pin; a device's is fixed.
+        let size: Int
+        if let deviceSize {
+            size = deviceSize
+        } else if fd >= 0 {
+            size = try MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path)
+        } else {
+            size = Int.max
+        }
         let length = requested ?? (fd >= 0 ? size - offset : 0)
         func invalid(_ problem: DaxPinError.RangeProblem) -> DaxPinError {
             .invalidRange(path: path, offset: offset, length: length, problem: problem)
@@ -296,9 +311,10 @@ final class LeaseCore: Sendable {
     // MARK: Teardown
 
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
-    /// waits for the first teardown to finish and returns its trace.
+    /// waits for the first teardown to finish (unless `waitIfBusy` is false, as on the
+    /// watcher thread, which must never block) and returns its trace.
     @discardableResult
-    func revoke(reason: RevocationReason) -> RevocationTrace {
+    func revoke(reason: RevocationReason, waitIfBusy: Bool = true) -> RevocationTrace {
         let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             guard case .held = s.phase else { return (false, []) }
             s.phase = .revoking(reason)
@@ -308,15 +324,18 @@ final class LeaseCore: Sendable {
             return (true, Array(s.listeners.values))
         }
         guard proceed else {
-            finished.wait()
+            if waitIfBusy { finished.wait() }
             return trace
         }
         let logger = options.logger
         if reason == .leaseBreak {
-            logger.notice("lease break: revoking", metadata: ["path": "\(path)"])
-            PinRegistry.shared.publish(self)
+            // Nothing slow before the teardown: logging and the registry wait until the breaker
+            // is released, unless a quiesce handler makes this a long revocation anyway.
             for listener in noticed { listener.yield(.breakNoticed(path: path)) }
-            runQuiesceHandler()
+            if options.quiesce != nil {
+                PinRegistry.shared.publish(self)
+                runQuiesceHandler()
+            }
         }
         let hooks = state.withLock { Array($0.stopHooks.values) }
         if !hooks.isEmpty {
@@ -356,7 +375,11 @@ final class LeaseCore: Sendable {
         }
         finished.leave()
         PinRegistry.shared.withdraw(self)
-        logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
+        if reason == .leaseBreak {
+            logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])
+        } else {
+            logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
+        }
         return final
     }
 

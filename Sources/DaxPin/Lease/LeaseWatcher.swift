@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// Every lease's descriptor gets `F_SETSIG` = a realtime signal and `F_SETOWN_EX` =
 /// this thread, which blocks that signal and sleeps in `poll` on a signalfd: no cost while
-/// idle. The signal's `si_fd` names the lease; its revocation runs on a Dispatch worker so
-/// one slow quiesce handler never delays another lease's revocation.
+/// idle. The signal's `si_fd` names the lease. A lease without a quiesce handler is revoked
+/// on this thread at once; one with a handler is revoked on a Dispatch worker, so a slow
+/// handler never delays another lease's revocation.
 final class LeaseWatcher: Sendable {
     /// Started on first use.
     static let shared = LeaseWatcher()
@@ -85,12 +86,23 @@ final class LeaseWatcher: Sendable {
 
     private func breakNoticed(fd: Int32) {
         guard let core = leases.withLock({ $0[fd] }), core.kernelIsBreaking() else { return }
-        DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
+        Self.revoke(core)
+    }
+
+    /// Without a quiesce handler a revocation is a handful of syscalls: run it right here,
+    /// without a thread hop. A handler may take its whole budget, so it gets a worker and
+    /// the watcher stays free for other leases.
+    private static func revoke(_ core: LeaseCore) {
+        if core.options.quiesce == nil {
+            core.revoke(reason: .leaseBreak, waitIfBusy: false)
+        } else {
+            DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
+        }
     }
 
     private func breakAllBreaking() {
         for core in leases.withLock({ Array($0.values) }) where core.kernelIsBreaking() {
-            DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
+            Self.revoke(core)
         }
     }
 }
