@@ -291,7 +291,8 @@ extension DaxPin {
             let directory = try #require(PinRegistry.shared.directory)
             let own = "\(directory)/\(getpid()).json"
             func published() throws -> ProcessPinRecord {
-                try JSONDecoder().decode(ProcessPinRecord.self, from: Data(contentsOf: URL(fileURLWithPath: own)))
+                PinRegistry.shared.flush()
+                return try JSONDecoder().decode(ProcessPinRecord.self, from: Data(contentsOf: URL(fileURLWithPath: own)))
             }
             var record = try published()
             #expect(record.pid == getpid() && record.processStartTicks == ProcessInfoReader.startTicks(of: getpid()))
@@ -306,6 +307,7 @@ extension DaxPin {
             var info = stat()
             #expect(stat(own, &info) == 0 && info.st_mode & 0o777 == 0o600)
             lease.release()
+            PinRegistry.shared.flush()
             #expect(!FileManager.default.fileExists(atPath: own), "no leases left: the file is removed")
         }
 

@@ -43,9 +43,7 @@ extension DaxPin {
                 // The breaker could only finish after the lease was released.
                 let blockedUntilRelease = releasedAt.map { result.status == 0 && breaker.started < $0 } ?? false
                 let drained = writer.waitFinished() && writer.state.withLock { $0.failure } == nil
-                // Unique per trial, never a writer pattern (1...150) and never the 0xA5 fill (trial 14 once was).
-                let candidate = UInt8(151 + trial % 100)
-                let latePattern: UInt8 = candidate == 0xA5 ? 0xFF : candidate
+                let latePattern = UInt8(0xB0 + trial % 64)  // per trial; never a writer pattern (1...150) nor the 0xA5 fill
                 let late = try peer.write(block: Self.lateBlock, pattern: latePattern, to: remote)
                 let bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
                 let acked = writer.lastAcked

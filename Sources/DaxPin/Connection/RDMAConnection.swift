@@ -346,15 +346,9 @@ public final class RDMAConnection: @unchecked Sendable {
     private func postRDMA(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                           _ offset: Int, _ wrID: UInt64) throws(DaxPinError) {
         precondition(wrID & Self.internalBit == 0, "work request ids must be below 2^63")
-        var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
-        var request = ibv_send_wr()
-        request.wr_id = wrID
-        request.opcode = opcode
-        request.num_sge = 1
-        request.send_flags = IBV_SEND_SIGNALED.rawValue
-        request.wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: offset)
-        request.wr.rdma.rkey = remote.rkey
-        let rc = sendState.withLock { _ in post(&request, &sge) }
+        let rc = sendState.withLock { _ in
+            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
+        }
         guard rc == 0 else {
             throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
         }
@@ -365,15 +359,7 @@ public final class RDMAConnection: @unchecked Sendable {
         let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
             state.nextInternal += 1
             let wrID = Self.internalBit | state.nextInternal
-            var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
-            var request = ibv_send_wr()
-            request.wr_id = wrID
-            request.opcode = opcode
-            request.num_sge = 1
-            request.send_flags = IBV_SEND_SIGNALED.rawValue
-            request.wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: offset)
-            request.wr.rdma.rkey = remote.rkey
-            let rc = post(&request, &sge)
+            let rc = id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
             guard rc == 0 else {
                 return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
             }

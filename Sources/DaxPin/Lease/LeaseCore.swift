@@ -385,8 +385,8 @@ final class LeaseCore: Sendable {
     }
 
     private static func unmap(_ region: RegionResources) {
-        munmap(region.mapping, region.mappedLength)
-        if let staging = region.stagingBuffer { munmap(staging, region.mappedLength) }
+        Mapping(base: region.mapping, length: region.mappedLength).unmap()
+        if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
     }
 
     // MARK: Events

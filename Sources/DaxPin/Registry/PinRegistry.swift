@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Logging
 import Synchronization
@@ -7,8 +8,9 @@ import Synchronization
 /// `withdraw` when it is revoked. Publishing never fails a pin: errors are only logged.
 ///
 /// The process's record is one file, `<pid>.json`, in ``RunDirectory/forCurrentProcess()``,
-/// replaced atomically (written to a temporary file, then renamed) on every change and
-/// removed when the process holds no leases, and at exit.
+/// replaced atomically (written to a temporary file, then renamed) a few milliseconds after
+/// a change (changes in between are written together), removed when the process holds no
+/// leases, and at exit.
 final class PinRegistry: Sendable {
     static let shared = PinRegistry()
 
@@ -20,14 +22,26 @@ final class PinRegistry: Sendable {
         var directory: String?
         var processStartTicks: UInt64 = 0
         var processName = ""
+        /// A write is queued and will pick up every change made before it runs.
+        var flushScheduled = false
+    }
+
+    /// What one write puts on disk.
+    private struct Snapshot {
+        let directory: String
+        let record: ProcessPinRecord?  // nil: no leases, remove the file
     }
 
     private let state = Mutex(State())
+    /// Writes run here, in order, never on the thread that pins or revokes: a lease break
+    /// must not wait for file I/O, and a burst of changes (a thousand leases broken at
+    /// once) becomes a few writes instead of one rewrite per change.
+    private let writer = DispatchQueue(label: "DaxPin.registry")
     private let logger = Logger(label: "DaxPin.registry")
 
     /// A lease was taken or changed.
     func publish(_ core: LeaseCore) {
-        state.withLock { s in
+        let schedule = state.withLock { s in
             // Read the core under our lock: a publish racing a withdraw sees `revoked` and removes.
             let (phase, kind, regions) = core.state.withLock { ($0.phase, $0.kind, $0.regions) }
             if case .revoked = phase {
@@ -36,16 +50,23 @@ final class PinRegistry: Sendable {
                 let (device, inode) = s.leases[core.serial].map { ($0.device, $0.inode) } ?? Self.identity(of: core.fd)
                 s.leases[core.serial] = Self.record(core, phase: phase, kind: kind, regions: regions, device: device, inode: inode)
             }
-            write(&s)
+            return Self.markChanged(&s)
         }
+        if schedule { scheduleWrite() }
     }
 
     /// A lease was revoked or released.
     func withdraw(_ core: LeaseCore) {
-        state.withLock { s in
-            guard s.leases.removeValue(forKey: core.serial) != nil else { return }
-            write(&s)
+        let schedule = state.withLock { s in
+            guard s.leases.removeValue(forKey: core.serial) != nil else { return false }
+            return Self.markChanged(&s)
         }
+        if schedule { scheduleWrite() }
+    }
+
+    /// Writes every change made so far before returning (for tests and orderly shutdown).
+    func flush() {
+        writer.sync { writePending(force: true) }
     }
 
     /// The directory this process publishes into, once something was published (for tests).
@@ -55,12 +76,51 @@ final class PinRegistry: Sendable {
     func removeOwnFile() {
         // Never wait at exit: a thread that holds the lock may be gone.
         _ = state.withLockIfAvailable { s in
-            guard let directory = s.directory, !s.leases.isEmpty else { return }
+            guard let directory = s.directory else { return }
             let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard dirfd >= 0 else { return }
             unlinkat(dirfd, "\(getpid()).json", 0)
             close(dirfd)
         }
+    }
+
+    /// Notes a change; returns true when the caller must queue a write.
+    private static func markChanged(_ s: inout State) -> Bool {
+        if s.directory == nil {
+            s.directory = RunDirectory.forCurrentProcess()
+            s.processStartTicks = ProcessInfoReader.startTicks(of: getpid()) ?? 0
+            s.processName = ProcessInfoReader.name(of: getpid()) ?? ""
+        }
+        if !s.exitHandlerInstalled, !s.leases.isEmpty {
+            s.exitHandlerInstalled = true
+            atexit { PinRegistry.shared.removeOwnFile() }
+        }
+        guard !s.flushScheduled else { return false }
+        s.flushScheduled = true
+        return true
+    }
+
+    private func scheduleWrite() {
+        // A short delay gathers a burst of changes into one write.
+        writer.asyncAfter(deadline: .now() + .milliseconds(5)) { self.writePending(force: false) }
+    }
+
+    /// Runs on `writer`: takes the current state and puts it on disk. A queued write that
+    /// finds nothing pending (a `flush` already wrote it) does nothing.
+    private func writePending(force: Bool) {
+        let snapshot: Snapshot? = state.withLock { s in
+            guard s.flushScheduled || force else { return nil }
+            s.flushScheduled = false
+            guard let directory = s.directory else { return nil }
+            guard !s.leases.isEmpty else { return Snapshot(directory: directory, record: nil) }
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return Snapshot(directory: directory, record: ProcessPinRecord(
+                pid: getpid(), processStartTicks: s.processStartTicks, processName: s.processName, uid: geteuid(),
+                updatedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9,
+                leases: s.leases.values.sorted { $0.serial < $1.serial }))
+        }
+        if let snapshot { write(snapshot) }
     }
 
     private static func record(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionResources],
@@ -89,37 +149,19 @@ final class PinRegistry: Sendable {
         return (DeviceNumber(dev).description, UInt64(info.st_ino))
     }
 
-    /// Writes (or removes) the process's file; called with the lock held so files are
-    /// written in the order of the changes.
-    private func write(_ s: inout State) {
-        if s.directory == nil {
-            s.directory = RunDirectory.forCurrentProcess()
-            s.processStartTicks = ProcessInfoReader.startTicks(of: getpid()) ?? 0
-            s.processName = ProcessInfoReader.name(of: getpid()) ?? ""
-        }
-        guard let directory = s.directory else { return }
-        let pid = getpid()
-        let name = "\(pid).json"
-        if s.leases.isEmpty {
-            let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    /// Replaces the process's file atomically (temporary file, then rename), or removes it.
+    private func write(_ snapshot: Snapshot) {
+        let name = "\(getpid()).json"
+        guard let record = snapshot.record else {
+            let dirfd = open(snapshot.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard dirfd >= 0 else { return }
             unlinkat(dirfd, name, 0)
             close(dirfd)
             return
         }
-        if !s.exitHandlerInstalled {
-            s.exitHandlerInstalled = true
-            atexit { PinRegistry.shared.removeOwnFile() }
-        }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let record = ProcessPinRecord(
-            pid: pid, processStartTicks: s.processStartTicks, processName: s.processName, uid: geteuid(),
-            updatedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9,
-            leases: s.leases.values.sorted { $0.serial < $1.serial })
-        let dirfd = RunDirectory.openForPublishing(directory)
+        let dirfd = RunDirectory.openForPublishing(snapshot.directory)
         guard dirfd >= 0 else {
-            logger.debug("pin registry: cannot use run directory", metadata: ["directory": "\(directory)", "errno": "\(errno)"])
+            logger.debug("pin registry: cannot use run directory", metadata: ["directory": "\(snapshot.directory)", "errno": "\(errno)"])
             return
         }
         defer { close(dirfd) }
@@ -127,7 +169,7 @@ final class PinRegistry: Sendable {
         unlinkat(dirfd, temporary, 0)
         let fd = openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            logger.debug("pin registry: cannot create file", metadata: ["directory": "\(directory)", "errno": "\(errno)"])
+            logger.debug("pin registry: cannot create file", metadata: ["directory": "\(snapshot.directory)", "errno": "\(errno)"])
             return
         }
         let bytes = Array(record.jsonText.utf8)
@@ -141,7 +183,7 @@ final class PinRegistry: Sendable {
         close(fd)
         guard written == bytes.count, renameat(dirfd, temporary, dirfd, name) == 0 else {
             unlinkat(dirfd, temporary, 0)
-            logger.debug("pin registry: write failed", metadata: ["directory": "\(directory)"])
+            logger.debug("pin registry: write failed", metadata: ["directory": "\(snapshot.directory)"])
             return
         }
     }

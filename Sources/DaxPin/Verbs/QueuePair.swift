@@ -208,19 +208,7 @@ public final class QueuePair: @unchecked Sendable {
         // Serialize: one outstanding request per caller keeps completions matched to requests.
         let result: Result<Completion, DaxPinError> = postLock.withLock { nextID in
             nextID += 1
-            var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
-            var request = ibv_send_wr()
-            request.wr_id = nextID
-            request.opcode = opcode
-            request.num_sge = 1
-            request.send_flags = IBV_SEND_SIGNALED.rawValue
-            request.wr.rdma.remote_addr = remote.address + UInt64(offset)
-            request.wr.rdma.rkey = remote.rkey
-            var bad: UnsafeMutablePointer<ibv_send_wr>?
-            let rc = withUnsafeMutablePointer(to: &sge) { sgePointer in
-                request.sg_list = sgePointer
-                return daxpin_ibv_post_send(qp, &request, &bad)
-            }
+            let rc = postOneSided(on: qp, opcode, id: nextID, local: local, remote: remote, offset: offset)
             guard rc == 0 else {
                 return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
             }
