@@ -56,7 +56,9 @@ extension DaxPin {
             check(pin?.state == "held" && pin?.regions.first?.strategy == "pinned" && pin?.path == file.path,
                   "ls before: \(String(describing: pin))")
             check(leaseLines(pid: pid).count == 1, "lease before: \(leaseLines(pid: pid))")
-            check(!memoryRegions(pid: pid).isEmpty, "no MR of pid \(pid) in `rdma resource show mr` before the kill: \(rdmaResources())")
+            // rdma's restrack names the registering thread's id: collect every thread of the server.
+            let threads = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).compactMap { pid_t($0) }
+            check(!memoryRegions(threads: threads).isEmpty, "no MR of the threads of \(pid) in `rdma resource show mr` before the kill: \(rdmaResources())")
 
             kill(pid, SIGKILL)
             check(server.waitExit(timeout: .seconds(20)) != nil, "the server outlived SIGKILL")
@@ -64,7 +66,7 @@ extension DaxPin {
 
             // After: the kernel dropped the lease and the MR (and with it the pin).
             check(waitUntil(timeout: .seconds(10)) { leaseLines(pid: pid).isEmpty }, "lease after: \(leaseLines(pid: pid))")
-            check(waitUntil(timeout: .seconds(10)) { memoryRegions(pid: pid).isEmpty }, "MR after: \(memoryRegions(pid: pid))")
+            check(waitUntil(timeout: .seconds(10)) { memoryRegions(threads: threads).isEmpty }, "MR after: \(memoryRegions(threads: threads))")
             // The client notices (its RDMA fails or the connection drops) and ends by itself.
             let clientStatus = client.waitExit(timeout: .seconds(60))
             check(clientStatus == 4 || clientStatus == 3, "client after the kill: \(client.everything)")
@@ -120,11 +122,13 @@ func leaseLines(pid: pid_t) -> [Substring] {
     }
 }
 
-/// The memory registrations of `pid` that the kernel's RDMA resource tracking lists (iproute2 `rdma`).
-func memoryRegions(pid: pid_t) -> [Substring] {
-    rdmaResources().split(separator: "\n").filter { line in
+/// The memory registrations the kernel's RDMA resource tracking (iproute2 `rdma`) lists for
+/// any of `threads` (it records the id of the thread that registered, not the process id).
+func memoryRegions(threads: [pid_t]) -> [Substring] {
+    let ids = Set(threads.map { "\($0)" })
+    return rdmaResources().split(separator: "\n").filter { line in
         let words = line.split(separator: " ", omittingEmptySubsequences: true)
-        return zip(words, words.dropFirst()).contains { $0 == "pid" && $1 == "\(pid)" }
+        return zip(words, words.dropFirst()).contains { $0 == "pid" && ids.contains(String($1)) }
     }
 }
 
