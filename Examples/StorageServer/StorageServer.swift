@@ -30,8 +30,24 @@ struct ServerCommand: AsyncParsableCommand {
     var quiesceBudget: Int = 5000
     @Option(help: "Most clients served at once.")
     var maxClients: Int = 16
+    @Option(help: "Refuse to start when the export would pin more than this many bytes (default: no limit).")
+    var maxExportBytes: Int?
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
+
+    func validate() throws {
+        if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        if let length, length <= 0 { throw ValidationError("--length must be positive") }
+        guard maxClients > 0 else { throw ValidationError("--max-clients must be positive") }
+        guard quiesceBudget > 0 else { throw ValidationError("--quiesce-budget must be positive") }
+        if let maxExportBytes {
+            guard maxExportBytes > 0 else { throw ValidationError("--max-export-bytes must be positive") }
+            // Checked before the file is created or resized and before anything is pinned.
+            if let bytes = length ?? size, bytes > maxExportBytes {
+                throw ValidationError(ExportLimit.message(bytes: bytes, limit: maxExportBytes))
+            }
+        }
+    }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -48,10 +64,16 @@ struct ServerCommand: AsyncParsableCommand {
             }
             close(fd)
         }
+        // The whole regular file is exported when --length is absent: check its size before pinning.
+        if let maxExportBytes, length == nil, let bytes = ExportLimit.regularFileSize(file), bytes > maxExportBytes {
+            logger.error("cannot start: \(ExportLimit.message(bytes: bytes, limit: maxExportBytes))")
+            throw ExitCode(2)
+        }
         let server: StorageServer
         do {
             server = try StorageServer(file: file, address: address, port: port, length: length,
-                                       quiesceBudget: .milliseconds(quiesceBudget), maxClients: maxClients, logger: logger)
+                                       quiesceBudget: .milliseconds(quiesceBudget), maxClients: maxClients,
+                                       maxExportBytes: maxExportBytes, logger: logger)
         } catch {
             logger.error("cannot start: \(error)")
             throw ExitCode(2)
@@ -61,6 +83,27 @@ struct ServerCommand: AsyncParsableCommand {
             services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// `--max-export-bytes`: the most memory the server pins for its export. Clients cannot change
+/// what is pinned (the export is pinned once, at startup); this bounds what the operator's
+/// arguments (or a file grown by someone else) can make it pin.
+enum ExportLimit {
+    static func message(bytes: Int, limit: Int) -> String {
+        "the export would pin \(bytes) bytes, more than --max-export-bytes \(limit); export less with --length or raise the limit"
+    }
+
+    /// The size of `path` when it is a regular file (device-dax sizes are known only after pinning).
+    static func regularFileSize(_ path: String) -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return Int(info.st_size)
+    }
+
+    struct Exceeded: Error, CustomStringConvertible {
+        let bytes: Int, limit: Int
+        var description: String { ExportLimit.message(bytes: bytes, limit: limit) }
     }
 }
 
@@ -143,7 +186,7 @@ final class StorageServer: Service, Sendable {
     private let doneContinuation: AsyncStream<Void>.Continuation
 
     init(file: String, address: String, port: UInt16, length: Int?, quiesceBudget: Duration,
-         maxClients: Int, logger: Logger) throws {
+         maxClients: Int, maxExportBytes: Int?, logger: Logger) throws {
         self.logger = logger
         self.maxClients = maxClients
         listener = try RDMAListener(address: address, port: port)
@@ -153,6 +196,11 @@ final class StorageServer: Service, Sendable {
         })
         let id = try lease.pin(offset: 0, length: length, on: listener.device)
         let (strategy, remote) = try lease.withRegion(id) { ($0.strategy, $0.memoryRegion.remote) }
+        // Backstop for exports whose size was unknown before pinning (device-dax, a file that grew).
+        if let maxExportBytes, remote.length > maxExportBytes {
+            _ = lease.release()
+            throw ExportLimit.Exceeded(bytes: remote.length, limit: maxExportBytes)
+        }
         logger.info("exporting", metadata: ["file": "\(file)", "memory": "\(lease.memory)", "lease": "\(lease.kind)",
                                             "strategy": "\(strategy)", "bytes": "\(remote.length)", "device": "\(listener.device.name)"])
         export = Export(lease: lease, region: id, remote: remote)

@@ -6,7 +6,8 @@ import Testing
 extension DaxPin {
     /// Truncate, hole punch and open-for-write by another process during sustained RDMA
     /// WRITE traffic, repeated. CI runs `DAXPIN_FAULT_TRIALS` (default 5) trials per breaker;
-    /// `DAXPIN_FAULT_TRIALS=50 Scripts/testbed ...` runs the full count.
+    /// `Scripts/reliability` runs the full count (50). The guest does not inherit the host's
+    /// environment: pass the variable with `Scripts/testbed /usr/bin/env DAXPIN_FAULT_TRIALS=50 BIN ...`.
     @Suite(.enabled(if: Testbed.isActive, Testbed.skipReason)) struct FaultTrials {
         static var trials: Int { Int(Testbed.env["DAXPIN_FAULT_TRIALS"] ?? "") ?? 5 }
         static let regionSize = 256 << 10

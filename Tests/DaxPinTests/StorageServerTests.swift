@@ -284,7 +284,7 @@ final class StorageProcess {
             .deletingLastPathComponent()
     }
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], environment: [String: String]? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("daxpin-storage-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
@@ -294,13 +294,15 @@ final class StorageProcess {
         process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
         process.standardInput = FileHandle.nullDevice
+        if let environment { process.environment = environment }
         try process.run()
     }
 
     /// Starts daxpin-server on `file` (any free port) and waits for its ready line.
-    static func server(file: String, _ extra: [String] = []) throws -> StorageProcess {
+    static func server(file: String, _ extra: [String] = [], environment: [String: String]? = nil) throws -> StorageProcess {
         let server = try StorageProcess([binaries.appendingPathComponent("daxpin-server").path, "--file", file,
-                                         "--address", Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "0"] + extra)
+                                         "--address", Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "0"] + extra,
+                                        environment: environment)
         guard server.waitFor("ready", timeout: .seconds(60)),
               let field = server.stdout.split(separator: " ").first(where: { $0.hasPrefix("port=") }),
               let port = UInt16(field.dropFirst(5)) else {
