@@ -29,6 +29,8 @@ struct ClientCommand: ParsableCommand {
     var address: String = ProcessInfo.processInfo.environment["DAXPIN_RDMA_ADDR"] ?? "192.0.2.1"
     @Option(help: "Server port.")
     var port: UInt16 = 7471
+    @Option(help: "Local address to connect from: picks the RDMA device that owns it (default: the route's).")
+    var source: String?
     @Option(help: "Bytes per RDMA WRITE/READ.")
     var blockSize: Int = 4096
     @Option(help: "RDMA operations in flight.")
@@ -72,7 +74,7 @@ struct ClientCommand: ParsableCommand {
         let logger = Logger(label: "daxpin-client")
         let connection: RDMAConnection
         do {
-            connection = try RDMAConnection.connect(to: address, port: port, privateData: ClientHello().encoded,
+            connection = try RDMAConnection.connect(to: address, port: port, source: source, privateData: ClientHello().encoded,
                                                     options: .init(depth: queueDepth))
         } catch let DaxPinError.connectionRejected(_, reason) {
             fail(Status.rejected, "the server refused the connection: \(String(decoding: reason, as: UTF8.self))")

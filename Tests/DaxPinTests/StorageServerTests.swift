@@ -176,6 +176,81 @@ extension DaxPin {
         }
     }
 
+    /// daxpin-server on rxe2 and daxpin-client on rxe1, the two ends of the testbed's veth
+    /// pair (Scripts/testbed-guest, setup_veth): the RoCE packets cross a link instead of
+    /// rxe's internal loopback. Separate from the loopback suite so that nothing else
+    /// touches the veth counters while it runs.
+    @Suite(.enabled(if: Testbed.isActive, Testbed.skipReason), .serialized) struct StorageServerOverVeth {
+        /// rx/tx bytes of both veth ends, from /sys/class/net/NETDEV/statistics.
+        struct Counters {
+            var clientTx = 0, clientRx = 0, serverTx = 0, serverRx = 0
+            init() throws {
+                func read(_ netdev: String, _ name: String) throws -> Int {
+                    let path = "/sys/class/net/\(netdev)/statistics/\(name)"
+                    guard let value = Int(try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+                    else { throw StorageProcess.StartFailure() }
+                    return value
+                }
+                let client = try Testbed.required("DAXPIN_VETH_CLIENT_NETDEV"), server = try Testbed.required("DAXPIN_VETH_SERVER_NETDEV")
+                clientTx = try read(client, "tx_bytes"); clientRx = try read(client, "rx_bytes")
+                serverTx = try read(server, "tx_bytes"); serverRx = try read(server, "rx_bytes")
+            }
+        }
+
+        @Test("round trip and a truncate between rxe1 and rxe2 across the veth pair")
+        func roundTripAndTruncateAcrossVeth() throws {
+            let size = 1 << 20, truncated = 256 << 10
+            let serverAddress = try Testbed.required("DAXPIN_VETH_SERVER_ADDR")
+            let clientAddress = try Testbed.required("DAXPIN_VETH_CLIENT_ADDR")
+            let clientDevice = try Testbed.required("DAXPIN_VETH_CLIENT_DEVICE")
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: size, fill: 0)
+            let server = try StorageProcess.server(file: file.path, address: serverAddress, ["--quiesce-budget", "4000"])
+            #expect(server.stdout.contains("address=\(serverAddress)"), "server: \(server.everything)")
+
+            // Round trip: two passes of WRITEs, each read back (READ) and checksummed.
+            let before = try Counters()
+            let client = try StorageProcess.client(port: server.port, address: serverAddress, source: clientAddress,
+                                                   ["--seed", "7", "--block-size", "16384", "--queue-depth", "4", "--passes", "2", "--verify"])
+            #expect(client.waitExit(timeout: .seconds(120)) == 0, "client: \(client.everything)")
+            #expect(client.stdout.contains("device=\(clientDevice)"), "the client is not on \(clientDevice): \(client.stdout)")
+            #expect(client.stdout.contains("verified pass=1"))
+            let after = try Counters()
+            // The WRITE payload (2 MiB) left the client's end and arrived at the server's end; the
+            // READ responses (2 MiB) went the other way. Headers and acks only add to it.
+            let written = 2 * size
+            #expect(after.clientTx - before.clientTx >= written, "client end tx \(before.clientTx) -> \(after.clientTx)")
+            #expect(after.serverRx - before.serverRx >= written, "server end rx \(before.serverRx) -> \(after.serverRx)")
+            #expect(after.serverTx - before.serverTx >= written, "server end tx \(before.serverTx) -> \(after.serverTx)")
+            #expect(after.clientRx - before.clientRx >= written, "client end rx \(before.clientRx) -> \(after.clientRx)")
+            print("veth round trip: client end tx +\(after.clientTx - before.clientTx) rx +\(after.clientRx - before.clientRx) bytes,"
+                  + " server end tx +\(after.serverTx - before.serverTx) rx +\(after.serverRx - before.serverRx) bytes")
+
+            // Truncate during traffic: the stop and the revocation cross the link too.
+            let looper = try StorageProcess.client(port: server.port, address: serverAddress, source: clientAddress,
+                                                   ["--seed", "11", "--block-size", "65536", "--queue-depth", "8",
+                                                    "--persist-every", "4", "--loop"])
+            #expect(looper.waitFor("durable", timeout: .seconds(60)), "client: \(looper.everything)")
+            let beforeTruncate = try Counters()
+            let breaker = try StorageProcess(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
+                                              file.path, "\(truncated)"])
+            #expect(breaker.waitExit(timeout: .seconds(40)) == 0, "truncate: \(breaker.everything)")
+            #expect(looper.waitExit(timeout: .seconds(30)) == 3, "client: \(looper.everything)")
+            #expect(looper.stderr.contains("the server is revoking its export"))
+            #expect(server.waitExit(timeout: .seconds(20)) == 0, "server: \(server.everything)")
+            #expect(server.stderr.contains("every client stopped"), "server: \(server.everything)")
+            let trace = server.stdout
+            let order = ["quiesce finished", "queue pair(s) moved to error", "MR deregistered", "unmapped", "F_UNLCK"]
+            let positions = order.map { trace.range(of: $0)?.lowerBound }
+            #expect(positions.allSatisfy { $0 != nil }, "trace: \(trace)")
+            #expect(positions.compactMap { $0 } == positions.compactMap { $0 }.sorted(), "trace order: \(trace)")
+            #expect(file.size == truncated)
+            let afterTruncate = try Counters()
+            // The stop message went server -> client over the veth, `stopped` came back.
+            #expect(afterTruncate.serverTx > beforeTruncate.serverTx && afterTruncate.clientTx > beforeTruncate.clientTx)
+            Testbed.ran()
+        }
+    }
+
     /// The request decoder is pure: these run on any host.
     @Suite struct StorageProtocolDecoder {
         let length: UInt64 = 1 << 20
@@ -299,9 +374,10 @@ final class StorageProcess {
     }
 
     /// Starts daxpin-server on `file` (any free port) and waits for its ready line.
-    static func server(file: String, _ extra: [String] = [], environment: [String: String]? = nil) throws -> StorageProcess {
+    static func server(file: String, address: String? = nil, _ extra: [String] = [],
+                       environment: [String: String]? = nil) throws -> StorageProcess {
         let server = try StorageProcess([binaries.appendingPathComponent("daxpin-server").path, "--file", file,
-                                         "--address", Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "0"] + extra,
+                                         "--address", address ?? Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "0"] + extra,
                                         environment: environment)
         guard server.waitFor("ready", timeout: .seconds(60)),
               let field = server.stdout.split(separator: " ").first(where: { $0.hasPrefix("port=") }),
@@ -313,9 +389,11 @@ final class StorageProcess {
         return server
     }
 
-    static func client(port: UInt16, _ arguments: [String]) throws -> StorageProcess {
+    /// Starts daxpin-client; `source` picks the local RDMA device (`--source`).
+    static func client(port: UInt16, address: String? = nil, source: String? = nil, _ arguments: [String]) throws -> StorageProcess {
         try StorageProcess([binaries.appendingPathComponent("daxpin-client").path,
-                            "--address", Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "\(port)"] + arguments)
+                            "--address", address ?? Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "\(port)"]
+                           + (source.map { ["--source", $0] } ?? []) + arguments)
     }
 
     struct StartFailure: Error {}

@@ -69,14 +69,14 @@ final class CMEventChannel: @unchecked Sendable {
 
 /// An IPv4 socket address for rdma_cm calls.
 func withSocketAddress<R>(_ address: String, port: UInt16, peer: String,
-                          _ body: (UnsafeMutablePointer<sockaddr>) -> R) throws(DaxPinError) -> R {
+                          _ body: (UnsafeMutablePointer<sockaddr>) throws(DaxPinError) -> R) throws(DaxPinError) -> R {
     var socketAddress = sockaddr_in()
     socketAddress.sin_family = sa_family_t(AF_INET)
     socketAddress.sin_port = port.bigEndian
     guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else {
         throw .connectionFailed(peer: peer, operation: "parse address", reason: "\(address) is not an IPv4 address")
     }
-    return withUnsafeMutablePointer(to: &socketAddress) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0) }
+    return try withUnsafeMutablePointer(to: &socketAddress) { (pointer) throws(DaxPinError) -> R in
+        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(DaxPinError) -> R in try body(address) }
     }
 }

@@ -132,9 +132,12 @@ public final class RDMAConnection: @unchecked Sendable {
     /// Resolves `address` (`rdma_resolve_addr`, `rdma_resolve_route`), creates the queue pair
     /// on the device the route goes through and connects (`rdma_connect`) with `privateData`
     /// (at most 56 bytes). The connection's ``device`` is that device; pass `device` to share
-    /// one protection domain between several connections on it.
+    /// one protection domain between several connections on it. `source`, a local IPv4
+    /// address, is passed to `rdma_resolve_addr` as the source: the connection then leaves
+    /// through the RDMA device that owns that address (without it, the route decides; to an
+    /// address of this host that is the loopback, i.e. the server's own device).
     /// - Throws: `.connectionRejected` with the server's reason, `.connectionFailed`.
-    public static func connect(to address: String, port: UInt16, privateData: [UInt8] = [],
+    public static func connect(to address: String, port: UInt16, source: String? = nil, privateData: [UInt8] = [],
                                device: RDMADevice? = nil, options: Options = Options(),
                                timeout: Duration = .seconds(10)) throws(DaxPinError) -> RDMAConnection {
         let peer = "\(address):\(port)"
@@ -146,7 +149,10 @@ public final class RDMAConnection: @unchecked Sendable {
         var connection: RDMAConnection?
         do throws(DaxPinError) {
             let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
-            let resolved = try withSocketAddress(address, port: port, peer: peer) { rdma_resolve_addr(id, nil, $0, milliseconds) }
+            let resolved = try withSocketAddress(address, port: port, peer: peer) { destination throws(DaxPinError) in
+                guard let source else { return rdma_resolve_addr(id, nil, destination, milliseconds) }
+                return try withSocketAddress(source, port: 0, peer: peer) { rdma_resolve_addr(id, $0, destination, milliseconds) }
+            }
             guard resolved == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: String(cString: strerror(errno)))
             }
