@@ -12,9 +12,10 @@ let pinBytes = 256 << 20
 final class Fixture: @unchecked Sendable {
     // Only the benchmark thread touches it, one benchmark at a time.
     static let shared = Fixture()
-    let environment: [String: String]
+    /// An environment variable, if set.
+    func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
     lazy var device: RDMADevice = {
-        do { return try RDMADevice.open(named: environment["DAXPIN_RDMA_DEVICE"] ?? "rxe0") } catch { fatalError("\(error)") }
+        do { return try RDMADevice.open(named: environment("DAXPIN_RDMA_DEVICE") ?? "rxe0") } catch { fatalError("\(error)") }
     }()
     var tmpfsLease: LayoutLease?
     var devdaxLease: LayoutLease?
@@ -22,21 +23,8 @@ final class Fixture: @unchecked Sendable {
     var writeSource: LayoutLease?
     var pair: (client: QueuePair, server: QueuePair, local: QueuePair.LocalBuffer, remote: MemoryRegion.RemoteAccess)?
 
-    init() {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        environment = result
-    }
-
     func tmpfsPath(_ name: String, size: Int) -> String {
-        let path = "\(environment["DAXPIN_TMPFS_DIR"] ?? "/dev/shm")/\(name)"
+        let path = "\(environment("DAXPIN_TMPFS_DIR") ?? "/dev/shm")/\(name)"
         let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         precondition(fd >= 0 && ftruncate(fd, off_t(size)) == 0, "cannot create \(path)")
         close(fd)
@@ -89,7 +77,7 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("pin+register 256MiB device-dax", configuration: throughput) { benchmark in
         let fixture = Fixture.shared
-        guard let path = fixture.environment["DAXPIN_DEVDAX_PATH"] else { fatalError("DAXPIN_DEVDAX_PATH is not set") }
+        guard let path = fixture.environment("DAXPIN_DEVDAX_PATH") else { fatalError("DAXPIN_DEVDAX_PATH is not set") }
         if fixture.devdaxLease == nil {
             do { fixture.devdaxLease = try LayoutLease(path: path) } catch { fatalError("\(error)") }
         }

@@ -9,14 +9,13 @@ import Synchronization
 @main
 struct CoreDemo {
     static func main() throws {
-        let env = ProcessInfo.environment
-        let directory = env["DAXPIN_TMPFS_DIR"] ?? "/dev/shm"
+        let directory = environment("DAXPIN_TMPFS_DIR") ?? "/dev/shm"
         let path = "\(directory)/daxpin-demo-\(getpid())"
         let size = 1 << 20
         try createFile(path, size: size)
         defer { unlink(path) }
 
-        let device = try env["DAXPIN_RDMA_DEVICE"].map { try RDMADevice.open(named: $0) } ?? RDMADevice.openFirst()
+        let device = try environment("DAXPIN_RDMA_DEVICE").map { try RDMADevice.open(named: $0) } ?? RDMADevice.openFirst()
         let stop = Atomic<Bool>(false)
         let drained = DispatchSemaphore(value: 0)
         var lease = try LayoutLease(path: path, options: LeaseOptions(quiesceBudget: .seconds(5)) { request in
@@ -99,17 +98,7 @@ struct CoreDemo {
     }
 }
 
-enum ProcessInfo {
-    static var environment: [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
-    }
+/// An environment variable, if set.
+func environment(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
 }
