@@ -12,7 +12,7 @@ struct Prober {
 
     func run() -> ProbeReport {
         var report = ProbeReport(path: path, access: access.description, wouldWork: false, problems: [])
-        report.leaseBreakTimeSeconds = readTunable("/proc/sys/fs/lease-break-time")
+        report.leaseBreakTimeSeconds = readSmallInt("/proc/sys/fs/lease-break-time")
         let inspection: MemoryInspection
         do {
             inspection = try MemoryInspection(path: path)

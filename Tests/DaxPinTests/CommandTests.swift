@@ -114,7 +114,7 @@ extension DaxPin {
             #expect(report.lease?.kind == "write lease")
             #expect(report.mount?.fileSystem == "tmpfs")
             #expect(report.leaseBreakTimeSeconds ?? 0 > 0)
-            #expect(!readProcFile("/proc/locks").contains(":\(statIdentity(file.path).inode) "), "the trial lease was released")
+            #expect(!readTextFile("/proc/locks").contains(":\(statIdentity(file.path).inode) "), "the trial lease was released")
             if Testbed.isActive {
                 #expect(report.device?.name == (try Testbed.required("DAXPIN_RDMA_DEVICE")))
                 #expect(result.status == 0 && report.wouldWork)
@@ -139,7 +139,7 @@ extension DaxPin {
             try #require(report.memory?.kind == "page-cache", "the host's /tmp should be ext4 or xfs")
             #expect(report.memory?.daxAttribute != true)
             #expect(report.lease?.kind == "write lease")
-            let modern = kernelVersion() >= (6, 5)
+            let modern = runningKernel() >= (6, 5)
             #expect(report.strategy?.strategy == (modern ? "staged" : "pinned"))
             if modern {
                 #expect(report.strategy?.reasons.first?.contains("refuses writable long-term pins of page-cache files") == true)

@@ -117,7 +117,7 @@ extension DaxPin {
 
 /// /proc/locks lease lines of `pid`.
 func leaseLines(pid: pid_t) -> [Substring] {
-    readProcFile("/proc/locks").split(separator: "\n").filter {
+    readTextFile("/proc/locks").split(separator: "\n").filter {
         $0.contains("LEASE") && $0.split(separator: " ", omittingEmptySubsequences: true).contains { $0 == "\(pid)" }
     }
 }

@@ -138,7 +138,7 @@ extension DaxPin {
 
 /// Paths of the files this process has mapped.
 func mappedFiles() -> Set<String> {
-    let maps = readProcFile("/proc/self/maps")
+    let maps = readTextFile("/proc/self/maps")
     return Set(maps.split(separator: "\n").compactMap { line in
         line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first.map(String.init)
     })

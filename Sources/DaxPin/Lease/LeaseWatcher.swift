@@ -117,7 +117,7 @@ private final class ThreadBody: @unchecked Sendable {
 public enum LeaseBreakTime {
     /// The current value (45 s by default); 45 s if it cannot be read.
     public static var current: Duration {
-        .seconds(readSysfsInt("/proc/sys/fs/lease-break-time") ?? 45)
+        .seconds(readSmallInt("/proc/sys/fs/lease-break-time") ?? 45)
     }
 }
 

@@ -56,7 +56,7 @@ enum MemoryProbe {
                 throw .unsupportedFileType(path: path, type: "character device that is not device-dax")
             }
             let alignment = DeviceDAXCatalog.device(named: name)?.alignment
-                ?? readSysfsInt("/sys/bus/dax/devices/\(name)/align") ?? 2 << 20
+                ?? readSmallInt("/sys/bus/dax/devices/\(name)/align") ?? 2 << 20
             return .deviceDAX(name: name, alignment: alignment)
         }
         var magic: UInt64 = 0
@@ -78,7 +78,7 @@ enum MemoryProbe {
     static func size(of fd: FileDescriptor, kind: MemoryKind, path: String) throws(DaxPinError) -> Int {
         if case .deviceDAX(let name, _) = kind {
             return DeviceDAXCatalog.device(named: name)?.size
-                ?? readSysfsInt("/sys/bus/dax/devices/\(name)/size") ?? 0
+                ?? readSmallInt("/sys/bus/dax/devices/\(name)/size") ?? 0
         }
         var info = stat()
         guard fstat(fd.rawValue, &info) == 0 else {
@@ -121,32 +121,5 @@ enum MemoryProbe {
         case .resourceTemporarilyUnavailable, .wouldBlock: .fileInUse(path: path, lease: "existing")
         default: .systemCall(operation: "open", path: path, errno: code)
         }
-    }
-}
-
-func realPath(_ path: String) -> String? {
-    guard let resolved = realpath(path, nil) else { return nil }
-    defer { free(resolved) }
-    return String(cString: resolved)
-}
-
-/// Reads a small decimal integer file such as a sysfs attribute or a /proc/sys tunable.
-func readSysfsInt(_ path: String) -> Int? {
-    guard let fd = try? FileDescriptor.open(path, .readOnly, options: .closeOnExec) else { return nil }
-    defer { try? fd.close() }
-    var buffer = [UInt8](repeating: 0, count: 64)
-    guard let count = try? buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }), count > 0 else { return nil }
-    let text = String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: " \n\t")
-    if text.hasPrefix("0x") { return Int(text.dropFirst(2), radix: 16) }
-    return Int(text)
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let drop = Set(set)
-        var slice = Substring(self)
-        while let first = slice.first, drop.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, drop.contains(last) { slice = slice.dropLast() }
-        return String(slice)
     }
 }

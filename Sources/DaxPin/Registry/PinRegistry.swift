@@ -113,11 +113,9 @@ final class PinRegistry: Sendable {
             s.flushScheduled = false
             guard let directory = s.directory else { return nil }
             guard !s.leases.isEmpty else { return Snapshot(directory: directory, record: nil) }
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
             return Snapshot(directory: directory, record: ProcessPinRecord(
                 pid: getpid(), processStartTicks: s.processStartTicks, processName: s.processName, uid: geteuid(),
-                updatedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9,
+                updatedAt: wallClockSeconds(),
                 leases: s.leases.values.sorted { $0.serial < $1.serial }))
         }
         if let snapshot { write(snapshot) }
@@ -134,7 +132,7 @@ final class PinRegistry: Sendable {
             serial: core.serial, path: core.path, device: device, inode: inode,
             access: core.access.description, memory: core.memory.description, lease: kind.description,
             state: stateName, reason: reason?.description,
-            createdAt: Double(core.createdAt.tv_sec) + Double(core.createdAt.tv_nsec) / 1e9,
+            createdAt: core.createdAt.seconds,
             regions: regions.map {
                 RegionRecord(id: $0.id, offset: $0.offset, length: $0.length, strategy: $0.strategy.description,
                              rkey: $0.registration.remoteKey)

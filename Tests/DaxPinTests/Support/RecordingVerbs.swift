@@ -80,7 +80,7 @@ func isMapped(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
 /// Whether `address` lies in a file-backed mapping of this process.
 func isFileBacked(_ address: UnsafeMutableRawPointer) -> Bool {
     let target = UInt(bitPattern: address)
-    for line in readProcFile("/proc/self/maps").split(separator: "\n") {
+    for line in readTextFile("/proc/self/maps").split(separator: "\n") {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
         let bounds = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
         guard bounds.count == 2, bounds[0] <= target, target < bounds[1] else { continue }

@@ -130,9 +130,9 @@ struct ResourceCount: Equatable, CustomStringConvertible {
     static func now() -> ResourceCount {
         PinRegistry.shared.flush()  // its writer opens files for a moment
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
-        let fileBacked = readProcFile("/proc/self/maps").split(separator: "\n").filter { $0.contains(" /") }.count
+        let fileBacked = readTextFile("/proc/self/maps").split(separator: "\n").filter { $0.contains(" /") }.count
         let me = " \(getpid()) "
-        let locks = readProcFile("/proc/locks").split(separator: "\n").filter { $0.contains(me) }.count
+        let locks = readTextFile("/proc/locks").split(separator: "\n").filter { $0.contains(me) }.count
         return ResourceCount(fds: fds, mappings: fileBacked + Mapping.live.load(ordering: .relaxed), locks: locks)
     }
 
@@ -153,29 +153,7 @@ extension LeaseState {
     var isRevoked: Bool { if case .revoked = self { true } else { false } }
 }
 
-/// Reads a /proc file completely (they report size 0, so read until EOF).
-func readProcFile(_ path: String) -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return "" }
-    defer { close(fd) }
-    var data = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n <= 0 { break }
-        data.append(contentsOf: chunk[0..<n])
-    }
-    return String(decoding: data, as: UTF8.self)
-}
 
-/// The running kernel's (major, minor).
-func kernelVersion() -> (Int, Int) {
-    var name = utsname()
-    uname(&name)
-    let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    let parts = release.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-    return (parts.first ?? 0, parts.dropFirst().first ?? 0)
-}
 
 /// Where this process's descriptors point.
 func openFileTargets() -> [String] {
