@@ -1,0 +1,8 @@
+# Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
+# 1000 leases on 1000 files (one 4 KiB pin each): memory per lease and break latency,
+# against the same holder with a single lease.
+suite_many_leases() {
+    say "1000 leases"
+    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1000 1 4096 "$REPS" "$DEV" >"$OUT/many.1000.txt" 2>>"$OUT/holders.log"
+    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 1 4096 "$REPS" "$DEV" >"$OUT/many.1.txt" 2>>"$OUT/holders.log"
+}
