@@ -42,7 +42,9 @@ int main(int argc, char **argv) {
         if (strncmp(line, "READY ", 6) != 0) { printf("# %s\n", line); fflush(stdout); continue; }
         long long start = now_ns();
         if (truncate(line + 6, 0) != 0) { fprintf(stderr, "breaker: truncate %s: %s\n", line + 6, strerror(errno)); break; }
-        printf("%lld\n", now_ns() - start);
+        long long end = now_ns();
+        printf("%lld\n", end - start);
+        printf("# T %lld %lld\n", start, end);  /* CLOCK_MONOTONIC, to match the holder's TRACE lines */
         fflush(stdout);
     }
     int status = 0;

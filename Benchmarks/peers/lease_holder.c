@@ -15,7 +15,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 static void die(const char *what) { fprintf(stderr, "lease_holder: %s: %s\n", what, strerror(errno)); exit(1); }
 
@@ -73,10 +80,17 @@ int main(int argc, char **argv) {
             if (got == sig && info.si_fd == fd) break;
             if (got == SIGIO) break;
         }
+        long long noticed = now_ns();
         for (int i = 0; i < nregions; i++) ibv_dereg_mr(mrs[i]);
+        long long deregistered = now_ns();
         for (int i = 0; i < nregions; i++) munmap(maps[i], region);
+        long long unmapped = now_ns();
         fcntl(fd, F_SETLEASE, F_UNLCK);
+        long long released = now_ns();
         close(fd);
+        /* CLOCK_MONOTONIC of these steps, like DaxPinBench's TRACE line (the breaker adds its own) */
+        printf("TRACE %lld %lld %lld %lld %lld\n", noticed, deregistered, unmapped, released, now_ns());
+        fflush(stdout);
         /* The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill. */
         struct stat st;
         while (stat(path, &st) == 0 && st.st_size != 0) usleep(100);

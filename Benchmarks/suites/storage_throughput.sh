@@ -1,4 +1,81 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
+# Storage server one-sided write throughput, 64 KiB blocks, 16 in flight, on rxe0: the
+# example daxpin-client writing a daxpin-server export (tmpfs file), against perftest's
+# ib_write_bw and fio's rdma engine with the same block size and depth. Each series: one
+# line per run, bytes per second (the report drops the first run as warm-up).
+STORAGE_BLOCK=65536
+STORAGE_DEPTH=16
+STORAGE_BYTES=$((256 << 20))    # per run: 4096 blocks
+STORAGE_RUNS=${DAXPIN_BENCH_STORAGE_RUNS:-6}
+
+# wait_for_line FILE PATTERN SECONDS: bounded wait for a line matching PATTERN.
+wait_for_line() {
+    local deadline=$(( $(date +%s) + $3 ))
+    until grep -qE "$2" "$1" 2>/dev/null; do
+        (( $(date +%s) < deadline )) || { echo "bench: timed out waiting for '$2' in $1" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
+# stop_process PID: SIGTERM, then SIGKILL after 20 s; returns its exit status.
+stop_process() {
+    kill -TERM "$1" 2>/dev/null || true
+    local tries=0
+    while kill -0 "$1" 2>/dev/null && (( tries++ < 200 )); do sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1"
+}
+
 suite_storage_throughput() {
-    echo "pending: needs the storage server (issue 4): 64 KiB QD16 vs ib_write_bw and fio rdma" >"$OUT/storage_throughput.pending"
+    local run file="$TMP/storage-throughput" out="$OUT/storage.server.out"
+    say "storage server 64 KiB QD16: daxpin-client x $STORAGE_RUNS"
+    "$APPS/daxpin-server" --file "$file" --size $((64 << 20)) --address "$DAXPIN_RDMA_ADDR" --port 0 \
+        --log-level warning >"$out" 2>"$OUT/storage.server.err" &
+    local server=$!
+    wait_for_line "$out" '^ready ' 60 || { cat "$OUT/storage.server.err" >&2; stop_process "$server" || true; return 1; }
+    local port; port=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$out")
+    : >"$OUT/storage.daxpin.txt"
+    for ((run = 0; run < STORAGE_RUNS; run++)); do
+        # 64 MiB export, 4 passes = 256 MiB; one persist per pass (the row measures WRITEs).
+        timeout 120 "$APPS/daxpin-client" --address "$DAXPIN_RDMA_ADDR" --port "$port" \
+            --block-size $STORAGE_BLOCK --queue-depth $STORAGE_DEPTH --persist-every 1024 \
+            --passes 4 --static-data --log-level warning >"$OUT/storage.client.$run.txt" 2>&1 \
+            || { cat "$OUT/storage.client.$run.txt" >&2; stop_process "$server" || true; return 1; }
+        # "throughput: wrote N bytes (X MiB/s), ..." -> bytes per second
+        sed -n 's/^throughput: wrote [0-9]* bytes (\([0-9.]*\) MiB\/s).*/\1/p' "$OUT/storage.client.$run.txt" \
+            | awk '{ printf "%.0f\n", $1 * 1048576 }' >>"$OUT/storage.daxpin.txt"
+    done
+    stop_process "$server" >/dev/null 2>&1 || true
+    rm -f "$file"
+
+    say "storage peers: ib_write_bw x $STORAGE_RUNS"
+    : >"$OUT/storage.ib_write_bw.txt"
+    local iterations=$(( STORAGE_BYTES / STORAGE_BLOCK ))
+    for ((run = 0; run < STORAGE_RUNS; run++)); do
+        timeout 120 ib_write_bw -d "$DEV" -s $STORAGE_BLOCK -t $STORAGE_DEPTH -n $iterations -F -p $((18515 + run)) \
+            >"$OUT/ib_write_bw.server.$run.txt" 2>&1 &
+        local peer=$!
+        sleep 1
+        timeout 120 ib_write_bw -d "$DEV" -s $STORAGE_BLOCK -t $STORAGE_DEPTH -n $iterations -F -p $((18515 + run)) \
+            "$DAXPIN_RDMA_ADDR" >"$OUT/ib_write_bw.$run.txt" 2>&1 || { cat "$OUT/ib_write_bw.$run.txt" >&2; return 1; }
+        wait "$peer" || true
+        # "#bytes #iterations BW peak BW average MsgRate": BW average in MiB/s (perftest's MB = 2^20)
+        awk -v b=$STORAGE_BLOCK '$1 == b && NF >= 5 { printf "%.0f\n", $4 * 1048576 }' "$OUT/ib_write_bw.$run.txt" \
+            >>"$OUT/storage.ib_write_bw.txt"
+    done
+
+    say "storage peers: fio rdma x $STORAGE_RUNS"
+    : >"$OUT/storage.fio.txt"
+    # As fio's examples/rdmaio-{server,client}.fio: the client picks the verb and the depth.
+    local common=(--ioengine=rdma --rw=write --bs=$STORAGE_BLOCK --size=$STORAGE_BYTES --output-format=json)
+    for ((run = 0; run < STORAGE_RUNS; run++)); do
+        timeout 120 fio --name=server "${common[@]}" --port=$((19515 + run)) >"$OUT/fio.server.$run.json" 2>&1 &
+        local peer=$!
+        sleep 1
+        timeout 120 fio --name=client "${common[@]}" --verb=write --iodepth=$STORAGE_DEPTH --hostname="$DAXPIN_RDMA_ADDR" --port=$((19515 + run)) \
+            >"$OUT/fio.$run.json" 2>"$OUT/fio.$run.err" || { cat "$OUT/fio.$run.err" "$OUT/fio.$run.json" >&2; return 1; }
+        wait "$peer" || true
+        python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["write"]["bw_bytes"])' \
+            "$OUT/fio.$run.json" >>"$OUT/storage.fio.txt"
+    done
 }

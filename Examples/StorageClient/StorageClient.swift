@@ -47,6 +47,8 @@ struct ClientCommand: ParsableCommand {
     var loop = false
     @Flag(help: "Read the range back and compare, then compare the server's checksum.")
     var verify = false
+    @Flag(help: "Fill each queue slot's buffer once instead of before every WRITE (throughput runs: measures the RDMA path, not pattern generation; not with --verify).")
+    var staticData = false
     @Flag(help: "First send malformed requests and expect each to be rejected.")
     var malformed = false
     @Flag(help: .hidden)  // tests: a misbehaving client that ignores stop messages
@@ -60,6 +62,7 @@ struct ClientCommand: ParsableCommand {
         guard blockSize > 0, blockSize % 64 == 0 else { throw ValidationError("--block-size must be a positive multiple of 64") }
         guard (1...128).contains(queueDepth) else { throw ValidationError("--queue-depth must be 1...128") }
         guard persistEvery > 0, passes > 0 else { throw ValidationError("--persist-every and --passes must be positive") }
+        guard !(staticData && verify) else { throw ValidationError("--static-data writes the same bytes to every block: it cannot be combined with --verify") }
     }
 
     func run() throws {
@@ -157,6 +160,9 @@ struct Session: ~Copyable {
     mutating func run() -> Int32 {
         do {
             if options.malformed { try sendMalformed() }
+            if options.staticData {
+                for slot in 0..<options.queueDepth { try fill(slot: slot, block: slot, pass: 0) }
+            }
             var pass = 0
             while (options.loop || pass < options.passes), !interrupted.load(ordering: .relaxed), blocks > 0 {
                 try writePass(pass)
@@ -314,7 +320,7 @@ struct Session: ~Copyable {
         while next < range.upperBound || !inFlight.isEmpty {
             if stop == nil, let message = try? checkMessagesOrStop() { stop = message }
             while stop == nil, next < range.upperBound, let slot = freeSlots.popLast() {
-                if write { try fill(slot: slot, block: next, pass: pass) }
+                if write, !options.staticData { try fill(slot: slot, block: next, pass: pass) }
                 let id = UInt64(next)
                 do {
                     if write {

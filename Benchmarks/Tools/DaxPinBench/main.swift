@@ -10,6 +10,7 @@
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
 @_spi(Benchmarks) import DaxPin
+import Dispatch
 import Glibc
 
 final class Slot: @unchecked Sendable {
@@ -85,6 +86,23 @@ func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice) {
     }
 }
 
+/// "TRACE <noticed> <deregistered> <unmapped> <released> <closed>" (the last region's steps): CLOCK_MONOTONIC nanoseconds of those steps, so the
+/// breaker's own timestamps split its wait into signal delivery, teardown and wake-up.
+func printTrace(_ slot: Slot) {
+    guard let trace = slot.lease?.trace else { return }
+    var mono = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &mono)
+    let nowNs = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec)
+    let now = ContinuousClock.now
+    func ns(_ matches: (RevocationTrace.Step) -> Bool) -> Int64 {
+        guard let at = trace.entries.last(where: { matches($0.step) })?.at else { return 0 }
+        let (seconds, attoseconds) = at.duration(to: now).components
+        return nowNs - (seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+    print("TRACE \(ns { $0 == .breakNoticed }) \(ns { if case .deregistered = $0 { true } else { false } }) "
+        + "\(ns { if case .unmapped = $0 { true } else { false } }) \(ns { $0 == .leaseReleased }) \(ns { $0 == .closed })")
+}
+
 func isRevoked(_ slot: Slot) -> Bool {
     guard let state = slot.lease?.state else { return true }
     if case .revoked = state { return true }
@@ -107,9 +125,23 @@ case "hold" where arguments.count == 7:
     print("MEM \((after - before) / files)")
     for rep in 0..<reps {
         let slot = slots[(rep * 7919) % files]  // spread the breaks over the files
+        // Block until the watcher has revoked (like the C holder blocks in sigwaitinfo): an
+        // application waits on `events`; polling here would compete for the emulated CPUs.
+        // Start from a steady state, as a lease held for a while would be: the waiting task
+        // is parked and the pin registry has written the new lease.
+        let revoked = DispatchSemaphore(value: 0), listening = DispatchSemaphore(value: 0)
+        guard let events = slot.lease?.events else { fail("no lease on \(slot.path)") }
+        Task.detached {
+            listening.signal()
+            for await event in events { if case .revoked = event { break } }
+            revoked.signal()
+        }
+        listening.wait()
+        BackgroundWork.settle()
         print("READY \(slot.path)")
         fflush(nil)
-        while !isRevoked(slot) { usleep(500) }
+        guard revoked.wait(timeout: .now() + .seconds(60)) == .success else { fail("no revocation within 60 s") }
+        printTrace(slot)
         // The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill.
         var info = stat()
         while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }

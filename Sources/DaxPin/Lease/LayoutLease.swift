@@ -59,6 +59,11 @@ public struct LayoutLease: ~Copyable {
 
     /// Lease events as an `AsyncSequence`: `breakNoticed`, then `revoked` with the trace,
     /// after which the sequence ends. Each call returns a new sequence.
+    ///
+    /// With a quiesce handler, `breakNoticed` arrives when the break is noticed, before the
+    /// handler runs. Without one, the teardown starts at once on the watcher thread and both
+    /// events arrive after it, so that waking a listener never delays the breaker: to act
+    /// before the regions go, use ``LeaseOptions/quiesce``.
     public var events: AsyncStream<LeaseEvent> { core.events() }
 
     /// Maps, populates and registers `length` bytes at `offset` on `device`, choosing the

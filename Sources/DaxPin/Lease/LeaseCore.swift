@@ -328,14 +328,14 @@ final class LeaseCore: Sendable {
             return trace
         }
         let logger = options.logger
-        if reason == .leaseBreak {
-            // Nothing slow before the teardown: logging and the registry wait until the breaker
-            // is released, unless a quiesce handler makes this a long revocation anyway.
+        // Nothing that wakes another thread before the teardown (each wake-up competes with it
+        // for a CPU): without a quiesce handler the events, the log line and the registry wait
+        // until the breaker is released. A quiesce handler makes this a long revocation anyway.
+        let early = reason == .leaseBreak && options.quiesce != nil
+        if early {
             for listener in noticed { listener.yield(.breakNoticed(path: path)) }
-            if options.quiesce != nil {
-                PinRegistry.shared.publish(self)
-                runQuiesceHandler()
-            }
+            PinRegistry.shared.publish(self)
+            runQuiesceHandler()
         }
         let hooks = state.withLock { Array($0.stopHooks.values) }
         if !hooks.isEmpty {
@@ -370,6 +370,7 @@ final class LeaseCore: Sendable {
             return (s.trace, Array(s.listeners.values))
         }
         for listener in listeners {
+            if reason == .leaseBreak, !early { listener.yield(.breakNoticed(path: path)) }
             listener.yield(.revoked(final))
             listener.finish()
         }

@@ -128,3 +128,12 @@ public enum LeaseWatcherThread {
     /// The watcher's kernel thread id; starts the watcher if it is not running yet.
     public static var id: Int32 { LeaseWatcher.shared.threadID }
 }
+
+/// Background work of the library, for benchmarks that must start measuring from a steady
+/// state (a lease held for a while), not from the moment a lease was taken.
+@_spi(Benchmarks)
+public enum BackgroundWork {
+    /// Returns once the pin registry has written every change made so far (it writes a few
+    /// milliseconds after a change, on its own queue).
+    public static func settle() { PinRegistry.shared.flush() }
+}
