@@ -5,13 +5,14 @@
  *   with RPMA_MR_USAGE_WRITE_DST | RPMA_MR_USAGE_FLUSH_TYPE_PERSISTENT, declares direct write
  *   to pmem (device-dax is pmem), listens on ADDR:PORT, prints "ready address=A port=P
  *   length=L", sends the MR and peer-cfg descriptors in the accept's private data, waits for
- *   the client to disconnect and exits.
+ *   the client to disconnect; after CONNECTIONS clients (default 1), one at a time, exits.
  * client: connects, applies the server's peer cfg, then for each of BLOCKS blocks of
  *   BLOCK_SIZE bytes (sequential offsets, wrapping at the server's LENGTH): rpma_write
  *   (completion on error only) + rpma_flush(RPMA_FLUSH_TYPE_PERSISTENT,
  *   RPMA_F_COMPLETION_ALWAYS) and waits for the flush's completion: one durable block at a
  *   time (queue depth 1). The loop is timed as a whole (not the connection set-up) and
- *   printed as "BYTES <n> SECONDS <s>" and "OPS_PER_SECOND <x>".
+ *   printed as "BYTES <n> SECONDS <s>" and "OPS_PER_SECOND <x>". BLOCKS may be 0 (only
+ *   connect and disconnect: the set-up cost).
  *
  * How librpma 1.2 makes the flush persistent: with direct write to pmem declared by the
  * server, RPMA_FLUSH_TYPE_PERSISTENT is its Appliance Persistency Method, an 8-byte RDMA
@@ -23,7 +24,7 @@
  * Every wait is bounded (poll() on librpma's file descriptors); on any failure a message
  * goes to stderr and the exit status is 1.
  *
- * usage: rpma_durable server DEVDAX LENGTH ADDR PORT
+ * usage: rpma_durable server DEVDAX LENGTH ADDR PORT [CONNECTIONS]
  *        rpma_durable client ADDR PORT BLOCK_SIZE BLOCKS
  */
 #define _GNU_SOURCE
@@ -99,7 +100,7 @@ static void expect_event(struct rpma_conn *conn, enum rpma_conn_event want, int 
     }
 }
 
-static int server(const char *path, size_t length, const char *addr, const char *port) {
+static int server(const char *path, size_t length, const char *addr, const char *port, long connections) {
     int rc;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) fail_errno("open (device-dax)");
@@ -136,22 +137,24 @@ static int server(const char *path, size_t length, const char *addr, const char 
 
     int ep_fd;
     if ((rc = rpma_ep_get_fd(ep, &ep_fd))) fail("rpma_ep_get_fd", rc);
-    wait_readable(ep_fd, CLIENT_WAIT_MS, "a connection request");
-    struct rpma_conn_req *req = NULL;
-    if ((rc = rpma_ep_next_conn_req(ep, NULL, &req))) fail("rpma_ep_next_conn_req", rc);
-    struct rpma_conn_private_data pdata = { .ptr = &desc, .len = (uint8_t)(2 + mr_size + pcfg_size) };
-    struct rpma_conn *conn = NULL;
-    if ((rc = rpma_conn_req_connect(&req, &pdata, &conn))) fail("rpma_conn_req_connect", rc);
-    expect_event(conn, RPMA_CONN_ESTABLISHED, CONNECT_TIMEOUT_MS, "the connection to be established");
+    for (long served = 0; served < connections; served++) {
+        wait_readable(ep_fd, CLIENT_WAIT_MS, "a connection request");
+        struct rpma_conn_req *req = NULL;
+        if ((rc = rpma_ep_next_conn_req(ep, NULL, &req))) fail("rpma_ep_next_conn_req", rc);
+        struct rpma_conn_private_data pdata = { .ptr = &desc, .len = (uint8_t)(2 + mr_size + pcfg_size) };
+        struct rpma_conn *conn = NULL;
+        if ((rc = rpma_conn_req_connect(&req, &pdata, &conn))) fail("rpma_conn_req_connect", rc);
+        expect_event(conn, RPMA_CONN_ESTABLISHED, CONNECT_TIMEOUT_MS, "the connection to be established");
 
-    /* The client writes and flushes one-sided; wait for it to disconnect. */
-    enum rpma_conn_event event = next_event(conn, CLIENT_WAIT_MS, "the client to disconnect");
-    if (event != RPMA_CONN_CLOSED) {
-        fprintf(stderr, "rpma_durable: connection ended with %s, not a clean close\n", rpma_utils_conn_event_2str(event));
-        return 1;
+        /* The client writes and flushes one-sided; wait for it to disconnect. */
+        enum rpma_conn_event event = next_event(conn, CLIENT_WAIT_MS, "the client to disconnect");
+        if (event != RPMA_CONN_CLOSED) {
+            fprintf(stderr, "rpma_durable: connection ended with %s, not a clean close\n", rpma_utils_conn_event_2str(event));
+            return 1;
+        }
+        if ((rc = rpma_conn_disconnect(conn))) fail("rpma_conn_disconnect", rc);
+        if ((rc = rpma_conn_delete(&conn))) fail("rpma_conn_delete", rc);
     }
-    if ((rc = rpma_conn_disconnect(conn))) fail("rpma_conn_disconnect", rc);
-    if ((rc = rpma_conn_delete(&conn))) fail("rpma_conn_delete", rc);
     if ((rc = rpma_mr_dereg(&mr))) fail("rpma_mr_dereg", rc);
     if ((rc = rpma_ep_shutdown(&ep))) fail("rpma_ep_shutdown", rc);
     if ((rc = rpma_peer_delete(&peer))) fail("rpma_peer_delete", rc);
@@ -259,22 +262,24 @@ static int client(const char *addr, const char *port, size_t block_size, uint64_
 }
 
 int main(int argc, char **argv) {
-    if (argc == 6 && strcmp(argv[1], "server") == 0) {
-        char *end;
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "server") == 0) {
+        char *end, *end2 = "";
         unsigned long long length = strtoull(argv[3], &end, 10);
+        long connections = argc == 7 ? strtol(argv[6], &end2, 10) : 1;
         if (*end || length == 0) { fprintf(stderr, "rpma_durable: LENGTH must be a positive integer\n"); return 1; }
-        return server(argv[2], (size_t)length, argv[4], argv[5]) ? 1 : 0;
+        if (*end2 || connections <= 0) { fprintf(stderr, "rpma_durable: CONNECTIONS must be a positive integer\n"); return 1; }
+        return server(argv[2], (size_t)length, argv[4], argv[5], connections) ? 1 : 0;
     }
     if (argc == 6 && strcmp(argv[1], "client") == 0) {
         char *end1, *end2;
         unsigned long long block_size = strtoull(argv[4], &end1, 10), blocks = strtoull(argv[5], &end2, 10);
-        if (*end1 || *end2 || block_size == 0 || blocks == 0) {
-            fprintf(stderr, "rpma_durable: BLOCK_SIZE and BLOCKS must be positive integers\n");
+        if (*end1 || *end2 || block_size == 0) {
+            fprintf(stderr, "rpma_durable: BLOCK_SIZE must be a positive integer, BLOCKS a non-negative one\n");
             return 1;
         }
         return client(argv[2], argv[3], (size_t)block_size, (uint64_t)blocks) ? 1 : 0;
     }
-    fprintf(stderr, "usage: rpma_durable server DEVDAX LENGTH ADDR PORT\n"
+    fprintf(stderr, "usage: rpma_durable server DEVDAX LENGTH ADDR PORT [CONNECTIONS]\n"
                     "       rpma_durable client ADDR PORT BLOCK_SIZE BLOCKS\n");
     return 1;
 }
