@@ -1,4 +1,104 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
+# Durable write throughput, write + persist ack, one 4 KiB block at a time (queue depth 1),
+# into the first 64 MiB of device-dax:
+#   DaxPin:  daxpin-server exports it; daxpin-client WRITEs a block, asks the server to
+#            persist it (SEND; the server flushes the CPU cache lines, SENDs the ack), next.
+#   librpma: peers/rpma_durable.c, rpma_write + rpma_flush(PERSISTENT) per block (librpma's
+#            read-after-write flush, see the file).
+# Both clients are timed the same way, from outside, as whole client processes: one run
+# writes DURABLE_BLOCKS blocks, then a second client of the same server writes none (start,
+# connect, disconnect, exit). Throughput = DURABLE_BLOCKS x 4 KiB / (t_blocks - t_none), so
+# neither side's set-up is counted. Each run has its own server and port; DaxPin and librpma
+# alternate. One number per run in durable.{daxpin,rpma}.txt (bytes per second); the
+# timings and the clients' own figures are in durable.*.log, and rpma_durable's own timing
+# of its loop (a cross-check) in durable.rpma.loop.txt. DaxPin's client does not wrap: at
+# most 16384 blocks fit the 64 MiB export.
+DURABLE_BLOCK=4096
+DURABLE_BLOCKS=${DAXPIN_DURABLE_BLOCKS:-8000}
+DURABLE_RUNS=${DAXPIN_DURABLE_RUNS:-5}
+DURABLE_LENGTH=$((64 << 20))   # a multiple of device-dax's 2 MiB alignment; room for 16384 blocks
+
+# durable_wait_for FILE PATTERN SECONDS PID: the pattern appears, or the process died / time ran out.
+durable_wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$4" 2>/dev/null || { echo "durable_writes: server exited before '$2'" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "durable_writes: timed out waiting for '$2' in $1" >&2
+    return 1
+}
+
+# durable_stop PID [SIGNAL]: signals (if given), waits up to 30 s, then SIGKILL; returns its status.
+durable_stop() {
+    local pid=$1 i
+    [[ -z "${2:-}" ]] || kill "-$2" "$pid" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "durable_writes: server $pid did not stop within 30 s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    wait "$pid"
+}
+
+# durable_client KIND PORT BLOCKS: runs one client; sets DURABLE_NS to its wall time.
+durable_client() {
+    local kind=$1 port=$2 blocks=$3 out="$OUT/durable.$1.client.out" log="$OUT/durable.$1.log" t0 t1 status=0
+    t0=$(date +%s%N)
+    if [[ $kind == daxpin ]]; then
+        timeout 300 "$APPS/daxpin-client" --address "$DAXPIN_RDMA_ADDR" --port "$port" --block-size "$DURABLE_BLOCK" \
+            --queue-depth 1 --persist-every 1 --blocks "$blocks" --log-level warning >"$out" 2>>"$log" || status=$?
+    else
+        timeout 300 "$PEERS/rpma_durable" client "$DAXPIN_RDMA_ADDR" "$port" "$DURABLE_BLOCK" "$blocks" >"$out" 2>>"$log" || status=$?
+    fi
+    t1=$(date +%s%N)
+    DURABLE_NS=$((t1 - t0))
+    { echo "$kind port $port blocks $blocks: exit $status, $((DURABLE_NS / 1000)) µs"; grep -v '^durable' "$out"; } >>"$log"
+    [[ $status -eq 0 ]] || return 1
+    if [[ $kind == daxpin ]]; then   # every block acknowledged durable
+        local acks; acks=$(grep -c '^durable' "$out" || true)
+        [[ $acks -eq $blocks ]] || { echo "$acks durable acks, expected $blocks" >>"$log"; return 1; }
+    elif [[ $blocks -gt 0 ]]; then   # cross-check: the peer's own timing of its loop
+        awk '$1 == "BYTES" && $4 > 0 { printf "%d\n", $2 / $4 }' "$out" >>"$OUT/durable.rpma.loop.txt"
+    fi
+}
+
+# durable_run KIND PORT: one run; appends bytes/s to durable.KIND.txt.
+durable_run() {
+    local kind=$1 port=$2 log="$OUT/durable.$1.log" server full none status=0
+    local server_out="$OUT/durable.$1.server.out"
+    if [[ $kind == daxpin ]]; then
+        "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" \
+            --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$server_out" 2>>"$log" &
+    else
+        "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$port" 2 >"$server_out" 2>>"$log" &
+    fi
+    server=$!
+    durable_wait_for "$server_out" '^ready' 60 "$server" || { cat "$server_out" >>"$log"; durable_stop "$server" TERM; return 1; }
+    if durable_client "$kind" "$port" "$DURABLE_BLOCKS"; then
+        full=$DURABLE_NS
+        durable_client "$kind" "$port" 0 && none=$DURABLE_NS || status=1
+    else
+        status=1
+    fi
+    if [[ $kind == daxpin ]]; then durable_stop "$server" TERM || status=1
+    elif [[ $status -eq 0 ]]; then durable_stop "$server" || status=1   # exits by itself after its 2 clients
+    else durable_stop "$server" TERM; fi
+    [[ $status -eq 0 && $full -gt $none ]] || { echo "durable_writes: $kind run on port $port failed; see $log" >&2; tail -n 5 "$log" >&2; return 1; }
+    echo "$kind port $port: $((full / 1000)) - $((none / 1000)) µs for $DURABLE_BLOCKS blocks" >>"$log"
+    echo $(( DURABLE_BLOCKS * DURABLE_BLOCK * 1000000000 / (full - none) )) >>"$OUT/durable.$kind.txt"
+}
+
 suite_durable_writes() {
-    echo "pending: needs the storage server (issue 4): durable writes vs librpma" >"$OUT/durable_writes.pending"
+    local run
+    : >"$OUT/durable.daxpin.txt"; : >"$OUT/durable.rpma.txt"; : >"$OUT/durable.rpma.loop.txt"
+    : >"$OUT/durable.daxpin.log"; : >"$OUT/durable.rpma.log"
+    for ((run = 1; run <= DURABLE_RUNS; run++)); do
+        say "durable writes run $run/$DURABLE_RUNS: $DURABLE_BLOCKS x $DURABLE_BLOCK B, write + persist ack (DaxPin, librpma)"
+        durable_run daxpin $((7600 + run)) || return 1
+        durable_run rpma $((7700 + run)) || return 1
+    done
 }
