@@ -3,6 +3,7 @@
 # against the same holder with a single lease.
 suite_many_leases() {
     say "1000 leases"
-    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1000 1 4096 "$REPS" "$DEV" >"$OUT/many.1000.txt" 2>>"$OUT/holders.log"
-    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 1 4096 "$REPS" "$DEV" >"$OUT/many.1.txt" 2>>"$OUT/holders.log"
+    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1000 1 4096 "$REPS" "$DEV" >"$LOCAL/many.1000.txt" 2>>"$LOCAL/holders.log"
+    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 1 4096 "$REPS" "$DEV" >"$LOCAL/many.1.txt" 2>>"$LOCAL/holders.log"
+    keep_local
 }

@@ -66,16 +66,22 @@ suite_storage_throughput() {
 
     say "storage peers: fio rdma x $STORAGE_RUNS"
     : >"$OUT/storage.fio.txt"
-    # As fio's examples/rdmaio-{server,client}.fio: the client picks the verb and the depth.
-    local common=(--ioengine=rdma --rw=write --bs=$STORAGE_BLOCK --size=$STORAGE_BYTES --output-format=json)
+    # As fio's examples/rdmaio-{server,client}.fio: the engine is the server for rw=read and
+    # the client for rw=write; the client picks the verb and the depth.
+    local common=(--ioengine=rdma --bs=$STORAGE_BLOCK --size=$STORAGE_BYTES --output-format=json)
     for ((run = 0; run < STORAGE_RUNS; run++)); do
-        timeout 120 fio --name=server "${common[@]}" --port=$((19515 + run)) >"$OUT/fio.server.$run.json" 2>&1 &
+        timeout 120 fio --name=server "${common[@]}" --rw=read --port=$((19515 + run)) >"$OUT/fio.server.$run.json" 2>&1 &
         local peer=$!
         sleep 1
-        timeout 120 fio --name=client "${common[@]}" --verb=write --iodepth=$STORAGE_DEPTH --hostname="$DAXPIN_RDMA_ADDR" --port=$((19515 + run)) \
+        timeout 120 fio --name=client "${common[@]}" --rw=write --verb=write --iodepth=$STORAGE_DEPTH --hostname="$DAXPIN_RDMA_ADDR" --port=$((19515 + run)) \
             >"$OUT/fio.$run.json" 2>"$OUT/fio.$run.err" || { cat "$OUT/fio.$run.err" "$OUT/fio.$run.json" >&2; return 1; }
         wait "$peer" || true
         python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["write"]["bw_bytes"])' \
             "$OUT/fio.$run.json" >>"$OUT/storage.fio.txt"
+    done
+    local series
+    for series in daxpin ib_write_bw fio; do   # every run gave a figure, none of them zero
+        [[ $(grep -c '^[1-9][0-9]*$' "$OUT/storage.$series.txt") -eq $STORAGE_RUNS ]] \
+            || { echo "bench: storage.$series.txt lacks a figure for some run" >&2; return 1; }
     done
 }

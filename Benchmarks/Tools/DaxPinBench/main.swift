@@ -10,7 +10,6 @@
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
 @_spi(Benchmarks) import DaxPin
-import Dispatch
 import Glibc
 
 final class Slot: @unchecked Sendable {
@@ -125,22 +124,13 @@ case "hold" where arguments.count == 7:
     print("MEM \((after - before) / files)")
     for rep in 0..<reps {
         let slot = slots[(rep * 7919) % files]  // spread the breaks over the files
-        // Block until the watcher has revoked (like the C holder blocks in sigwaitinfo): an
-        // application waits on `events`; polling here would compete for the emulated CPUs.
-        // Start from a steady state, as a lease held for a while would be: the waiting task
-        // is parked and the pin registry has written the new lease.
-        let revoked = DispatchSemaphore(value: 0), listening = DispatchSemaphore(value: 0)
-        guard let events = slot.lease?.events else { fail("no lease on \(slot.path)") }
-        Task.detached {
-            listening.signal()
-            for await event in events { if case .revoked = event { break } }
-            revoked.signal()
-        }
-        listening.wait()
+        // Start from a steady state, as a lease held for a while would be (the pin registry
+        // has written the new lease), then block until the watcher has revoked it, like the C
+        // holder blocks in sigwaitinfo: polling here would compete for the emulated CPUs.
         BackgroundWork.settle()
         print("READY \(slot.path)")
         fflush(nil)
-        guard revoked.wait(timeout: .now() + .seconds(60)) == .success else { fail("no revocation within 60 s") }
+        guard slot.lease?.waitUntilRevoked(timeout: .seconds(60)) != nil else { fail("no revocation within 60 s") }
         printTrace(slot)
         // The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill.
         var info = stat()

@@ -66,6 +66,13 @@ public struct LayoutLease: ~Copyable {
     /// before the regions go, use ``LeaseOptions/quiesce``.
     public var events: AsyncStream<LeaseEvent> { core.events() }
 
+    /// Blocks the calling thread until the lease has been revoked by a lease break (the
+    /// teardown has finished), or `timeout` passed; returns the trace, or nil on timeout.
+    /// For threads outside Swift concurrency; ``events`` is the asynchronous form.
+    public func waitUntilRevoked(timeout: Duration) -> RevocationTrace? {
+        core.waitUntilRevoked(timeout: timeout)
+    }
+
     /// Maps, populates and registers `length` bytes at `offset` on `device`, choosing the
     /// strategy from the memory kind, the device's On-Demand Paging support and `policy`.
     ///

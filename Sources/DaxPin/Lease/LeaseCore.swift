@@ -311,10 +311,10 @@ final class LeaseCore: Sendable {
     // MARK: Teardown
 
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
-    /// waits for the first teardown to finish (unless `waitIfBusy` is false, as on the
-    /// watcher thread, which must never block) and returns its trace.
+    /// waits for the first teardown to finish (unless `onWatcher`: the watcher thread must
+    /// never block) and returns its trace. On the watcher, the registry write is left to it.
     @discardableResult
-    func revoke(reason: RevocationReason, waitIfBusy: Bool = true) -> RevocationTrace {
+    func revoke(reason: RevocationReason, onWatcher: Bool = false) -> RevocationTrace {
         let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             guard case .held = s.phase else { return (false, []) }
             s.phase = .revoking(reason)
@@ -324,7 +324,7 @@ final class LeaseCore: Sendable {
             return (true, Array(s.listeners.values))
         }
         guard proceed else {
-            if waitIfBusy { finished.wait() }
+            if !onWatcher { finished.wait() }
             return trace
         }
         let logger = options.logger
@@ -375,13 +375,21 @@ final class LeaseCore: Sendable {
             listener.finish()
         }
         finished.leave()
-        PinRegistry.shared.withdraw(self)
+        PinRegistry.shared.withdraw(self, deferred: onWatcher)
         if reason == .leaseBreak {
             logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])
         } else {
             logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
         }
         return final
+    }
+
+    /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
+    func waitUntilRevoked(timeout: Duration) -> RevocationTrace? {
+        let (seconds, attoseconds) = timeout.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+        guard finished.wait(timeout: .now() + .nanoseconds(max(0, nanoseconds))) == .success else { return nil }
+        return trace
     }
 
     private func runQuiesceHandler() {

@@ -67,7 +67,15 @@ final class LeaseWatcher: Sendable {
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: forwardFD, events: Int16(POLLIN), revents: 0)]
         while true {
-            if poll(&fds, 2, -1) < 0 { continue }  // EINTR
+            // Sleep without a timeout unless a registry write waits for us (see PinRegistry.withdraw).
+            var timeout: Int32 = -1
+            if let due = PinRegistry.shared.deferredWriteDue {
+                let (seconds, attoseconds) = ContinuousClock.now.duration(to: due).components
+                timeout = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
+            }
+            let ready = poll(&fds, 2, timeout)
+            PinRegistry.shared.writeDeferredIfDue()
+            if ready <= 0 { continue }  // timeout, EINTR
             var signo: Int32 = 0, fd: Int32 = 0, code: Int32 = 0
             while fds[0].revents != 0, daxpin_read_signalfd(signalFD, &signo, &fd, &code) == 1 {
                 if signo == SIGIO {
@@ -94,7 +102,7 @@ final class LeaseWatcher: Sendable {
     /// the watcher stays free for other leases.
     private static func revoke(_ core: LeaseCore) {
         if core.options.quiesce == nil {
-            core.revoke(reason: .leaseBreak, waitIfBusy: false)
+            core.revoke(reason: .leaseBreak, onWatcher: true)
         } else {
             DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
         }

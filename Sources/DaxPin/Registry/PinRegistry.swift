@@ -24,6 +24,8 @@ final class PinRegistry: Sendable {
         var processName = ""
         /// A write is queued and will pick up every change made before it runs.
         var flushScheduled = false
+        /// A change made on the lease watcher thread waits for it to start the write.
+        var deferredSince: ContinuousClock.Instant?
     }
 
     /// What one write puts on disk.
@@ -55,13 +57,37 @@ final class PinRegistry: Sendable {
         if schedule { scheduleWrite() }
     }
 
-    /// A lease was revoked or released.
-    func withdraw(_ core: LeaseCore) {
+    /// A lease was revoked or released. With `deferred` (the lease watcher revoking), the
+    /// write is not queued now: queuing wakes other threads, which would compete for a CPU
+    /// with the breaker the watcher just released. The watcher starts it a little later
+    /// (``writeDeferredIfDue()``).
+    func withdraw(_ core: LeaseCore, deferred: Bool = false) {
         let schedule = state.withLock { s in
             guard s.leases.removeValue(forKey: core.serial) != nil else { return false }
-            return Self.markChanged(&s)
+            guard Self.markChanged(&s) else { return false }
+            guard deferred else { return true }
+            s.deferredSince = s.deferredSince ?? .now
+            return false
         }
         if schedule { scheduleWrite() }
+    }
+
+    /// How long the watcher may hold back a deferred write.
+    static let deferral: Duration = .milliseconds(20)
+
+    /// When the watcher must start the deferred write, or nil when none is waiting.
+    var deferredWriteDue: ContinuousClock.Instant? {
+        state.withLock { $0.deferredSince.map { $0 + Self.deferral } }
+    }
+
+    /// Queues the deferred write once it is due (called by the watcher between signals).
+    func writeDeferredIfDue() {
+        let due = state.withLock { s -> Bool in
+            guard let since = s.deferredSince, since + Self.deferral <= .now else { return false }
+            s.deferredSince = nil
+            return true
+        }
+        if due { writer.async { self.writePending(force: false) } }
     }
 
     /// Writes every change made so far before returning (for tests and orderly shutdown).
@@ -111,6 +137,7 @@ final class PinRegistry: Sendable {
         let snapshot: Snapshot? = state.withLock { s in
             guard s.flushScheduled || force else { return nil }
             s.flushScheduled = false
+            s.deferredSince = nil  // this write covers the deferred changes too
             guard let directory = s.directory else { return nil }
             guard !s.leases.isEmpty else { return Snapshot(directory: directory, record: nil) }
             return Snapshot(directory: directory, record: ProcessPinRecord(
