@@ -85,7 +85,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("rdma write 64B", configuration: .init(
-        metrics: [.wallClock], timeUnits: .microseconds, warmupIterations: 200,
+        metrics: [.wallClock], timeUnits: .nanoseconds, warmupIterations: 200,
         maxDuration: .seconds(60), maxIterations: 5000)) { benchmark in
         let fixture = Fixture.shared
         if fixture.pair == nil {
