@@ -5,12 +5,23 @@ import Glibc
 /// in `poll(2)` on the channel's descriptor instead of spinning (`ibv_create_comp_channel`,
 /// `ibv_create_cq`, `ibv_req_notify_cq`, `ibv_get_cq_event`).
 ///
+/// While the queue is busy (a completion was found within ``busyWindow``), a wait first polls
+/// the queue for up to ``spinBudget`` before sleeping: a request/answer exchange (a persist
+/// round trip) then costs no wake-up from the channel on either side. An idle queue never
+/// spins, and a spin never outlasts the caller's timeout.
+///
 /// Not thread-safe: its owner serializes access.
 final class CompletionQueue: @unchecked Sendable {
+    /// Longest busy poll before a wait sleeps on the channel.
+    static let spinBudget: Duration = .microseconds(50)
+    /// How recent the last completion must be for a wait to spin first.
+    static let busyWindow: Duration = .milliseconds(2)
+
     let cq: UnsafeMutablePointer<ibv_cq>
     private let channel: UnsafeMutablePointer<ibv_comp_channel>
     private let deviceName: String
     private var unacknowledged: UInt32 = 0
+    private var lastCompletion: ContinuousClock.Instant?
 
     init(context: UnsafeMutablePointer<ibv_context>, depth: Int, deviceName: String) throws(DaxPinError) {
         self.deviceName = deviceName
@@ -41,7 +52,16 @@ final class CompletionQueue: @unchecked Sendable {
         func take() throws(DaxPinError) -> [ibv_wc]? {
             let count = daxpin_ibv_poll_cq(cq, Int32(maximum), &entries)
             if count < 0 { throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: .ioError) }
-            return count > 0 ? Array(entries.prefix(Int(count))) : nil
+            guard count > 0 else { return nil }
+            lastCompletion = .now
+            return Array(entries.prefix(Int(count)))
+        }
+        if let found = try take() { return found }
+        if let last = lastCompletion, last.duration(to: .now) < Self.busyWindow {
+            let spinUntil = min(deadline, ContinuousClock.now + Self.spinBudget)
+            while ContinuousClock.now < spinUntil {
+                if let found = try take() { return found }
+            }
         }
         while true {
             if let found = try take() { return found }
