@@ -298,12 +298,14 @@ extension DaxPin {
             #expect(client.waitExit(timeout: .seconds(60)) == 4, "client: \(client.everything)")
             #expect(client.stderr.contains("--persist-method read needs a server started with --direct-write-to-pmem"))
             #expect(DurableAck.parse(client.stdout).isEmpty)
-            #expect(try Array(Data(contentsOf: URL(fileURLWithPath: file.path))).allSatisfy { $0 == 0 }, "the client wrote anyway")
             // auto falls back to the server's flush.
-            let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2"])
+            let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2", "--offset", "65536"])
             #expect(auto.waitExit(timeout: .seconds(60)) == 0, "client: \(auto.everything)")
             #expect(auto.stdout.contains("persist-method=send") && DurableAck.parse(auto.stdout).count == 2)
             try server.stop()
+            // (Read after the server let go of its lease: opening the file would break it.)
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            #expect(bytes[0..<65536].allSatisfy { $0 == 0 }, "the refused client wrote anyway")
             Testbed.ran()
         }
     }
