@@ -402,14 +402,24 @@ struct Session: ~Copyable {
         var readInFlight = false
         // A failed persist SEND is reported only after draining: a failed WRITE (its cause) goes first.
         var sendFailure: Interruption?
+        // The batch's last WRITE goes unsignaled when the persist SEND or READ follows it at once:
+        // that request's successful completion means every earlier WRITE completed (RC completes in
+        // order; a failed WRITE still reports), so each block costs one completion, as in librpma.
+        var unsignaled: UInt64?
+        func settleAll() {
+            for entry in inFlight.values { bytesWritten += options.blockSize; freeSlots.append(entry.slot) }
+            inFlight.removeAll()
+        }
         while next < range.upperBound || !inFlight.isEmpty || readInFlight {
             if stop == nil, let message = try? checkMessagesOrStop() { stop = message }
             while stop == nil, next < range.upperBound, let slot = freeSlots.popLast() {
                 if write, !options.staticData { try fill(slot: slot, block: next, pass: pass) }
                 let id = UInt64(next)
+                let signaled = !(write && persist != nil && next == range.upperBound - 1)
                 do {
                     if write {
-                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id)
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
+                                                 signaled: signaled)
                     } else {
                         try connection.postRead(into: slotBuffer(slot), from: remote, offset: Int(blockOffset(next)), id: id)
                     }
@@ -417,6 +427,7 @@ struct Session: ~Copyable {
                     throw Interruption.rdmaFailed("post: \(error)")
                 }
                 inFlight[id] = (slot, next)
+                if !signaled { unsignaled = id }
                 next += 1
             }
             if stop == nil, next == range.upperBound, pending == nil, sendFailure == nil, let persist {
@@ -432,11 +443,18 @@ struct Session: ~Copyable {
                     readInFlight = true
                     pending = .read
                 case .send:
-                    do { pending = .request(try request { .persist(id: $0, offset: persist.offset, length: persist.length) }) }
-                    catch let failure as Interruption { sendFailure = failure }
+                    do {
+                        pending = .request(try request { .persist(id: $0, offset: persist.offset, length: persist.length) })
+                        settleAll()  // the SEND completed successfully: so did every WRITE before it
+                    } catch let failure as Interruption {
+                        sendFailure = failure
+                        // Its completion may never come (only a failure reports); the others still drain.
+                        if let unsignaled { inFlight.removeValue(forKey: unsignaled) }
+                    }
                 }
             }
             if stop != nil || sendFailure != nil, inFlight.isEmpty, !readInFlight { break }
+            if next == range.upperBound, inFlight.isEmpty, !readInFlight { continue }  // settled by the persist SEND
             let done: [RDMAConnection.WorkCompletion]
             do { done = try connection.completions(timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
             if done.isEmpty { throw Interruption.rdmaFailed("no completion within 10 s (\(inFlight.count) in flight)") }
@@ -446,6 +464,7 @@ struct Session: ~Copyable {
                         throw Interruption.rdmaFailed("persist READ after block \(range.upperBound - 1): \(completion.status)")
                     }
                     readInFlight = false
+                    settleAll()  // the READ completed after them: every WRITE before it did too
                     continue
                 }
                 guard let entry = inFlight.removeValue(forKey: completion.id) else { continue }
