@@ -385,6 +385,12 @@ struct Session: ~Copyable {
         case request(UInt32)
     }
 
+    /// Where persist READs land: 8 bytes suffice, the READ's place in the queue, not its data,
+    /// is the point; the extra block past the slots is never a WRITE's source.
+    var persistReadTarget: QueuePair.LocalBuffer {
+        QueuePair.LocalBuffer(address: localAddress + UInt64(options.queueDepth * options.blockSize), length: 8, localKey: localKey)
+    }
+
     /// The work request id of a persist READ (block ids are far below).
     static let persistReadID: UInt64 = 1 << 62
 
@@ -417,7 +423,14 @@ struct Session: ~Copyable {
                 let id = UInt64(next)
                 let signaled = !(write && persist != nil && next == range.upperBound - 1)
                 do {
-                    if write {
+                    if write, !signaled, durability == .read {
+                        // The batch's last WRITE and its persist READ, in one post.
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
+                                                 signaled: false, thenRead: persistReadTarget, at: Int(blockOffset(next)),
+                                                 readID: Self.persistReadID)
+                        readInFlight = true
+                        pending = .read
+                    } else if write {
                         try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
                                                  signaled: signaled)
                     } else {
@@ -434,10 +447,7 @@ struct Session: ~Copyable {
                 let lastBlock = Int(blockOffset(range.upperBound - 1))
                 switch durability {
                 case .read:
-                    // 8 bytes suffice: the READ's place in the queue, not its data, is the point.
-                    let target = QueuePair.LocalBuffer(address: localAddress + UInt64(options.queueDepth * options.blockSize),
-                                                       length: 8, localKey: localKey)
-                    do { try connection.postRead(into: target, from: remote, offset: lastBlock, id: Self.persistReadID) } catch {
+                    do { try connection.postRead(into: persistReadTarget, from: remote, offset: lastBlock, id: Self.persistReadID) } catch {
                         throw Interruption.rdmaFailed("post the persist READ: \(error)")
                     }
                     readInFlight = true
