@@ -143,21 +143,35 @@ notes.append("Memory per lease is the growth of the holder's RssAnon (user-space
 
 # --- durable writes ----------------------------------------------------------------------------
 durable_d = median(numbers("durable.daxpin.txt"))
+durable_s = median(numbers("durable.daxpin-send.txt"))
 durable_l = median(numbers("durable.rpma.txt"))
 if durable_d and durable_l:
     r = durable_d / durable_l
     add("durable write throughput, 4 KiB, write + persist ack", fmt(durable_d / 2**20, "MiB/s", 2),
         fmt(durable_l / 2**20, "MiB/s", 2), ratio_text(r), "DaxPin / librpma ≥ 1.00", r >= 1.0,
-        "librpma write + persistent flush")
+        "librpma write + persistent flush; both one-sided, read after write")
+    if durable_s:
+        rs = durable_s / durable_l
+        add("durable writes, server flush (two-sided)", fmt(durable_s / 2**20, "MiB/s", 2),
+            fmt(durable_l / 2**20, "MiB/s", 2), ratio_text(rs), "context", None,
+            "librpma write + persistent flush, one-sided")
     notes.append("Durable writes: one 4 KiB block at a time (queue depth 1) into the first 64 MiB of "
-                 "device-dax, each block written and acknowledged durable before the next. DaxPin: "
-                 "daxpin-client WRITEs the block, SENDs a persist request, daxpin-server flushes the CPU "
-                 "cache lines of the range and SENDs the ack. librpma (peers/rpma_durable.c): rpma_write + "
-                 "rpma_flush(RPMA_FLUSH_TYPE_PERSISTENT), which librpma 1.2 implements one-sided as an "
-                 "8-byte RDMA READ after the WRITE (durable on real hardware only with ADR/eADR and DDIO "
-                 "off; the server CPU does no cache flush). Both clients are timed from outside as whole "
-                 "processes; throughput is blocks × 4 KiB / (time with the blocks − time of the same "
-                 "client writing none), so set-up (process start, connect) is not counted on either side.")
+                 "device-dax, each block written and acknowledged durable before the next; DaxPin's client "
+                 "runs with `--static-data` (rpma_durable does not generate data per block either). "
+                 "The row is like for like: daxpin-server `--direct-write-to-pmem` and daxpin-client "
+                 "`--persist-method read` (SNIA's appliance persistency method) post an 8-byte RDMA READ "
+                 "of the block right after its WRITE, and the READ's completion is the ack; librpma "
+                 "(peers/rpma_durable.c) does rpma_write + rpma_flush(RPMA_FLUSH_TYPE_PERSISTENT), which "
+                 "librpma 1.2 implements the same way, one-sided, because its server declares "
+                 "rpma_peer_cfg_set_direct_write_to_pmem. Both are durable on real hardware only where "
+                 "RDMA writes reach the persistence domain (ADR with DDIO off, or eADR), which both servers' "
+                 "operators must declare; the server CPU does no cache flush. The context row is DaxPin's "
+                 "general-purpose method (`--persist-method send`, correct on any platform): the client "
+                 "posts a persist SEND right after the WRITE, daxpin-server flushes the CPU cache lines of "
+                 "the range and SENDs the ack: a second message and server CPU work that librpma's "
+                 "one-sided flush does not do. All clients are timed from outside as whole processes; "
+                 "throughput is blocks × 4 KiB / (time with the blocks − time of the same client writing "
+                 "none), so set-up (process start, connect) is not counted on either side.")
     loop = median(numbers("durable.rpma.loop.txt"))
     if loop:
         notes.append(f"Cross-check: rpma_durable's own timing of its loop gives {loop / 2**20:.2f} MiB/s "

@@ -1,15 +1,22 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
 # Durable write throughput, write + persist ack, one 4 KiB block at a time (queue depth 1),
 # into the first 64 MiB of device-dax:
-#   DaxPin:  daxpin-server exports it; daxpin-client WRITEs a block, asks the server to
-#            persist it (SEND; the server flushes the CPU cache lines, SENDs the ack), next.
+#   DaxPin (daxpin, the row): daxpin-server --direct-write-to-pmem exports it; daxpin-client
+#            --persist-method read WRITEs a block and posts an 8-byte RDMA READ of it right
+#            after; the READ's completion is the durability ack (the appliance persistency
+#            method, the same one-sided read-after-write librpma's flush does: like for like).
+#   DaxPin (daxpin-send, context): the plain server and daxpin-client --persist-method send:
+#            the client posts the WRITE and, right after it, a persist SEND; the server flushes
+#            the CPU cache lines and SENDs the ack (the general-purpose server method).
 #   librpma: peers/rpma_durable.c, rpma_write + rpma_flush(PERSISTENT) per block (librpma's
-#            read-after-write flush, see the file).
+#            read-after-write flush, see the file; its server declares direct write to pmem).
+# DaxPin's client runs with --static-data (each slot's buffer filled once): rpma_durable does
+# not generate data per block either.
 # Both clients are timed the same way, from outside, as whole client processes: one run
 # writes DURABLE_BLOCKS blocks, then a second client of the same server writes none (start,
 # connect, disconnect, exit). Throughput = DURABLE_BLOCKS x 4 KiB / (t_blocks - t_none), so
 # neither side's set-up is counted. Each run has its own server and port; DaxPin and librpma
-# alternate. One number per run in durable.{daxpin,rpma}.txt (bytes per second); the
+# alternate. One number per run in durable.{daxpin,daxpin-send,rpma}.txt (bytes per second); the
 # timings and the clients' own figures are in durable.*.log, and rpma_durable's own timing
 # of its loop (a cross-check) in durable.rpma.loop.txt. DaxPin's client does not wrap: at
 # most 16384 blocks fit the 64 MiB export.
@@ -48,9 +55,11 @@ durable_stop() {
 durable_client() {
     local kind=$1 port=$2 blocks=$3 out="$OUT/durable.$1.client.out" log="$OUT/durable.$1.log" t0 t1 status=0
     t0=$(date +%s%N)
-    if [[ $kind == daxpin ]]; then
+    if [[ $kind == daxpin* ]]; then
+        local method=read; [[ $kind == daxpin-send ]] && method=send
         timeout 300 "$APPS/daxpin-client" --address "$DAXPIN_RDMA_ADDR" --port "$port" --block-size "$DURABLE_BLOCK" \
-            --queue-depth 1 --persist-every 1 --blocks "$blocks" --log-level warning >"$out" 2>>"$log" || status=$?
+            --queue-depth 1 --persist-every 1 --persist-method "$method" --static-data --blocks "$blocks" \
+            --log-level warning >"$out" 2>>"$log" || status=$?
     else
         timeout 300 "$PEERS/rpma_durable" client "$DAXPIN_RDMA_ADDR" "$port" "$DURABLE_BLOCK" "$blocks" >"$out" 2>>"$log" || status=$?
     fi
@@ -58,7 +67,7 @@ durable_client() {
     DURABLE_NS=$((t1 - t0))
     { echo "$kind port $port blocks $blocks: exit $status, $((DURABLE_NS / 1000)) µs"; grep -v '^durable' "$out"; } >>"$log"
     [[ $status -eq 0 ]] || return 1
-    if [[ $kind == daxpin ]]; then   # every block acknowledged durable
+    if [[ $kind == daxpin* ]]; then   # every block acknowledged durable
         local acks; acks=$(grep -c '^durable' "$out" || true)
         [[ $acks -eq $blocks ]] || { echo "$acks durable acks, expected $blocks" >>"$log"; return 1; }
     elif [[ $blocks -gt 0 ]]; then   # cross-check: the peer's own timing of its loop
@@ -70,8 +79,9 @@ durable_client() {
 durable_run() {
     local kind=$1 port=$2 log="$OUT/durable.$1.log" server full none status=0
     local server_out="$OUT/durable.$1.server.out"
-    if [[ $kind == daxpin ]]; then
-        "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" \
+    if [[ $kind == daxpin* ]]; then
+        local pmem_flag=(); [[ $kind == daxpin ]] && pmem_flag=(--direct-write-to-pmem)
+        "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" "${pmem_flag[@]}" \
             --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$server_out" 2>>"$log" &
     else
         "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$port" 2 >"$server_out" 2>>"$log" &
@@ -84,7 +94,7 @@ durable_run() {
     else
         status=1
     fi
-    if [[ $kind == daxpin ]]; then durable_stop "$server" TERM || status=1
+    if [[ $kind == daxpin* ]]; then durable_stop "$server" TERM || status=1
     elif [[ $status -eq 0 ]]; then durable_stop "$server" || status=1   # exits by itself after its 2 clients
     else durable_stop "$server" TERM; fi
     [[ $status -eq 0 && $full -gt $none ]] || { echo "durable_writes: $kind run on port $port failed; see $log" >&2; tail -n 5 "$log" >&2; return 1; }
@@ -94,11 +104,13 @@ durable_run() {
 
 suite_durable_writes() {
     local run
-    : >"$OUT/durable.daxpin.txt"; : >"$OUT/durable.rpma.txt"; : >"$OUT/durable.rpma.loop.txt"
-    : >"$OUT/durable.daxpin.log"; : >"$OUT/durable.rpma.log"
+    local kind
+    for kind in daxpin daxpin-send rpma; do : >"$OUT/durable.$kind.txt"; : >"$OUT/durable.$kind.log"; done
+    : >"$OUT/durable.rpma.loop.txt"
     for ((run = 1; run <= DURABLE_RUNS; run++)); do
-        say "durable writes run $run/$DURABLE_RUNS: $DURABLE_BLOCKS x $DURABLE_BLOCK B, write + persist ack (DaxPin, librpma)"
+        say "durable writes run $run/$DURABLE_RUNS: $DURABLE_BLOCKS x $DURABLE_BLOCK B, write + persist ack (DaxPin read, DaxPin send, librpma)"
         durable_run daxpin $((7600 + run)) || return 1
+        durable_run daxpin-send $((7800 + run)) || return 1
         durable_run rpma $((7700 + run)) || return 1
     done
 }

@@ -41,6 +41,10 @@ struct ClientCommand: ParsableCommand {
     var blocks: Int?
     @Option(help: "Ask for durability every this many blocks.")
     var persistEvery: Int = 16
+    @Option(help: ArgumentHelp(
+        "How a batch is made durable: send (ask the server to flush), read (an RDMA READ after the WRITEs; the server must advertise direct-write-to-pmem), auto (read if the server advertises it, else send).",
+        valueName: "auto|send|read"))
+    var persistMethod: PersistMethod = .auto
     @Option(help: "Passes over the range.")
     var passes: Int = 1
     @Flag(help: "Keep making passes until stopped (server stop, SIGINT).")
@@ -88,13 +92,28 @@ struct ClientCommand: ParsableCommand {
             fail(Status.failed, "the server's hello is malformed")
         }
         let remote = MemoryRegion.RemoteAccess(address: hello.address, length: Int(hello.length), rkey: hello.rkey)
-        print("connected client=\(hello.clientID) export=\(hello.length) rkey=0x\(String(hello.rkey, radix: 16)) device=\(connection.device.name)")
-        // Local buffers: one block per queue slot, registered on the connection's device.
+        let pmem = hello.flags.contains(.directWriteToPMem)
+        let durability: Durability
+        switch persistMethod {
+        case .send: durability = .send
+        case .auto: durability = pmem ? .read : .send
+        case .read:
+            // A READ only proves the WRITEs were placed; without the server's promise that placed
+            // means persistent, calling that durable would be a lie.
+            guard pmem else {
+                connection.disconnect()
+                fail(Status.failed, "--persist-method read needs a server started with --direct-write-to-pmem; this one does not advertise it (use send or auto)")
+            }
+            durability = .read
+        }
+        print("connected client=\(hello.clientID) export=\(hello.length) rkey=0x\(String(hello.rkey, radix: 16)) device=\(connection.device.name) persist-method=\(durability)")
+        // Local buffers: one block per queue slot, registered on the connection's device, and
+        // one more block whose start receives the persist READs (never a WRITE's source).
         var local = LayoutLease.anonymous()
-        let localID = try local.pin(length: queueDepth * blockSize, on: connection.device)
+        let localID = try local.pin(length: (queueDepth + 1) * blockSize, on: connection.device)
         let (localAddress, localKey) = try local.withRegion(localID) { ($0.memoryRegion.remote.address, $0.memoryRegion.localKey) }
-        var session = Session(connection: connection, remote: remote, options: self, seed: seed ?? hello.clientID,
-                              logger: logger, local: local, localID: localID, localAddress: localAddress, localKey: localKey)
+        var session = Session(connection: connection, remote: remote, options: self, durability: durability,
+                              seed: seed ?? hello.clientID, logger: logger, local: local, localID: localID, localAddress: localAddress, localKey: localKey)
         Foundation.exit(session.run())
     }
 }
@@ -110,6 +129,24 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))
 }
 
+/// `--persist-method`.
+enum PersistMethod: String, ExpressibleByArgument, CaseIterable {
+    case auto, send, read
+}
+
+/// How a batch of WRITEs is made durable (the resolved `--persist-method`).
+enum Durability: String, CustomStringConvertible {
+    /// SEND a persist request right after the batch's WRITEs; the server flushes the range
+    /// and answers (SNIA's general-purpose server persistency method; always correct).
+    case send
+    /// Post an 8-byte RDMA READ of the batch's last block right after its WRITEs: the
+    /// responder executes it after them, so its completion means they were placed, which on
+    /// a server that declared direct-write-to-pmem means persistent (the appliance method,
+    /// librpma's rpma_flush).
+    case read
+    var description: String { rawValue }
+}
+
 /// Why a pass ended early.
 enum Interruption: Error {
     case stop(reason: String, deadlineMilliseconds: UInt32)
@@ -120,6 +157,7 @@ struct Session: ~Copyable {
     let connection: RDMAConnection
     let remote: MemoryRegion.RemoteAccess
     let options: ClientCommand
+    let durability: Durability
     let seed: UInt32
     let logger: Logger
     var local: LayoutLease
@@ -128,6 +166,8 @@ struct Session: ~Copyable {
     let localKey: UInt32
     let blocks: Int
     var nextRequest: UInt32 = 0
+    /// Answers that arrived while a transfer was draining (a pipelined persist's), by request id.
+    var early: [UInt32: Response] = [:]
     var durableAcks = 0
     var bytesWritten = 0
     var bytesRead = 0
@@ -135,12 +175,13 @@ struct Session: ~Copyable {
     var readTime: Duration = .zero
     var lastProgress = ContinuousClock.now
 
-    init(connection: RDMAConnection, remote: MemoryRegion.RemoteAccess, options: ClientCommand,
+    init(connection: RDMAConnection, remote: MemoryRegion.RemoteAccess, options: ClientCommand, durability: Durability,
          seed: UInt32, logger: Logger, local: consuming LayoutLease, localID: PinnedRegion.ID,
          localAddress: UInt64, localKey: UInt32) {
         self.connection = connection
         self.remote = remote
         self.options = options
+        self.durability = durability
         self.seed = seed
         self.logger = logger
         let available = (UInt64(remote.length) - min(options.offset, UInt64(remote.length))) / UInt64(options.blockSize)
@@ -216,18 +257,33 @@ struct Session: ~Copyable {
 
     /// Sends `request` and waits (bounded) for the answer with its id.
     mutating func call(_ make: (UInt32) -> Request, timeout: Duration = .seconds(10)) throws -> Response {
+        let id = try request(make)
+        return try answer(to: id, timeout: timeout)
+    }
+
+    /// Sends `request` without waiting for its answer; returns its id.
+    mutating func request(_ make: (UInt32) -> Request) throws -> UInt32 {
         nextRequest += 1
         let id = nextRequest
         do { try connection.send(make(id).encoded) } catch { throw Interruption.rdmaFailed("SEND: \(error)") }
+        return id
+    }
+
+    /// The id a response answers, if it answers a request.
+    static func answerID(_ response: Response) -> UInt32? {
+        switch response {
+        case .persisted(let id, _, _), .checksum(let id, _, _, _), .error(let id, _, _): id
+        case .stop: nil
+        }
+    }
+
+    /// Waits (bounded) for the answer to request `id`; a stop notice throws as usual.
+    mutating func answer(to id: UInt32, timeout: Duration = .seconds(10)) throws -> Response {
+        if let response = early.removeValue(forKey: id) { return response }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard let response = try checkMessages(timeout: .milliseconds(100)) else { continue }
-            switch response {
-            case .persisted(let got, _, _) where got == id: return response
-            case .checksum(let got, _, _, _) where got == id: return response
-            case .error(let got, _, _) where got == id: return response
-            default: continue
-            }
+            if Self.answerID(response) == id { return response }
         }
         throw Interruption.rdmaFailed("no answer to request \(id) within \(timeout)")
     }
@@ -269,16 +325,26 @@ struct Session: ~Copyable {
         }
     }
 
-    /// Writes every block with up to `queueDepth` WRITEs in flight; persists every `persistEvery` blocks.
+    /// Writes every block with up to `queueDepth` WRITEs in flight; persists every `persistEvery`
+    /// blocks. The persist request (or READ) is posted right after the batch's last WRITE, not
+    /// after their completions: the responder executes work of one RC queue pair in order, so it
+    /// acts on the request only once the WRITEs are placed. An ack is claimed only when every
+    /// WRITE of the batch completed successfully as well.
     mutating func writePass(_ pass: Int) throws {
         var block = 0
         while block < blocks {
             let batchEnd = min(blocks, block + options.persistEvery)
-            let started = ContinuousClock.now
-            try transfer(blocks: block..<batchEnd, pass: pass, write: true)
-            writeTime += started.duration(to: .now)
             let offset = blockOffset(block), length = UInt64((batchEnd - block) * options.blockSize)
-            switch try call({ .persist(id: $0, offset: offset, length: length) }) {
+            let started = ContinuousClock.now
+            let pending = try transfer(blocks: block..<batchEnd, pass: pass, write: true, persist: (offset, length))
+            writeTime += started.duration(to: .now)
+            let response: Response
+            switch pending {
+            case .read: response = .persisted(id: 0, offset: offset, length: length)  // the READ completed
+            case .request(let id): response = try answer(to: id)
+            case nil: throw Interruption.rdmaFailed("the persist of the batch at \(offset) was never posted")  // not reached: transfer throws first
+            }
+            switch response {
             case .persisted:
                 durableAcks += 1
                 print("durable pass=\(pass) seed=\(passSeed(pass)) offset=\(offset) length=\(length)")
@@ -311,20 +377,62 @@ struct Session: ~Copyable {
         }
     }
 
+    /// How a batch's durability is being established once ``transfer(blocks:pass:write:persist:)`` returns.
+    enum PendingPersist {
+        /// The persist READ completed after every WRITE: durable.
+        case read
+        /// The persist request with this id was sent; its answer is still to come (or in `early`).
+        case request(UInt32)
+    }
+
+    /// Where persist READs land: 8 bytes suffice, the READ's place in the queue, not its data,
+    /// is the point; the extra block past the slots is never a WRITE's source.
+    var persistReadTarget: QueuePair.LocalBuffer {
+        QueuePair.LocalBuffer(address: localAddress + UInt64(options.queueDepth * options.blockSize), length: 8, localKey: localKey)
+    }
+
+    /// The work request id of a persist READ (block ids are far below).
+    static let persistReadID: UInt64 = 1 << 62
+
     /// Moves `range` with a window of `queueDepth` operations; READs are compared with the pattern.
-    mutating func transfer(blocks range: Range<Int>, pass: Int, write: Bool) throws {
+    /// With `persist` (a range, writes only), posts the batch's persist SEND or READ right after its
+    /// last WRITE and returns how durability is pending; nil without `persist`.
+    @discardableResult
+    mutating func transfer(blocks range: Range<Int>, pass: Int, write: Bool,
+                           persist: (offset: UInt64, length: UInt64)? = nil) throws -> PendingPersist? {
         var freeSlots = Array(0..<options.queueDepth)
         var inFlight: [UInt64: (slot: Int, block: Int)] = [:]
         var next = range.lowerBound
         var stop: Interruption?
-        while next < range.upperBound || !inFlight.isEmpty {
+        var pending: PendingPersist?
+        var readInFlight = false
+        // A failed persist SEND is reported only after draining: a failed WRITE (its cause) goes first.
+        var sendFailure: Interruption?
+        // The batch's last WRITE goes unsignaled when the persist SEND or READ follows it at once:
+        // that request's successful completion means every earlier WRITE completed (RC completes in
+        // order; a failed WRITE still reports), so each block costs one completion, as in librpma.
+        var unsignaled: UInt64?
+        func settleAll() {
+            for entry in inFlight.values { bytesWritten += options.blockSize; freeSlots.append(entry.slot) }
+            inFlight.removeAll()
+        }
+        while next < range.upperBound || !inFlight.isEmpty || readInFlight {
             if stop == nil, let message = try? checkMessagesOrStop() { stop = message }
             while stop == nil, next < range.upperBound, let slot = freeSlots.popLast() {
                 if write, !options.staticData { try fill(slot: slot, block: next, pass: pass) }
                 let id = UInt64(next)
+                let signaled = !(write && persist != nil && next == range.upperBound - 1)
                 do {
-                    if write {
-                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id)
+                    if write, !signaled, durability == .read {
+                        // The batch's last WRITE and its persist READ, in one post.
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
+                                                 signaled: false, thenRead: persistReadTarget, at: Int(blockOffset(next)),
+                                                 readID: Self.persistReadID)
+                        readInFlight = true
+                        pending = .read
+                    } else if write {
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
+                                                 signaled: signaled)
                     } else {
                         try connection.postRead(into: slotBuffer(slot), from: remote, offset: Int(blockOffset(next)), id: id)
                     }
@@ -332,13 +440,43 @@ struct Session: ~Copyable {
                     throw Interruption.rdmaFailed("post: \(error)")
                 }
                 inFlight[id] = (slot, next)
+                if !signaled { unsignaled = id }
                 next += 1
             }
-            if stop != nil, inFlight.isEmpty { break }
+            if stop == nil, next == range.upperBound, pending == nil, sendFailure == nil, let persist {
+                let lastBlock = Int(blockOffset(range.upperBound - 1))
+                switch durability {
+                case .read:
+                    do { try connection.postRead(into: persistReadTarget, from: remote, offset: lastBlock, id: Self.persistReadID) } catch {
+                        throw Interruption.rdmaFailed("post the persist READ: \(error)")
+                    }
+                    readInFlight = true
+                    pending = .read
+                case .send:
+                    do {
+                        pending = .request(try request { .persist(id: $0, offset: persist.offset, length: persist.length) })
+                        settleAll()  // the SEND completed successfully: so did every WRITE before it
+                    } catch let failure as Interruption {
+                        sendFailure = failure
+                        // Its completion may never come (only a failure reports); the others still drain.
+                        if let unsignaled { inFlight.removeValue(forKey: unsignaled) }
+                    }
+                }
+            }
+            if stop != nil || sendFailure != nil, inFlight.isEmpty, !readInFlight { break }
+            if next == range.upperBound, inFlight.isEmpty, !readInFlight { continue }  // settled by the persist SEND
             let done: [RDMAConnection.WorkCompletion]
             do { done = try connection.completions(timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
             if done.isEmpty { throw Interruption.rdmaFailed("no completion within 10 s (\(inFlight.count) in flight)") }
             for completion in done {
+                if completion.id == Self.persistReadID, readInFlight {
+                    guard completion.status == .success else {
+                        throw Interruption.rdmaFailed("persist READ after block \(range.upperBound - 1): \(completion.status)")
+                    }
+                    readInFlight = false
+                    settleAll()  // the READ completed after them: every WRITE before it did too
+                    continue
+                }
                 guard let entry = inFlight.removeValue(forKey: completion.id) else { continue }
                 guard completion.status == .success else {
                     throw Interruption.rdmaFailed("\(write ? "WRITE" : "READ") of block \(entry.block): \(completion.status)")
@@ -351,11 +489,16 @@ struct Session: ~Copyable {
             }
         }
         if let stop { throw stop }
+        if let sendFailure { throw sendFailure }
+        return pending
     }
 
-    /// A stop notice (as a value, to finish draining first), or nil.
+    /// A stop notice (as a value, to finish draining first), or nil. An answer that arrives
+    /// meanwhile (to a pipelined persist request) is kept for ``answer(to:timeout:)``.
     mutating func checkMessagesOrStop() throws -> Interruption? {
-        do { _ = try checkMessages(timeout: .zero) } catch let stop as Interruption {
+        do {
+            if let response = try checkMessages(timeout: .zero), let id = Self.answerID(response) { early[id] = response }
+        } catch let stop as Interruption {
             if case .stop = stop { return stop }
             throw stop
         }

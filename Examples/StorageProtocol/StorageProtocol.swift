@@ -118,10 +118,28 @@ public struct ClientHello: Sendable, Hashable {
     }
 }
 
-/// What the server sends with `rdma_accept` (36 bytes): where the export is and its rkey.
+/// What the server sends with `rdma_accept` (36 bytes): where the export is, its rkey, and
+/// what the server promises about it (``Flags``).
+///
+/// Byte 5, after the version, is the flags byte; servers before it existed sent zero there,
+/// so their hellos decode with no flags.
 public struct ServerHello: Sendable, Hashable {
+    /// What the server promises about its export.
+    public struct Flags: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        /// Creates flags from the wire byte.
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The operator declared (`--direct-write-to-pmem`) that RDMA WRITEs to this export reach
+        /// the persistence domain once placed, so a client may make them durable itself with an
+        /// RDMA READ after the WRITEs (SNIA's appliance persistency method) instead of asking the
+        /// server to flush. Only ever set for persistent-memory exports.
+        public static let directWriteToPMem = Flags(rawValue: 1 << 0)
+    }
+
     /// The protocol version.
     public var version: UInt8
+    /// What the server promises about the export.
+    public var flags: Flags
     /// The client's number on this server.
     public var clientID: UInt32
     /// The registered address of the export.
@@ -131,22 +149,25 @@ public struct ServerHello: Sendable, Hashable {
     /// The rkey for RDMA WRITE and READ.
     public var rkey: UInt32
     /// Creates a hello.
-    public init(version: UInt8 = StorageProtocol.version, clientID: UInt32, address: UInt64, length: UInt64, rkey: UInt32) {
-        self.version = version; self.clientID = clientID; self.address = address; self.length = length; self.rkey = rkey
+    public init(version: UInt8 = StorageProtocol.version, flags: Flags = [], clientID: UInt32, address: UInt64,
+                length: UInt64, rkey: UInt32) {
+        self.version = version; self.flags = flags; self.clientID = clientID; self.address = address
+        self.length = length; self.rkey = rkey
     }
     /// The private-data bytes.
     public var encoded: [UInt8] {
         var writer = Writer()
-        writer.u32(StorageProtocol.magic); writer.u8(version); writer.u8(0); writer.u16(0)
+        writer.u32(StorageProtocol.magic); writer.u8(version); writer.u8(flags.rawValue); writer.u16(0)
         writer.u32(clientID); writer.u64(address); writer.u64(length); writer.u32(rkey); writer.u32(0)
         return writer.bytes
     }
-    /// Parses private data; nil when malformed.
+    /// Parses private data; nil when malformed. Unknown flag bits are kept (a newer server's);
+    /// a client acts only on the ones it knows.
     public init?(decoding bytes: [UInt8]) {
         guard bytes.count >= 36 else { return nil }
         var reader = Reader(bytes)
         guard reader.u32() == StorageProtocol.magic else { return nil }
-        version = reader.u8(); _ = reader.u8(); _ = reader.u16()
+        version = reader.u8(); flags = Flags(rawValue: reader.u8()); _ = reader.u16()
         clientID = reader.u32(); address = reader.u64(); length = reader.u64(); rkey = reader.u32()
     }
 }

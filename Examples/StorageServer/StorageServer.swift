@@ -34,6 +34,10 @@ struct ServerCommand: AsyncParsableCommand {
     var maxExportBytes: Int?
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
+    @Flag(help: ArgumentHelp(
+        "Declare that RDMA WRITEs to the export reach the persistence domain once placed, and advertise it to clients, who may then make writes durable with an RDMA READ after them instead of asking this server to flush (--persist-method read).",
+        discussion: "Only correct on platforms where the NIC's writes go straight to persistent memory: ADR with DDIO off for the NIC's port, or eADR. Otherwise acknowledged writes can be lost on power failure. Refused unless the export is persistent memory (device-dax or fs-dax). Like librpma's rpma_peer_cfg_set_direct_write_to_pmem."))
+    var directWriteToPmem = false
 
     func validate() throws {
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
@@ -73,7 +77,7 @@ struct ServerCommand: AsyncParsableCommand {
         do {
             server = try StorageServer(file: file, address: address, port: port, length: length,
                                        quiesceBudget: .milliseconds(quiesceBudget), maxClients: maxClients,
-                                       maxExportBytes: maxExportBytes, logger: logger)
+                                       maxExportBytes: maxExportBytes, directWriteToPMem: directWriteToPmem, logger: logger)
         } catch {
             logger.error("cannot start: \(error)")
             throw ExitCode(2)
@@ -104,6 +108,15 @@ enum ExportLimit {
     struct Exceeded: Error, CustomStringConvertible {
         let bytes: Int, limit: Int
         var description: String { ExportLimit.message(bytes: bytes, limit: limit) }
+    }
+}
+
+/// `--direct-write-to-pmem` on an export that is not persistent memory: RDMA WRITEs to it are
+/// never durable by themselves, so the promise would be false on any platform.
+struct DirectWriteRefused: Error, CustomStringConvertible {
+    let file: String, memory: String
+    var description: String {
+        "--direct-write-to-pmem needs a persistent-memory export (device-dax or fs-dax); \(file) is \(memory)"
     }
 }
 
@@ -177,6 +190,8 @@ final class StorageServer: Service, Sendable {
     let export: Export
     let logger: Logger
     let maxClients: Int
+    /// Advertised in every ``ServerHello``.
+    let helloFlags: ServerHello.Flags
     let clients = Mutex<[UInt32: Client]>([:])
     let phase = Mutex(Phase.serving)
     let nextClient = Atomic<UInt32>(0)
@@ -186,14 +201,25 @@ final class StorageServer: Service, Sendable {
     private let doneContinuation: AsyncStream<Void>.Continuation
 
     init(file: String, address: String, port: UInt16, length: Int?, quiesceBudget: Duration,
-         maxClients: Int, maxExportBytes: Int?, logger: Logger) throws {
+         maxClients: Int, maxExportBytes: Int?, directWriteToPMem: Bool, logger: Logger) throws {
         self.logger = logger
         self.maxClients = maxClients
-        listener = try RDMAListener(address: address, port: port)
+        helloFlags = directWriteToPMem ? [.directWriteToPMem] : []
         let bridge = self.bridge
+        // The lease first: its memory kind decides whether --direct-write-to-pmem may be declared,
+        // before any RDMA resource exists.
         var lease = try LayoutLease(path: file, options: LeaseOptions(quiesceBudget: quiesceBudget) { request in
             bridge.handler.withLock { $0 }?(request)
         })
+        if directWriteToPMem {
+            switch lease.memory {
+            case .deviceDAX, .fsDAX: break
+            case let other:
+                _ = lease.release()
+                throw DirectWriteRefused(file: file, memory: "\(other)")
+            }
+        }
+        listener = try RDMAListener(address: address, port: port)
         let id = try lease.pin(offset: 0, length: length, on: listener.device)
         let (strategy, remote) = try lease.withRegion(id) { ($0.strategy, $0.memoryRegion.remote) }
         // Backstop for exports whose size was unknown before pinning (device-dax, a file that grew).
@@ -202,7 +228,8 @@ final class StorageServer: Service, Sendable {
             throw ExportLimit.Exceeded(bytes: remote.length, limit: maxExportBytes)
         }
         logger.info("exporting", metadata: ["file": "\(file)", "memory": "\(lease.memory)", "lease": "\(lease.kind)",
-                                            "strategy": "\(strategy)", "bytes": "\(remote.length)", "device": "\(listener.device.name)"])
+                                            "strategy": "\(strategy)", "bytes": "\(remote.length)", "device": "\(listener.device.name)",
+                                            "direct-write-to-pmem": "\(directWriteToPMem)"])
         export = Export(lease: lease, region: id, remote: remote)
         (done, doneContinuation) = AsyncStream<Void>.makeStream()
         bridge.handler.withLock { $0 = { [weak self] request in self?.quiesce(request) } }
@@ -255,7 +282,7 @@ final class StorageServer: Service, Sendable {
                         return .reject(reason: Array("server full (\(maxClients) clients)".utf8))
                     }
                     assigned = nextClient.add(1, ordering: .relaxed).newValue
-                    return .accept(privateData: ServerHello(clientID: assigned, address: export.remote.address,
+                    return .accept(privateData: ServerHello(flags: helloFlags, clientID: assigned, address: export.remote.address,
                                                             length: UInt64(export.remote.length), rkey: export.remote.rkey).encoded)
                 }
             } catch {

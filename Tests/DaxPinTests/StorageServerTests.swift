@@ -251,6 +251,65 @@ extension DaxPin {
         }
     }
 
+    /// `--direct-write-to-pmem` and `--persist-method`: the one-sided (appliance) persistency
+    /// method is opt-in on the server, only for persistent memory, and a client uses it only
+    /// when the server advertises it.
+    @Suite(.serialized) struct StorageServerDirectWrite {
+        /// Refused before any RDMA resource exists, so it runs on the host too.
+        @Test("daxpin-server refuses --direct-write-to-pmem on a tmpfs export")
+        func refusedOnTmpfs() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 65536)
+            let server = try StorageProcess([StorageProcess.binaries.appendingPathComponent("daxpin-server").path,
+                                             "--file", file.path, "--port", "0", "--direct-write-to-pmem"])
+            #expect(server.waitExit(timeout: .seconds(30)) == 2, "\(server.everything)")
+            #expect(server.stderr.contains("--direct-write-to-pmem needs a persistent-memory export (device-dax or fs-dax)"),
+                    "\(server.everything)")
+            #expect(!server.stdout.contains("ready"))
+        }
+
+        @Test("--persist-method read against a device-dax server with --direct-write-to-pmem gets durable acks",
+              .enabled(if: Testbed.isActive, Testbed.skipReason))
+        func readMethodOnDevDAX() throws {
+            let dax = try Testbed.required("DAXPIN_DEVDAX_PATH")
+            let server = try StorageProcess.server(file: dax, ["--length", "\(2 << 20)", "--direct-write-to-pmem"])
+            let client = try StorageProcess.client(port: server.port, ["--seed", "5", "--blocks", "32", "--persist-every", "8",
+                                                                       "--persist-method", "read", "--verify"])
+            #expect(client.waitExit(timeout: .seconds(60)) == 0, "client: \(client.everything)")
+            #expect(client.stdout.contains("persist-method=read"))
+            #expect(DurableAck.parse(client.stdout).map(\.offset) == [0, 32768, 65536, 98304])
+            #expect(client.stdout.contains("verified pass=0"))
+            // auto picks read from the hello; send still works against the same server.
+            let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2"])
+            #expect(auto.waitExit(timeout: .seconds(60)) == 0, "client: \(auto.everything)")
+            #expect(auto.stdout.contains("persist-method=read") && DurableAck.parse(auto.stdout).count == 2)
+            let send = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "1", "--persist-method", "send"])
+            #expect(send.waitExit(timeout: .seconds(60)) == 0, "client: \(send.everything)")
+            #expect(send.stdout.contains("persist-method=send") && DurableAck.parse(send.stdout).count == 4)
+            try server.stop()
+            Testbed.ran()
+        }
+
+        @Test("--persist-method read is refused against a server without --direct-write-to-pmem",
+              .enabled(if: Testbed.isActive, Testbed.skipReason))
+        func readMethodRefused() throws {
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: 1 << 20, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            let client = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-method", "read"])
+            #expect(client.waitExit(timeout: .seconds(60)) == 4, "client: \(client.everything)")
+            #expect(client.stderr.contains("--persist-method read needs a server started with --direct-write-to-pmem"))
+            #expect(DurableAck.parse(client.stdout).isEmpty)
+            // auto falls back to the server's flush.
+            let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2", "--offset", "65536"])
+            #expect(auto.waitExit(timeout: .seconds(60)) == 0, "client: \(auto.everything)")
+            #expect(auto.stdout.contains("persist-method=send") && DurableAck.parse(auto.stdout).count == 2)
+            try server.stop()
+            // (Read after the server let go of its lease: opening the file would break it.)
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            #expect(bytes[0..<65536].allSatisfy { $0 == 0 }, "the refused client wrote anyway")
+            Testbed.ran()
+        }
+    }
+
     /// The request decoder is pure: these run on any host.
     @Suite struct StorageProtocolDecoder {
         let length: UInt64 = 1 << 20
@@ -267,6 +326,26 @@ extension DaxPin {
             for response in responses { #expect(StorageProtocol.decodeResponse(response.encoded) == response) }
             let hello = ServerHello(clientID: 9, address: 0xdead_beef, length: length, rkey: 0x42)
             #expect(ServerHello(decoding: hello.encoded) == hello)
+            #expect(hello.encoded[5] == 0 && hello.flags.isEmpty)
+        }
+
+        @Test("the server hello's flags byte round-trips; a hello from before it decodes with no flags")
+        func helloFlags() throws {
+            let flagged = ServerHello(flags: .directWriteToPMem, clientID: 3, address: 0x1000, length: length, rkey: 0x77)
+            let bytes = flagged.encoded
+            #expect(bytes.count == 36 && bytes[5] == 1)
+            #expect(ServerHello(decoding: bytes) == flagged)
+            #expect(ServerHello(decoding: bytes)?.flags.contains(.directWriteToPMem) == true)
+            // A version-1 server before the flags byte: magic, version, three zero bytes, ...
+            var old: [UInt8] = [0x44, 0x58, 0x50, 0x53, 1, 0, 0, 0, 3, 0, 0, 0]
+            old += [0, 0x10, 0, 0, 0, 0, 0, 0] + withUnsafeBytes(of: length.littleEndian, Array.init) + [0x77, 0, 0, 0, 0, 0, 0, 0]
+            let decoded = try #require(ServerHello(decoding: old))
+            #expect(decoded.flags.isEmpty)
+            #expect(decoded == ServerHello(clientID: 3, address: 0x1000, length: length, rkey: 0x77))
+            // Unknown bits from a newer server are kept but do not imply direct-write-to-pmem.
+            var newer = ServerHello(clientID: 3, address: 0x1000, length: length, rkey: 0x77).encoded
+            newer[5] = 0x80
+            #expect(ServerHello(decoding: newer)?.flags.contains(.directWriteToPMem) == false)
             #expect(ClientHello(decoding: ClientHello().encoded) == ClientHello())
             #expect(ClientHello(decoding: [1, 2, 3]) == nil)
         }

@@ -316,8 +316,33 @@ public final class RDMAConnection: @unchecked Sendable {
 
     /// Posts an RDMA WRITE of `local` to `remote` at `offset` with `id` (below 2^63), without waiting;
     /// collect its completion with ``completions(timeout:)``.
-    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64) throws(DaxPinError) {
-        try postRDMA(IBV_WR_RDMA_WRITE, local, remote, offset, id)
+    ///
+    /// With `signaled` false the WRITE produces a completion only if it fails: post a signaled
+    /// work request after it (a READ, a ``send(_:timeout:)``) and take that one's success as
+    /// the WRITE's, since a reliable connection completes its send queue in order. Saves a
+    /// completion (and possibly a wake-up) per WRITE.
+    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
+                          signaled: Bool = true) throws(DaxPinError) {
+        try postRDMA(IBV_WR_RDMA_WRITE, local, remote, offset, id, signaled: signaled)
+    }
+
+    /// Posts an RDMA WRITE (as ``postWrite(_:to:offset:id:signaled:)``) and an RDMA READ of
+    /// `readLocal.length` bytes at `readOffset` behind it, in one `ibv_post_send` (one doorbell
+    /// for both). The responder executes the READ after the WRITE, so its completion means the
+    /// WRITE was placed: the one-sided flush of SNIA's appliance persistency method.
+    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
+                          signaled: Bool = true, thenRead readLocal: QueuePair.LocalBuffer, at readOffset: Int,
+                          readID: UInt64) throws(DaxPinError) {
+        precondition(id & Self.internalBit == 0 && readID & Self.internalBit == 0, "work request ids must be below 2^63")
+        let rc = sendState.withLock { _ in
+            self.id.pointee.qp.map {
+                postWriteThenRead(on: $0, write: local, writeID: id, writeSignaled: signaled, read: readLocal, readID: readID,
+                                  remote: remote, writeOffset: offset, readOffset: readOffset)
+            } ?? EINVAL
+        }
+        guard rc == 0 else {
+            throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
+        }
     }
 
     /// Posts an RDMA READ from `remote` at `offset` into `local` with `id` (below 2^63), without waiting.
@@ -350,10 +375,11 @@ public final class RDMAConnection: @unchecked Sendable {
     }
 
     private func postRDMA(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
-                          _ offset: Int, _ wrID: UInt64) throws(DaxPinError) {
+                          _ offset: Int, _ wrID: UInt64, signaled: Bool = true) throws(DaxPinError) {
         precondition(wrID & Self.internalBit == 0, "work request ids must be below 2^63")
         let rc = sendState.withLock { _ in
-            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
+            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset,
+                                             signaled: signaled) } ?? EINVAL
         }
         guard rc == 0 else {
             throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))

@@ -1,16 +1,18 @@
 import CIbverbs
+import CRdmacm
 
 /// Posts one signaled one-sided RDMA WRITE or READ of `local` to `remote` + `offset` on `qp`
 /// (`ibv_post_send`): the work request QueuePair and RDMAConnection share.
 /// Returns `ibv_post_send`'s status (0 or an errno).
 func postOneSided(on qp: UnsafeMutablePointer<ibv_qp>, _ opcode: ibv_wr_opcode, id: UInt64,
-                  local: QueuePair.LocalBuffer, remote: MemoryRegion.RemoteAccess, offset: Int) -> Int32 {
+                  local: QueuePair.LocalBuffer, remote: MemoryRegion.RemoteAccess, offset: Int,
+                  signaled: Bool = true) -> Int32 {
     var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
     var request = ibv_send_wr()
     request.wr_id = id
     request.opcode = opcode
     request.num_sge = 1
-    request.send_flags = IBV_SEND_SIGNALED.rawValue
+    request.send_flags = signaled ? IBV_SEND_SIGNALED.rawValue : 0
     // Wrapping: an address outside the region is the NIC's to refuse (a remote access
     // error completion), never a trap in the caller.
     request.wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: offset)
@@ -19,5 +21,38 @@ func postOneSided(on qp: UnsafeMutablePointer<ibv_qp>, _ opcode: ibv_wr_opcode, 
     return withUnsafeMutablePointer(to: &sge) { pointer in
         request.sg_list = pointer
         return daxpin_ibv_post_send(qp, &request, &bad)
+    }
+}
+
+/// Posts an RDMA WRITE and, linked behind it in the same `ibv_post_send` (one doorbell), an
+/// RDMA READ (always signaled) on `qp`. Returns the `ibv_post_send` status.
+func postWriteThenRead(on qp: UnsafeMutablePointer<ibv_qp>, write: QueuePair.LocalBuffer, writeID: UInt64, writeSignaled: Bool,
+                       read: QueuePair.LocalBuffer, readID: UInt64, remote: MemoryRegion.RemoteAccess,
+                       writeOffset: Int, readOffset: Int) -> Int32 {
+    var sges = (ibv_sge(addr: write.address, length: UInt32(write.length), lkey: write.localKey),
+                ibv_sge(addr: read.address, length: UInt32(read.length), lkey: read.localKey))
+    var requests = (ibv_send_wr(), ibv_send_wr())
+    return withUnsafeMutablePointer(to: &sges) { sgePair in
+        withUnsafeMutablePointer(to: &requests) { pair in
+            let sge = UnsafeMutableRawPointer(sgePair).assumingMemoryBound(to: ibv_sge.self)
+            let wr = UnsafeMutableRawPointer(pair).assumingMemoryBound(to: ibv_send_wr.self)
+            wr[0].wr_id = writeID
+            wr[0].opcode = IBV_WR_RDMA_WRITE
+            wr[0].num_sge = 1
+            wr[0].sg_list = sge
+            wr[0].send_flags = writeSignaled ? IBV_SEND_SIGNALED.rawValue : 0
+            wr[0].wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: writeOffset)
+            wr[0].wr.rdma.rkey = remote.rkey
+            wr[0].next = wr + 1
+            wr[1].wr_id = readID
+            wr[1].opcode = IBV_WR_RDMA_READ
+            wr[1].num_sge = 1
+            wr[1].sg_list = sge + 1
+            wr[1].send_flags = IBV_SEND_SIGNALED.rawValue
+            wr[1].wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: readOffset)
+            wr[1].wr.rdma.rkey = remote.rkey
+            var bad: UnsafeMutablePointer<ibv_send_wr>?
+            return daxpin_ibv_post_send(qp, wr, &bad)
+        }
     }
 }
