@@ -277,5 +277,6 @@ set grid ytics
 set key top left
 plot "{data}" using 2:xtic(1) title "measured ratio", "" using 3 title "target"
 """
-subprocess.run(["gnuplot"], input=script, text=True, check=True)
+if len(open(data).read().splitlines()) > 1:  # some ratio to draw (a partial run may have none)
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
 print(open(os.path.join(results, "latest.md")).read())
