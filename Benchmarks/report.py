@@ -238,12 +238,30 @@ md += ["", "![ratios](latest.png)", "", "## Environment", "",
        f"- lease-break-time: {env.get('lease_break_time', '?')} s",
        f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')}", "",
        "## Notes", ""] + [f"- {n}" for n in notes]
+# --- instruction counts of the teardown (callgrind, Benchmarks/suites/profile.sh) -------------
+def callgrind_total(kind):
+    text = read(f"profile.{kind}.callgrind") or ""
+    m = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+counts = dict(zip(*[iter((read("profile.teardowns.txt") or "").split())] * 2))
+instructions = []
+for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.revoke`")):
+    total, n = callgrind_total(kind), int(counts.get(kind, 0))
+    if total and n:
+        instructions.append(f"| {name} | {total / n:,.0f} |")
+
 if len(profile) > 2:
     md += ["", "## Where revocation time goes", "",
            "Medians per stage of a break, from CLOCK_MONOTONIC stamps: the breaker's around its "
            "`truncate()`, the holder's when it noticed the break and after its last `ibv_dereg_mr`, last "
            "`munmap` and `F_UNLCK` (DaxPin's from its `RevocationTrace`). Stage medians need not add up "
            "to the median total.", ""] + profile
+if instructions:
+    md += ["", f"User-space instructions per teardown of a lease with {counts.get('regions', '?')} regions "
+           "(callgrind `Ir`, system calls not included; listings in raw/profile.*.txt):", "",
+           "| teardown | instructions |", "|---|---|"] + instructions
 extra = os.path.join(results, "analysis.md")
 if os.path.exists(extra):
     md += ["", open(extra).read().strip()]

@@ -221,10 +221,7 @@ public final class QueuePair: @unchecked Sendable {
     /// microseconds). The clock is read, and the CPU yielded to rxe's kernel work, only every
     /// 64 empty polls, so the common case is a tight `ibv_poll_cq` loop like perftest's.
     private func pollCompletion(id: UInt64, timeout: Duration) -> Result<Completion, DaxPinError> {
-        // The deadline is set at the first clock read, 64 empty polls in: a completion that is
-        // already there costs no clock read at all (a system call where the clock source has
-        // no vDSO support, as in an emulated guest).
-        var deadline: ContinuousClock.Instant?
+        let deadline = ContinuousClock.now + timeout
         var completion = ibv_wc()
         var emptyPolls = 0
         while true {
@@ -235,9 +232,7 @@ public final class QueuePair: @unchecked Sendable {
             if count == 0 {
                 emptyPolls += 1
                 if emptyPolls % 64 == 0 {
-                    let now = ContinuousClock.now
-                    if let deadline, now >= deadline { break }
-                    if deadline == nil { deadline = now + timeout }
+                    if ContinuousClock.now >= deadline { break }
                     sched_yield()
                 }
                 continue
