@@ -44,8 +44,8 @@ def ratio_text(r):
 
 # --- revocation latency ------------------------------------------------------------
 for n in (1, 16, 64):
-    d = median(numbers(f"revocation.daxpin.{n}.txt"))
-    c = median(numbers(f"revocation.c.{n}.txt"))
+    d = median(numbers(f"revocation.daxpin.{n}.txt", drop_first=False))  # warm-ups are comments already
+    c = median(numbers(f"revocation.c.{n}.txt", drop_first=False))
     r = d / c if d and c else None
     add(f"revocation latency, {n} region{'s' if n > 1 else ''} (truncate blocked)",
         fmt(d and d / 1e3, "µs"), fmt(c and c / 1e3, "µs"), ratio_text(r), "DaxPin / C ≤ 1.10",
@@ -130,13 +130,14 @@ if "PROCESS_TICKS" in idle:
                  f"(watcher tid {idle.get('WATCHER_TID', '?')}, read from /proc/self/task/<tid>/stat).")
 
 # --- 1000 leases --------------------------------------------------------------------------
-many = median(numbers("many.1000.txt"))
-one = median(numbers("many.1.txt"))
+many = median(numbers("many.1000.txt", drop_first=False))
+one = median(numbers("many.1.txt", drop_first=False))
 r = many / one if many and one else None
 add("break latency, 1000 leases vs 1", fmt(many and many / 1e3, "µs"), fmt(one and one / 1e3, "µs"),
     ratio_text(r), "≤ 1.5", None if r is None else r <= 1.5, "DaxPin, 1 lease")
-mem = re.search(r"^# MEM (-?\d+)", read("many.1000.txt") or "", re.M)
-add("memory per lease (1000 leases, one 4 KiB pin each)", fmt(mem and int(mem.group(1)) / 1024, "KiB"),
+mems = [int(x) for x in re.findall(r"^# MEM (-?\d+)", read("many.1000.txt") or "", re.M)]
+mem = median(mems)  # one per round
+add("memory per lease (1000 leases, one 4 KiB pin each)", fmt(mem is not None and mem / 1024 or None, "KiB"),
     "", "n/a", "reported", None)
 notes.append("Memory per lease is the growth of the holder's RssAnon (user-space heap: DaxPin's state, "
              "libibverbs' MR objects) divided by 1000; the pinned tmpfs pages and kernel MR state are not in it.")
@@ -201,9 +202,10 @@ notes.append("Storage throughput: daxpin-client (`--static-data`: each slot's bu
 def stages(kind, n):
     """Medians (µs) of each stage of a break, from the breaker's and the holder's CLOCK_MONOTONIC stamps."""
     lines = (read(f"revocation.{kind}.{n}.txt") or "").splitlines()
-    spans = [tuple(map(int, l.split()[2:])) for l in lines if l.startswith("# T ")]
+    spans = [(l.startswith("# TW "), tuple(map(int, l.split()[2:]))) for l in lines
+             if l.startswith("# T ") or l.startswith("# TW ")]
     steps = [tuple(map(int, l.split()[2:])) for l in lines if l.startswith("# TRACE ")]
-    pairs = list(zip(spans, steps))[1:]  # the first break is a warm-up
+    pairs = [(span, step) for (warm, span), step in zip(spans, steps) if not warm]  # warm-ups: "# TW"
     if not pairs:
         return None
     cols = [[(t[0] - s) / 1e3, (t[1] - t[0]) / 1e3, (t[2] - t[1]) / 1e3, (t[3] - t[2]) / 1e3,
@@ -236,7 +238,7 @@ md += ["", "![ratios](latest.png)", "", "## Environment", "",
        f"- emulated: {emulated}",
        f"- RDMA device: {env.get('rdma_device', '?')} (Soft-RoCE on dummy0), device-dax {env.get('devdax', '?')}",
        f"- lease-break-time: {env.get('lease_break_time', '?')} s",
-       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')}", "",
+       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')} (revocation and 1000-lease series: that many breaks in each of 3 alternating rounds, after a warm-up break each)", "",
        "## Notes", ""] + [f"- {n}" for n in notes]
 # --- instruction counts of the teardown (callgrind, Benchmarks/suites/profile.sh) -------------
 def callgrind_total(kind):
@@ -252,6 +254,16 @@ for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.re
     if total and n:
         instructions.append(f"| {name} | {total / n:,.0f} |")
 
+durable_profile = (read("profile.durable.txt") or "").split()
+per_block = []
+if len(durable_profile) == 8:
+    fields = dict(zip(durable_profile[0::3], zip(durable_profile[1::3], durable_profile[2::3])))
+    blocks = int(durable_profile[7])
+    for kind, name in (("rpma", "librpma client (`rpma_durable`)"), ("daxpin", "DaxPin client (`daxpin-client --persist-method read`)")):
+        if kind in fields:
+            many, none = (int(x) for x in fields[kind])
+            per_block.append(f"| {name} | {(many - none) / blocks:,.0f} |")
+
 if len(profile) > 2:
     md += ["", "## Where revocation time goes", "",
            "Medians per stage of a break, from CLOCK_MONOTONIC stamps: the breaker's around its "
@@ -262,6 +274,12 @@ if instructions:
     md += ["", f"User-space instructions per teardown of a lease with {counts.get('regions', '?')} regions "
            "(callgrind `Ir`, system calls not included; listings in raw/profile.*.txt):", "",
            "| teardown | instructions |", "|---|---|"] + instructions
+if per_block:
+    md += ["", "## Where durable-write time goes", "",
+           f"User-space instructions per durable 4 KiB block in the client process (callgrind `Ir`: the difference "
+           f"between a run of 300 blocks and one of 100, divided by {durable_profile[7]}; listings in "
+           "raw/profile.durable.*.txt):", "",
+           "| client | instructions per block |", "|---|---|"] + per_block
 extra = os.path.join(results, "analysis.md")
 if os.path.exists(extra):
     md += ["", open(extra).read().strip()]

@@ -1,7 +1,8 @@
 /* The other process of the revocation-latency benchmark. Starts a lease holder (DaxPin's
  * or the raw C one), and for every "READY <path>" line it prints, times truncate(path, 0):
  * how long the kernel keeps the truncate blocked until the holder revokes and unlocks.
- * Prints one line per break: "<nanoseconds>". Other holder lines are passed on with "# ".
+ * Prints one line per break: "<nanoseconds>" (the first break, a warm-up, as a comment).
+ * Other holder lines are passed on with "# ".
  *
  * usage: breaker -- HOLDER [ARGS...]
  */
@@ -37,14 +38,18 @@ int main(int argc, char **argv) {
     close(fds[1]);
     FILE *in = fdopen(fds[0], "r");
     char line[8192];
+    int breaks = 0;
     while (fgets(line, sizeof line, in)) {
         line[strcspn(line, "\n")] = 0;
         if (strncmp(line, "READY ", 6) != 0) { printf("# %s\n", line); fflush(stdout); continue; }
         long long start = now_ns();
         if (truncate(line + 6, 0) != 0) { fprintf(stderr, "breaker: truncate %s: %s\n", line + 6, strerror(errno)); break; }
         long long end = now_ns();
-        printf("%lld\n", end - start);
-        printf("# T %lld %lld\n", start, end);  /* CLOCK_MONOTONIC, to match the holder's TRACE lines */
+        /* The first break of a holder is a warm-up (first use of every code path): reported as
+         * a comment, so that series files hold only measured breaks. "# T"/"# TW" carry the
+         * CLOCK_MONOTONIC stamps that match the holder's TRACE lines, in order. */
+        if (breaks++ == 0) printf("# warm-up %lld\n# TW %lld %lld\n", end - start, start, end);
+        else printf("%lld\n# T %lld %lld\n", end - start, start, end);
         fflush(stdout);
     }
     int status = 0;

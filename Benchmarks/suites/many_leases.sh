@@ -2,8 +2,11 @@
 # 1000 leases on 1000 files (one 4 KiB pin each): memory per lease and break latency,
 # against the same holder with a single lease.
 suite_many_leases() {
-    say "1000 leases"
-    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1000 1 4096 "$REPS" "$DEV" >"$LOCAL/many.1000.txt" 2>>"$LOCAL/holders.log"
-    "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 1 4096 "$REPS" "$DEV" >"$LOCAL/many.1.txt" 2>>"$LOCAL/holders.log"
+    local round
+    for ((round = 1; round <= ROUNDS; round++)); do   # alternating, as in revocation.sh
+        say "1000 leases, round $round/$ROUNDS"
+        "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1000 1 4096 $((REPS + 1)) "$DEV" >>"$LOCAL/many.1000.txt" 2>>"$LOCAL/holders.log"
+        "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 1 4096 $((REPS + 1)) "$DEV" >>"$LOCAL/many.1.txt" 2>>"$LOCAL/holders.log"
+    done
     keep_local
 }

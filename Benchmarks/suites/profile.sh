@@ -1,5 +1,6 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
-# The instruction-count profile behind the revocation rows: callgrind counts the user-space
+# The instruction-count profiles behind the revocation and durable rows. Revocation: callgrind
+# counts the user-space
 # instructions of each holder's teardown (DaxPin: LeaseCore.revoke(reason:onWatcher:), matched by its
 # mangled name so that its closures do not toggle collection off again, and all it calls;
 # raw C: lease_holder's teardown()) over PROFILE_BREAKS breaks of a lease with 16 regions.
@@ -29,4 +30,53 @@ suite_profile() {
     # DaxPin revokes once more than it is broken: the holder drops its last lease at exit.
     echo "daxpin $((PROFILE_BREAKS + 1)) c $PROFILE_BREAKS regions $PROFILE_REGIONS" >"$OUT/profile.teardowns.txt"
     rm -f "$daxpin"
+}
+
+# The durable row: instructions per durable 4 KiB block in each client process (DaxPin's
+# one-sided client and rpma_durable's), from callgrind over whole client runs: one with
+# PROFILE_BLOCKS + 200 blocks minus one with PROFILE_BLOCKS, so that neither set-up and
+# connection nor one-time costs of the first blocks are counted.
+# (durable_wait_for and durable_stop come from durable_writes.sh.)
+PROFILE_BLOCKS=100
+
+# profile_durable_client KIND PORT BLOCKS: one client of KIND under callgrind; prints its Ir.
+profile_durable_client() {
+    local out="$OUT/profile.durable.$1.$3.callgrind" client
+    if [[ $1 == daxpin ]]; then
+        client=("$LOCAL/daxpin-client.nodebug" --address "$DAXPIN_RDMA_ADDR" --port "$2" --block-size 4096
+                --queue-depth 1 --persist-every 1 --blocks "$3" --persist-method read --static-data --log-level warning)
+    else
+        client=("$PEERS/rpma_durable" client "$DAXPIN_RDMA_ADDR" "$2" 4096 "$3")
+    fi
+    timeout 600 /usr/bin/valgrind --tool=callgrind --callgrind-out-file="$out" "${client[@]}" \
+        >>"$OUT/profile.durable.log" 2>&1 || { echo "bench: profiled $1 client failed" >&2; return 1; }
+    sed -n 's/^\(totals\|summary\):[[:space:]]*\([0-9]*\).*/\2/p' "$out" | head -n 1
+}
+
+suite_profile_durable() {
+    local kind port=7900 server many none line=""
+    objcopy --strip-debug "$APPS/daxpin-client" "$LOCAL/daxpin-client.nodebug"
+    for kind in daxpin rpma; do
+        say "profile: callgrind, $kind durable client, $PROFILE_BLOCKS blocks"
+        port=$((port + 1))
+        if [[ $kind == daxpin ]]; then
+            "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length $((64 << 20)) --direct-write-to-pmem \
+                --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$LOCAL/profile.server.out" 2>>"$OUT/profile.durable.log" &
+        else
+            "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" $((64 << 20)) "$DAXPIN_RDMA_ADDR" "$port" 2 \
+                >"$LOCAL/profile.server.out" 2>>"$OUT/profile.durable.log" &
+        fi
+        server=$!
+        durable_wait_for "$LOCAL/profile.server.out" '^ready' 60 "$server" || { durable_stop "$server" TERM; return 1; }
+        many=$(profile_durable_client "$kind" "$port" $((PROFILE_BLOCKS + 200))) && none=$(profile_durable_client "$kind" "$port" "$PROFILE_BLOCKS") \
+            || { durable_stop "$server" TERM; return 1; }
+        if [[ $kind == daxpin ]]; then durable_stop "$server" TERM || true; else durable_stop "$server" || true; fi
+        line+="$kind $many $none "
+    done
+    echo "${line}blocks 200" >"$OUT/profile.durable.txt"
+    for kind in daxpin rpma; do
+        callgrind_annotate --inclusive=yes "$OUT/profile.durable.$kind.$((PROFILE_BLOCKS + 200)).callgrind" 2>/dev/null | head -n 60 \
+            >"$OUT/profile.durable.$kind.txt"
+    done
+    rm -f "$LOCAL/daxpin-client.nodebug"
 }

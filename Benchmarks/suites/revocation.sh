@@ -1,12 +1,18 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
 # Revocation latency: how long another process's truncate() stays blocked. The same
 # breaker (peers/breaker.c) times DaxPin's holder and the raw C holder, alternating.
+# ROUNDS rounds (run-in-testbed) alternate the two holders, so that drift in the emulator's
+# speed during the suite falls on both series alike; each holder's first break is a warm-up
+# (see breaker.c).
+
 suite_revocation() {
-    local n
-    for n in 1 16 64; do
-        say "revocation, $n regions"
-        "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 "$n" 65536 "$REPS" "$DEV" >"$LOCAL/revocation.daxpin.$n.txt" 2>>"$LOCAL/holders.log"
-        "$PEERS/breaker" -- "$PEERS/lease_holder" "$TMP" "$n" 65536 "$REPS" "$DEV" >"$LOCAL/revocation.c.$n.txt" 2>>"$LOCAL/holders.log"
+    local n round
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for n in 1 16 64; do
+            say "revocation, $n regions, round $round/$ROUNDS"
+            "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 "$n" 65536 $((REPS + 1)) "$DEV" >>"$LOCAL/revocation.daxpin.$n.txt" 2>>"$LOCAL/holders.log"
+            "$PEERS/breaker" -- "$PEERS/lease_holder" "$TMP" "$n" 65536 $((REPS + 1)) "$DEV" >>"$LOCAL/revocation.c.$n.txt" 2>>"$LOCAL/holders.log"
+        done
     done
     keep_local
 }
