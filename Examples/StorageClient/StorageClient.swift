@@ -123,16 +123,6 @@ func fail(_ status: Int32, _ message: String) -> Never {
     Foundation.exit(status)
 }
 
-/// Writes one line to standard output without `print`, which boxes its argument as `Any` and
-/// checks its conformances at run time: callgrind counted ~5k instructions per call, paid once
-/// per durable acknowledgement. Flushes earlier `print` output first to keep the order.
-func writeLine(_ text: String) {
-    fflush(nil)
-    var line = text
-    line.append("\n")
-    line.withUTF8 { bytes in _ = write(1, bytes.baseAddress, bytes.count) }
-}
-
 /// Writes to standard error unbuffered (after flushing standard output, so lines keep their order).
 func printError(_ text: String) {
     fflush(nil)
@@ -372,7 +362,7 @@ struct Session: ~Copyable {
             switch response {
             case .persisted:
                 durableAcks += 1
-                writeLine("durable pass=\(pass) seed=\(passSeed(pass)) offset=\(offset) length=\(length)")
+                print("durable pass=\(pass) seed=\(passSeed(pass)) offset=\(offset) length=\(length)")
             case .error(_, let code, let message):
                 throw Interruption.rdmaFailed("persist refused (\(code)): \(message)")
             default: break
