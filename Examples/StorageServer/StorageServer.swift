@@ -355,7 +355,7 @@ final class StorageServer: Service, Sendable {
         logger.notice("lease breaking: telling clients to stop", metadata: [
             "path": "\(request.path)", "clients": "\(current.count)", "budget": "\(request.budget)"])
         let left = ContinuousClock.now.duration(to: request.deadline)
-        let milliseconds = UInt32(clamping: max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+        let milliseconds = UInt32(clamping: max(0, left.wholeMilliseconds))
         let reason = wasServing ? "the exported file \(request.path) is being truncated or opened by another process"
                                 : "the server is shutting down"
         for client in current where !client.gone.load(ordering: .acquiring) {

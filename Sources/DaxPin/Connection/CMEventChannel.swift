@@ -47,7 +47,7 @@ final class CMEventChannel: @unchecked Sendable {
             let left = ContinuousClock.now.duration(to: deadline)
             if left <= .zero { return nil }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = max(1, Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
             _ = Glibc.poll(&descriptor, 1, milliseconds)
         }
     }

@@ -80,7 +80,7 @@ final class CompletionQueue: @unchecked Sendable {
             _ = daxpin_ibv_req_notify_cq(cq, 0)
             if let found = try take() { return found }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = max(1, Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
             _ = Glibc.poll(&descriptor, 1, milliseconds)
             var eventCQ: UnsafeMutablePointer<ibv_cq>?
             var context: UnsafeMutableRawPointer?

@@ -386,9 +386,7 @@ final class LeaseCore: Sendable {
 
     /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
     func waitUntilRevoked(timeout: Duration) -> RevocationTrace? {
-        let (seconds, attoseconds) = timeout.components
-        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
-        guard finished.wait(timeout: .now() + .nanoseconds(max(0, nanoseconds))) == .success else { return nil }
+        guard finished.wait(timeout: timeout.dispatchDeadline) == .success else { return nil }
         return trace
     }
 
@@ -402,9 +400,7 @@ final class LeaseCore: Sendable {
             handler(request)
             done.signal()
         }
-        let (seconds, attoseconds) = budget.components
-        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success {
+        if done.wait(timeout: budget.dispatchDeadline) == .success {
             state.withLock { $0.trace.record(.quiesceFinished) }
         } else {
             state.withLock { $0.trace.record(.quiesceOverran) }

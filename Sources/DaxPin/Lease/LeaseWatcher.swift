@@ -70,8 +70,8 @@ final class LeaseWatcher: Sendable {
             // Sleep without a timeout unless a registry write waits for us (see PinRegistry.withdraw).
             var timeout: Int32 = -1
             if let due = PinRegistry.shared.deferredWriteDue {
-                let (seconds, attoseconds) = ContinuousClock.now.duration(to: due).components
-                timeout = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
+                // Rounded up: waking before the write is due would only loop back to poll.
+                timeout = Int32(clamping: max(0, ContinuousClock.now.duration(to: due).wholeMilliseconds + 1))
             }
             let ready = poll(&fds, 2, timeout)
             PinRegistry.shared.writeDeferredIfDue()
