@@ -25,32 +25,6 @@ DURABLE_BLOCKS=${DAXPIN_DURABLE_BLOCKS:-8000}
 DURABLE_RUNS=${DAXPIN_DURABLE_RUNS:-5}
 DURABLE_LENGTH=$((64 << 20))   # a multiple of device-dax's 2 MiB alignment; room for 16384 blocks
 
-# durable_wait_for FILE PATTERN SECONDS PID: the pattern appears, or the process died / time ran out.
-durable_wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$4" 2>/dev/null || { echo "durable_writes: server exited before '$2'" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "durable_writes: timed out waiting for '$2' in $1" >&2
-    return 1
-}
-
-# durable_stop PID [SIGNAL]: signals (if given), waits up to 30 s, then SIGKILL; returns its status.
-durable_stop() {
-    local pid=$1 i
-    [[ -z "${2:-}" ]] || kill "-$2" "$pid" 2>/dev/null
-    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "durable_writes: server $pid did not stop within 30 s; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return 1
-    fi
-    wait "$pid"
-}
-
 # durable_client KIND PORT BLOCKS: runs one client; sets DURABLE_NS to its wall time.
 durable_client() {
     local kind=$1 port=$2 blocks=$3 out="$OUT/durable.$1.client.out" log="$OUT/durable.$1.log" t0 t1 status=0
@@ -87,16 +61,16 @@ durable_run() {
         "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$port" 2 >"$server_out" 2>>"$log" &
     fi
     server=$!
-    durable_wait_for "$server_out" '^ready' 60 "$server" || { cat "$server_out" >>"$log"; durable_stop "$server" TERM; return 1; }
+    wait_for_line "$server_out" '^ready' 60 "$server" || { cat "$server_out" >>"$log"; stop_process "$server" 30 TERM; return 1; }
     if durable_client "$kind" "$port" "$DURABLE_BLOCKS"; then
         full=$DURABLE_NS
         durable_client "$kind" "$port" 0 && none=$DURABLE_NS || status=1
     else
         status=1
     fi
-    if [[ $kind == daxpin* ]]; then durable_stop "$server" TERM || status=1
-    elif [[ $status -eq 0 ]]; then durable_stop "$server" || status=1   # exits by itself after its 2 clients
-    else durable_stop "$server" TERM; fi
+    if [[ $kind == daxpin* ]]; then stop_process "$server" 30 TERM || status=1
+    elif [[ $status -eq 0 ]]; then stop_process "$server" 30 || status=1   # exits by itself after its 2 clients
+    else stop_process "$server" 30 TERM; fi
     [[ $status -eq 0 && $full -gt $none ]] || { echo "durable_writes: $kind run on port $port failed; see $log" >&2; tail -n 5 "$log" >&2; return 1; }
     echo "$kind port $port: $((full / 1000)) - $((none / 1000)) µs for $DURABLE_BLOCKS blocks" >>"$log"
     echo $(( DURABLE_BLOCKS * DURABLE_BLOCK * 1000000000 / (full - none) )) >>"$OUT/durable.$kind.txt"

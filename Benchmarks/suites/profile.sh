@@ -36,7 +36,6 @@ suite_profile() {
 # one-sided client and rpma_durable's), from callgrind over whole client runs: one with
 # PROFILE_BLOCKS + 200 blocks minus one with PROFILE_BLOCKS, so that neither set-up and
 # connection nor one-time costs of the first blocks are counted.
-# (durable_wait_for and durable_stop come from durable_writes.sh.)
 PROFILE_BLOCKS=100
 
 # profile_durable_client KIND PORT BLOCKS: one client of KIND under callgrind; prints its Ir.
@@ -67,10 +66,10 @@ suite_profile_durable() {
                 >"$LOCAL/profile.server.out" 2>>"$OUT/profile.durable.log" &
         fi
         server=$!
-        durable_wait_for "$LOCAL/profile.server.out" '^ready' 60 "$server" || { durable_stop "$server" TERM; return 1; }
+        wait_for_line "$LOCAL/profile.server.out" '^ready' 60 "$server" || { stop_process "$server" 30 TERM; return 1; }
         many=$(profile_durable_client "$kind" "$port" $((PROFILE_BLOCKS + 200))) && none=$(profile_durable_client "$kind" "$port" "$PROFILE_BLOCKS") \
-            || { durable_stop "$server" TERM; return 1; }
-        if [[ $kind == daxpin ]]; then durable_stop "$server" TERM || true; else durable_stop "$server" || true; fi
+            || { stop_process "$server" 30 TERM; return 1; }
+        if [[ $kind == daxpin ]]; then stop_process "$server" 30 TERM || true; else stop_process "$server" 30 || true; fi
         line+="$kind $many $none "
     done
     echo "${line}blocks 200" >"$OUT/profile.durable.txt"

@@ -8,31 +8,13 @@ STORAGE_DEPTH=16
 STORAGE_BYTES=$((256 << 20))    # per run: 4096 blocks
 STORAGE_RUNS=${DAXPIN_BENCH_STORAGE_RUNS:-6}
 
-# wait_for_line FILE PATTERN SECONDS: bounded wait for a line matching PATTERN.
-wait_for_line() {
-    local deadline=$(( $(date +%s) + $3 ))
-    until grep -qE "$2" "$1" 2>/dev/null; do
-        (( $(date +%s) < deadline )) || { echo "bench: timed out waiting for '$2' in $1" >&2; return 1; }
-        sleep 0.1
-    done
-}
-
-# stop_process PID: SIGTERM, then SIGKILL after 20 s; returns its exit status.
-stop_process() {
-    kill -TERM "$1" 2>/dev/null || true
-    local tries=0
-    while kill -0 "$1" 2>/dev/null && (( tries++ < 200 )); do sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1"
-}
-
 suite_storage_throughput() {
     local run file="$TMP/storage-throughput" out="$OUT/storage.server.out"
     say "storage server 64 KiB QD16: daxpin-client x $STORAGE_RUNS"
     "$APPS/daxpin-server" --file "$file" --size $((64 << 20)) --address "$DAXPIN_RDMA_ADDR" --port 0 \
         --log-level warning >"$out" 2>"$OUT/storage.server.err" &
     local server=$!
-    wait_for_line "$out" '^ready ' 60 || { cat "$OUT/storage.server.err" >&2; stop_process "$server" || true; return 1; }
+    wait_for_line "$out" '^ready ' 60 "$server" || { cat "$OUT/storage.server.err" >&2; stop_process "$server" 20 TERM || true; return 1; }
     local port; port=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$out")
     : >"$OUT/storage.daxpin.txt"
     for ((run = 0; run < STORAGE_RUNS; run++)); do
@@ -40,12 +22,12 @@ suite_storage_throughput() {
         timeout 120 "$APPS/daxpin-client" --address "$DAXPIN_RDMA_ADDR" --port "$port" \
             --block-size $STORAGE_BLOCK --queue-depth $STORAGE_DEPTH --persist-every 1024 \
             --passes 4 --static-data --log-level warning >"$OUT/storage.client.$run.txt" 2>&1 \
-            || { cat "$OUT/storage.client.$run.txt" >&2; stop_process "$server" || true; return 1; }
+            || { cat "$OUT/storage.client.$run.txt" >&2; stop_process "$server" 20 TERM || true; return 1; }
         # "throughput: wrote N bytes (X MiB/s), ..." -> bytes per second
         sed -n 's/^throughput: wrote [0-9]* bytes (\([0-9.]*\) MiB\/s).*/\1/p' "$OUT/storage.client.$run.txt" \
             | awk '{ printf "%.0f\n", $1 * 1048576 }' >>"$OUT/storage.daxpin.txt"
     done
-    stop_process "$server" >/dev/null 2>&1 || true
+    stop_process "$server" 20 TERM >/dev/null 2>&1 || true
     rm -f "$file"
 
     say "storage peers: ib_write_bw x $STORAGE_RUNS"
