@@ -37,7 +37,9 @@ int daxpin_block_and_signalfd(const int *signals, int count) {
     for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
     int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (rc != 0) { errno = rc; return -1; }
-    return signalfd(-1, &set, SFD_CLOEXEC);
+    /* Non-blocking: the watcher drains it until EAGAIN and then goes back to poll(2), where
+     * the forwarding pipe and the pin registry's deferred write are also waited for. */
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 int daxpin_read_signalfd(int sfd, int *signo, int *fd, int *code) {

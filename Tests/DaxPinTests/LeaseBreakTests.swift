@@ -72,6 +72,36 @@ extension DaxPin {
             lease.release()
         }
 
+        /// A lease without a quiesce handler is revoked on the watcher thread, which leaves
+        /// the registry write for itself to start a little later. It can only do that once it is
+        /// back in poll(2): a blocking signalfd once kept it in read(2) until the next signal,
+        /// and `daxpin ls` kept listing the revoked lease.
+        @Test("after a break the watcher goes back to waiting and withdraws the lease from the registry")
+        func watcherWithdrawsBrokenLease() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let device = try testDevice()
+            var lease = try LayoutLease(path: file.path)
+            _ = try lease.pin(offset: 0, length: 64 << 10, on: device)
+            PinRegistry.shared.flush()
+            let record = try #require(PinRegistry.shared.directory) + "/\(getpid()).json"
+            let name = String(file.path.split(separator: "/").last!)
+            func listed() -> Bool {
+                guard let text = try? String(contentsOfFile: record, encoding: .utf8) else { return false }
+                return text.contains(name)
+            }
+            #expect(listed(), "the held lease should be in \(record)")
+            let breaker = try Breaker.truncate(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)), "the breaker never finished")
+            #expect(result.status == 0)
+            #expect(lease.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            // Deferred by 20 ms; seconds of slack for a loaded machine, none for a watcher stuck in read(2).
+            #expect(eventually(timeout: .seconds(5)) { PinRegistry.shared.deferredWriteDue == nil },
+                    "the watcher never started the deferred registry write")
+            #expect(eventually(timeout: .seconds(5)) { !listed() }, "\(record) still lists the revoked lease")
+            if Testbed.isActive { Testbed.ran() }
+            lease.release()
+        }
+
         @Test("a quiesce handler that overruns is overridden before the kernel gives up")
         func hungQuiesceIsOverridden() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
