@@ -235,6 +235,7 @@ final class LeaseCore: Sendable {
             let id = s.nextRegionID
             s.nextRegionID += 1
             s.regions.append(resources.with(id: id))
+            s.trace.reserve(forRegions: s.regions.count)
             return id
         }
         guard let id else {
@@ -315,29 +316,30 @@ final class LeaseCore: Sendable {
     /// never block) and returns its trace. On the watcher, the registry write is left to it.
     @discardableResult
     func revoke(reason: RevocationReason, onWatcher: Bool = false) -> RevocationTrace {
+        // Nothing that wakes another thread before the teardown (each wake-up competes with it
+        // for a CPU): without a quiesce handler the events, the log line and the registry wait
+        // until the breaker is released. A quiesce handler makes this a long revocation anyway.
+        // Nor anything that allocates or copies on the way to F_UNLCK (the trace has its room
+        // reserved): the breaker is blocked until then.
+        let early = reason == .leaseBreak && options.quiesce != nil
         let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             guard case .held = s.phase else { return (false, []) }
             s.phase = .revoking(reason)
             s.trace.reason = reason
             guard reason == .leaseBreak else { return (true, []) }
             s.trace.record(.breakNoticed)
-            return (true, Array(s.listeners.values))
+            return (true, early ? Array(s.listeners.values) : [])
         }
         guard proceed else {
             if !onWatcher { finished.wait() }
             return trace
         }
-        let logger = options.logger
-        // Nothing that wakes another thread before the teardown (each wake-up competes with it
-        // for a CPU): without a quiesce handler the events, the log line and the registry wait
-        // until the breaker is released. A quiesce handler makes this a long revocation anyway.
-        let early = reason == .leaseBreak && options.quiesce != nil
         if early {
             for listener in noticed { listener.yield(.breakNoticed(path: path)) }
             PinRegistry.shared.publish(self)
             runQuiesceHandler()
         }
-        let hooks = state.withLock { Array($0.stopHooks.values) }
+        let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
         if !hooks.isEmpty {
             for stop in hooks { stop() }
             state.withLock { $0.trace.record(.queuePairsStopped(count: hooks.count)) }
@@ -376,6 +378,7 @@ final class LeaseCore: Sendable {
         }
         finished.leave()
         PinRegistry.shared.withdraw(self, deferred: onWatcher)
+        let logger = options.logger
         if reason == .leaseBreak {
             logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])
         } else {

@@ -93,6 +93,15 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
     mutating func record(_ step: Step) {
         entries.append(Entry(step: step, at: .now))
     }
+
+    /// Makes room for every step a teardown of `regions` regions records, so that recording
+    /// them never reallocates on the way to F_UNLCK (called when a region is pinned).
+    mutating func reserve(forRegions regions: Int) {
+        // break noticed, quiesce (two), queue pairs stopped, two per region, released, closed
+        let needed = entries.count + 6 + 2 * regions
+        // Doubling: reserving exactly, region by region, would copy quadratically.
+        if entries.capacity < needed { entries.reserveCapacity(max(needed, 2 * entries.capacity)) }
+    }
 }
 
 extension String {
