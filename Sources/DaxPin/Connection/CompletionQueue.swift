@@ -10,6 +10,11 @@ import Glibc
 /// round trip) then costs no wake-up from the channel on either side. An idle queue never
 /// spins, and a spin never outlasts the caller's timeout.
 ///
+/// A poll that finds completions reads no precise clock, and a spin reads it once per
+/// ``pollsPerClockRead`` polls: where the clocksource lacks vDSO support every precise read is a
+/// system call, which cost a queue-depth-1 client more than the polls themselves. The busy
+/// window is kept on ``CoarseClock`` (read without a system call).
+///
 /// Not thread-safe: its owner serializes access.
 final class CompletionQueue: @unchecked Sendable {
     /// Longest busy poll before a wait sleeps on the channel.
@@ -18,14 +23,19 @@ final class CompletionQueue: @unchecked Sendable {
     static let spinBudget: Duration = .microseconds(200)
     /// The most completions one poll returns.
     static let batch = 16
-    /// How recent the last completion must be for a wait to spin first.
+    /// How recent the last completion must be for a wait to spin first (measured on the coarse
+    /// clock, so up to one timer tick longer).
     static let busyWindow: Duration = .milliseconds(2)
+    private static let busyWindowNanoseconds = busyWindow.wholeNanoseconds
+    /// Polls between two reads of the precise clock while spinning.
+    static let pollsPerClockRead = 32
 
     let cq: UnsafeMutablePointer<ibv_cq>
     private let channel: UnsafeMutablePointer<ibv_comp_channel>
     private let deviceName: String
     private var unacknowledged: UInt32 = 0
-    private var lastCompletion: ContinuousClock.Instant?
+    /// ``CoarseClock`` nanoseconds of the last poll that found completions; nil before the first.
+    private var lastCompletion: Int64?
     /// Reused by every poll: a wait that finds nothing allocates nothing.
     private let entries = UnsafeMutablePointer<ibv_wc>.allocate(capacity: CompletionQueue.batch)
 
@@ -59,18 +69,21 @@ final class CompletionQueue: @unchecked Sendable {
             let count = daxpin_ibv_poll_cq(cq, Int32(maximum), entries)
             if count < 0 { throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: .ioError) }
             guard count > 0 else { return nil }
-            lastCompletion = .now
+            lastCompletion = CoarseClock.nanoseconds
             return Array(UnsafeBufferPointer(start: entries, count: Int(count)))
         }
         // Looking without waiting (a zero timeout, the common "anything there?") costs one poll.
         if let found = try take() { return found }
         if timeout <= .zero { return [] }
-        let deadline = ContinuousClock.now + timeout
-        if let last = lastCompletion, last.duration(to: .now) < Self.busyWindow {
-            let spinUntil = min(deadline, ContinuousClock.now + Self.spinBudget)
-            while ContinuousClock.now < spinUntil {
-                if let found = try take() { return found }
-            }
+        let start = ContinuousClock.now
+        let deadline = start + timeout
+        if let last = lastCompletion, CoarseClock.nanoseconds - last < Self.busyWindowNanoseconds {
+            let spinUntil = min(deadline, start + Self.spinBudget)
+            repeat {
+                for _ in 0..<Self.pollsPerClockRead {
+                    if let found = try take() { return found }
+                }
+            } while ContinuousClock.now < spinUntil
         }
         while true {
             if let found = try take() { return found }
