@@ -346,14 +346,12 @@ final class LeaseCore: Sendable {
         }
         state.withLock { s in
             s.accessClosed = true
-            for region in s.regions {
-                Self.deregister(region)
-                s.trace.record(.deregistered(region: region.id))
-            }
-            for region in s.regions {
-                Self.unmap(region)
-                s.trace.record(.unmapped(region: region.id))
-            }
+            for region in s.regions { Self.deregister(region) }
+            let deregistered = ContinuousClock.now
+            for region in s.regions { s.trace.record(.deregistered(region: region.id), at: deregistered) }
+            for region in s.regions { Self.unmap(region) }
+            let unmapped = ContinuousClock.now
+            for region in s.regions { s.trace.record(.unmapped(region: region.id), at: unmapped) }
             s.regions.removeAll()
         }
         if fd >= 0 {

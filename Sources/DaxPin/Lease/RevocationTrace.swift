@@ -61,7 +61,10 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
     public struct Entry: Sendable {
         /// What happened.
         public let step: Step
-        /// When it happened.
+        /// When it happened. The per-region steps of one teardown phase (every MR deregistered,
+        /// every region unmapped) share the time the phase ended: one clock read per phase, not
+        /// per region, while the breaker waits (where the clock has no vDSO, each read is a
+        /// system call).
         public let at: ContinuousClock.Instant
     }
 
@@ -90,8 +93,8 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         }.joined(separator: "\n")
     }
 
-    mutating func record(_ step: Step) {
-        entries.append(Entry(step: step, at: .now))
+    mutating func record(_ step: Step, at time: ContinuousClock.Instant = .now) {
+        entries.append(Entry(step: step, at: time))
     }
 
     /// Makes room for every step a teardown of `regions` regions records, so that recording
