@@ -19,6 +19,10 @@ final class LeaseWatcher: Sendable {
     /// The watcher thread's kernel thread id (`F_OWNER_TID` target).
     let threadID: pid_t
     private let leases = Mutex<[Int32: LeaseCore]>([:])
+    /// Whether the watcher sleeps with a timeout (a deferred registry write), so that it will
+    /// wake without a signal.
+    private let timeoutArmed = Atomic<Bool>(false)
+    var hasTimeoutArmed: Bool { timeoutArmed.load(ordering: .acquiring) }
 
     private init() {
         let signal = daxpin_sigrtmin() + 6
@@ -73,8 +77,10 @@ final class LeaseWatcher: Sendable {
                 // Rounded up: waking before the write is due would only loop back to poll.
                 timeout = Int32(clamping: max(0, ContinuousClock.now.duration(to: due).wholeMilliseconds + 1))
             }
+            shared.timeoutArmed.store(timeout >= 0, ordering: .releasing)
             let ready = poll(&fds, 2, timeout)
             PinRegistry.shared.writeDeferredIfDue()
+            if timeout >= 0 { shared.timeoutArmed.store(false, ordering: .releasing) }
             if ready <= 0 { continue }  // timeout, EINTR
             var signo: Int32 = 0, fd: Int32 = 0, code: Int32 = 0
             while fds[0].revents != 0, daxpin_read_signalfd(signalFD, &signo, &fd, &code) == 1 {
@@ -142,6 +148,9 @@ public enum LeaseWatcherThread {
 @_spi(Benchmarks)
 public enum BackgroundWork {
     /// Returns once the pin registry has written every change made so far (it writes a few
-    /// milliseconds after a change, on its own queue).
-    public static func settle() { PinRegistry.shared.flush() }
+    /// milliseconds after a change, on its own queue) and no timer of the library is pending
+    /// (a delayed registry write, the watcher's deferred write): a break measured afterwards
+    /// competes with no wake-up of the library's own threads, as with a lease held for a while.
+    /// Waits at most 2 seconds.
+    public static func settle() { PinRegistry.shared.settle() }
 }

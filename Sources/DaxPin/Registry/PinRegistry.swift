@@ -128,7 +128,29 @@ final class PinRegistry: Sendable {
 
     private func scheduleWrite() {
         // A short delay gathers a burst of changes into one write.
-        writer.asyncAfter(deadline: .now() + .milliseconds(5)) { self.writePending(force: false) }
+        scheduledWrites.add(1, ordering: .relaxed)
+        writer.asyncAfter(deadline: .now() + .milliseconds(5)) {
+            self.writePending(force: false)
+            self.scheduledWrites.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// Delayed writes queued and not yet run (each will wake a thread when it is due, even
+    /// if a ``flush()`` already wrote its changes).
+    private let scheduledWrites = Atomic<Int>(0)
+
+    /// Writes every change, then waits (up to `timeout`) until no delayed write is queued and
+    /// the lease watcher has no registry timeout armed: afterwards no thread of the library
+    /// wakes until the next lease event. Returns whether that state was reached.
+    @discardableResult
+    func settle(timeout: Duration = .seconds(2)) -> Bool {
+        flush()
+        let deadline = ContinuousClock.now + timeout
+        while scheduledWrites.load(ordering: .acquiring) > 0 || LeaseWatcher.shared.hasTimeoutArmed {
+            guard ContinuousClock.now < deadline else { return false }
+            usleep(1_000)
+        }
+        return true
     }
 
     /// Runs on `writer`: takes the current state and puts it on disk. A queued write that
