@@ -33,6 +33,40 @@ extension DaxPin {
             }
         }
 
+        /// A file-backed lease maps its regions into one reserved address range (file offset X at
+        /// base + X), so a teardown unmaps them all with one `munmap`. An unpinned region's range
+        /// must go back to the reservation, never become a hole another mapping could take (the
+        /// final `munmap` of the whole range would remove that mapping), and a release must leave
+        /// no mapping and no reservation behind.
+        @Test("regions share one reserved range; unpin re-reserves, release removes everything")
+        func regionsShareOneReservation() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
+            let device = try testDevice()
+            let mappingsBefore = Mapping.live.load(ordering: .relaxed)
+            var lease = try LayoutLease(path: file.path)
+            let length = 128 << 10
+            var ids: [PinnedRegion.ID] = []
+            for index in [0, 1, 2, 3] { ids.append(try lease.pin(offset: index * length, length: length, on: device)) }
+            var bases: [UInt] = []
+            for id in ids { bases.append(UInt(try lease.withRegion(id) { $0.memoryRegion.remote.address })) }
+            #expect(zip(bases, bases.dropFirst()).allSatisfy { $0.0 + UInt(length) == $0.1 }, "bases: \(bases)")
+            #expect(mapping(containing: bases[1])?.path == file.path)
+            try lease.unpin(ids[1])
+            let hole = try #require(mapping(containing: bases[1]), "the unpinned range became a hole")
+            #expect(hole.path == nil && hole.permissions.hasPrefix("---"), "not re-reserved: \(hole)")
+            #expect(mapping(containing: bases[2])?.path == file.path)
+            // A region pinned again lands in its place.
+            let again = try lease.pin(offset: length, length: length, on: device)
+            #expect(UInt(try lease.withRegion(again) { $0.memoryRegion.remote.address }) == bases[1])
+            let trace = lease.release()
+            // The trace keeps the unpin's steps too: one unmapped there, four at release.
+            #expect(trace.steps.filter { if case .unmapped = $0 { true } else { false } }.count == 5)
+            #expect(bases.allSatisfy { mapping(containing: $0) == nil }, "something is left of the reservation")
+            #expect(Mapping.live.load(ordering: .relaxed) == mappingsBefore)
+            #expect(!mappedFiles().contains(file.path))
+            if Testbed.isActive { Testbed.ran() }
+        }
+
         @Test("deinit is the backstop and keeps the order (Swift destroys stored properties after deinit)")
         func dropOrder() async throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
@@ -137,6 +171,18 @@ extension DaxPin {
 }
 
 /// Paths of the files this process has mapped.
+/// The /proc/self/maps line whose range contains `address`: its permissions and path (nil
+/// for an anonymous mapping), or nil when nothing is mapped there.
+func mapping(containing address: UInt) -> (permissions: String, path: String?)? {
+    for line in readTextFile("/proc/self/maps").split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        let range = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+        guard range.count == 2, range[0] <= address, address < range[1] else { continue }
+        return (String(fields[1]), fields.count > 5 ? String(fields[5]) : nil)
+    }
+    return nil
+}
+
 func mappedFiles() -> Set<String> {
     let maps = readTextFile("/proc/self/maps")
     return Set(maps.split(separator: "\n").compactMap { line in

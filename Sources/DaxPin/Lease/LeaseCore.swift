@@ -41,6 +41,14 @@ final class LeaseCore: Sendable {
         var nextListener = 0
         var stopHooks: [Int: @Sendable () -> Void] = [:]
         var nextHook = 0
+        /// Address space the regions are mapped into (see AddressReservation); made at the
+        /// first pin of a file-backed lease, removed by the teardown.
+        var reservation: AddressReservation?
+        var reservationTried = false
+        /// A pin has mapped into the reservation and not yet added its region: a teardown
+        /// meanwhile must keep the reservation (the pin's mapping lies in it) and leaves its
+        /// removal to that pin.
+        var pinInFlight = false
     }
 
     private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions) {
@@ -181,9 +189,20 @@ final class LeaseCore: Sendable {
         default: MAP_SHARED | MAP_POPULATE
         }
         let mapping: Mapping
-        switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
-        case .success(let mapped): mapping = mapped
-        case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
+        let reserved: Bool
+        if let placed = mapIntoReservation(offset: offset, mappedLength: mappedLength, protection: protection,
+                                           flags: flags, size: size, alignment: alignment),
+           case .success(let mapped) = placed {
+            mapping = mapped
+            reserved = true
+            // MAP_POPULATE's work, outside the lease lock (the same read faults).
+            _ = madvise(mapped.base, mappedLength, MADV_POPULATE_READ)
+        } else {
+            switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
+            case .success(let mapped): mapping = mapped
+            case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
+            }
+            reserved = false
         }
 
         let plan = StrategyPlan(memory: memory, odp: device.capabilities.odpUsable(for: access), policy: policy)
@@ -220,7 +239,7 @@ final class LeaseCore: Sendable {
             }
         }
         guard let (strategy, registration, registered) = chosen else {
-            mapping.unmap()
+            discard(mapping, reserved: reserved)
             attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
             throw .registrationRefused(RegistrationRefusal(
                 path: path, memory: memory, device: device.name, attempts: attempts,
@@ -231,6 +250,7 @@ final class LeaseCore: Sendable {
             mappedLength: mappedLength, registered: registered, registration: registration,
             flushIsDurable: memory.isPersistentMemory, device: device)
         let id: Int? = state.withLock { s in
+            if reserved { s.pinInFlight = false }
             guard case .held = s.phase else { return nil }
             let id = s.nextRegionID
             s.nextRegionID += 1
@@ -241,12 +261,62 @@ final class LeaseCore: Sendable {
         guard let id else {
             // Revoked while we were registering: undo in order, then report.
             Self.deregister(resources)
-            Self.unmap(resources)
+            if let staging = resources.stagingBuffer { Mapping(base: staging, length: mappedLength).unmap() }
+            discard(mapping, reserved: reserved, pinStillInFlight: false)
             throw .revoked(path: path)
         }
         PinRegistry.shared.publish(self)
         options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
         return id
+    }
+
+    /// Maps a region over the lease's reservation (made here at the first pin of a file-backed
+    /// lease), under the lease lock so that a teardown cannot remove the reservation meanwhile;
+    /// without `MAP_POPULATE`, so the lock is held only for the mapping itself. Nil when the
+    /// region is mapped the ordinary way (no reservation, outside it, or the lease is revoked);
+    /// on success the pin is in flight until it adds its region or discards the mapping.
+    private func mapIntoReservation(offset: Int, mappedLength: Int, protection: Int32, flags: Int32,
+                                    size: Int, alignment: Int) -> Result<Mapping, Errno>? {
+        guard fd >= 0 else { return nil }
+        return state.withLock { s -> Result<Mapping, Errno>? in
+            guard case .held = s.phase else { return nil }
+            if s.reservation == nil, !s.reservationTried {
+                s.reservationTried = true
+                let capacity = (size + alignment - 1) / alignment * alignment
+                let base = memory.isPersistentMemory ? max(alignment, AddressReservation.hugePage) : alignment
+                s.reservation = AddressReservation.make(capacity: capacity, alignment: base)
+            }
+            guard var reservation = s.reservation else { return nil }
+            let result = reservation.map(length: mappedLength, protection: protection, flags: flags & ~MAP_POPULATE,
+                                         fd: fd, offset: offset)
+            s.reservation = reservation
+            if case .success = result { s.pinInFlight = true }
+            return result
+        }
+    }
+
+    /// Undoes a failed pin's mapping. One in the reservation is given back to it, or, when a
+    /// teardown ran meanwhile (it left the reservation to this pin), removed with the whole
+    /// reservation.
+    private func discard(_ mapping: Mapping, reserved: Bool, pinStillInFlight: Bool = true) {
+        guard reserved else { return mapping.unmap() }
+        state.withLock { s in
+            if pinStillInFlight { s.pinInFlight = false }
+            guard var reservation = s.reservation else { return }
+            if reservation.intact, s.regions.isEmpty {
+                // Nothing else lives in it (revoked meanwhile, or the lease's first pin failed):
+                // a failed pin leaves no mapping behind. A later pin reserves again.
+                reservation.unmapAll(regionsInside: 1)
+                s.reservation = nil
+                s.reservationTried = false
+            } else if case .held = s.phase {
+                reservation.giveBack(mapping)
+                s.reservation = reservation
+            } else {
+                reservation.giveBack(mapping)
+                s.reservation = reservation
+            }
+        }
     }
 
     private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
@@ -289,7 +359,7 @@ final class LeaseCore: Sendable {
             let region = s.regions.remove(at: index)
             Self.deregister(region)
             s.trace.record(.deregistered(region: id))
-            Self.unmap(region)
+            Self.unmap(region, reservation: &s.reservation)
             s.trace.record(.unmapped(region: id))
         }
         PinRegistry.shared.publish(self)
@@ -349,7 +419,7 @@ final class LeaseCore: Sendable {
             for region in s.regions { Self.deregister(region) }
             let deregistered = ContinuousClock.now
             for region in s.regions { s.trace.record(.deregistered(region: region.id), at: deregistered) }
-            for region in s.regions { Self.unmap(region) }
+            Self.unmapAll(&s)
             let unmapped = ContinuousClock.now
             for region in s.regions { s.trace.record(.unmapped(region: region.id), at: unmapped) }
             s.regions.removeAll()
@@ -413,9 +483,49 @@ final class LeaseCore: Sendable {
         _ = region.device.provider.deregister(region.registration)
     }
 
-    private static func unmap(_ region: RegionResources) {
-        Mapping(base: region.mapping, length: region.mappedLength).unmap()
+    /// Unmaps one region (`unpin`): one in the reservation is given back to it.
+    private static func unmap(_ region: RegionResources, reservation: inout AddressReservation?) {
+        let mapping = Mapping(base: region.mapping, length: region.mappedLength)
+        if var kept = reservation, kept.contains(region.mapping) {
+            kept.giveBack(mapping)
+            reservation = kept
+        } else {
+            mapping.unmap()
+        }
         if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
+    }
+
+    /// Unmaps every region of a teardown: those in an intact reservation with it, in one
+    /// `munmap`, unless a pin is in flight (its mapping lies in the reservation too: the regions
+    /// are given back and that pin removes the reservation). Allocates nothing.
+    private static func unmapAll(_ s: inout State) {
+        var reservation = s.reservation
+        if let whole = reservation, whole.intact, !s.pinInFlight {
+            var inside = 0
+            for region in s.regions {
+                if whole.contains(region.mapping) {
+                    inside += 1
+                } else {
+                    Mapping(base: region.mapping, length: region.mappedLength).unmap()
+                }
+            }
+            whole.unmapAll(regionsInside: inside)
+            reservation = nil
+        } else {
+            for region in s.regions {
+                let mapping = Mapping(base: region.mapping, length: region.mappedLength)
+                if var kept = reservation, kept.contains(region.mapping) {
+                    kept.giveBack(mapping)
+                    reservation = kept
+                } else {
+                    mapping.unmap()
+                }
+            }
+        }
+        for region in s.regions {
+            if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
+        }
+        s.reservation = reservation
     }
 
     // MARK: Events

@@ -30,8 +30,9 @@ struct RegionResources: @unchecked Sendable {
     var stagingBuffer: UnsafeMutableRawPointer? { strategy == .staged ? registered : nil }
 }
 
-/// One mmap'd range; unmapped on the error paths of `pin`.
-struct Mapping {
+/// One mmap'd range; unmapped on the error paths of `pin`. Only an address and a length (the
+/// memory behind it is touched under the lease lock), so it may cross into the lock's closures.
+struct Mapping: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let length: Int
 
