@@ -188,7 +188,8 @@ struct Session: ~Copyable {
     /// Storage ``transfer(blocks:pass:write:persist:)`` reuses from call to call (at queue depth 1
     /// with a persist per block it runs once per block: it must not allocate each time).
     var slotScratch: [Int] = []
-    var inFlightScratch: [UInt64: (slot: Int, block: Int)] = [:]
+    var inFlightScratch = InFlightTable()
+    var completionScratch: [RDMAConnection.WorkCompletion] = []
     var durableAcks = 0
     var bytesWritten = 0
     var bytesRead = 0
@@ -431,12 +432,12 @@ struct Session: ~Copyable {
     mutating func transfer(blocks range: Range<Int>, pass: Int, write: Bool,
                            persist: (offset: UInt64, length: UInt64)? = nil) throws -> PendingPersist? {
         // Taken out of self (so that they stay uniquely referenced) and put back at the end.
-        var freeSlots = slotScratch, inFlight = inFlightScratch
-        slotScratch = []; inFlightScratch = [:]
+        var freeSlots = slotScratch, inFlight = inFlightScratch, done = completionScratch
+        slotScratch = []; inFlightScratch = InFlightTable(); completionScratch = []
         freeSlots.removeAll(keepingCapacity: true)
         freeSlots.append(contentsOf: 0..<options.queueDepth)
-        inFlight.removeAll(keepingCapacity: true)
-        defer { slotScratch = freeSlots; inFlightScratch = inFlight }
+        inFlight.reset(slots: options.queueDepth)
+        defer { slotScratch = freeSlots; inFlightScratch = inFlight; completionScratch = done }
         var next = range.lowerBound
         var stop: Interruption?
         var pending: PendingPersist?
@@ -448,14 +449,13 @@ struct Session: ~Copyable {
         // order; a failed WRITE still reports), so each block costs one completion, as in librpma.
         var unsignaled: UInt64?
         func settleAll() {
-            for entry in inFlight.values { bytesWritten += options.blockSize; freeSlots.append(entry.slot) }
-            inFlight.removeAll(keepingCapacity: true)
+            inFlight.drain { slot in bytesWritten += options.blockSize; freeSlots.append(slot) }
         }
         while next < range.upperBound || !inFlight.isEmpty || readInFlight {
             if stop == nil, let message = try? checkMessagesOrStop() { stop = message }
             while stop == nil, next < range.upperBound, let slot = freeSlots.popLast() {
                 if write, !options.staticData { try fill(slot: slot, block: next, pass: pass) }
-                let id = UInt64(next)
+                let id = InFlightTable.id(block: next, slot: slot)
                 let signaled = !(write && persist != nil && next == range.upperBound - 1)
                 do {
                     if write, !signaled, durability == .read {
@@ -474,7 +474,7 @@ struct Session: ~Copyable {
                 } catch {
                     throw Interruption.rdmaFailed("post: \(error)")
                 }
-                inFlight[id] = (slot, next)
+                inFlight.insert(block: next, slot: slot)
                 if !signaled { unsignaled = id }
                 next += 1
             }
@@ -494,14 +494,14 @@ struct Session: ~Copyable {
                     } catch let failure as Interruption {
                         sendFailure = failure
                         // Its completion may never come (only a failure reports); the others still drain.
-                        if let unsignaled { inFlight.removeValue(forKey: unsignaled) }
+                        if let unsignaled { _ = inFlight.remove(id: unsignaled) }
                     }
                 }
             }
             if stop != nil || sendFailure != nil, inFlight.isEmpty, !readInFlight { break }
             if next == range.upperBound, inFlight.isEmpty, !readInFlight { continue }  // settled by the persist SEND
-            let done: [RDMAConnection.WorkCompletion]
-            do { done = try connection.completions(timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
+            done.removeAll(keepingCapacity: true)
+            do { try connection.completions(into: &done, timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
             if done.isEmpty { throw Interruption.rdmaFailed("no completion within 10 s (\(inFlight.count) in flight)") }
             for completion in done {
                 if completion.id == Self.persistReadID, readInFlight {
@@ -512,7 +512,7 @@ struct Session: ~Copyable {
                     settleAll()  // the READ completed after them: every WRITE before it did too
                     continue
                 }
-                guard let entry = inFlight.removeValue(forKey: completion.id) else { continue }
+                guard let entry = inFlight.remove(id: completion.id) else { continue }
                 guard completion.status == .success else {
                     throw Interruption.rdmaFailed("\(write ? "WRITE" : "READ") of block \(entry.block): \(completion.status)")
                 }
@@ -571,6 +571,49 @@ struct Session: ~Copyable {
 }
 
 struct VerifyError: Error { let message: String }
+
+/// The WRITEs and READs of a transfer in flight, by queue slot. A work request id carries its
+/// slot in the low 8 bits (queue depth is at most 128) and its block above them, so a
+/// completion finds its entry without hashing, and the table never allocates after `reset`.
+struct InFlightTable {
+    /// The block in flight in each slot, or -1.
+    private var blocks: [Int] = []
+    private(set) var count = 0
+
+    static func id(block: Int, slot: Int) -> UInt64 { UInt64(block) << 8 | UInt64(slot) }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func reset(slots: Int) {
+        blocks.removeAll(keepingCapacity: true)
+        for _ in 0..<slots { blocks.append(-1) }
+        count = 0
+    }
+
+    mutating func insert(block: Int, slot: Int) {
+        precondition(blocks[slot] < 0, "slot \(slot) is already in flight")
+        blocks[slot] = block
+        count += 1
+    }
+
+    /// The slot and block of the work request `id`, removed; nil for an id not in flight.
+    mutating func remove(id: UInt64) -> (slot: Int, block: Int)? {
+        let slot = Int(id & 0xff), block = Int(truncatingIfNeeded: id >> 8)
+        guard slot < blocks.count, blocks[slot] == block, block >= 0 else { return nil }
+        blocks[slot] = -1
+        count -= 1
+        return (slot, block)
+    }
+
+    /// Empties the table, handing each slot that was in flight to `body`.
+    mutating func drain(_ body: (Int) -> Void) {
+        for slot in blocks.indices where blocks[slot] >= 0 {
+            blocks[slot] = -1
+            body(slot)
+        }
+        count = 0
+    }
+}
 
 /// The per-acknowledgement line, "durable pass=P seed=S offset=O length=L", formatted into a
 /// reused buffer and written with `puts` to standard output, the stdio stream `print` uses, so

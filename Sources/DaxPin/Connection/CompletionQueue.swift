@@ -64,17 +64,28 @@ final class CompletionQueue: @unchecked Sendable {
 
     /// Up to `maximum` completions; waits up to `timeout` for the first one. Empty on timeout.
     func poll(maximum: Int = 16, timeout: Duration) throws(DaxPinError) -> [ibv_wc] {
+        var found: [ibv_wc] = []
+        try poll(maximum: maximum, timeout: timeout) { found.append($0) }
+        return found
+    }
+
+    /// Up to `maximum` completions, each handed to `body`; waits up to `timeout` for the first
+    /// one. Returns how many there were (0 on timeout). Allocates nothing: the entries are read
+    /// from a buffer the queue reuses.
+    @discardableResult
+    func poll(maximum: Int = 16, timeout: Duration, _ body: (ibv_wc) -> Void) throws(DaxPinError) -> Int {
         let maximum = min(maximum, Self.batch)
-        func take() throws(DaxPinError) -> [ibv_wc]? {
+        func take() throws(DaxPinError) -> Int? {
             let count = daxpin_ibv_poll_cq(cq, Int32(maximum), entries)
             if count < 0 { throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: .ioError) }
             guard count > 0 else { return nil }
             lastCompletion = CoarseClock.nanoseconds
-            return Array(UnsafeBufferPointer(start: entries, count: Int(count)))
+            for index in 0..<Int(count) { body(entries[index]) }
+            return Int(count)
         }
         // Looking without waiting (a zero timeout, the common "anything there?") costs one poll.
         if let found = try take() { return found }
-        if timeout <= .zero { return [] }
+        if timeout <= .zero { return 0 }
         let start = ContinuousClock.now
         let deadline = start + timeout
         if let last = lastCompletion, CoarseClock.nanoseconds - last < Self.busyWindowNanoseconds {
@@ -88,7 +99,7 @@ final class CompletionQueue: @unchecked Sendable {
         while true {
             if let found = try take() { return found }
             let left = ContinuousClock.now.duration(to: deadline)
-            if left <= .zero { return [] }
+            if left <= .zero { return 0 }
             // Arm, then look again: a completion that arrived before arming raises no event.
             _ = daxpin_ibv_req_notify_cq(cq, 0)
             if let found = try take() { return found }

@@ -352,12 +352,24 @@ public final class RDMAConnection: @unchecked Sendable {
 
     /// Completions of posted WRITEs and READs; waits up to `timeout` for at least one. Empty on timeout.
     public func completions(timeout: Duration) throws(DaxPinError) -> [WorkCompletion] {
-        let result: Result<[WorkCompletion], DaxPinError> = sendState.withLock { state in
+        var done: [WorkCompletion] = []
+        try completions(into: &done, timeout: timeout)
+        return done
+    }
+
+    /// Appends the completions of posted WRITEs and READs to `done`; waits up to `timeout` for
+    /// at least one. Returns how many were appended (0 on timeout). Allocates nothing when `done`
+    /// has room: for loops that harvest once per operation (queue depth 1), reuse one array.
+    @discardableResult
+    public func completions(into done: inout [WorkCompletion], timeout: Duration) throws(DaxPinError) -> Int {
+        let result: Result<Int, DaxPinError> = sendState.withLock { state in
             if state.userDone.isEmpty {
                 do throws(DaxPinError) { try harvest(&state, timeout: timeout) } catch { return .failure(error) }
             }
-            defer { state.userDone.removeAll() }
-            return .success(state.userDone)
+            let count = state.userDone.count
+            done.append(contentsOf: state.userDone)
+            state.userDone.removeAll(keepingCapacity: true)
+            return .success(count)
         }
         return try result.get()
     }
@@ -422,7 +434,7 @@ public final class RDMAConnection: @unchecked Sendable {
     }
 
     private func harvest(_ state: inout SendState, timeout: Duration) throws(DaxPinError) {
-        for entry in try sendCQ.poll(maximum: 16, timeout: timeout) {
+        try sendCQ.poll(maximum: 16, timeout: timeout) { entry in
             let status = Self.completion(entry.status)
             if entry.wr_id & Self.internalBit != 0 {
                 state.internalDone[entry.wr_id] = status
