@@ -255,7 +255,6 @@ final class LeaseCore: Sendable {
             let id = s.nextRegionID
             s.nextRegionID += 1
             s.regions.append(resources.with(id: id))
-            s.trace.reserve(forRegions: s.regions.count)
             return id
         }
         guard let id else {
@@ -389,13 +388,15 @@ final class LeaseCore: Sendable {
         // Nothing that wakes another thread before the teardown (each wake-up competes with it
         // for a CPU): without a quiesce handler the events, the log line and the registry wait
         // until the breaker is released. A quiesce handler makes this a long revocation anyway.
-        // Nor anything that allocates or copies on the way to F_UNLCK (the trace has its room
-        // reserved): the breaker is blocked until then.
+        // Nor more allocation than needed on the way to F_UNLCK (the trace reserves its room
+        // once): the breaker is blocked until then.
         let early = reason == .leaseBreak && options.quiesce != nil
         let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             guard case .held = s.phase else { return (false, []) }
             s.phase = .revoking(reason)
             s.trace.reason = reason
+            // One allocation for every step to come, not one per doubling of the trace.
+            s.trace.reserve(forRegions: s.regions.count)
             guard reason == .leaseBreak else { return (true, []) }
             s.trace.record(.breakNoticed)
             return (true, early ? Array(s.listeners.values) : [])

@@ -98,7 +98,8 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
     }
 
     /// Makes room for every step a teardown of `regions` regions records, so that recording
-    /// them never reallocates on the way to F_UNLCK (called when a region is pinned).
+    /// them does not reallocate on the way to F_UNLCK (called when a teardown starts: reserving
+    /// at pin time instead cost every held lease about 0.3 KiB).
     mutating func reserve(forRegions regions: Int) {
         // break noticed, quiesce (two), queue pairs stopped, two per region, released, closed
         let needed = entries.count + 6 + 2 * regions
