@@ -39,7 +39,8 @@ def fmt(value, unit, digits=1):
 
 
 def ratio_text(r):
-    return "n/a" if r is None else f"{r:.2f}"
+    # Three decimals: a ratio just over its line (1.201 against ≤ 1.20) must not read as on it.
+    return "n/a" if r is None else f"{r:.3f}"
 
 
 # --- revocation latency ------------------------------------------------------------
