@@ -484,8 +484,14 @@ final class LeaseCore: Sendable {
         _ = region.device.provider.deregister(region.registration)
     }
 
-    /// Unmaps one region (`unpin`): one in the reservation is given back to it.
+    /// Unmaps one region (`unpin`), its bounce buffer included.
     private static func unmap(_ region: RegionResources, reservation: inout AddressReservation?) {
+        unmapMapping(of: region, reservation: &reservation)
+        if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
+    }
+
+    /// Removes a region's mapping: one in the reservation is given back to it (never a hole).
+    private static func unmapMapping(of region: RegionResources, reservation: inout AddressReservation?) {
         let mapping = Mapping(base: region.mapping, length: region.mappedLength)
         if var kept = reservation, kept.contains(region.mapping) {
             kept.giveBack(mapping)
@@ -493,7 +499,6 @@ final class LeaseCore: Sendable {
         } else {
             mapping.unmap()
         }
-        if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
     }
 
     /// Unmaps every region of a teardown: those in an intact reservation with it, in one
@@ -513,15 +518,7 @@ final class LeaseCore: Sendable {
             whole.unmapAll(regionsInside: inside)
             reservation = nil
         } else {
-            for region in s.regions {
-                let mapping = Mapping(base: region.mapping, length: region.mappedLength)
-                if var kept = reservation, kept.contains(region.mapping) {
-                    kept.giveBack(mapping)
-                    reservation = kept
-                } else {
-                    mapping.unmap()
-                }
-            }
+            for region in s.regions { unmapMapping(of: region, reservation: &reservation) }
         }
         for region in s.regions {
             if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
