@@ -260,7 +260,7 @@ final class LeaseCore: Sendable {
         guard let id else {
             // Revoked while we were registering: undo in order, then report.
             Self.deregister(resources)
-            if let staging = resources.stagingBuffer { Mapping(base: staging, length: mappedLength).unmap() }
+            resources.unmapStagingBuffer()
             discard(mapping, reserved: reserved, pinStillInFlight: false)
             throw .revoked(path: path)
         }
@@ -308,9 +308,6 @@ final class LeaseCore: Sendable {
                 reservation.unmapAll(regionsInside: 1)
                 s.reservation = nil
                 s.reservationTried = false
-            } else if case .held = s.phase {
-                reservation.giveBack(mapping)
-                s.reservation = reservation
             } else {
                 reservation.giveBack(mapping)
                 s.reservation = reservation
@@ -487,17 +484,16 @@ final class LeaseCore: Sendable {
     /// Unmaps one region (`unpin`), its bounce buffer included.
     private static func unmap(_ region: RegionResources, reservation: inout AddressReservation?) {
         unmapMapping(of: region, reservation: &reservation)
-        if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
+        region.unmapStagingBuffer()
     }
 
     /// Removes a region's mapping: one in the reservation is given back to it (never a hole).
     private static func unmapMapping(of region: RegionResources, reservation: inout AddressReservation?) {
-        let mapping = Mapping(base: region.mapping, length: region.mappedLength)
         if var kept = reservation, kept.contains(region.mapping) {
-            kept.giveBack(mapping)
+            kept.giveBack(region.fileMapping)
             reservation = kept
         } else {
-            mapping.unmap()
+            region.fileMapping.unmap()
         }
     }
 
@@ -512,7 +508,7 @@ final class LeaseCore: Sendable {
                 if whole.contains(region.mapping) {
                     inside += 1
                 } else {
-                    Mapping(base: region.mapping, length: region.mappedLength).unmap()
+                    region.fileMapping.unmap()
                 }
             }
             whole.unmapAll(regionsInside: inside)
@@ -520,9 +516,7 @@ final class LeaseCore: Sendable {
         } else {
             for region in s.regions { unmapMapping(of: region, reservation: &reservation) }
         }
-        for region in s.regions {
-            if let staging = region.stagingBuffer { Mapping(base: staging, length: region.mappedLength).unmap() }
-        }
+        for region in s.regions { region.unmapStagingBuffer() }
         s.reservation = reservation
     }
 

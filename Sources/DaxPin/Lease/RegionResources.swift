@@ -28,6 +28,14 @@ struct RegionResources: @unchecked Sendable {
     }
 
     var stagingBuffer: UnsafeMutableRawPointer? { strategy == .staged ? registered : nil }
+
+    /// The file (or anonymous) mapping as a ``Mapping``.
+    var fileMapping: Mapping { Mapping(base: mapping, length: mappedLength) }
+
+    /// Unmaps the bounce buffer of a staged region (nothing for other strategies).
+    func unmapStagingBuffer() {
+        if let staging = stagingBuffer { Mapping(base: staging, length: mappedLength).unmap() }
+    }
 }
 
 /// One mmap'd range; unmapped on the error paths of `pin`. Only an address and a length (the

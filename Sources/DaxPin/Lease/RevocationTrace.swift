@@ -102,9 +102,7 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
     /// at pin time instead cost every held lease about 0.3 KiB).
     mutating func reserve(forRegions regions: Int) {
         // break noticed, quiesce (two), queue pairs stopped, two per region, released, closed
-        let needed = entries.count + 6 + 2 * regions
-        // Doubling: reserving exactly, region by region, would copy quadratically.
-        if entries.capacity < needed { entries.reserveCapacity(max(needed, 2 * entries.capacity)) }
+        entries.reserveCapacity(entries.count + 6 + 2 * regions)
     }
 }
 

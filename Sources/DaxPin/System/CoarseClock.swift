@@ -12,11 +12,4 @@ package enum CoarseClock {
         clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
-
-    /// The clock's resolution in nanoseconds (one timer tick, typically 1 to 4 ms).
-    package static var resolution: Int64 {
-        var tick = timespec()
-        clock_getres(CLOCK_MONOTONIC_COARSE, &tick)
-        return Int64(tick.tv_sec) * 1_000_000_000 + Int64(tick.tv_nsec)
-    }
 }

@@ -1,13 +1,10 @@
 import CIbverbs
-import CRdmacm
+import CRdmacm  // verbs enum constants resolve through it once any file imports librdmacm (as in QueuePair)
 
-/// Posts one signaled one-sided RDMA WRITE or READ of `local` to `remote` + `offset` on `qp`
-/// (`ibv_post_send`): the work request QueuePair and RDMAConnection share.
-/// Returns `ibv_post_send`'s status (0 or an errno).
-func postOneSided(on qp: UnsafeMutablePointer<ibv_qp>, _ opcode: ibv_wr_opcode, id: UInt64,
-                  local: QueuePair.LocalBuffer, remote: MemoryRegion.RemoteAccess, offset: Int,
-                  signaled: Bool = true) -> Int32 {
-    var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
+/// A one-sided RDMA WRITE or READ work request to `remote` + `offset`, without its
+/// scatter/gather list (the caller points `sg_list` at memory that outlives the post).
+private func oneSidedRequest(_ opcode: ibv_wr_opcode, id: UInt64, remote: MemoryRegion.RemoteAccess, offset: Int,
+                             signaled: Bool) -> ibv_send_wr {
     var request = ibv_send_wr()
     request.wr_id = id
     request.opcode = opcode
@@ -17,6 +14,17 @@ func postOneSided(on qp: UnsafeMutablePointer<ibv_qp>, _ opcode: ibv_wr_opcode, 
     // error completion), never a trap in the caller.
     request.wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: offset)
     request.wr.rdma.rkey = remote.rkey
+    return request
+}
+
+/// Posts one one-sided RDMA WRITE or READ of `local` to `remote` + `offset` on `qp`
+/// (`ibv_post_send`), signaled unless `signaled` is false: the work request QueuePair and
+/// RDMAConnection share. Returns `ibv_post_send`'s status (0 or an errno).
+func postOneSided(on qp: UnsafeMutablePointer<ibv_qp>, _ opcode: ibv_wr_opcode, id: UInt64,
+                  local: QueuePair.LocalBuffer, remote: MemoryRegion.RemoteAccess, offset: Int,
+                  signaled: Bool = true) -> Int32 {
+    var sge = ibv_sge(addr: local.address, length: UInt32(local.length), lkey: local.localKey)
+    var request = oneSidedRequest(opcode, id: id, remote: remote, offset: offset, signaled: signaled)
     var bad: UnsafeMutablePointer<ibv_send_wr>?
     return withUnsafeMutablePointer(to: &sge) { pointer in
         request.sg_list = pointer
@@ -31,26 +39,15 @@ func postWriteThenRead(on qp: UnsafeMutablePointer<ibv_qp>, write: QueuePair.Loc
                        writeOffset: Int, readOffset: Int) -> Int32 {
     var sges = (ibv_sge(addr: write.address, length: UInt32(write.length), lkey: write.localKey),
                 ibv_sge(addr: read.address, length: UInt32(read.length), lkey: read.localKey))
-    var requests = (ibv_send_wr(), ibv_send_wr())
+    var requests = (oneSidedRequest(IBV_WR_RDMA_WRITE, id: writeID, remote: remote, offset: writeOffset, signaled: writeSignaled),
+                    oneSidedRequest(IBV_WR_RDMA_READ, id: readID, remote: remote, offset: readOffset, signaled: true))
     return withUnsafeMutablePointer(to: &sges) { sgePair in
         withUnsafeMutablePointer(to: &requests) { pair in
             let sge = UnsafeMutableRawPointer(sgePair).assumingMemoryBound(to: ibv_sge.self)
             let wr = UnsafeMutableRawPointer(pair).assumingMemoryBound(to: ibv_send_wr.self)
-            wr[0].wr_id = writeID
-            wr[0].opcode = IBV_WR_RDMA_WRITE
-            wr[0].num_sge = 1
             wr[0].sg_list = sge
-            wr[0].send_flags = writeSignaled ? IBV_SEND_SIGNALED.rawValue : 0
-            wr[0].wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: writeOffset)
-            wr[0].wr.rdma.rkey = remote.rkey
             wr[0].next = wr + 1
-            wr[1].wr_id = readID
-            wr[1].opcode = IBV_WR_RDMA_READ
-            wr[1].num_sge = 1
             wr[1].sg_list = sge + 1
-            wr[1].send_flags = IBV_SEND_SIGNALED.rawValue
-            wr[1].wr.rdma.remote_addr = remote.address &+ UInt64(truncatingIfNeeded: readOffset)
-            wr[1].wr.rdma.rkey = remote.rkey
             var bad: UnsafeMutablePointer<ibv_send_wr>?
             return daxpin_ibv_post_send(qp, wr, &bad)
         }
