@@ -478,24 +478,15 @@ struct Session: ~Copyable {
                 if !signaled { unsignaled = id }
                 next += 1
             }
-            if stop == nil, next == range.upperBound, pending == nil, sendFailure == nil, let persist {
-                let lastBlock = Int(blockOffset(range.upperBound - 1))
-                switch durability {
-                case .read:
-                    do { try connection.postRead(into: persistReadTarget, from: remote, offset: lastBlock, id: Self.persistReadID) } catch {
-                        throw Interruption.rdmaFailed("post the persist READ: \(error)")
-                    }
-                    readInFlight = true
-                    pending = .read
-                case .send:
-                    do {
-                        pending = .request(try request { .persist(id: $0, offset: persist.offset, length: persist.length) })
-                        settleAll()  // the SEND completed successfully: so did every WRITE before it
-                    } catch let failure as Interruption {
-                        sendFailure = failure
-                        // Its completion may never come (only a failure reports); the others still drain.
-                        if let unsignaled { _ = inFlight.remove(id: unsignaled) }
-                    }
+            // The persist READ went out with the batch's last WRITE; a persist SEND follows it here.
+            if stop == nil, next == range.upperBound, pending == nil, sendFailure == nil, durability == .send, let persist {
+                do {
+                    pending = .request(try request { .persist(id: $0, offset: persist.offset, length: persist.length) })
+                    settleAll()  // the SEND completed successfully: so did every WRITE before it
+                } catch let failure as Interruption {
+                    sendFailure = failure
+                    // Its completion may never come (only a failure reports); the others still drain.
+                    if let unsignaled { _ = inFlight.remove(id: unsignaled) }
                 }
             }
             if stop != nil || sendFailure != nil, inFlight.isEmpty, !readInFlight { break }

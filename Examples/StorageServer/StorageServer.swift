@@ -211,13 +211,10 @@ final class StorageServer: Service, Sendable {
         var lease = try LayoutLease(path: file, options: LeaseOptions(quiesceBudget: quiesceBudget) { request in
             bridge.handler.withLock { $0 }?(request)
         })
-        if directWriteToPMem {
-            switch lease.memory {
-            case .deviceDAX, .fsDAX: break
-            case let other:
-                _ = lease.release()
-                throw DirectWriteRefused(file: file, memory: "\(other)")
-            }
+        if directWriteToPMem, !lease.memory.isPersistentMemory {
+            let memory = lease.memory
+            _ = lease.release()
+            throw DirectWriteRefused(file: file, memory: "\(memory)")
         }
         listener = try RDMAListener(address: address, port: port)
         let id = try lease.pin(offset: 0, length: length, on: listener.device)
