@@ -170,24 +170,25 @@ extension DaxPin {
     }
 }
 
-/// Paths of the files this process has mapped.
-/// The /proc/self/maps line whose range contains `address`: its permissions and path (nil
-/// for an anonymous mapping), or nil when nothing is mapped there.
-func mapping(containing address: UInt) -> (permissions: String, path: String?)? {
-    for line in readTextFile("/proc/self/maps").split(separator: "\n") {
+/// The mappings of /proc/self/maps: address range, permissions and path (nil for an
+/// anonymous mapping).
+func processMappings() -> [(range: Range<UInt>, permissions: String, path: String?)] {
+    readTextFile("/proc/self/maps").split(separator: "\n").compactMap { line in
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        let range = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
-        guard range.count == 2, range[0] <= address, address < range[1] else { continue }
-        return (String(fields[1]), fields.count > 5 ? String(fields[5]) : nil)
+        let bounds = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+        guard bounds.count == 2, fields.count > 1 else { return nil }
+        return (bounds[0]..<bounds[1], String(fields[1]), fields.count > 5 ? String(fields[5]) : nil)
     }
-    return nil
 }
 
+/// The mapping whose range contains `address`, or nil when nothing is mapped there.
+func mapping(containing address: UInt) -> (permissions: String, path: String?)? {
+    processMappings().first { $0.range.contains(address) }.map { ($0.permissions, $0.path) }
+}
+
+/// Paths of the files this process has mapped.
 func mappedFiles() -> Set<String> {
-    let maps = readTextFile("/proc/self/maps")
-    return Set(maps.split(separator: "\n").compactMap { line in
-        line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first.map(String.init)
-    })
+    Set(processMappings().compactMap(\.path))
 }
 
 /// A flag set from a stop action on another thread.
