@@ -51,6 +51,12 @@ for n in (1, 16, 64):
     add(f"revocation latency, {n} region{'s' if n > 1 else ''} (truncate blocked)",
         fmt(d and d / 1e3, "µs"), fmt(c and c / 1e3, "µs"), ratio_text(r), "DaxPin / C ≤ 1.10",
         None if r is None else r <= 1.10, "raw C fcntl + sigwaitinfo")
+    if n == 1:
+        cs = median(numbers(f"revocation.cswift.{n}.txt", drop_first=False))
+        if cs and c:
+            add("revocation latency, 1 region: the raw C holder's code run inside DaxPinBench (context)",
+                fmt(cs / 1e3, "µs"), fmt(c / 1e3, "µs"), ratio_text(cs / c), "context", None,
+                "the same C as its own process")
 
 # --- pin + register throughput ---------------------------------------------------------
 GIB = 256 / 1024  # 256 MiB in GiB
@@ -217,7 +223,7 @@ def stages(kind, n):
 profile = ["| regions | holder | signal → noticed | deregister all | unmap all | F_UNLCK | → breaker returns | total |",
            "|---|---|---|---|---|---|---|---|"]
 for n in (1, 16, 64):
-    for kind, name in (("c", "raw C"), ("daxpin", "DaxPin")):
+    for kind, name in (("c", "raw C"), ("cswift", "raw C in DaxPinBench"), ("daxpin", "DaxPin")):
         st = stages(kind, n)
         if st:
             profile.append(f"| {n} | {name} | " + " | ".join(f"{v:.0f} µs" for v in st) + " |")

@@ -3,7 +3,9 @@
 # breaker (peers/breaker.c) times DaxPin's holder and the raw C holder, alternating.
 # ROUNDS rounds (run-in-testbed) alternate the two holders, so that drift in the emulator's
 # speed during the suite falls on both series alike; each holder's first break is a warm-up
-# (see breaker.c).
+# (see breaker.c). With 1 region a third holder runs the C holder's own code inside
+# DaxPinBench (hold-c): the raw sequence with a Swift process and DaxPin's watcher around it,
+# which tells the cost of the process from the cost of DaxPin's path.
 
 suite_revocation() {
     local n round
@@ -12,6 +14,8 @@ suite_revocation() {
             say "revocation, $n regions, round $round/$ROUNDS"
             "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 "$n" 65536 $((REPS + 1)) "$DEV" >>"$LOCAL/revocation.daxpin.$n.txt" 2>>"$LOCAL/holders.log"
             "$PEERS/breaker" -- "$PEERS/lease_holder" "$TMP" "$n" 65536 $((REPS + 1)) "$DEV" >>"$LOCAL/revocation.c.$n.txt" 2>>"$LOCAL/holders.log"
+            [[ $n -ne 1 ]] || "$PEERS/breaker" -- "$BIN/DaxPinBench" hold-c "$PEERS/lease_holder.so" "$TMP" "$n" 65536 $((REPS + 1)) "$DEV" \
+                >>"$LOCAL/revocation.cswift.$n.txt" 2>>"$LOCAL/holders.log"
         done
     done
     keep_local

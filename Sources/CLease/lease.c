@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -31,40 +30,62 @@ int daxpin_get_owner(int fd, int *type, pid_t *pid) {
 pid_t daxpin_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 int daxpin_sigrtmin(void) { return SIGRTMIN; }
 
-int daxpin_block_and_signalfd(const int *signals, int count) {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
-    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+/* The signals the watcher waits for, set once by daxpin_block_watched_signals. */
+static sigset_t watched;
+static int watched_count = 0;
+
+int daxpin_block_watched_signals(const int *signals, int count) {
+    sigemptyset(&watched);
+    for (int i = 0; i < count; i++) sigaddset(&watched, signals[i]);
+    int rc = pthread_sigmask(SIG_BLOCK, &watched, NULL);
     if (rc != 0) { errno = rc; return -1; }
-    /* Non-blocking: the watcher drains it until EAGAIN and then goes back to poll(2), where
-     * the forwarding pipe and the pin registry's deferred write are also waited for. */
-    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    watched_count = count;
+    return 0;
 }
 
-int daxpin_read_signalfd(int sfd, int *signo, int *fd, int *code) {
-    struct signalfd_siginfo info;
-    ssize_t n = read(sfd, &info, sizeof info);
-    if (n < 0) return (errno == EAGAIN) ? 0 : -1;
-    if ((size_t)n != sizeof info) { errno = EIO; return -1; }
-    *signo = (int)info.ssi_signo;
-    *fd = info.ssi_fd;
-    *code = info.ssi_code;
-    return 1;
+int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *code) {
+    if (watched_count == 0) { errno = EINVAL; return -1; }
+    siginfo_t info;
+    int signo;
+    if (timeout_ms < 0) {
+        signo = sigwaitinfo(&watched, &info);
+    } else {
+        struct timespec timeout = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
+        signo = sigtimedwait(&watched, &info, &timeout);
+    }
+    if (signo < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+    *code = info.si_code;
+    /* A lease break carries the descriptor in si_fd; one forwarded by forward_signal (below)
+     * in its queued value. */
+    *fd = (info.si_code == SI_QUEUE) ? info.si_value.sival_int : info.si_fd;
+    return signo;
 }
 
-static int forwarding_pipe = -1;
+static volatile pid_t forward_to = 0;
 
+/* Runs on whichever thread got a break signal meant for the watcher. Re-queues it to the
+ * watcher with the descriptor as its value (userspace may not send a kernel si_code to another
+ * thread); if the realtime queue is full, SIGIO tells the watcher to check every lease. */
 static void forward_signal(int signo, siginfo_t *info, void *context) {
-    (void)signo; (void)context;
+    (void)context;
     int saved = errno;
-    int fd = info->si_fd;
-    if (forwarding_pipe >= 0) (void)!write(forwarding_pipe, &fd, sizeof fd);
+    pid_t target = forward_to;
+    if (target > 0) {
+        siginfo_t copy;
+        memset(&copy, 0, sizeof copy);
+        copy.si_signo = signo;
+        copy.si_code = SI_QUEUE;
+        copy.si_pid = getpid();
+        copy.si_uid = getuid();
+        copy.si_value.sival_int = info->si_fd;
+        if (syscall(SYS_rt_tgsigqueueinfo, getpid(), target, signo, &copy) != 0)
+            (void)syscall(SYS_tgkill, getpid(), target, SIGIO);
+    }
     errno = saved;
 }
 
-int daxpin_install_forwarding_handler(int signo, int pipe_fd) {
-    forwarding_pipe = pipe_fd;
+int daxpin_install_forwarding_handler(int signo, pid_t watcher_tid) {
+    forward_to = watcher_tid;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = forward_signal;
@@ -95,8 +116,6 @@ int daxpin_flush_cache(const void *addr, size_t len) {
     return -1;
 #endif
 }
-
-int daxpin_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
 
 int daxpin_fs_magic(int fd, unsigned long long *magic) {
     struct statfs fs;

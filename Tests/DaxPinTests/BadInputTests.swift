@@ -9,7 +9,7 @@ extension DaxPin {
     /// (fds from /proc/self/fd, mappings from /proc/self/maps, locks from /proc/locks).
     @Suite struct BadInput {
         init() throws {
-            // Start the watcher (its signalfd and pipe are process-lifetime) before counting.
+            // Start the watcher (its thread and signal handler are process-lifetime) before counting.
             let warm = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
             _ = try LayoutLease(path: warm.path).release()
         }

@@ -74,8 +74,8 @@ extension DaxPin {
 
         /// A lease without a quiesce handler is revoked on the watcher thread, which leaves
         /// the registry write for itself to start a little later. It can only do that once it is
-        /// back in poll(2): a blocking signalfd once kept it in read(2) until the next signal,
-        /// and `daxpin ls` kept listing the revoked lease.
+        /// back in its timed wait: a blocking signalfd once kept it in read(2) until the next
+        /// signal, and `daxpin ls` kept listing the revoked lease.
         @Test("after a break the watcher goes back to waiting and withdraws the lease from the registry")
         func watcherWithdrawsBrokenLease() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
@@ -179,6 +179,28 @@ extension DaxPin {
             #expect(type == 0 /* F_OWNER_TID */)
             #expect(owner == LeaseWatcher.shared.threadID)
             #expect(owner != getpid())
+        }
+
+        /// Between F_SETLEASE and F_SETOWN_EX the whole process owns the descriptor, so a break
+        /// signal can land on any thread. The handler re-queues it to the watcher, which then
+        /// revokes well before the kernel's lease-break time. Here the owner is set back to the
+        /// process, so the signal reaches a thread that does not block it.
+        @Test("a break signal that reaches another thread is forwarded to the watcher")
+        func strayBreakSignalIsForwarded() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let lease = try LayoutLease(path: file.path)
+            #expect(fcntl(lease.core.fd, F_SETOWN, getpid()) == 0)
+            var type: Int32 = -1, owner: pid_t = 0
+            #expect(daxpin_get_owner(lease.core.fd, &type, &owner) == 0)
+            #expect(type == 1 /* F_OWNER_PID */ && owner == getpid())
+            let breaker = try Breaker.truncate(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)), "the breaker never finished")
+            #expect(result.status == 0)
+            // Unforwarded, the signal would be lost and the kernel would wait out lease-break-time.
+            #expect(result.blocked < .seconds(5), "breaker blocked \(result.blocked)")
+            #expect(lease.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            #expect(lease.trace.steps.contains(.breakNoticed))
+            #expect(file.size == 0)
         }
     }
 }

@@ -6,6 +6,10 @@
 //       REGIONS regions of REGION_BYTES each, pinned on DEVICE. Prints "MEM <bytes>" (heap
 //       growth per lease, RssAnon), then REPS times "READY <path>" and waits until the
 //       breaker's truncate has made DaxPin revoke that lease, then leases that file again.
+//   DaxPinBench hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE
+//       The raw C holder (peers/lease_holder.c built as LIBRARY, its main renamed
+//       lease_holder_main) run inside this Swift process, after DaxPin has started its watcher
+//       and taken and revoked one lease: the C sequence with this process's state around it.
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
@@ -142,6 +146,21 @@ case "hold" where arguments.count == 7:
         slot.lease = nil
         unlink(slot.path)
     }
+case "hold-c" where arguments.count == 7:
+    let device: RDMADevice
+    do { device = try RDMADevice.open(named: arguments[6]) } catch { fail("\(error)") }
+    _ = LeaseWatcherThread.id
+    let warmUp = Slot(path: "\(arguments[2])/daxpin-warm-\(getpid())")
+    take(warmUp, regions: 1, regionBytes: 65536, device: device)
+    warmUp.lease = nil
+    unlink(warmUp.path)
+    BackgroundWork.settle()
+    guard let library = dlopen(arguments[1], RTLD_NOW) else { fail("dlopen \(arguments[1]): \(String(cString: dlerror()))") }
+    guard let symbol = dlsym(library, "lease_holder_main") else { fail("no lease_holder_main in \(arguments[1])") }
+    typealias CMain = @convention(c) (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32
+    let cArguments = ["lease_holder"] + arguments[2...]
+    var argv: [UnsafeMutablePointer<CChar>?] = cArguments.map { strdup($0) } + [nil]
+    exit(unsafeBitCast(symbol, to: CMain.self)(Int32(cArguments.count), &argv))
 case "idle" where arguments.count == 5:
     let dir = arguments[1]
     guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
@@ -163,5 +182,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | idle DIR LEASES SECONDS DEVICE")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | idle DIR LEASES SECONDS DEVICE")
 }

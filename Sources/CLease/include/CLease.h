@@ -38,14 +38,18 @@ int daxpin_get_owner(int fd, int *type, pid_t *pid);
 pid_t daxpin_gettid(void);
 int daxpin_sigrtmin(void);
 
-/// Blocks `signals` in the calling thread and returns a signalfd that reads them.
-int daxpin_block_and_signalfd(const int *signals, int count);
-/// Reads one signalfd record; returns 1 and fills signo/fd/code, 0 if none, -1 on error.
-int daxpin_read_signalfd(int sfd, int *signo, int *fd, int *code);
+/// Blocks `signals` in the calling thread and remembers them as the set that
+/// `daxpin_wait_watched_signal` waits for (the lease watcher calls it once).
+int daxpin_block_watched_signals(const int *signals, int count);
+/// Waits up to `timeout_ms` (forever if negative) for one of the watched signals: returns its
+/// number and fills `*fd` (si_fd, or the descriptor a forwarded signal carries) and `*code`;
+/// 0 on timeout or interruption, -1 on error.
+int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *code);
 
-/// Installs a SA_SIGINFO handler for `signo` that writes the signal's `si_fd` (an int)
-/// to `pipe_fd`: a backstop for a lease-break signal that reaches another thread.
-int daxpin_install_forwarding_handler(int signo, int pipe_fd);
+/// Installs a SA_SIGINFO handler for `signo` that re-queues the signal to `watcher_tid` with
+/// `rt_tgsigqueueinfo` (SI_QUEUE, the descriptor as its value): a backstop for a lease-break
+/// signal that reaches another thread. If the queue is full it sends SIGIO instead.
+int daxpin_install_forwarding_handler(int signo, pid_t watcher_tid);
 
 /// statx(fd, AT_EMPTY_PATH): sets `*is_dax` to 1/0, or -1 when the kernel does not report the bit.
 int daxpin_statx_dax(int fd, int *is_dax);
@@ -54,8 +58,6 @@ int daxpin_statx_dax(int fd, int *is_dax);
 /// a MAP_SYNC DAX mapping durable. Returns -1 (ENOSYS) on architectures without a wrapper.
 int daxpin_flush_cache(const void *addr, size_t len);
 
-/// pipe2(O_CLOEXEC | O_NONBLOCK).
-int daxpin_pipe(int fds[2]);
 /// fstatfs: the file system's magic number (`f_type`).
 int daxpin_fs_magic(int fd, unsigned long long *magic);
 

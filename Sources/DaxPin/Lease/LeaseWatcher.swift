@@ -6,8 +6,8 @@ import Synchronization
 /// The process-wide thread that receives lease-break signals.
 ///
 /// Every lease's descriptor gets `F_SETSIG` = a realtime signal and `F_SETOWN_EX` =
-/// this thread, which blocks that signal and sleeps in `poll` on a signalfd: no cost while
-/// idle. The signal's `si_fd` names the lease. A lease without a quiesce handler is revoked
+/// this thread, which blocks that signal and sleeps in `sigtimedwait`: no cost while idle.
+/// The signal's `si_fd` names the lease. A lease without a quiesce handler is revoked
 /// on this thread at once; one with a handler is revoked on a Dispatch worker, so a slow
 /// handler never delays another lease's revocation.
 final class LeaseWatcher: Sendable {
@@ -27,21 +27,15 @@ final class LeaseWatcher: Sendable {
     private init() {
         let signal = daxpin_sigrtmin() + 6
         self.signal = signal
-        var pipeFDs: [Int32] = [-1, -1]
-        precondition(daxpin_pipe(&pipeFDs) == 0, "DaxPin: pipe2 failed for the lease watcher")
-        // Backstop: a break signal that reaches another thread (between F_SETLEASE and
-        // F_SETOWN_EX the owner is the whole process) is forwarded instead of killing us.
-        daxpin_install_forwarding_handler(signal, pipeFDs[1])
         let ready = DispatchSemaphore(value: 0)
-        let started = Mutex<pid_t>(0)
-        let readPipe = pipeFDs[0]
+        let started = Mutex<(tid: pid_t, blocked: Bool)>((0, false))
         let box = Unmanaged.passRetained(ThreadBody { [ready] in
             var signals: [Int32] = [signal, SIGIO]
-            let signalFD = daxpin_block_and_signalfd(&signals, 2)
-            started.withLock { $0 = daxpin_gettid() }
+            let blocked = daxpin_block_watched_signals(&signals, 2) == 0
+            started.withLock { $0 = (daxpin_gettid(), blocked) }
             ready.signal()
-            precondition(signalFD >= 0, "DaxPin: signalfd failed for the lease watcher")
-            LeaseWatcher.run(signalFD: signalFD, forwardFD: readPipe)
+            guard blocked else { return }
+            LeaseWatcher.run()
         })
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { argument in
@@ -51,7 +45,13 @@ final class LeaseWatcher: Sendable {
         precondition(rc == 0, "DaxPin: cannot start the lease watcher thread")
         pthread_detach(thread)
         ready.wait()
-        self.threadID = started.withLock { $0 }
+        let (threadID, blocked) = started.withLock { $0 }
+        precondition(blocked, "DaxPin: the lease watcher cannot block its signals")
+        self.threadID = threadID
+        // Backstop: a break signal that reaches another thread (between F_SETLEASE and
+        // F_SETOWN_EX the owner is the whole process) is re-queued to the watcher instead of
+        // killing us. Installed before any lease exists: leases are taken through `shared`.
+        daxpin_install_forwarding_handler(signal, threadID)
     }
 
     /// Starts routing break signals of `fd` to `core`. Call before `F_SETLEASE`.
@@ -67,34 +67,27 @@ final class LeaseWatcher: Sendable {
     /// The number of leases being watched (for tests and `daxpin ls`).
     var count: Int { leases.withLock { $0.count } }
 
-    private static func run(signalFD: Int32, forwardFD: Int32) -> Never {
-        var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: forwardFD, events: Int16(POLLIN), revents: 0)]
+    private static func run() -> Never {
         while true {
             // Sleep without a timeout unless a registry write waits for us (see PinRegistry.withdraw).
             var timeout: Int32 = -1
             if let due = PinRegistry.shared.deferredWriteDue {
-                // Rounded up: waking before the write is due would only loop back to poll.
+                // Rounded up: waking before the write is due would only loop back to waiting.
                 timeout = Int32(clamping: max(0, ContinuousClock.now.duration(to: due).wholeMilliseconds + 1))
             }
             shared.timeoutArmed.store(timeout >= 0, ordering: .releasing)
-            let ready = poll(&fds, 2, timeout)
-            PinRegistry.shared.writeDeferredIfDue()
+            // One system call from the signal to the revocation: sigtimedwait hands over the
+            // signal with its si_fd (poll on a signalfd and a read took two).
+            var fd: Int32 = -1, code: Int32 = 0
+            let signo = daxpin_wait_watched_signal(timeout, &fd, &code)
             if timeout >= 0 { shared.timeoutArmed.store(false, ordering: .releasing) }
-            if ready <= 0 { continue }  // timeout, EINTR
-            var signo: Int32 = 0, fd: Int32 = 0, code: Int32 = 0
-            while fds[0].revents != 0, daxpin_read_signalfd(signalFD, &signo, &fd, &code) == 1 {
-                if signo == SIGIO {
-                    // The realtime queue overflowed: the kernel sent SIGIO without si_fd.
-                    shared.breakAllBreaking()
-                } else {
-                    shared.breakNoticed(fd: fd)
-                }
+            if signo == SIGIO {
+                // The realtime queue overflowed: the kernel (or our forwarder) sent SIGIO without si_fd.
+                shared.breakAllBreaking()
+            } else if signo > 0 {
+                shared.breakNoticed(fd: fd)
             }
-            var forwarded: Int32 = 0
-            while fds[1].revents != 0, read(forwardFD, &forwarded, 4) == 4 {
-                shared.breakNoticed(fd: forwarded)
-            }
+            PinRegistry.shared.writeDeferredIfDue()
         }
     }
 
