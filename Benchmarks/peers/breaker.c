@@ -4,6 +4,9 @@
  * Prints one line per break: "<nanoseconds>" (the first break, a warm-up, as a comment).
  * Other holder lines are passed on with "# ".
  *
+ * Before each truncate it waits BREAKER_PAUSE_US microseconds (default 20000) after the
+ * READY line, so that the holder is idle when its lease is broken.
+ *
  * usage: breaker -- HOLDER [ARGS...]
  */
 #define _GNU_SOURCE
@@ -39,9 +42,15 @@ int main(int argc, char **argv) {
     FILE *in = fdopen(fds[0], "r");
     char line[8192];
     int breaks = 0;
+    const char *pause_env = getenv("BREAKER_PAUSE_US");
+    useconds_t pause_us = pause_env ? (useconds_t)strtoul(pause_env, NULL, 10) : 20000;
     while (fgets(line, sizeof line, in)) {
         line[strcspn(line, "\n")] = 0;
         if (strncmp(line, "READY ", 6) != 0) { printf("# %s\n", line); fflush(stdout); continue; }
+        /* Break an idle holder, as a lease held for a while is: whatever the holder does right
+         * after printing READY (entering its wait; for DaxPinBench also a Dispatch worker going
+         * back to sleep) must not compete with the measured break for the two emulated CPUs. */
+        usleep(pause_us);
         long long start = now_ns();
         if (truncate(line + 6, 0) != 0) { fprintf(stderr, "breaker: truncate %s: %s\n", line + 6, strerror(errno)); break; }
         long long end = now_ns();
