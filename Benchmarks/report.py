@@ -245,7 +245,7 @@ md += ["", "![ratios](latest.png)", "", "## Environment", "",
        f"- emulated: {emulated}",
        f"- RDMA device: {env.get('rdma_device', '?')} (Soft-RoCE on dummy0), device-dax {env.get('devdax', '?')}",
        f"- lease-break-time: {env.get('lease_break_time', '?')} s",
-       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')} (revocation and 1000-lease series: that many breaks in each of 3 alternating rounds, after a warm-up break each; the breaker truncates 20 ms after the holder's READY line, so every holder is broken idle)", "",
+       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')} (revocation and 1000-lease series: that many breaks in each of {os.environ.get('DAXPIN_BENCH_ROUNDS', '7')} alternating rounds, after a warm-up break each; the breaker truncates 20 ms after the holder's READY line, so every holder is broken idle)", "",
        "## Notes", ""] + [f"- {n}" for n in notes]
 # --- instruction counts of the teardown (callgrind, Benchmarks/suites/profile.sh) -------------
 def callgrind_total(kind):
