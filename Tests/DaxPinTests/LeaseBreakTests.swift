@@ -123,6 +123,39 @@ extension DaxPin {
             if Testbed.isActive { Testbed.ran() }
         }
 
+        /// The global Dispatch pool has about as many threads as CPUs; an application may fill
+        /// it with blocking work. The revocation and its quiesce handler run on threads of their
+        /// own, so the handler still runs at once and the breaker is released promptly.
+        @Test("a quiesce handler runs even while the application fills the Dispatch pool")
+        func quiesceRunsWithDispatchPoolFull() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let ran = Atomic<Bool>(false)
+            let lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(3)) { _ in
+                ran.store(true, ordering: .releasing)
+            })
+            let release = DispatchSemaphore(value: 0)
+            let blockers = max(4, 4 * ProcessInfo.processInfo.activeProcessorCount)
+            let started = Atomic<Int>(0)
+            for _ in 0..<blockers {
+                DispatchQueue.global().async {
+                    started.add(1, ordering: .relaxed)
+                    _ = release.wait(timeout: .now() + 30)
+                }
+            }
+            defer { for _ in 0..<blockers { release.signal() } }
+            #expect(eventually { started.load(ordering: .relaxed) > 0 })
+            let breaker = try Breaker.truncate(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)), "the breaker never finished")
+            #expect(result.status == 0)
+            #expect(result.blocked < .seconds(2), "breaker blocked \(result.blocked)")
+            let handlerRan = ran.load(ordering: .acquiring)
+            #expect(handlerRan, "the quiesce handler did not run")
+            #expect(lease.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            #expect(lease.trace.steps.contains(.quiesceFinished))
+            #expect(!lease.trace.steps.contains(.quiesceOverran))
+            lease.release()
+        }
+
         @Test("lease events arrive as an AsyncSequence")
         func eventsAsyncSequence() async throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)

@@ -465,10 +465,13 @@ final class LeaseCore: Sendable {
         let request = QuiesceRequest(path: path, deadline: .now + budget, budget: budget)
         state.withLock { $0.trace.record(.quiesceStarted) }
         let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
+        // Its own thread, not a Dispatch worker: with the global pool full of the application's
+        // work (it has as many threads as CPUs) the handler would wait out its budget unrun.
+        let run: @Sendable () -> Void = {
             handler(request)
             done.signal()
         }
+        if !DetachedThread.start(run) { DispatchQueue.global().async(execute: run) }
         if done.wait(timeout: budget.dispatchDeadline) == .success {
             state.withLock { $0.trace.record(.quiesceFinished) }
         } else {

@@ -2,7 +2,7 @@ import Logging
 
 /// How a lease reacts when the kernel breaks it.
 public struct LeaseOptions: Sendable {
-    /// Called on a Dispatch worker when the kernel breaks the lease, before anything is torn
+    /// Called on a thread of its own when the kernel breaks the lease, before anything is torn
     /// down: stop RDMA on the regions (tell peers, drain in-flight work) by `request.deadline`.
     /// Revocation goes ahead at the deadline whether or not the handler returned.
     public var quiesce: (@Sendable (QuiesceRequest) -> Void)?

@@ -8,7 +8,7 @@ import Synchronization
 /// Every lease's descriptor gets `F_SETSIG` = a realtime signal and `F_SETOWN_EX` =
 /// this thread, which blocks that signal and sleeps in `sigtimedwait`: no cost while idle.
 /// The signal's `si_fd` names the lease. A lease without a quiesce handler is revoked
-/// on this thread at once; one with a handler is revoked on a Dispatch worker, so a slow
+/// on this thread at once; one with a handler is revoked on a thread of its own, so a slow
 /// handler never delays another lease's revocation.
 final class LeaseWatcher: Sendable {
     /// Started on first use.
@@ -29,21 +29,15 @@ final class LeaseWatcher: Sendable {
         self.signal = signal
         let ready = DispatchSemaphore(value: 0)
         let started = Mutex<(tid: pid_t, blocked: Bool)>((0, false))
-        let box = Unmanaged.passRetained(ThreadBody { [ready] in
+        let threadStarted = DetachedThread.start { [ready] in
             var signals: [Int32] = [signal, SIGIO]
             let blocked = daxpin_block_watched_signals(&signals, 2) == 0
             started.withLock { $0 = (daxpin_gettid(), blocked) }
             ready.signal()
             guard blocked else { return }
             LeaseWatcher.run()
-        })
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { argument in
-            Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "DaxPin: cannot start the lease watcher thread")
-        pthread_detach(thread)
+        }
+        precondition(threadStarted, "DaxPin: cannot start the lease watcher thread")
         ready.wait()
         let (threadID, blocked) = started.withLock { $0 }
         precondition(blocked, "DaxPin: the lease watcher cannot block its signals")
@@ -97,13 +91,15 @@ final class LeaseWatcher: Sendable {
     }
 
     /// Without a quiesce handler a revocation is a handful of syscalls: run it right here,
-    /// without a thread hop. A handler may take its whole budget, so it gets a worker and
-    /// the watcher stays free for other leases.
+    /// without a thread hop. A handler may take its whole budget, so the revocation gets a
+    /// thread of its own and the watcher stays free for other leases. Not a Dispatch worker:
+    /// the application's own work may fill the global pool (as many threads as CPUs), and the
+    /// revocation must not wait for a free worker.
     private static func revoke(_ core: LeaseCore) {
         if core.options.quiesce == nil {
             core.revoke(reason: .leaseBreak, onWatcher: true)
-        } else {
-            DispatchQueue.global().async { core.revoke(reason: .leaseBreak) }
+        } else if !DetachedThread.start({ core.revoke(reason: .leaseBreak) }) {
+            core.revoke(reason: .leaseBreak, onWatcher: true)  // no thread to be had: revoke here
         }
     }
 
@@ -114,10 +110,30 @@ final class LeaseWatcher: Sendable {
     }
 }
 
+/// A detached POSIX thread for library work that may block for long (the watcher, a
+/// revocation with a quiesce handler, the handler itself).
+enum DetachedThread {
+    /// Starts `body` on a new detached thread; false if the system refused one.
+    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let box = Unmanaged.passRetained(ThreadBody(body))
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { argument in
+            Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+}
+
 private final class ThreadBody: @unchecked Sendable {
     // Handed to exactly one new thread, which is the only one to touch it.
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 /// `/proc/sys/fs/lease-break-time`: seconds the kernel waits for a lease holder.
