@@ -5,9 +5,10 @@
 # speed during the suite falls on both series alike; each holder's first break is a warm-up
 # (see breaker.c), and each break comes 20 ms after the holder said READY, on an idle holder
 # (before that pause the C holder was broken while its CPU was still busy from printing READY,
-# which made it 2-3x faster than the same holder broken idle). With 1 region a third holder runs the C holder's own code inside
-# DaxPinBench (hold-c): the raw sequence with a Swift process and DaxPin's watcher around it,
-# which tells the cost of the process from the cost of DaxPin's path.
+# which made it 2-3x faster than the same holder broken idle). With 1 region a third holder
+# runs the C holder's own code inside DaxPinBench (hold-c): the raw sequence with a Swift
+# process and DaxPin's watcher around it, which tells the cost of the process from the cost
+# of DaxPin's path.
 
 suite_revocation() {
     local n round

@@ -43,7 +43,7 @@ int daxpin_block_watched_signals(const int *signals, int count) {
     return 0;
 }
 
-int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *code) {
+int daxpin_wait_watched_signal(int timeout_ms, int *fd) {
     if (watched_count == 0) { errno = EINVAL; return -1; }
     siginfo_t info;
     int signo;
@@ -54,7 +54,6 @@ int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *code) {
         signo = sigtimedwait(&watched, &info, &timeout);
     }
     if (signo < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-    *code = info.si_code;
     /* A lease break carries the descriptor in si_fd; one forwarded by forward_signal (below)
      * in its queued value. */
     *fd = (info.si_code == SI_QUEUE) ? info.si_value.sival_int : info.si_fd;

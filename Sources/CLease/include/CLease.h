@@ -42,9 +42,9 @@ int daxpin_sigrtmin(void);
 /// `daxpin_wait_watched_signal` waits for (the lease watcher calls it once).
 int daxpin_block_watched_signals(const int *signals, int count);
 /// Waits up to `timeout_ms` (forever if negative) for one of the watched signals: returns its
-/// number and fills `*fd` (si_fd, or the descriptor a forwarded signal carries) and `*code`;
-/// 0 on timeout or interruption, -1 on error.
-int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *code);
+/// number and fills `*fd` (si_fd, or the descriptor a forwarded signal carries); 0 on timeout
+/// or interruption, -1 on error.
+int daxpin_wait_watched_signal(int timeout_ms, int *fd);
 
 /// Installs a SA_SIGINFO handler for `signo` that re-queues the signal to `watcher_tid` with
 /// `rt_tgsigqueueinfo` (SI_QUEUE, the descriptor as its value): a backstop for a lease-break

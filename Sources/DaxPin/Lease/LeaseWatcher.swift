@@ -72,8 +72,8 @@ final class LeaseWatcher: Sendable {
             shared.timeoutArmed.store(timeout >= 0, ordering: .releasing)
             // One system call from the signal to the revocation: sigtimedwait hands over the
             // signal with its si_fd (poll on a signalfd and a read took two).
-            var fd: Int32 = -1, code: Int32 = 0
-            let signo = daxpin_wait_watched_signal(timeout, &fd, &code)
+            var fd: Int32 = -1
+            let signo = daxpin_wait_watched_signal(timeout, &fd)
             if timeout >= 0 { shared.timeoutArmed.store(false, ordering: .releasing) }
             if signo == SIGIO {
                 // The realtime queue overflowed: the kernel (or our forwarder) sent SIGIO without si_fd.
