@@ -43,7 +43,7 @@ int daxpin_block_watched_signals(const int *signals, int count) {
     return 0;
 }
 
-int daxpin_wait_watched_signal(int timeout_ms, int *fd) {
+int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *from_kernel) {
     if (watched_count == 0) { errno = EINVAL; return -1; }
     siginfo_t info;
     int signo;
@@ -54,10 +54,29 @@ int daxpin_wait_watched_signal(int timeout_ms, int *fd) {
         signo = sigtimedwait(&watched, &info, &timeout);
     }
     if (signo < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-    /* A lease break carries the descriptor in si_fd; one forwarded by forward_signal (below)
-     * in its queued value. */
-    *fd = (info.si_code == SI_QUEUE) ? info.si_value.sival_int : info.si_fd;
+    /* A lease break carries the descriptor in si_fd; one queued by userspace (forward_signal
+     * below, or daxpin_queue_signal) in its value. Userspace may send a positive code only
+     * within its own process (rt_tgsigqueueinfo refuses it from another). */
+    *from_kernel = info.si_code > 0;
+    *fd = *from_kernel ? info.si_fd : info.si_value.sival_int;
     return signo;
+}
+
+int daxpin_queue_signal(pid_t tid, int signo, int value) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = signo;
+    info.si_code = SI_QUEUE;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value.sival_int = value;
+    return (int)syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, signo, &info);
+}
+
+int daxpin_signal_pending(int signo) {
+    sigset_t pending;
+    if (sigpending(&pending) != 0) return -1;
+    return sigismember(&pending, signo);
 }
 
 static volatile pid_t forward_to = 0;
@@ -69,17 +88,8 @@ static void forward_signal(int signo, siginfo_t *info, void *context) {
     (void)context;
     int saved = errno;
     pid_t target = forward_to;
-    if (target > 0) {
-        siginfo_t copy;
-        memset(&copy, 0, sizeof copy);
-        copy.si_signo = signo;
-        copy.si_code = SI_QUEUE;
-        copy.si_pid = getpid();
-        copy.si_uid = getuid();
-        copy.si_value.sival_int = info->si_fd;
-        if (syscall(SYS_rt_tgsigqueueinfo, getpid(), target, signo, &copy) != 0)
-            (void)syscall(SYS_tgkill, getpid(), target, SIGIO);
-    }
+    if (target > 0 && daxpin_queue_signal(target, signo, info->si_fd) != 0)
+        (void)syscall(SYS_tgkill, getpid(), target, SIGIO);
     errno = saved;
 }
 

@@ -27,7 +27,8 @@ extension DaxPin {
             } catch {
                 Issue.record("untyped error \(error)", sourceLocation: sourceLocation)
             }
-            #expect(ResourceCount.now() == before, "resources leaked", sourceLocation: sourceLocation)
+            let after = ResourceCount.now()
+            #expect(after == before, "resources leaked: \(after.fdDifference(from: before))", sourceLocation: sourceLocation)
         }
 
         @Test func nonexistentPath() {

@@ -235,5 +235,70 @@ extension DaxPin {
             #expect(lease.trace.steps.contains(.breakNoticed))
             #expect(file.size == 0)
         }
+
+        /// The watcher trusts a break signal from the kernel without `F_GETLEASE`, except for a
+        /// descriptor number released while a signal for it may still be queued. Here such a
+        /// stale signal is forced: the watcher is held inside another revocation while lease B
+        /// is broken and then released by hand, and lease C gets B's number before the watcher
+        /// takes B's signal. C must survive it; C's own break later is trusted and revokes it.
+        @Test("a stale break signal for a reused descriptor number does not revoke the new lease")
+        func staleSignalForReusedNumberIsIgnored() throws {
+            let watcher = LeaseWatcher.shared
+            let fileA = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let fileB = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let fileC = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            // A's revocation runs on the watcher and waits in its stop hook: signals queue up.
+            let leaseA = try LayoutLease(path: fileA.path)
+            let inHook = DispatchSemaphore(value: 0), gate = DispatchSemaphore(value: 0)
+            _ = leaseA.core.attach {
+                inHook.signal()
+                _ = gate.wait(timeout: .now() + 30)
+            }
+            var gateOpen = false
+            defer { if !gateOpen { gate.signal() } }
+            let breakerA = try Breaker.truncate(fileA.path)
+            try #require(inHook.wait(timeout: .now() + 10) == .success, "the watcher never started revoking A")
+
+            let leaseB = try LayoutLease(path: fileB.path)
+            let number = leaseB.core.fd
+            let breakerB = try Breaker.truncate(fileB.path)
+            try #require(eventually(timeout: .seconds(10)) { leaseB.core.kernelIsBreaking() }, "B was never broken")
+            _ = leaseB.release()  // by hand: the breaker goes on, B's signal stays queued
+            #expect(breakerB.wait(timeout: .seconds(10))?.status == 0)
+
+            // C takes the lowest free number: fill the holes below B's (a file the library
+            // closed meanwhile leaves one) so that C lands on it.
+            var fillers: [Int32] = []
+            defer { fillers.forEach { close($0) } }
+            while fillers.count < 256 {
+                let filler = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard filler >= 0, filler < number else {
+                    if filler >= 0 { close(filler) }
+                    break
+                }
+                fillers.append(filler)
+            }
+            let leaseC = try LayoutLease(path: fileC.path)
+            try #require(leaseC.core.fd == number, "C got descriptor \(leaseC.core.fd), not B's \(number)")
+            let verified = watcher.verifiedSignals.load(ordering: .relaxed)
+            gate.signal()
+            gateOpen = true
+            #expect(breakerA.wait(timeout: .seconds(10))?.status == 0)
+            #expect(leaseA.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            // The watcher takes B's stale signal next, checks it against the kernel and lets C be.
+            #expect(eventually(timeout: .seconds(10)) { watcher.verifiedSignals.load(ordering: .relaxed) > verified })
+            #expect(eventually(timeout: .seconds(10)) { watcher.releasedCount == 0 }, "released numbers never forgotten")
+            #expect(leaseC.state == .held)
+            #expect(!leaseC.trace.steps.contains(.breakNoticed))
+
+            let trusted = watcher.trustedSignals.load(ordering: .relaxed)
+            let breakerC = try Breaker.truncate(fileC.path)
+            let result = try #require(breakerC.wait(timeout: .seconds(30)), "C's breaker never finished")
+            #expect(result.status == 0)
+            #expect(result.blocked < .seconds(5), "C's breaker blocked \(result.blocked)")
+            #expect(leaseC.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            #expect(leaseC.trace.steps.first == .breakNoticed)
+            #expect(watcher.trustedSignals.load(ordering: .relaxed) > trusted)
+        }
     }
 }

@@ -42,9 +42,17 @@ int daxpin_sigrtmin(void);
 /// `daxpin_wait_watched_signal` waits for (the lease watcher calls it once).
 int daxpin_block_watched_signals(const int *signals, int count);
 /// Waits up to `timeout_ms` (forever if negative) for one of the watched signals: returns its
-/// number and fills `*fd` (si_fd, or the descriptor a forwarded signal carries); 0 on timeout
-/// or interruption, -1 on error.
-int daxpin_wait_watched_signal(int timeout_ms, int *fd);
+/// number and fills `*fd` (si_fd of a signal the kernel sent, else the value a queued signal
+/// carries) and `*from_kernel` (1 if the kernel sent it, 0 if userspace queued it); 0 on
+/// timeout or interruption, -1 on error.
+int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *from_kernel);
+
+/// Queues `signo` to thread `tid` of this process with `rt_tgsigqueueinfo` (SI_QUEUE, `value`
+/// as its value). Realtime signals of one number are delivered in the order they were queued.
+int daxpin_queue_signal(pid_t tid, int signo, int value);
+
+/// 1 if `signo` is pending for the calling thread or the process, 0 if not, -1 on error.
+int daxpin_signal_pending(int signo);
 
 /// Installs a SA_SIGINFO handler for `signo` that re-queues the signal to `watcher_tid` with
 /// `rt_tgsigqueueinfo` (SI_QUEUE, the descriptor as its value): a backstop for a lease-break

@@ -106,7 +106,7 @@ final class LeaseCore: Sendable {
         let watcher = LeaseWatcher.shared
         watcher.watch(fd, self)
         func fail(_ error: DaxPinError) -> DaxPinError {
-            watcher.unwatch(fd)
+            watcher.unwatch(fd, onWatcher: false)
             return error
         }
         guard daxpin_set_signal(fd, watcher.signal) == 0 else {
@@ -140,8 +140,14 @@ final class LeaseCore: Sendable {
             daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
             throw fail(.systemCall(operation: "fcntl(F_SETOWN_EX)", path: path, errno: code))
         }
+        // A break before F_SETOWN_EX signalled the whole process; if the watcher took that
+        // signal before the lease was recorded above, it passed it over. Hand it over again.
+        if kernelIsBreaking() { _ = daxpin_queue_signal(watcher.threadID, watcher.signal, fd) }
         options.logger.debug("lease taken", metadata: ["path": "\(path)", "lease": "\(kind)"])
     }
+
+    /// Whether a lease was granted (a signal that comes before that is not for this lease).
+    var holdsLease: Bool { state.withLock { $0.heldType >= 0 } }
 
     /// Whether the kernel is breaking our lease: F_GETLEASE reports the type the lease is
     /// being downgraded to while a break is pending. Filters stale or foreign signals.
@@ -427,7 +433,7 @@ final class LeaseCore: Sendable {
             if leased {
                 daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
                 state.withLock { $0.trace.record(.leaseReleased) }
-                LeaseWatcher.shared.unwatch(fd)
+                LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
             }
             close(fd)
             state.withLock { $0.trace.record(.closed) }

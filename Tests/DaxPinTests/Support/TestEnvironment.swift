@@ -126,17 +126,34 @@ struct Breaker {
 /// (its own ledger): thread stacks that Dispatch adds and removes would make a raw count flaky.
 struct ResourceCount: Equatable, CustomStringConvertible {
     let fds: Int, mappings: Int, locks: Int
+    /// What each descriptor refers to, to name a leak (not compared).
+    var fdTargets: [String] = []
+
+    static func == (a: ResourceCount, b: ResourceCount) -> Bool {
+        a.fds == b.fds && a.mappings == b.mappings && a.locks == b.locks
+    }
 
     static func now() -> ResourceCount {
         PinRegistry.shared.flush()  // its writer opens files for a moment
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        let fds = names.isEmpty ? -1 : names.count
+        let targets = names.sorted().map { name in
+            "\(name)->" + ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)")) ?? "?")
+        }
         let fileBacked = readTextFile("/proc/self/maps").split(separator: "\n").filter { $0.contains(" /") }.count
         let me = " \(getpid()) "
         let locks = readTextFile("/proc/locks").split(separator: "\n").filter { $0.contains(me) }.count
-        return ResourceCount(fds: fds, mappings: fileBacked + Mapping.live.load(ordering: .relaxed), locks: locks)
+        return ResourceCount(fds: fds, mappings: fileBacked + Mapping.live.load(ordering: .relaxed), locks: locks,
+                             fdTargets: targets)
     }
 
     var description: String { "fds \(fds), mappings \(mappings), locks \(locks)" }
+
+    /// The descriptors that differ from `other`'s, both ways.
+    func fdDifference(from other: ResourceCount) -> String {
+        let mine = Set(fdTargets), theirs = Set(other.fdTargets)
+        return "gone: \(theirs.subtracting(mine).sorted()), new: \(mine.subtracting(theirs).sorted())"
+    }
 }
 
 /// Polls `condition` every 2 ms until `timeout`; bounded so CI never hangs.
