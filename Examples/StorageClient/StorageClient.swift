@@ -183,8 +183,6 @@ struct Session: ~Copyable {
     var nextRequest: UInt32 = 0
     /// Answers that arrived while a transfer was draining (a pipelined persist's), by request id.
     var early: [UInt32: Response] = [:]
-    /// Formats the per-acknowledgement line.
-    var ackLine = AckLine()
     /// Storage ``transfer(blocks:pass:write:persist:)`` reuses from call to call (at queue depth 1
     /// with a persist per block it runs once per block: it must not allocate each time).
     var slotScratch: [Int] = []
@@ -362,7 +360,17 @@ struct Session: ~Copyable {
         var answerWaits: Duration = .zero
         defer { writeTime += passStarted.duration(to: .now) - answerWaits }
         var block = 0
+        let oneBlockAtATime = options.queueDepth == 1 && options.persistEvery == 1 && durability == .read
         while block < blocks {
+            if oneBlockAtATime {
+                try writeDurably(block: block, pass: pass)
+                durableAcks += 1
+                AckLine.durable(pass: pass, seed: passSeed(pass), offset: blockOffset(block), length: UInt64(options.blockSize))
+                block += 1
+                progress(pass)
+                if interrupted.load(ordering: .relaxed) { return }
+                continue
+            }
             let batchEnd = min(blocks, block + options.persistEvery)
             let offset = blockOffset(block), length = UInt64((batchEnd - block) * options.blockSize)
             let pending = try transfer(blocks: block..<batchEnd, pass: pass, write: true, persist: (offset, length))
@@ -378,7 +386,7 @@ struct Session: ~Copyable {
             switch response {
             case .persisted:
                 durableAcks += 1
-                ackLine.durable(pass: pass, seed: passSeed(pass), offset: offset, length: length)
+                AckLine.durable(pass: pass, seed: passSeed(pass), offset: offset, length: length)
             case .error(_, let code, let message):
                 throw Interruption.rdmaFailed("persist refused (\(code)): \(message)")
             default: break
@@ -386,6 +394,41 @@ struct Session: ~Copyable {
             block = batchEnd
             progress(pass)
             if interrupted.load(ordering: .relaxed) { return }
+        }
+    }
+
+    /// Queue depth 1 with a persist READ after every block (`--queue-depth 1 --persist-every 1`,
+    /// persist method read): one post of the WRITE and its READ, one completion, and none of
+    /// ``transfer(blocks:pass:write:persist:)``'s window bookkeeping, which cost more
+    /// instructions than the block's own verbs calls. Returns once the block is durable.
+    mutating func writeDurably(block: Int, pass: Int) throws {
+        // Nothing is in flight here, so a stop needs no draining.
+        if let stop = try checkMessagesOrStop() { throw stop }
+        if !options.staticData { try fill(slot: 0, block: block, pass: pass) }
+        let offset = Int(blockOffset(block))
+        do {
+            // The WRITE unsignaled: the READ's successful completion means it completed (RC
+            // completes in order), and a failed WRITE still reports.
+            try connection.postWrite(slotBuffer(0), to: remote, offset: offset, id: InFlightTable.id(block: block, slot: 0),
+                                     signaled: false, thenRead: persistReadTarget, at: offset, readID: Self.persistReadID)
+        } catch {
+            throw Interruption.rdmaFailed("post: \(error)")
+        }
+        while true {
+            completionScratch.removeAll(keepingCapacity: true)
+            do { try connection.completions(into: &completionScratch, timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
+            if completionScratch.isEmpty { throw Interruption.rdmaFailed("no completion within 10 s (block \(block))") }
+            for completion in completionScratch {
+                let isRead = completion.id == Self.persistReadID
+                guard completion.status == .success else {
+                    throw Interruption.rdmaFailed(isRead ? "persist READ after block \(block): \(completion.status)"
+                                                         : "WRITE of block \(block): \(completion.status)")
+                }
+                if isRead {
+                    bytesWritten += options.blockSize
+                    return
+                }
+            }
         }
     }
 
@@ -606,43 +649,43 @@ struct InFlightTable {
     }
 }
 
-/// The per-acknowledgement line, "durable pass=P seed=S offset=O length=L", formatted into a
-/// reused buffer and written with `puts` to standard output, the stdio stream `print` uses, so
+/// The per-acknowledgement line, "durable pass=P seed=S offset=O length=L", formatted in a
+/// stack buffer and written with `puts` to standard output, the stdio stream `print` uses, so
 /// lines keep their order. String interpolation plus `print` cost about 6,000 instructions per
-/// line, more than the rest of a durable block at queue depth 1 (callgrind, Benchmarks/suites/profile.sh).
-struct AckLine {
-    private var bytes: [UInt8] = []
-
-    mutating func durable(pass: Int, seed: UInt32, offset: UInt64, length: UInt64) {
-        bytes.removeAll(keepingCapacity: true)
-        append("durable pass=")
-        append(UInt64(pass))
-        append(" seed=")
-        append(UInt64(seed))
-        append(" offset=")
-        append(offset)
-        append(" length=")
-        append(length)
-        bytes.append(0)
-        _ = bytes.withUnsafeBufferPointer { line in
-            line.withMemoryRebound(to: CChar.self) { puts($0.baseAddress!) }  // puts adds the newline
+/// line, appending to a reused array about 1,000: more than the rest of a durable block at queue
+/// depth 1 (callgrind, Benchmarks/suites/profile.sh).
+enum AckLine {
+    static func durable(pass: Int, seed: UInt32, offset: UInt64, length: UInt64) {
+        // 4 labels (35 bytes) + 4 numbers of at most 20 digits + NUL.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { line in
+            var end = 0
+            func put(_ text: StaticString) {
+                text.withUTF8Buffer { bytes in
+                    for byte in bytes { line[end] = byte; end += 1 }
+                }
+            }
+            /// Decimal digits, written from the last one.
+            func put(_ value: UInt64) {
+                var digits = 1, probe = value
+                while probe >= 10 { probe /= 10; digits += 1 }
+                end += digits
+                var index = end - 1, rest = value
+                repeat {
+                    line[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                    index -= 1
+                } while rest > 0
+            }
+            put("durable pass=")
+            put(UInt64(pass))
+            put(" seed=")
+            put(UInt64(seed))
+            put(" offset=")
+            put(offset)
+            put(" length=")
+            put(length)
+            line[end] = 0
+            line.withMemoryRebound(to: CChar.self) { _ = puts($0.baseAddress!) }  // puts adds the newline
         }
-    }
-
-    private mutating func append(_ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
-
-    /// Decimal digits, written in place from the last one (no temporary string or slice).
-    private mutating func append(_ value: UInt64) {
-        var digits = 1, probe = value
-        while probe >= 10 { probe /= 10; digits += 1 }
-        for _ in 0..<digits { bytes.append(0) }
-        var index = bytes.count - 1, rest = value
-        repeat {
-            bytes[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-            index -= 1
-        } while rest > 0
     }
 }

@@ -278,6 +278,14 @@ extension DaxPin {
             #expect(client.stdout.contains("persist-method=read"))
             #expect(DurableAck.parse(client.stdout).map(\.offset) == [0, 32768, 65536, 98304])
             #expect(client.stdout.contains("verified pass=0"))
+            // Queue depth 1 with a persist per block takes the client's one-block path (the
+            // durable benchmark's shape): every block acknowledged, in order, and the data verified.
+            let single = try StorageProcess.client(port: server.port, ["--seed", "9", "--blocks", "16", "--block-size", "4096",
+                                                                       "--queue-depth", "1", "--persist-every", "1",
+                                                                       "--persist-method", "read", "--verify"])
+            #expect(single.waitExit(timeout: .seconds(60)) == 0, "client: \(single.everything)")
+            #expect(DurableAck.parse(single.stdout).map(\.offset) == (0..<16).map { UInt64($0 * 4096) })
+            #expect(single.stdout.contains("verified pass=0"))
             // auto picks read from the hello; send still works against the same server.
             let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2"])
             #expect(auto.waitExit(timeout: .seconds(60)) == 0, "client: \(auto.everything)")
