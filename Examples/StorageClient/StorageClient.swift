@@ -651,41 +651,45 @@ struct InFlightTable {
 
 /// The per-acknowledgement line, "durable pass=P seed=S offset=O length=L", formatted in a
 /// stack buffer and written with `puts` to standard output, the stdio stream `print` uses, so
-/// lines keep their order. String interpolation plus `print` cost about 6,000 instructions per
-/// line, appending to a reused array about 1,000: more than the rest of a durable block at queue
-/// depth 1 (callgrind, Benchmarks/suites/profile.sh).
+/// lines keep their order. Per line, string interpolation plus `print` cost about 6,000
+/// instructions, appending to a reused array about 1,000, nested functions that capture the
+/// write position about 800 (every access to a captured variable is checked for exclusivity
+/// at run time): more than the rest of a durable block at queue depth 1 (callgrind,
+/// Benchmarks/suites/profile.sh). Hence plain pointer arithmetic.
 enum AckLine {
     static func durable(pass: Int, seed: UInt32, offset: UInt64, length: UInt64) {
         // 4 labels (35 bytes) + 4 numbers of at most 20 digits + NUL.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { line in
-            var end = 0
-            func put(_ text: StaticString) {
-                text.withUTF8Buffer { bytes in
-                    for byte in bytes { line[end] = byte; end += 1 }
-                }
-            }
-            /// Decimal digits, written from the last one.
-            func put(_ value: UInt64) {
-                var digits = 1, probe = value
-                while probe >= 10 { probe /= 10; digits += 1 }
-                end += digits
-                var index = end - 1, rest = value
-                repeat {
-                    line[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                    rest /= 10
-                    index -= 1
-                } while rest > 0
-            }
-            put("durable pass=")
-            put(UInt64(pass))
-            put(" seed=")
-            put(UInt64(seed))
-            put(" offset=")
-            put(offset)
-            put(" length=")
-            put(length)
-            line[end] = 0
-            line.withMemoryRebound(to: CChar.self) { _ = puts($0.baseAddress!) }  // puts adds the newline
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 128) { line in
+            let start = line.baseAddress!
+            var end = put("durable pass=", at: start)
+            end = put(UInt64(pass), at: end)
+            end = put(" seed=", at: end)
+            end = put(UInt64(seed), at: end)
+            end = put(" offset=", at: end)
+            end = put(offset, at: end)
+            end = put(" length=", at: end)
+            end = put(length, at: end)
+            end.pointee = 0
+            _ = puts(start)  // puts adds the newline
         }
+    }
+
+    private static func put(_ text: StaticString, at position: UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<CChar> {
+        let count = text.utf8CodeUnitCount
+        UnsafeMutableRawPointer(position).copyMemory(from: text.utf8Start, byteCount: count)
+        return position + count
+    }
+
+    /// Decimal digits, written from the last one.
+    private static func put(_ value: UInt64, at position: UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<CChar> {
+        var digits = 1, probe = value
+        while probe >= 10 { probe /= 10; digits += 1 }
+        var index = digits - 1, rest = value
+        repeat {
+            position[index] = CChar(truncatingIfNeeded: 48 &+ rest % 10)  // 48: "0"
+            rest /= 10
+            index -= 1
+        } while rest > 0
+        return position + digits
     }
 }
