@@ -418,7 +418,9 @@ final class LeaseCore: Sendable {
             for stop in hooks { stop() }
             state.withLock { $0.trace.record(.queuePairsStopped(count: hooks.count)) }
         }
-        state.withLock { s in
+        // The regions' bookkeeping is freed after F_UNLCK: the breaker waits for the lease, not for it.
+        var retired: [RegionResources] = []
+        let leased = state.withLock { s -> Bool in
             s.accessClosed = true
             for region in s.regions { Self.deregister(region) }
             let deregistered = ContinuousClock.now
@@ -426,10 +428,10 @@ final class LeaseCore: Sendable {
             Self.unmapAll(&s)
             let unmapped = ContinuousClock.now
             for region in s.regions { s.trace.record(.unmapped(region: region.id), at: unmapped) }
-            s.regions.removeAll()
+            swap(&retired, &s.regions)
+            return s.heldType >= 0
         }
         if fd >= 0 {
-            let leased = state.withLock { $0.heldType >= 0 }
             if leased {
                 daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
                 state.withLock { $0.trace.record(.leaseReleased) }
@@ -438,6 +440,7 @@ final class LeaseCore: Sendable {
             close(fd)
             state.withLock { $0.trace.record(.closed) }
         }
+        withExtendedLifetime(retired) {}
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             s.phase = .revoked(reason)
             defer { s.listeners.removeAll() }
