@@ -62,16 +62,16 @@ for n in (1, 16, 64):
 GIB = 256 / 1024  # 256 MiB in GiB
 
 
-def percentile_file(fragment):
-    for path in glob.glob(os.path.join(raw, "package-benchmark", "*.tsv")):
+def percentile_file(fragment, directory="package-benchmark"):
+    for path in glob.glob(os.path.join(raw, directory, "*.tsv")):
         if fragment in os.path.basename(path):
             return path
     return None
 
 
-def p50_seconds(fragment):
+def p50_seconds(fragment, directory="package-benchmark"):
     """p50 of a package-benchmark histogramPercentiles export, in seconds."""
-    path = percentile_file(fragment)
+    path = percentile_file(fragment, directory)
     if not path:
         return None
     lines = open(path).read().splitlines()
@@ -84,10 +84,28 @@ def p50_seconds(fragment):
     return None
 
 
+def pin_p50_seconds(fragment):
+    """DaxPin's pin time: the median of the alternating rounds' p50s (pin_register_peers.sh)."""
+    rounds = sorted(glob.glob(os.path.join(raw, "package-benchmark-pin", "round.*")))
+    values = [p50_seconds(f"256MiB_{fragment}", os.path.relpath(r, raw)) for r in rounds]
+    values = [v for v in values if v]
+    if values:
+        return median(values)
+    return p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")  # a run from before the rounds
+
+
+pin_rounds = len(glob.glob(os.path.join(raw, "package-benchmark-pin", "round.*")))
+if pin_rounds:
+    notes.append(f"Pin + register: DaxPin (package-benchmark, 9 iterations after a warm-up per round) and the "
+                 f"raw C and librpma peers (10 runs per round, the first dropped) alternate in {pin_rounds} rounds, "
+                 "because the emulator's speed drifts within a boot; DaxPin's figure is the median of the rounds' "
+                 "p50s, each peer's the median of all its runs.")
+
 for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
-    d = p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")
-    c = median(numbers(f"pin.raw.{medium}.txt"))
-    l = median(numbers(f"pin.rpma.{medium}.txt"))
+    d = pin_p50_seconds(fragment)
+    # With rounds the suite has dropped each run's first (cold) result already.
+    c = median(numbers(f"pin.raw.{medium}.txt", drop_first=not pin_rounds))
+    l = median(numbers(f"pin.rpma.{medium}.txt", drop_first=not pin_rounds))
     dg, cg, lg = (GIB / x if x else None for x in (d, c, l))
     label = "tmpfs" if medium == "tmpfs" else "device-dax"
     r = dg / cg if dg and cg else None
