@@ -84,17 +84,19 @@ def p50_seconds(fragment, directory="package-benchmark"):
     return None
 
 
+# One directory per alternating round (pin_register_peers.sh); none in a run from before the rounds.
+pin_round_dirs = sorted(os.path.relpath(r, raw) for r in glob.glob(os.path.join(raw, "package-benchmark-pin", "round.*")))
+pin_rounds = len(pin_round_dirs)
+
+
 def pin_p50_seconds(fragment):
-    """DaxPin's pin time: the median of the alternating rounds' p50s (pin_register_peers.sh)."""
-    rounds = sorted(glob.glob(os.path.join(raw, "package-benchmark-pin", "round.*")))
-    values = [p50_seconds(f"256MiB_{fragment}", os.path.relpath(r, raw)) for r in rounds]
-    values = [v for v in values if v]
+    """DaxPin's pin time: the median of the alternating rounds' p50s."""
+    values = [v for v in (p50_seconds(f"256MiB_{fragment}", r) for r in pin_round_dirs) if v]
     if values:
         return median(values)
     return p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")  # a run from before the rounds
 
 
-pin_rounds = len(glob.glob(os.path.join(raw, "package-benchmark-pin", "round.*")))
 if pin_rounds:
     notes.append(f"Pin + register: DaxPin (package-benchmark, 9 iterations after a warm-up per round) and the "
                  f"raw C and librpma peers (10 runs per round, the first dropped) alternate in {pin_rounds} rounds, "

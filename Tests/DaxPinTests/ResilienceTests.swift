@@ -91,7 +91,8 @@ extension DaxPin {
                 try outcome.get()
             }
             if case .failure(let error) = outcome { #expect(error.description.contains("EMFILE")) }
-            #expect(ResourceCount.now() == before)
+            let after = ResourceCount.now()
+            #expect(after == before, "resources leaked: \(after.fdDifference(from: before))")
         }
 
         /// Without CAP_IPC_LOCK and with RLIMIT_MEMLOCK at 0, the kernel refuses the

@@ -89,7 +89,8 @@ extension DaxPin {
             #expect(final.reason == .dropped)
             #expect(final.steps == [.deregistered(region: 1), .deregistered(region: 2),
                                     .unmapped(region: 1), .unmapped(region: 2), .leaseReleased, .closed])
-            #expect(ResourceCount.now() == before)
+            let after = ResourceCount.now()
+            #expect(after == before, "resources leaked: \(after.fdDifference(from: before))")
             if !Testbed.isActive {
                 #expect(recording.calls.filter { if case .deregister(_, stillMapped: true) = $0 { true } else { false } }.count == 2)
             }
