@@ -9,6 +9,10 @@
  * dropped; each measured one is printed in nanoseconds, one per line.
  *
  * usage: write_lat DEVICE TMPFS_FILE ITERATIONS WARMUP
+ *
+ * Built with -shared -fPIC -DWRITE_LAT_LIBRARY it has no main and exports write_lat_open,
+ * write_lat_once and write_lat_close, so that DaxPinBench can alternate this C sequence with
+ * DaxPin's write in one process (Benchmarks/Tools/DaxPinBench, "write-latency").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -146,109 +150,135 @@ static void connect_side(struct ibv_context *ctx, int gid_index, struct side *s,
                          | IBV_QP_MAX_QP_RD_ATOMIC, "RTS");
 }
 
-int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: write_lat DEVICE TMPFS_FILE ITERATIONS WARMUP\n"); return 2; }
-    const char *devname = argv[1], *path = argv[2];
-    long iterations = strtol(argv[3], NULL, 10), warmup = strtol(argv[4], NULL, 10);
-    if (iterations <= 0 || warmup < 0) { fprintf(stderr, "write_lat: ITERATIONS must be > 0, WARMUP >= 0\n"); return 2; }
-    srandom((unsigned)(now_ns() ^ getpid()));
+/* Everything one measurement needs, set up by write_lat_open. */
+struct write_lat {
+    struct ibv_device **list;
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    int fd;
+    void *target, *source;
+    struct ibv_mr *target_mr, *source_mr;
+    struct side server, client;
+    uint64_t next_id;
+};
 
+struct write_lat *write_lat_open(const char *devname, const char *path) {
+    struct write_lat *w = calloc(1, sizeof *w);
+    if (!w) die("calloc", errno);
+    srandom((unsigned)(now_ns() ^ getpid()));
     int ndev = 0;
-    struct ibv_device **list = ibv_get_device_list(&ndev);
-    if (!list) die("ibv_get_device_list", errno);
-    struct ibv_context *ctx = NULL;
-    for (int i = 0; i < ndev && !ctx; i++)
-        if (strcmp(ibv_get_device_name(list[i]), devname) == 0) {
-            ctx = ibv_open_device(list[i]);
-            if (!ctx) die("ibv_open_device", errno);
+    w->list = ibv_get_device_list(&ndev);
+    if (!w->list) die("ibv_get_device_list", errno);
+    for (int i = 0; i < ndev && !w->ctx; i++)
+        if (strcmp(ibv_get_device_name(w->list[i]), devname) == 0) {
+            w->ctx = ibv_open_device(w->list[i]);
+            if (!w->ctx) die("ibv_open_device", errno);
         }
-    if (!ctx) { fprintf(stderr, "write_lat: no RDMA device named %s\n", devname); return 1; }
-    struct ibv_pd *pd = ibv_alloc_pd(ctx);
-    if (!pd) die("ibv_alloc_pd", errno);
-    int gid_index = choose_gid(ctx);
+    if (!w->ctx) { fprintf(stderr, "write_lat: no RDMA device named %s\n", devname); exit(1); }
+    w->pd = ibv_alloc_pd(w->ctx);
+    if (!w->pd) die("ibv_alloc_pd", errno);
+    int gid_index = choose_gid(w->ctx);
 
     /* Target: a 1 MiB tmpfs file, mapped shared; source: 4 KiB anonymous. */
     int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) die("open", errno);
-    if (ftruncate(fd, TARGET_BYTES) != 0) die("ftruncate", errno);
-    void *target = mmap(NULL, TARGET_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (target == MAP_FAILED) die("mmap (target)", errno);
-    struct ibv_mr *target_mr = ibv_reg_mr(pd, target, TARGET_BYTES, access);
-    if (!target_mr) die("ibv_reg_mr (target)", errno);
-    void *source = mmap(NULL, SOURCE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (source == MAP_FAILED) die("mmap (source)", errno);
-    memset(source, 0xa5, SOURCE_BYTES);
-    struct ibv_mr *source_mr = ibv_reg_mr(pd, source, SOURCE_BYTES, access);
-    if (!source_mr) die("ibv_reg_mr (source)", errno);
+    w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (w->fd < 0) die("open", errno);
+    if (ftruncate(w->fd, TARGET_BYTES) != 0) die("ftruncate", errno);
+    w->target = mmap(NULL, TARGET_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, w->fd, 0);
+    if (w->target == MAP_FAILED) die("mmap (target)", errno);
+    w->target_mr = ibv_reg_mr(w->pd, w->target, TARGET_BYTES, access);
+    if (!w->target_mr) die("ibv_reg_mr (target)", errno);
+    w->source = mmap(NULL, SOURCE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (w->source == MAP_FAILED) die("mmap (source)", errno);
+    memset(w->source, 0xa5, SOURCE_BYTES);
+    w->source_mr = ibv_reg_mr(w->pd, w->source, SOURCE_BYTES, access);
+    if (!w->source_mr) die("ibv_reg_mr (source)", errno);
 
-    struct side server, client;
-    create_side(ctx, pd, gid_index, &server);
-    create_side(ctx, pd, gid_index, &client);
-    connect_side(ctx, gid_index, &server, &client.ep);
-    connect_side(ctx, gid_index, &client, &server.ep);
+    create_side(w->ctx, w->pd, gid_index, &w->server);
+    create_side(w->ctx, w->pd, gid_index, &w->client);
+    connect_side(w->ctx, gid_index, &w->server, &w->client.ep);
+    connect_side(w->ctx, gid_index, &w->client, &w->server.ep);
+    return w;
+}
 
-    long total = warmup + iterations;
+/* One signaled 64 B WRITE, post to completion: its time in ns. Exits on any failure. */
+int64_t write_lat_once(struct write_lat *w) {
+    uint64_t id = ++w->next_id;
+    struct ibv_sge sge = { .addr = (uintptr_t)w->source, .length = WRITE_BYTES, .lkey = w->source_mr->lkey };
+    struct ibv_send_wr wr, *bad = NULL;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = id;
+    wr.opcode = IBV_WR_RDMA_WRITE;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.wr.rdma.remote_addr = (uintptr_t)w->target + WRITE_OFFSET;
+    wr.wr.rdma.rkey = w->target_mr->rkey;
+
+    int64_t start = now_ns(), deadline = start + TIMEOUT_NS;
+    int rc = ibv_post_send(w->client.qp, &wr, &bad);
+    if (rc) die("ibv_post_send", rc);
+    struct ibv_wc wc;
+    unsigned long empty = 0;
+    for (;;) {
+        int n = ibv_poll_cq(w->client.cq, 1, &wc);
+        if (n < 0) { fprintf(stderr, "write_lat: ibv_poll_cq failed (%d)\n", n); exit(1); }
+        if (n == 0) {
+            if (++empty % 64 == 0) {
+                if (now_ns() >= deadline) { fprintf(stderr, "write_lat: no completion within 10 s (write %llu)\n", (unsigned long long)id); exit(1); }
+                sched_yield();
+            }
+            continue;
+        }
+        if (wc.wr_id == id) break;  /* as QueuePair: skip stale completions */
+    }
+    int64_t elapsed = now_ns() - start;
+    if (wc.status != IBV_WC_SUCCESS) {
+        fprintf(stderr, "write_lat: RDMA WRITE completed with %s (write %llu)\n", ibv_wc_status_str(wc.status), (unsigned long long)id);
+        exit(1);
+    }
+    return elapsed;
+}
+
+/* Checks that the target holds the written bytes, then tears down: QPs before their CQs,
+ * MRs before their memory, PD before closing. */
+void write_lat_close(struct write_lat *w) {
+    if (w->next_id > 0 && memcmp((char *)w->target + WRITE_OFFSET, w->source, WRITE_BYTES) != 0) {
+        fprintf(stderr, "write_lat: the target does not hold the written bytes\n");
+        exit(1);
+    }
+    int rc;
+    if ((rc = ibv_destroy_qp(w->client.qp))) die("ibv_destroy_qp", rc);
+    if ((rc = ibv_destroy_qp(w->server.qp))) die("ibv_destroy_qp", rc);
+    if ((rc = ibv_destroy_cq(w->client.cq))) die("ibv_destroy_cq", rc);
+    if ((rc = ibv_destroy_cq(w->server.cq))) die("ibv_destroy_cq", rc);
+    if ((rc = ibv_dereg_mr(w->source_mr))) die("ibv_dereg_mr", rc);
+    if ((rc = ibv_dereg_mr(w->target_mr))) die("ibv_dereg_mr", rc);
+    if (munmap(w->source, SOURCE_BYTES) != 0) die("munmap", errno);
+    if (munmap(w->target, TARGET_BYTES) != 0) die("munmap", errno);
+    if (close(w->fd) != 0) die("close", errno);
+    if ((rc = ibv_dealloc_pd(w->pd))) die("ibv_dealloc_pd", rc);
+    if ((rc = ibv_close_device(w->ctx))) die("ibv_close_device", rc);
+    ibv_free_device_list(w->list);
+    free(w);
+}
+
+#ifndef WRITE_LAT_LIBRARY
+int main(int argc, char **argv) {
+    if (argc != 5) { fprintf(stderr, "usage: write_lat DEVICE TMPFS_FILE ITERATIONS WARMUP\n"); return 2; }
+    long iterations = strtol(argv[3], NULL, 10), warmup = strtol(argv[4], NULL, 10);
+    if (iterations <= 0 || warmup < 0) { fprintf(stderr, "write_lat: ITERATIONS must be > 0, WARMUP >= 0\n"); return 2; }
+    struct write_lat *w = write_lat_open(argv[1], argv[2]);
     int64_t *samples = calloc((size_t)iterations, sizeof *samples);
     if (!samples) die("calloc", errno);
-    for (long i = 0; i < total; i++) {
-        uint64_t id = (uint64_t)i + 1;
-        struct ibv_sge sge = { .addr = (uintptr_t)source, .length = WRITE_BYTES, .lkey = source_mr->lkey };
-        struct ibv_send_wr wr, *bad = NULL;
-        memset(&wr, 0, sizeof wr);
-        wr.wr_id = id;
-        wr.opcode = IBV_WR_RDMA_WRITE;
-        wr.sg_list = &sge;
-        wr.num_sge = 1;
-        wr.send_flags = IBV_SEND_SIGNALED;
-        wr.wr.rdma.remote_addr = (uintptr_t)target + WRITE_OFFSET;
-        wr.wr.rdma.rkey = target_mr->rkey;
-
-        int64_t start = now_ns(), deadline = start + TIMEOUT_NS;
-        int rc = ibv_post_send(client.qp, &wr, &bad);
-        if (rc) die("ibv_post_send", rc);
-        struct ibv_wc wc;
-        unsigned long empty = 0;
-        for (;;) {
-            int n = ibv_poll_cq(client.cq, 1, &wc);
-            if (n < 0) { fprintf(stderr, "write_lat: ibv_poll_cq failed (%d)\n", n); return 1; }
-            if (n == 0) {
-                if (++empty % 64 == 0) {
-                    if (now_ns() >= deadline) { fprintf(stderr, "write_lat: no completion within 10 s (iteration %ld)\n", i); return 1; }
-                    sched_yield();
-                }
-                continue;
-            }
-            if (wc.wr_id == id) break;  /* as QueuePair: skip stale completions */
-        }
-        int64_t elapsed = now_ns() - start;
-        if (wc.status != IBV_WC_SUCCESS) {
-            fprintf(stderr, "write_lat: RDMA WRITE completed with %s (iteration %ld)\n", ibv_wc_status_str(wc.status), i);
-            return 1;
-        }
+    for (long i = 0; i < warmup + iterations; i++) {
+        int64_t elapsed = write_lat_once(w);
         if (i >= warmup) samples[i - warmup] = elapsed;
-    }
-    if (memcmp((char *)target + WRITE_OFFSET, source, WRITE_BYTES) != 0) {
-        fprintf(stderr, "write_lat: the target does not hold the written bytes\n");
-        return 1;
     }
     for (long i = 0; i < iterations; i++) printf("%lld\n", (long long)samples[i]);
     if (fflush(stdout) != 0) die("write to stdout", errno);
     free(samples);
-
-    /* Tear down: QPs before their CQs, MRs before their memory, PD before closing. */
-    int rc;
-    if ((rc = ibv_destroy_qp(client.qp))) die("ibv_destroy_qp", rc);
-    if ((rc = ibv_destroy_qp(server.qp))) die("ibv_destroy_qp", rc);
-    if ((rc = ibv_destroy_cq(client.cq))) die("ibv_destroy_cq", rc);
-    if ((rc = ibv_destroy_cq(server.cq))) die("ibv_destroy_cq", rc);
-    if ((rc = ibv_dereg_mr(source_mr))) die("ibv_dereg_mr", rc);
-    if ((rc = ibv_dereg_mr(target_mr))) die("ibv_dereg_mr", rc);
-    if (munmap(source, SOURCE_BYTES) != 0) die("munmap", errno);
-    if (munmap(target, TARGET_BYTES) != 0) die("munmap", errno);
-    if (close(fd) != 0) die("close", errno);
-    if ((rc = ibv_dealloc_pd(pd))) die("ibv_dealloc_pd", rc);
-    if ((rc = ibv_close_device(ctx))) die("ibv_close_device", rc);
-    ibv_free_device_list(list);
+    write_lat_close(w);
     return 0;
 }
+#endif

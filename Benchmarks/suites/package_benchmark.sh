@@ -1,7 +1,8 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
 # In-process DaxPin measurements through package-benchmark's BenchmarkTool (what
-# `swift package benchmark` runs, started directly: no SwiftPM in the guest). The pin
-# benchmarks run in pin_register_peers.sh, alternated with their peers.
+# `swift package benchmark` runs, started directly: no SwiftPM in the guest). No suite of
+# its own: the pin benchmarks run in pin_register_peers.sh and the 64 B WRITE in
+# write_latency.sh, each alternated with its peers.
 
 # package_benchmark_run DIR FILTER: runs the benchmarks matching FILTER; percentiles in $OUT/DIR.
 package_benchmark_run() {
@@ -14,9 +15,4 @@ package_benchmark_run() {
         --benchmark-executable-paths "$BIN/DaxPinBenchmarks" --path "$OUT/$1" --filter "$2" \
         --no-progress) >>"$OUT/package-benchmark.log" 2>&1 || { cat "$OUT/package-benchmark.log" >&2; return 1; }
     rm -f "$TMP"/daxpin-bench-*
-}
-
-suite_package_benchmark() {
-    say "package-benchmark: 64 B RDMA WRITE"
-    package_benchmark_run package-benchmark 'rdma.*'
 }

@@ -10,6 +10,12 @@
 //       The raw C holder (peers/lease_holder.c built as LIBRARY, its main renamed
 //       lease_holder_main) run inside this Swift process, after DaxPin has started its watcher
 //       and taken and revoked one lease: the C sequence with this process's state around it.
+//   DaxPinBench write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH
+//       64 B RDMA WRITE, post to completion, paired: DaxPin's QueuePair.write (the
+//       package-benchmark "rdma write 64B" set-up) and the raw C sequence of peers/write_lat.c
+//       (built as LIBRARY) in this one process, alternating BATCH writes each, so that the
+//       emulator's slow and fast spells fall on both alike. Prints WARMUP unrecorded writes of
+//       each first, then ITERATIONS lines "DAXPIN <ns>" and as many "C <ns>".
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
@@ -161,6 +167,11 @@ case "hold-c" where arguments.count == 7:
     let cArguments = ["lease_holder"] + arguments[2...]
     var argv: [UnsafeMutablePointer<CChar>?] = cArguments.map { strdup($0) } + [nil]
     exit(unsafeBitCast(symbol, to: CMain.self)(Int32(cArguments.count), &argv))
+case "write-latency" where arguments.count == 7:
+    guard let iterations = Int(arguments[4]), let warmUp = Int(arguments[5]), let batch = Int(arguments[6]),
+          iterations > 0, warmUp >= 0, batch > 0 else { fail("bad numbers") }
+    pairedWriteLatency(library: arguments[1], deviceName: arguments[2], dir: arguments[3],
+                       iterations: iterations, warmUp: warmUp, batch: batch)
 case "idle" where arguments.count == 5:
     let dir = arguments[1]
     guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
@@ -182,5 +193,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | idle DIR LEASES SECONDS DEVICE")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | idle DIR LEASES SECONDS DEVICE")
 }

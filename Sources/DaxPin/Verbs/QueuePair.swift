@@ -219,9 +219,12 @@ public final class QueuePair: @unchecked Sendable {
 
     /// Busy-polls the CQ for one completion, bounded by `timeout` (loopback latency is
     /// microseconds). The clock is read, and the CPU yielded to rxe's kernel work, only every
-    /// 64 empty polls, so the common case is a tight `ibv_poll_cq` loop like perftest's.
+    /// 64 empty polls, so the common case is a tight `ibv_poll_cq` loop like perftest's. The
+    /// timeout starts at the first of those reads, not before the first poll: most requests
+    /// complete sooner, and a clock read can be a system call (the testbed's HPET
+    /// clocksource: about 1 µs, a twentieth of a loopback WRITE).
     private func pollCompletion(id: UInt64, timeout: Duration) -> Result<Completion, DaxPinError> {
-        let deadline = ContinuousClock.now + timeout
+        var deadline: ContinuousClock.Instant?
         var completion = ibv_wc()
         var emptyPolls = 0
         while true {
@@ -232,7 +235,12 @@ public final class QueuePair: @unchecked Sendable {
             if count == 0 {
                 emptyPolls += 1
                 if emptyPolls % 64 == 0 {
-                    if ContinuousClock.now >= deadline { break }
+                    let now = ContinuousClock.now
+                    if let deadline {
+                        if now >= deadline { break }
+                    } else {
+                        deadline = now + timeout
+                    }
                     sched_yield()
                 }
                 continue
