@@ -23,8 +23,8 @@
 # 1.2 s, rpma_durable in about 0.45 s) goes to durable.*.loop.txt. DaxPin's client does not wrap: at
 # most 16384 blocks fit the 64 MiB export.
 DURABLE_BLOCK=4096
-DURABLE_BLOCKS=${DAXPIN_DURABLE_BLOCKS:-8000}
-DURABLE_RUNS=${DAXPIN_DURABLE_RUNS:-8}
+DURABLE_BLOCKS=${DAXPIN_BENCH_DURABLE_BLOCKS:-8000}
+DURABLE_RUNS=${DAXPIN_BENCH_DURABLE_RUNS:-8}
 DURABLE_LENGTH=$((64 << 20))   # a multiple of device-dax's 2 MiB alignment; room for 16384 blocks
 
 # durable_client KIND PORT BLOCKS: runs one client; sets DURABLE_NS to its wall time.

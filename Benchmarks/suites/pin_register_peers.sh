@@ -6,7 +6,7 @@
 # peer's device-dax median 91, 111 and 53 ms in three rounds), so series measured one after
 # the other would turn that drift into the ratio. Each round's DaxPin percentiles go to
 # package-benchmark-pin/round.N/; the peers' runs are appended to pin.{raw,rpma}.{tmpfs,devdax}.txt.
-PIN_ROUNDS=${DAXPIN_PIN_ROUNDS:-5}
+PIN_ROUNDS=${DAXPIN_BENCH_PIN_ROUNDS:-5}
 
 # pin_peer MODE TARGET FILE: one peer run of 10, its first (a cold start) dropped.
 pin_peer() {

@@ -12,7 +12,7 @@
 #   C peer:  peers/write_lat (two RC QPs in one process, one signaled 64 B RDMA WRITE,
 #            busy-poll the CQ; 5000 measured after 200 warm-up), to write_lat.c.N.txt;
 #   perftest's ib_write_lat on the same device (server + client), to ib_write_lat.N.txt.
-LAT_ROUNDS=${DAXPIN_LAT_ROUNDS:-5}
+LAT_ROUNDS=${DAXPIN_BENCH_LAT_ROUNDS:-5}
 
 # ib_write_lat_once FILE: one perftest run, 2000 iterations; the client's report goes to $OUT/FILE.
 ib_write_lat_once() {
