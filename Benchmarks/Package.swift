@@ -23,8 +23,9 @@ let package = Package(
             swiftSettings: strict,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
-        // Cross-process measurements package-benchmark cannot express: a lease holder whose
-        // lease another process breaks, the idle watcher, 1000 leases.
+        // Measurements package-benchmark cannot express: a lease holder whose lease another
+        // process breaks, the idle watcher, 1000 leases, and the 64 B WRITE paired with the C
+        // peer's in one process.
         .executableTarget(
             name: "DaxPinBench",
             dependencies: [.product(name: "DaxPin", package: "DaxPin")],

@@ -5,6 +5,10 @@
  * owns ADDR (rpma_utils_get_ibv_context). Prints the seconds of each repetition.
  *
  * usage: pin_register raw|rpma PATH LENGTH REPS DEVICE ADDR
+ *
+ * Built with -shared -fPIC -DPIN_REGISTER_LIBRARY it has no main and exports
+ * pin_register_open, pin_register_once and pin_register_close, so that DaxPinBench can
+ * alternate these sequences with DaxPin's pin in one process (DaxPinBench "pin-paired").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,59 +31,83 @@ static double now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv) {
-    if (argc != 7) { fprintf(stderr, "usage: pin_register raw|rpma PATH LENGTH REPS DEVICE ADDR\n"); return 2; }
-    int rpma = strcmp(argv[1], "rpma") == 0;
-    const char *path = argv[2], *devname = argv[5], *addr = argv[6];
-    size_t length = strtoull(argv[3], NULL, 10);
-    int reps = atoi(argv[4]);
+/* One peer: its device (or librpma peer) and the open file, set up by pin_register_open. */
+struct pin_register {
+    int rpma, fd;
+    size_t length;
+    struct ibv_context *ctx;
+    struct ibv_device **list;
+    struct rpma_peer *peer;
+    struct ibv_pd *pd;
+};
 
-    struct ibv_context *ctx = NULL;
-    struct ibv_device **list = NULL;
-    struct rpma_peer *peer = NULL;
-    struct ibv_pd *pd = NULL;
-    if (rpma) {
-        int rc = rpma_utils_get_ibv_context(addr, RPMA_UTIL_IBV_CONTEXT_LOCAL, &ctx);
-        if (rc) { fprintf(stderr, "pin_register: rpma_utils_get_ibv_context: %s\n", rpma_err_2str(rc)); return 1; }
-        rc = rpma_peer_new(ctx, &peer);
-        if (rc) { fprintf(stderr, "pin_register: rpma_peer_new: %s\n", rpma_err_2str(rc)); return 1; }
+/* Exits on failure; MODE is "raw" or "rpma". */
+struct pin_register *pin_register_open(const char *mode, const char *path, size_t length, const char *devname,
+                                       const char *addr) {
+    struct pin_register *h = calloc(1, sizeof *h);
+    if (!h) die("calloc", errno);
+    h->rpma = strcmp(mode, "rpma") == 0;
+    h->length = length;
+    if (h->rpma) {
+        int rc = rpma_utils_get_ibv_context(addr, RPMA_UTIL_IBV_CONTEXT_LOCAL, &h->ctx);
+        if (rc) { fprintf(stderr, "pin_register: rpma_utils_get_ibv_context: %s\n", rpma_err_2str(rc)); exit(1); }
+        rc = rpma_peer_new(h->ctx, &h->peer);
+        if (rc) { fprintf(stderr, "pin_register: rpma_peer_new: %s\n", rpma_err_2str(rc)); exit(1); }
     } else {
         int ndev = 0;
-        list = ibv_get_device_list(&ndev);
-        for (int i = 0; list && i < ndev; i++)
-            if (strcmp(ibv_get_device_name(list[i]), devname) == 0) ctx = ibv_open_device(list[i]);
-        if (!ctx) die("ibv_open_device", errno);
-        pd = ibv_alloc_pd(ctx);
-        if (!pd) die("ibv_alloc_pd", errno);
+        h->list = ibv_get_device_list(&ndev);
+        for (int i = 0; h->list && i < ndev; i++)
+            if (strcmp(ibv_get_device_name(h->list[i]), devname) == 0) h->ctx = ibv_open_device(h->list[i]);
+        if (!h->ctx) die("ibv_open_device", errno);
+        h->pd = ibv_alloc_pd(h->ctx);
+        if (!h->pd) die("ibv_alloc_pd", errno);
     }
-
     struct stat st;
     int is_char = stat(path, &st) == 0 && S_ISCHR(st.st_mode);
-    int fd = open(path, O_RDWR | O_CLOEXEC | (is_char ? 0 : O_CREAT), 0600);
-    if (fd < 0) die("open", errno);
-    if (!is_char && ftruncate(fd, (off_t)length) != 0) die("ftruncate", errno);
+    h->fd = open(path, O_RDWR | O_CLOEXEC | (is_char ? 0 : O_CREAT), 0600);
+    if (h->fd < 0) die("open", errno);
+    if (!is_char && ftruncate(h->fd, (off_t)length) != 0) die("ftruncate", errno);
+    return h;
+}
+
+/* One repetition: seconds of map + populate + register (deregister + unmap not timed). */
+double pin_register_once(struct pin_register *h) {
     int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    double start = now();
+    void *p = mmap(NULL, h->length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, h->fd, 0);
+    if (p == MAP_FAILED) die("mmap", errno);
+    struct ibv_mr *mr = NULL;
+    struct rpma_mr_local *rmr = NULL;
+    if (h->rpma) {
+        int rc = rpma_mr_reg(h->peer, p, h->length, RPMA_MR_USAGE_WRITE_DST | RPMA_MR_USAGE_READ_SRC, &rmr);
+        if (rc) { fprintf(stderr, "pin_register: rpma_mr_reg: %s\n", rpma_err_2str(rc)); exit(1); }
+    } else {
+        mr = ibv_reg_mr(h->pd, p, h->length, access);
+        if (!mr) die("ibv_reg_mr", errno);
+    }
+    double elapsed = now() - start;
+    if (h->rpma) rpma_mr_dereg(&rmr); else ibv_dereg_mr(mr);
+    munmap(p, h->length);
+    return elapsed;
+}
+
+void pin_register_close(struct pin_register *h) {
+    close(h->fd);
+    if (h->rpma) { rpma_peer_delete(&h->peer); }  /* librpma owns ctx (rdma_cm) */
+    else { ibv_dealloc_pd(h->pd); ibv_close_device(h->ctx); ibv_free_device_list(h->list); }
+    free(h);
+}
+
+#ifndef PIN_REGISTER_LIBRARY
+int main(int argc, char **argv) {
+    if (argc != 7) { fprintf(stderr, "usage: pin_register raw|rpma PATH LENGTH REPS DEVICE ADDR\n"); return 2; }
+    int reps = atoi(argv[4]);
+    struct pin_register *h = pin_register_open(argv[1], argv[2], strtoull(argv[3], NULL, 10), argv[5], argv[6]);
     for (int rep = 0; rep < reps; rep++) {
-        double start = now();
-        void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-        if (p == MAP_FAILED) die("mmap", errno);
-        struct ibv_mr *mr = NULL;
-        struct rpma_mr_local *rmr = NULL;
-        if (rpma) {
-            int rc = rpma_mr_reg(peer, p, length, RPMA_MR_USAGE_WRITE_DST | RPMA_MR_USAGE_READ_SRC, &rmr);
-            if (rc) { fprintf(stderr, "pin_register: rpma_mr_reg: %s\n", rpma_err_2str(rc)); return 1; }
-        } else {
-            mr = ibv_reg_mr(pd, p, length, access);
-            if (!mr) die("ibv_reg_mr", errno);
-        }
-        double elapsed = now() - start;
-        if (rpma) rpma_mr_dereg(&rmr); else ibv_dereg_mr(mr);
-        munmap(p, length);
-        printf("%.9f\n", elapsed);
+        printf("%.9f\n", pin_register_once(h));
         fflush(stdout);
     }
-    close(fd);
-    if (rpma) { rpma_peer_delete(&peer); }  /* librpma owns ctx (rdma_cm) */
-    else { ibv_dealloc_pd(pd); ibv_close_device(ctx); ibv_free_device_list(list); }
+    pin_register_close(h);
     return 0;
 }
+#endif

@@ -16,6 +16,11 @@
 //       (built as LIBRARY) in this one process, alternating BATCH writes each, so that the
 //       emulator's slow and fast spells fall on both alike. Prints WARMUP unrecorded writes of
 //       each first, then ITERATIONS lines "DAXPIN <ns>" and as many "C <ns>".
+//   DaxPinBench pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR
+//       Pin + register BYTES on a tmpfs file in DIR, then on DEVDAX: DaxPin's lease.pin and
+//       the raw C and librpma sequences of peers/pin_register.c (built as LIBRARY) in this
+//       one process, one of each per iteration in a rotating order, after one unrecorded
+//       each. Prints "<tmpfs|devdax> <DAXPIN|RAW|RPMA> <seconds>" lines.
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
@@ -172,6 +177,10 @@ case "write-latency" where arguments.count == 7:
           iterations > 0, warmUp >= 0, batch > 0 else { fail("bad numbers") }
     pairedWriteLatency(library: arguments[1], deviceName: arguments[2], dir: arguments[3],
                        iterations: iterations, warmUp: warmUp, batch: batch)
+case "pin-paired" where arguments.count == 8:
+    guard let bytes = Int(arguments[4]), let iterations = Int(arguments[5]), bytes > 0, iterations > 0 else { fail("bad numbers") }
+    pairedPin(library: arguments[1], dir: arguments[2], devdaxPath: arguments[3], bytes: bytes, iterations: iterations,
+              deviceName: arguments[6], address: arguments[7])
 case "idle" where arguments.count == 5:
     let dir = arguments[1]
     guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
@@ -193,5 +202,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | idle DIR LEASES SECONDS DEVICE")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | idle DIR LEASES SECONDS DEVICE")
 }
