@@ -97,24 +97,34 @@ def pin_p50_seconds(fragment):
     return p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")  # a run from before the rounds
 
 
-def paired_pin_seconds():
-    """{(medium, DAXPIN|RAW|RPMA): median seconds} of DaxPinBench pin-paired's output."""
+def paired_pin_series():
+    """{(medium, DAXPIN|RAW|RPMA): [seconds per iteration]} of DaxPinBench pin-paired's output."""
     series = {}
     for line in (read("pin.paired.txt") or "").splitlines():
         fields = line.split()
         if len(fields) == 3 and re.fullmatch(r"[0-9.e-]+", fields[2]):
             series.setdefault((fields[0], fields[1]), []).append(float(fields[2]))
-    return {key: median(values) for key, values in series.items()}, max((len(v) for v in series.values()), default=0)
+    return series
 
 
-paired_pin, paired_pin_iterations = paired_pin_seconds()
+def paired_ratio(daxpin, peer):
+    """DaxPin's throughput over the peer's: the median over iterations of peer time / DaxPin time."""
+    pairs = [p / d for d, p in zip(daxpin or [], peer or []) if d > 0]
+    return median(pairs)
+
+
+paired_pin_runs = paired_pin_series()
+paired_pin = {key: median(values) for key, values in paired_pin_runs.items()}
+paired_pin_iterations = max((len(v) for v in paired_pin_runs.values()), default=0)
 if paired_pin:
     notes.append(f"Pin + register, the gated rows: DaxPinBench pin-paired runs DaxPin's pin and the raw C and "
                  f"librpma sequences of peers/pin_register.c (built as a shared library) in one process, one of "
                  f"each per iteration in a rotating order, {paired_pin_iterations} iterations per medium after one "
-                 "unrecorded each; each figure is the median. Only map + populate + register is timed. The "
-                 "emulator has slow and fast spells lasting seconds to minutes, which series measured one after "
-                 "the other met unequally; the separate-process rows (package-benchmark's pin benchmarks, 9 "
+                 "unrecorded each. The throughputs are medians; the ratio is the median over iterations of the "
+                 "iteration's ratio, the estimator of a paired design (the three runs of an iteration share the "
+                 "emulator's spell; a single run still lands near 55 or near 90 ms on device-dax at random). Only "
+                 "map + populate + register is timed. Series measured one after the other met the emulator's "
+                 "spells unequally; the separate-process rows (package-benchmark's pin benchmarks, 9 "
                  "iterations after a warm-up, and each peer as its own process, 10 runs with the first dropped) "
                  "are context.")
 
@@ -126,10 +136,11 @@ for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
     l = median(numbers(f"pin.rpma.{medium}.txt", drop_first=not pin_rounds))
     if paired_pin:
         pd, pc, pl = (GIB / x if x else None for x in (paired_pin.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")))
-        r = pd / pc if pd and pc else None
+        runs = {k: paired_pin_runs.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")}
+        r = paired_ratio(runs["DAXPIN"], runs["RAW"])
         add(f"pin + register 256 MiB, {label} (paired in one process)", fmt(pd, "GiB/s", 2), fmt(pc, "GiB/s", 2),
             ratio_text(r), "DaxPin / C ≥ 0.95", None if r is None else r >= 0.95, "mmap+populate+ibv_reg_mr")
-        r = pd / pl if pd and pl else None
+        r = paired_ratio(runs["DAXPIN"], runs["RPMA"])
         add(f"pin + register 256 MiB, {label} (paired in one process)", fmt(pd, "GiB/s", 2), fmt(pl, "GiB/s", 2),
             ratio_text(r), "DaxPin / librpma ≥ 1.00", None if r is None else r >= 1.0, "librpma rpma_mr_reg")
     dg, cg = (GIB / x if x else None for x in (d, c))
