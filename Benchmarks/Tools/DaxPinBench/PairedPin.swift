@@ -13,22 +13,16 @@ private struct CPinPeer {
                                      UnsafePointer<CChar>) -> OpaquePointer?
     typealias Once = @convention(c) (OpaquePointer) -> Double
     typealias Close = @convention(c) (OpaquePointer) -> Void
-    let name: String
     let state: OpaquePointer
     let once: Once
     let close: Close
 
-    init(library handle: UnsafeMutableRawPointer, mode: String, path: String, length: Int, device: String, address: String) {
-        func symbol<T>(_ symbolName: String, as type: T.Type) -> T {
-            guard let pointer = dlsym(handle, symbolName) else { fail("no \(symbolName) in the pin_register library") }
-            return unsafeBitCast(pointer, to: type)
-        }
-        let open = symbol("pin_register_open", as: Open.self)
-        once = symbol("pin_register_once", as: Once.self)
-        close = symbol("pin_register_close", as: Close.self)
+    init(library: PeerLibrary, mode: String, path: String, length: Int, device: String, address: String) {
+        let open = library.function("pin_register_open", as: Open.self)
+        once = library.function("pin_register_once", as: Once.self)
+        close = library.function("pin_register_close", as: Close.self)
         guard let state = open(mode, path, length, device, address) else { fail("pin_register_open \(mode) failed") }
         self.state = state
-        name = mode.uppercased()
     }
 }
 
@@ -52,14 +46,14 @@ func pairedPin(library: String, dir: String, devdaxPath: String, bytes: Int, ite
                deviceName: String, address: String) {
     let device: RDMADevice
     do { device = try RDMADevice.open(named: deviceName) } catch { fail("\(error)") }
-    guard let handle = dlopen(library, RTLD_NOW) else { fail("dlopen \(library): \(String(cString: dlerror()))") }
+    let peerLibrary = PeerLibrary(library)
     for (medium, daxPinPath, peerPath) in [("tmpfs", "\(dir)/daxpin-bench-pin-\(getpid())", "\(dir)/peer-pin-\(getpid())"),
                                            ("devdax", devdaxPath, devdaxPath)] {
         if medium == "tmpfs" { createFile(daxPinPath, size: bytes) }
         var lease: LayoutLease
         do { lease = try LayoutLease(path: daxPinPath) } catch { fail("lease on \(daxPinPath): \(error)") }
         let peers = ["raw", "rpma"].map {
-            CPinPeer(library: handle, mode: $0, path: peerPath, length: bytes, device: deviceName, address: address)
+            CPinPeer(library: peerLibrary, mode: $0, path: peerPath, length: bytes, device: deviceName, address: address)
         }
         // Three runners: DaxPin, then the peers.
         var results: [[Double]] = [[], [], []]

@@ -22,15 +22,10 @@ private struct CWriteLatency {
     let once: Once
     let close: Close
 
-    init(library: String, deviceName: String, path: String) {
-        guard let handle = dlopen(library, RTLD_NOW) else { fail("dlopen \(library): \(String(cString: dlerror()))") }
-        func symbol<T>(_ name: String, as type: T.Type) -> T {
-            guard let pointer = dlsym(handle, name) else { fail("no \(name) in \(library)") }
-            return unsafeBitCast(pointer, to: type)
-        }
-        let open = symbol("write_lat_open", as: Open.self)
-        once = symbol("write_lat_once", as: Once.self)
-        close = symbol("write_lat_close", as: Close.self)
+    init(library: PeerLibrary, deviceName: String, path: String) {
+        let open = library.function("write_lat_open", as: Open.self)
+        once = library.function("write_lat_once", as: Once.self)
+        close = library.function("write_lat_close", as: Close.self)
         guard let state = open(deviceName, path) else { fail("write_lat_open failed") }
         self.state = state
     }
@@ -62,7 +57,7 @@ func pairedWriteLatency(library: String, deviceName: String, dir: String, iterat
         fail("DaxPin set-up: \(error)")
     }
     let cPath = "\(dir)/daxpin-bench-write-c-\(getpid())"
-    let peer = CWriteLatency(library: library, deviceName: deviceName, path: cPath)
+    let peer = CWriteLatency(library: PeerLibrary(library), deviceName: deviceName, path: cPath)
 
     func daxPinWrite() -> Int64 {
         let start = monotonicNanoseconds()

@@ -166,12 +166,11 @@ case "hold-c" where arguments.count == 7:
     warmUp.lease = nil
     unlink(warmUp.path)
     BackgroundWork.settle()
-    guard let library = dlopen(arguments[1], RTLD_NOW) else { fail("dlopen \(arguments[1]): \(String(cString: dlerror()))") }
-    guard let symbol = dlsym(library, "lease_holder_main") else { fail("no lease_holder_main in \(arguments[1])") }
     typealias CMain = @convention(c) (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32
+    let holderMain = PeerLibrary(arguments[1]).function("lease_holder_main", as: CMain.self)
     let cArguments = ["lease_holder"] + arguments[2...]
     var argv: [UnsafeMutablePointer<CChar>?] = cArguments.map { strdup($0) } + [nil]
-    exit(unsafeBitCast(symbol, to: CMain.self)(Int32(cArguments.count), &argv))
+    exit(holderMain(Int32(cArguments.count), &argv))
 case "write-latency" where arguments.count == 7:
     guard let iterations = Int(arguments[4]), let warmUp = Int(arguments[5]), let batch = Int(arguments[6]),
           iterations > 0, warmUp >= 0, batch > 0 else { fail("bad numbers") }
