@@ -84,8 +84,23 @@ def p50_seconds(fragment, directory="package-benchmark"):
     return None
 
 
+def round_dirs(directory):
+    """DIRECTORY/round.N of the suites that run package-benchmark in rounds, relative to raw."""
+    return sorted(os.path.relpath(r, raw) for r in glob.glob(os.path.join(raw, directory, "round.*")))
+
+
+def labelled_values(name):
+    """{(label, ...): [value, ...]} of a file of "LABEL... VALUE" lines (DaxPinBench's paired runs)."""
+    series = {}
+    for line in (read(name) or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and re.fullmatch(r"[0-9.e-]+", fields[-1]):
+            series.setdefault(tuple(fields[:-1]), []).append(float(fields[-1]))
+    return series
+
+
 # One directory per alternating round (pin_register_peers.sh); none in a run from before the rounds.
-pin_round_dirs = sorted(os.path.relpath(r, raw) for r in glob.glob(os.path.join(raw, "package-benchmark-pin", "round.*")))
+pin_round_dirs = round_dirs("package-benchmark-pin")
 pin_rounds = len(pin_round_dirs)
 
 
@@ -97,23 +112,14 @@ def pin_p50_seconds(fragment):
     return p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")  # a run from before the rounds
 
 
-def paired_pin_series():
-    """{(medium, DAXPIN|RAW|RPMA): [seconds per iteration]} of DaxPinBench pin-paired's output."""
-    series = {}
-    for line in (read("pin.paired.txt") or "").splitlines():
-        fields = line.split()
-        if len(fields) == 3 and re.fullmatch(r"[0-9.e-]+", fields[2]):
-            series.setdefault((fields[0], fields[1]), []).append(float(fields[2]))
-    return series
-
-
 def paired_ratio(daxpin, peer):
     """DaxPin's throughput over the peer's: the median over iterations of peer time / DaxPin time."""
     pairs = [p / d for d, p in zip(daxpin or [], peer or []) if d > 0]
     return median(pairs)
 
 
-paired_pin_runs = paired_pin_series()
+# {(medium, DAXPIN|RAW|RPMA): [seconds per iteration]} of DaxPinBench pin-paired.
+paired_pin_runs = labelled_values("pin.paired.txt")
 paired_pin = {key: median(values) for key, values in paired_pin_runs.items()}
 paired_pin_iterations = max((len(v) for v in paired_pin_runs.values()), default=0)
 if paired_pin:
@@ -133,7 +139,6 @@ for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
     d = pin_p50_seconds(fragment)
     # With rounds the suite has dropped each run's first (cold) result already.
     c = median(numbers(f"pin.raw.{medium}.txt", drop_first=not pin_rounds))
-    l = median(numbers(f"pin.rpma.{medium}.txt", drop_first=not pin_rounds))
     if paired_pin:
         pd, pc, pl = (GIB / x if x else None for x in (paired_pin.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")))
         runs = {k: paired_pin_runs.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")}
@@ -149,7 +154,9 @@ for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
         add(f"pin + register 256 MiB, {label}, separate processes (package-benchmark p50)", fmt(dg, "GiB/s", 2),
             fmt(cg, "GiB/s", 2), ratio_text(r), "context", None, "mmap+populate+ibv_reg_mr, its own process")
         continue
-    lg = GIB / l if l else None   # a run from before the paired series: the separate ones were the rows
+    # A run from before the paired series: the separate ones were the rows.
+    l = median(numbers(f"pin.rpma.{medium}.txt", drop_first=not pin_rounds))
+    lg = GIB / l if l else None
     add(f"pin + register 256 MiB, {label}", fmt(dg, "GiB/s", 2), fmt(cg, "GiB/s", 2), ratio_text(r),
         "DaxPin / C ≥ 0.95", None if r is None else r >= 0.95, "mmap+populate+ibv_reg_mr")
     r = dg / lg if dg and lg else None
@@ -160,7 +167,7 @@ for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
 # write_latency.sh runs LAT_ROUNDS rounds; in each, DaxPinBench write-latency pairs DaxPin and
 # the C sequence in one process (the gated row), then each runs in its own process (context).
 # A run from before the rounds has one separate series each and no paired one.
-lat_round_dirs = sorted(os.path.relpath(r, raw) for r in glob.glob(os.path.join(raw, "package-benchmark-rdma", "round.*")))
+lat_round_dirs = round_dirs("package-benchmark-rdma")
 lat_rounds = len(lat_round_dirs)
 
 
@@ -178,13 +185,9 @@ def rdma_p50_seconds(directory):
 
 
 def paired_medians(name):
-    """(DaxPin, C) medians in seconds of a DaxPinBench write-latency output."""
-    series = {"DAXPIN": [], "C": []}
-    for line in (read(name) or "").splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0] in series and fields[1].isdigit():
-            series[fields[0]].append(int(fields[1]) * 1e-9)
-    return median(series["DAXPIN"]), median(series["C"])
+    """(DaxPin, C) medians in seconds of a DaxPinBench write-latency output (ns per line)."""
+    series = labelled_values(name)
+    return tuple(m * 1e-9 if m else None for m in (median(series.get((k,), [])) for k in ("DAXPIN", "C")))
 
 
 def present(values):

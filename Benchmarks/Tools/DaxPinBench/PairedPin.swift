@@ -30,13 +30,12 @@ private struct CPinPeer {
 /// pinOnce: the previous unpin's registry write must not land inside it); unpinned after.
 private func daxPinPinOnce(_ lease: inout LayoutLease, bytes: Int, device: RDMADevice) -> Double {
     BackgroundWork.settle()
-    var start = timespec(), end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
+    let start = monotonicNanoseconds()
     let id: PinnedRegion.ID
     do { id = try lease.pin(offset: 0, length: bytes, on: device) } catch { fail("pin: \(error)") }
-    clock_gettime(CLOCK_MONOTONIC, &end)
+    let elapsed = monotonicNanoseconds() - start
     do { try lease.unpin(id) } catch { fail("unpin: \(error)") }
-    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+    return Double(elapsed) / 1e9
 }
 
 /// For each medium (a tmpfs file in `dir`, then device-dax at `devdaxPath`): one unrecorded

@@ -6,13 +6,6 @@
 @_spi(Benchmarks) import DaxPin
 import Glibc
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock peers/write_lat.c times its writes with.
-private func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
 /// The C side: write_lat_open / write_lat_once / write_lat_close from `library`.
 private struct CWriteLatency {
     typealias Open = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>) -> OpaquePointer?

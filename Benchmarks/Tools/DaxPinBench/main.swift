@@ -40,6 +40,13 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: the clock the C peers and the breaker stamp with.
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
 func createFile(_ path: String, size: Int) {
     let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
     guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { fail("cannot create \(path): errno \(errno)") }
@@ -104,9 +111,7 @@ func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice) {
 /// breaker's own timestamps split its wait into signal delivery, teardown and wake-up.
 func printTrace(_ slot: Slot) {
     guard let trace = slot.lease?.trace else { return }
-    var mono = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &mono)
-    let nowNs = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec)
+    let nowNs = monotonicNanoseconds()
     let now = ContinuousClock.now
     func ns(_ matches: (RevocationTrace.Step) -> Bool) -> Int64 {
         guard let at = trace.entries.last(where: { matches($0.step) })?.at else { return 0 }
