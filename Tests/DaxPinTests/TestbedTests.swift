@@ -107,6 +107,14 @@ extension DaxPin {
                 try region.withBytes { #expect($0.unsafeLoad(fromByteOffset: 3 * 4096 + 17, as: UInt8.self) == 0x5C) }
                 try region.persist(offset: 3 * 4096, length: 4096)
             }
+            // Device-dax is mapped without a populate (the registration's pin faults it in):
+            // the CPU's stores through the mapping reach the registered pages the peer reads.
+            try lease.withRegion(id) { region in
+                try region.withMutableBytes { bytes in
+                    for offset in 0..<4096 { bytes.storeBytes(of: 0xC3, toByteOffset: 5 * 4096 + offset, as: UInt8.self) }
+                }
+            }
+            #expect(try peer.read(block: 5, from: remote) == [UInt8](repeating: 0xC3, count: 4096))
             let trace = lease.release()
             #expect(trace.steps == [.deregistered(region: 1), .unmapped(region: 1), .closed])
             #expect(try peer.write(block: 3, pattern: 0x11, to: remote) == .remoteAccessError)

@@ -189,9 +189,15 @@ final class LeaseCore: Sendable {
 
         let mappedLength = (length + alignment - 1) / alignment * alignment
         let protection = access == .readOnly ? PROT_READ : PROT_READ | PROT_WRITE
+        // Device-dax is not populated before it is registered: the registration's long-term
+        // pin faults its huge pages in itself, writable, in one pass, while a populate maps
+        // them read-only first and the pin then faults each again for write (a third of a
+        // 256 MiB pin in the testbed; Benchmarks/results/analysis.md). Its pages are never
+        // absent or allocated on fault, so a populate has no error to report early either.
         let flags: Int32 = switch memory {
         case .anonymous: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE
         case .fsDAX: Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC) | MAP_POPULATE
+        case .deviceDAX: MAP_SHARED
         default: MAP_SHARED | MAP_POPULATE
         }
         let mapping: Mapping
@@ -202,7 +208,7 @@ final class LeaseCore: Sendable {
             mapping = mapped
             reserved = true
             // MAP_POPULATE's work, outside the lease lock (the same read faults).
-            _ = madvise(mapped.base, mappedLength, MADV_POPULATE_READ)
+            if flags & MAP_POPULATE != 0 { _ = madvise(mapped.base, mappedLength, MADV_POPULATE_READ) }
         } else {
             switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
             case .success(let mapped): mapping = mapped

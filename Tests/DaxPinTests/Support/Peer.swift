@@ -36,6 +36,16 @@ final class Peer: @unchecked Sendable {
         }
         return try requester.write(local, to: remote, offset: index * Self.blockSize, timeout: .seconds(10))
     }
+
+    /// Reads block `index` of `remote` with an RDMA READ; its bytes, or nil when the READ failed.
+    func read(block index: Int, from remote: MemoryRegion.RemoteAccess) throws -> [UInt8]? {
+        guard try requester.read(into: local, from: remote, offset: index * Self.blockSize, timeout: .seconds(10)) == .success else {
+            return nil
+        }
+        return try source.withRegion(sourceID) { region in
+            try region.withBytes { bytes in (0..<Self.blockSize).map { bytes.unsafeLoad(fromByteOffset: $0, as: UInt8.self) } }
+        }
+    }
 }
 
 /// Sustained RDMA WRITE traffic into a region on a background thread, recording what was
