@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "daxpin-client", targets: ["StorageClient"]),
         .executable(name: "daxpin-demo", targets: ["CoreDemo"]),
         .executable(name: "daxpin-quickstart", targets: ["QuickStart"]),
+        // daxpin-server's wire format (the hellos in the rdma_cm private data, the messages),
+        // for clients other than daxpin-client: the benchmark harness is one.
+        .library(name: "StorageProtocol", targets: ["StorageProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),

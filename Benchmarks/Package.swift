@@ -24,11 +24,14 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
         // Measurements package-benchmark cannot express: a lease holder whose lease another
-        // process breaks, the idle watcher, 1000 leases, and the 64 B WRITE paired with the C
-        // peer's in one process.
+        // process breaks, the idle watcher, 1000 leases, and the runs paired with a C peer's in
+        // one process (64 B WRITE, pin + register, durable writes to daxpin-server).
         .executableTarget(
             name: "DaxPinBench",
-            dependencies: [.product(name: "DaxPin", package: "DaxPin")],
+            dependencies: [
+                .product(name: "DaxPin", package: "DaxPin"),
+                .product(name: "StorageProtocol", package: "DaxPin"),
+            ],
             path: "Tools/DaxPinBench",
             swiftSettings: strict
         ),

@@ -1,7 +1,7 @@
 /* librpma peer for the durable write throughput row (write + persist ack), after librpma's
  * example 05-flush-to-persistent.
  *
- * server: maps the first LENGTH bytes of a device-dax device (MAP_SHARED), registers them
+ * server: maps LENGTH bytes of a device-dax device from OFFSET (default 0; MAP_SHARED), registers them
  *   with RPMA_MR_USAGE_WRITE_DST | RPMA_MR_USAGE_FLUSH_TYPE_PERSISTENT, declares direct write
  *   to pmem (device-dax is pmem), listens on ADDR:PORT, prints "ready address=A port=P
  *   length=L", sends the MR and peer-cfg descriptors in the accept's private data, waits for
@@ -24,8 +24,13 @@
  * Every wait is bounded (poll() on librpma's file descriptors); on any failure a message
  * goes to stderr and the exit status is 1.
  *
- * usage: rpma_durable server DEVDAX LENGTH ADDR PORT [CONNECTIONS]
+ * usage: rpma_durable server DEVDAX LENGTH ADDR PORT [CONNECTIONS [OFFSET]]
  *        rpma_durable client ADDR PORT BLOCK_SIZE BLOCKS
+ *
+ * Built with -shared -fPIC -DRPMA_DURABLE_LIBRARY it has neither main nor server and exports
+ * the client's parts, rpma_durable_open, rpma_durable_write (one durable block) and
+ * rpma_durable_close, so that DaxPinBench can alternate them with DaxPin's durable writes in
+ * one process (DaxPinBench "durable-paired").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,11 +67,13 @@ static void fail_errno(const char *what) {
     exit(1);
 }
 
+#ifndef RPMA_DURABLE_LIBRARY
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+#endif
 
 /* Waits up to timeout_ms for fd to become readable; exits with `what` on timeout or error. */
 static void wait_readable(int fd, int timeout_ms, const char *what) {
@@ -100,11 +107,12 @@ static void expect_event(struct rpma_conn *conn, enum rpma_conn_event want, int 
     }
 }
 
-static int server(const char *path, size_t length, const char *addr, const char *port, long connections) {
+#ifndef RPMA_DURABLE_LIBRARY
+static int server(const char *path, size_t length, const char *addr, const char *port, long connections, off_t offset) {
     int rc;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) fail_errno("open (device-dax)");
-    void *mem = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *mem = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
     if (mem == MAP_FAILED) fail_errno("mmap (device-dax; LENGTH must be a multiple of its alignment)");
 
     struct rpma_peer_cfg *pcfg = NULL;
@@ -163,6 +171,7 @@ static int server(const char *path, size_t length, const char *addr, const char 
     if (close(fd) != 0) fail_errno("close");
     return 0;
 }
+#endif
 
 /* Waits (bounded) for the flush's completion; the write is signaled only on error. */
 static void wait_flush(struct rpma_cq *cq, int cq_fd, uint64_t block) {
@@ -188,87 +197,116 @@ static void wait_flush(struct rpma_cq *cq, int cq_fd, uint64_t block) {
     }
 }
 
-static int client(const char *addr, const char *port, size_t block_size, uint64_t blocks) {
+/* A connected client: its librpma objects and the server's region. */
+struct rpma_durable {
+    struct rpma_peer *peer;
+    struct rpma_conn *conn;
+    struct rpma_conn_cfg *cfg;
+    struct rpma_mr_remote *dst;
+    struct rpma_mr_local *src_mr;
+    struct rpma_cq *cq;
+    void *src;
+    size_t block_size, span;
+    int cq_fd;
+};
+
+/* Connects to ADDR:PORT and applies the server's peer cfg; exits on failure. */
+struct rpma_durable *rpma_durable_open(const char *addr, const char *port, size_t block_size) {
     int rc;
+    struct rpma_durable *c = calloc(1, sizeof *c);
+    if (!c) fail_errno("calloc");
+    c->block_size = block_size;
     struct ibv_context *ctx = NULL;
-    struct rpma_peer *peer = NULL;
     if ((rc = rpma_utils_get_ibv_context(addr, RPMA_UTIL_IBV_CONTEXT_REMOTE, &ctx))) fail("rpma_utils_get_ibv_context", rc);
-    if ((rc = rpma_peer_new(ctx, &peer))) fail("rpma_peer_new", rc);
+    if ((rc = rpma_peer_new(ctx, &c->peer))) fail("rpma_peer_new", rc);
 
-    void *src = NULL;
-    if ((rc = posix_memalign(&src, (size_t)sysconf(_SC_PAGESIZE), block_size))) { errno = rc; fail_errno("posix_memalign"); }
-    for (size_t i = 0; i < block_size; i++) ((uint8_t *)src)[i] = (uint8_t)(i * 31 + 7);
-    struct rpma_mr_local *src_mr = NULL;
-    if ((rc = rpma_mr_reg(peer, src, block_size, RPMA_MR_USAGE_WRITE_SRC, &src_mr))) fail("rpma_mr_reg", rc);
+    if ((rc = posix_memalign(&c->src, (size_t)sysconf(_SC_PAGESIZE), block_size))) { errno = rc; fail_errno("posix_memalign"); }
+    for (size_t i = 0; i < block_size; i++) ((uint8_t *)c->src)[i] = (uint8_t)(i * 31 + 7);
+    if ((rc = rpma_mr_reg(c->peer, c->src, block_size, RPMA_MR_USAGE_WRITE_SRC, &c->src_mr))) fail("rpma_mr_reg", rc);
 
-    struct rpma_conn_cfg *cfg = NULL;
-    if ((rc = rpma_conn_cfg_new(&cfg))) fail("rpma_conn_cfg_new", rc);
-    if ((rc = rpma_conn_cfg_set_timeout(cfg, CONNECT_TIMEOUT_MS))) fail("rpma_conn_cfg_set_timeout", rc);
+    if ((rc = rpma_conn_cfg_new(&c->cfg))) fail("rpma_conn_cfg_new", rc);
+    if ((rc = rpma_conn_cfg_set_timeout(c->cfg, CONNECT_TIMEOUT_MS))) fail("rpma_conn_cfg_set_timeout", rc);
     struct rpma_conn_req *req = NULL;
-    if ((rc = rpma_conn_req_new(peer, addr, port, cfg, &req))) fail("rpma_conn_req_new", rc);
-    struct rpma_conn *conn = NULL;
-    if ((rc = rpma_conn_req_connect(&req, NULL, &conn))) fail("rpma_conn_req_connect", rc);
-    expect_event(conn, RPMA_CONN_ESTABLISHED, CONNECT_TIMEOUT_MS, "the connection to be established");
+    if ((rc = rpma_conn_req_new(c->peer, addr, port, c->cfg, &req))) fail("rpma_conn_req_new", rc);
+    if ((rc = rpma_conn_req_connect(&req, NULL, &c->conn))) fail("rpma_conn_req_connect", rc);
+    expect_event(c->conn, RPMA_CONN_ESTABLISHED, CONNECT_TIMEOUT_MS, "the connection to be established");
 
     struct rpma_conn_private_data pdata;
-    if ((rc = rpma_conn_get_private_data(conn, &pdata))) fail("rpma_conn_get_private_data", rc);
+    if ((rc = rpma_conn_get_private_data(c->conn, &pdata))) fail("rpma_conn_get_private_data", rc);
     const struct descriptors *desc = pdata.ptr;
     if (!desc || pdata.len < 2 || pdata.len < 2 + desc->mr_size + desc->pcfg_size) {
         fprintf(stderr, "rpma_durable: the server's private data is malformed (%u bytes)\n", (unsigned)pdata.len);
-        return 1;
+        exit(1);
     }
-    struct rpma_mr_remote *dst = NULL;
-    if ((rc = rpma_mr_remote_from_descriptor(desc->bytes, desc->mr_size, &dst))) fail("rpma_mr_remote_from_descriptor", rc);
+    if ((rc = rpma_mr_remote_from_descriptor(desc->bytes, desc->mr_size, &c->dst))) fail("rpma_mr_remote_from_descriptor", rc);
     struct rpma_peer_cfg *pcfg = NULL;
     if ((rc = rpma_peer_cfg_from_descriptor(desc->bytes + desc->mr_size, desc->pcfg_size, &pcfg)))
         fail("rpma_peer_cfg_from_descriptor", rc);
-    if ((rc = rpma_conn_apply_remote_peer_cfg(conn, pcfg))) fail("rpma_conn_apply_remote_peer_cfg", rc);
+    if ((rc = rpma_conn_apply_remote_peer_cfg(c->conn, pcfg))) fail("rpma_conn_apply_remote_peer_cfg", rc);
     if ((rc = rpma_peer_cfg_delete(&pcfg))) fail("rpma_peer_cfg_delete", rc);
     size_t length = 0;
-    if ((rc = rpma_mr_remote_get_size(dst, &length))) fail("rpma_mr_remote_get_size", rc);
-    size_t span = length / block_size * block_size;
-    if (span == 0) { fprintf(stderr, "rpma_durable: the server's region (%zu bytes) is smaller than a block\n", length); return 1; }
-
-    struct rpma_cq *cq = NULL;
-    int cq_fd;
-    if ((rc = rpma_conn_get_cq(conn, &cq))) fail("rpma_conn_get_cq", rc);
-    if ((rc = rpma_cq_get_fd(cq, &cq_fd))) fail("rpma_cq_get_fd", rc);
-
-    double start = now();
-    for (uint64_t block = 0; block < blocks; block++) {
-        size_t offset = (size_t)(block * block_size % span);
-        if ((rc = rpma_write(conn, dst, offset, src_mr, 0, block_size, RPMA_F_COMPLETION_ON_ERROR, NULL)))
-            fail("rpma_write", rc);
-        if ((rc = rpma_flush(conn, dst, offset, block_size, RPMA_FLUSH_TYPE_PERSISTENT, RPMA_F_COMPLETION_ALWAYS,
-                             (const void *)(uintptr_t)block)))
-            fail("rpma_flush (persistent)", rc);
-        wait_flush(cq, cq_fd, block);
+    if ((rc = rpma_mr_remote_get_size(c->dst, &length))) fail("rpma_mr_remote_get_size", rc);
+    c->span = length / block_size * block_size;
+    if (c->span == 0) {
+        fprintf(stderr, "rpma_durable: the server's region (%zu bytes) is smaller than a block\n", length);
+        exit(1);
     }
+    if ((rc = rpma_conn_get_cq(c->conn, &c->cq))) fail("rpma_conn_get_cq", rc);
+    if ((rc = rpma_cq_get_fd(c->cq, &c->cq_fd))) fail("rpma_cq_get_fd", rc);
+    return c;
+}
+
+/* Block BLOCK (offsets wrap at the server's region): rpma_write + rpma_flush(PERSISTENT),
+ * returns once the flush has completed. Exits on failure. */
+void rpma_durable_write(struct rpma_durable *c, uint64_t block) {
+    int rc;
+    size_t offset = (size_t)(block * c->block_size % c->span);
+    if ((rc = rpma_write(c->conn, c->dst, offset, c->src_mr, 0, c->block_size, RPMA_F_COMPLETION_ON_ERROR, NULL)))
+        fail("rpma_write", rc);
+    if ((rc = rpma_flush(c->conn, c->dst, offset, c->block_size, RPMA_FLUSH_TYPE_PERSISTENT, RPMA_F_COMPLETION_ALWAYS,
+                         (const void *)(uintptr_t)block)))
+        fail("rpma_flush (persistent)", rc);
+    wait_flush(c->cq, c->cq_fd, block);
+}
+
+/* Disconnects (bounded wait for the close) and frees everything; exits on failure. */
+void rpma_durable_close(struct rpma_durable *c) {
+    int rc;
+    if ((rc = rpma_conn_disconnect(c->conn))) fail("rpma_conn_disconnect", rc);
+    expect_event(c->conn, RPMA_CONN_CLOSED, CONNECT_TIMEOUT_MS, "the connection to close");
+    if ((rc = rpma_conn_delete(&c->conn))) fail("rpma_conn_delete", rc);
+    if ((rc = rpma_mr_remote_delete(&c->dst))) fail("rpma_mr_remote_delete", rc);
+    if ((rc = rpma_conn_cfg_delete(&c->cfg))) fail("rpma_conn_cfg_delete", rc);
+    if ((rc = rpma_mr_dereg(&c->src_mr))) fail("rpma_mr_dereg", rc);
+    if ((rc = rpma_peer_delete(&c->peer))) fail("rpma_peer_delete", rc);
+    free(c->src);
+    free(c);
+}
+
+#ifndef RPMA_DURABLE_LIBRARY
+static int client(const char *addr, const char *port, size_t block_size, uint64_t blocks) {
+    struct rpma_durable *c = rpma_durable_open(addr, port, block_size);
+    double start = now();
+    for (uint64_t block = 0; block < blocks; block++) rpma_durable_write(c, block);
     double seconds = now() - start;
     uint64_t bytes = blocks * block_size;
     printf("BYTES %" PRIu64 " SECONDS %.6f\n", bytes, seconds);
     printf("OPS_PER_SECOND %.1f\n", seconds > 0 ? (double)blocks / seconds : 0.0);
     if (fflush(stdout) != 0) fail_errno("write to stdout");
-
-    if ((rc = rpma_conn_disconnect(conn))) fail("rpma_conn_disconnect", rc);
-    expect_event(conn, RPMA_CONN_CLOSED, CONNECT_TIMEOUT_MS, "the connection to close");
-    if ((rc = rpma_conn_delete(&conn))) fail("rpma_conn_delete", rc);
-    if ((rc = rpma_mr_remote_delete(&dst))) fail("rpma_mr_remote_delete", rc);
-    if ((rc = rpma_conn_cfg_delete(&cfg))) fail("rpma_conn_cfg_delete", rc);
-    if ((rc = rpma_mr_dereg(&src_mr))) fail("rpma_mr_dereg", rc);
-    if ((rc = rpma_peer_delete(&peer))) fail("rpma_peer_delete", rc);
-    free(src);
+    rpma_durable_close(c);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if ((argc == 6 || argc == 7) && strcmp(argv[1], "server") == 0) {
-        char *end, *end2 = "";
+    if (argc >= 6 && argc <= 8 && strcmp(argv[1], "server") == 0) {
+        char *end, *end2 = "", *end3 = "";
         unsigned long long length = strtoull(argv[3], &end, 10);
-        long connections = argc == 7 ? strtol(argv[6], &end2, 10) : 1;
+        long connections = argc >= 7 ? strtol(argv[6], &end2, 10) : 1;
+        long long offset = argc == 8 ? strtoll(argv[7], &end3, 10) : 0;
         if (*end || length == 0) { fprintf(stderr, "rpma_durable: LENGTH must be a positive integer\n"); return 1; }
         if (*end2 || connections <= 0) { fprintf(stderr, "rpma_durable: CONNECTIONS must be a positive integer\n"); return 1; }
-        return server(argv[2], (size_t)length, argv[4], argv[5], connections) ? 1 : 0;
+        if (*end3 || offset < 0) { fprintf(stderr, "rpma_durable: OFFSET must be a non-negative integer\n"); return 1; }
+        return server(argv[2], (size_t)length, argv[4], argv[5], connections, (off_t)offset) ? 1 : 0;
     }
     if (argc == 6 && strcmp(argv[1], "client") == 0) {
         char *end1, *end2;
@@ -279,7 +317,8 @@ int main(int argc, char **argv) {
         }
         return client(argv[2], argv[3], (size_t)block_size, (uint64_t)blocks) ? 1 : 0;
     }
-    fprintf(stderr, "usage: rpma_durable server DEVDAX LENGTH ADDR PORT [CONNECTIONS]\n"
+    fprintf(stderr, "usage: rpma_durable server DEVDAX LENGTH ADDR PORT [CONNECTIONS [OFFSET]]\n"
                     "       rpma_durable client ADDR PORT BLOCK_SIZE BLOCKS\n");
     return 1;
 }
+#endif

@@ -1,30 +1,44 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
 # Durable write throughput, write + persist ack, one 4 KiB block at a time (queue depth 1),
-# into the first 64 MiB of device-dax:
-#   DaxPin (daxpin, the row): daxpin-server --direct-write-to-pmem exports it; daxpin-client
-#            --persist-method read WRITEs a block and posts an 8-byte RDMA READ of it right
-#            after; the READ's completion is the durability ack (the appliance persistency
-#            method, the same one-sided read-after-write librpma's flush does: like for like).
-#   DaxPin (daxpin-send, context): the plain server and daxpin-client --persist-method send:
+# into device-dax.
+#
+# The gated row, paired in one process (durable.paired.txt): DaxPinBench durable-paired is a
+# client of two servers at once, daxpin-server --direct-write-to-pmem exporting the first 64 MiB
+# and rpma_durable's server the 64 MiB from 128 MiB on. It alternates DURABLE_PAIRED_BATCH
+# blocks through DaxPin (RDMAConnection.postWrite of the WRITE and an 8-byte RDMA READ of it
+# behind it, in one post; the READ's completion is the ack, SNIA's appliance persistency
+# method, as daxpin-client --persist-method read does it) with as many through librpma
+# (peers/rpma_durable.c built as a shared library: rpma_write + rpma_flush(PERSISTENT), which
+# librpma implements as the same read after write), DURABLE_PAIRED_BATCHES pairs per round, in
+# an order that flips every pair; DURABLE_PAIRED_ROUNDS rounds, each with its own servers.
+# Lines "<round> DAXPIN|RPMA <bytes per second of a batch>". Why paired: measured as separate client
+# processes (below), the ratio read 1.03, 0.79, 0.83 and 0.92 in four boots, because each
+# process meets its own spell of the emulator.
+#
+# Context, separate processes (DURABLE_RUNS runs, the order flipping every run):
+#   DaxPin (daxpin, the example apps end to end): daxpin-server --direct-write-to-pmem exports
+#            the first 64 MiB; daxpin-client --persist-method read WRITEs a block and posts an
+#            8-byte RDMA READ of it right after (like for like with librpma's flush).
+#   DaxPin (daxpin-send): the plain server and daxpin-client --persist-method send:
 #            the client posts the WRITE and, right after it, a persist SEND; the server flushes
 #            the CPU cache lines and SENDs the ack (the general-purpose server method).
-#   librpma: peers/rpma_durable.c, rpma_write + rpma_flush(PERSISTENT) per block (librpma's
-#            read-after-write flush, see the file; its server declares direct write to pmem).
-# DaxPin's client runs with --static-data (each slot's buffer filled once): rpma_durable does
-# not generate data per block either.
-# Both clients are timed the same way, from outside, as whole client processes: one run
-# writes DURABLE_BLOCKS blocks, then a second client of the same server writes none (start,
-# connect, disconnect, exit). Throughput = DURABLE_BLOCKS x 4 KiB / (t_blocks - t_none), so
-# neither side's set-up is counted. Each run has its own server and port; DaxPin and librpma
-# alternate, in an order that flips every run. One number per run in
-# durable.{daxpin,daxpin-send,rpma}.txt (bytes per second); the timings and the clients' output
-# are in durable.*.log. Each client's own timing of its block loop (a cross-check without
-# process start-up, whose jitter the subtraction carries: DaxPin's client starts in about
-# 1.2 s, rpma_durable in about 0.45 s) goes to durable.*.loop.txt. DaxPin's client does not wrap: at
-# most 16384 blocks fit the 64 MiB export.
+#   librpma: peers/rpma_durable as its own client process (its server declares direct write
+#            to pmem, see the file).
+# DaxPin's client runs with --static-data (its slot filled once): rpma_durable does not
+# generate data per block either. Each client process is timed from outside: one run writes
+# DURABLE_BLOCKS blocks, then a second client of the same server writes none (start, connect,
+# disconnect, exit); throughput = DURABLE_BLOCKS x 4 KiB / (t_blocks - t_none), one number per
+# run in durable.{daxpin,daxpin-send,rpma}.txt (bytes per second; timings and output in
+# durable.*.log). Each client's own timing of its block loop, without process start-up, goes
+# to durable.*.loop.txt. DaxPin's client does not wrap: at most 16384 blocks fit 64 MiB.
 DURABLE_BLOCK=4096
 DURABLE_BLOCKS=${DAXPIN_BENCH_DURABLE_BLOCKS:-8000}
-DURABLE_RUNS=${DAXPIN_BENCH_DURABLE_RUNS:-8}
+DURABLE_RUNS=${DAXPIN_BENCH_DURABLE_RUNS:-4}
+DURABLE_PAIRED_ROUNDS=${DAXPIN_BENCH_DURABLE_PAIRED_ROUNDS:-3}
+DURABLE_PAIRED_BATCHES=100
+DURABLE_PAIRED_BATCH=50
+DURABLE_PAIRED_WARMUP=100
+DURABLE_RPMA_OFFSET=$((128 << 20))   # rpma_durable's export in the paired runs: past DaxPin's
 DURABLE_LENGTH=$((64 << 20))   # a multiple of device-dax's 2 MiB alignment; room for 16384 blocks
 
 # durable_client KIND PORT BLOCKS: runs one client; sets DURABLE_NS to its wall time.
@@ -80,8 +94,37 @@ durable_run() {
     echo $(( DURABLE_BLOCKS * DURABLE_BLOCK * 1000000000 / (full - none) )) >>"$OUT/durable.$kind.txt"
 }
 
+# durable_paired ROUND: one paired run with its own two servers; appends to durable.paired.txt.
+durable_paired() {
+    local round=$1 log="$OUT/durable.paired.log" dport=$((7650 + round)) rport=$((7750 + round)) dserver rserver status=0
+    "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" --direct-write-to-pmem \
+        --address "$DAXPIN_RDMA_ADDR" --port "$dport" --log-level warning >"$OUT/durable.paired.daxpin-server.out" 2>>"$log" &
+    dserver=$!
+    "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$rport" 1 "$DURABLE_RPMA_OFFSET" \
+        >"$OUT/durable.paired.rpma-server.out" 2>>"$log" &
+    rserver=$!
+    if wait_for_line "$OUT/durable.paired.daxpin-server.out" '^ready' 60 "$dserver" \
+        && wait_for_line "$OUT/durable.paired.rpma-server.out" '^ready' 60 "$rserver"; then
+        timeout -k 10 300 "$BIN/DaxPinBench" durable-paired "$PEERS/rpma_durable.so" "$DAXPIN_RDMA_ADDR" "$dport" "$rport" \
+            "$DURABLE_BLOCK" "$DURABLE_PAIRED_BATCHES" "$DURABLE_PAIRED_BATCH" "$DURABLE_PAIRED_WARMUP" \
+            >"$OUT/durable.paired.$round.out" 2>>"$log" || status=1
+        sed "s/^/$round /" "$OUT/durable.paired.$round.out" >>"$OUT/durable.paired.txt"
+    else
+        status=1
+    fi
+    stop_process "$dserver" 30 TERM || status=1
+    if [[ $status -eq 0 ]]; then stop_process "$rserver" 30 || status=1   # exits by itself after its client
+    else stop_process "$rserver" 30 TERM; fi
+    [[ $status -eq 0 ]] || { echo "durable_writes: paired round $round failed; see $log" >&2; tail -n 5 "$log" >&2; return 1; }
+}
+
 suite_durable_writes() {
-    local run kind port
+    local run kind port round
+    : >"$OUT/durable.paired.txt"; : >"$OUT/durable.paired.log"
+    for ((round = 1; round <= DURABLE_PAIRED_ROUNDS; round++)); do
+        say "durable writes paired in one process, round $round/$DURABLE_PAIRED_ROUNDS: $DURABLE_PAIRED_BATCHES x $DURABLE_PAIRED_BATCH blocks each, DaxPin and librpma alternating"
+        durable_paired "$round" || return 1
+    done
     for kind in daxpin daxpin-send rpma; do : >"$OUT/durable.$kind.txt"; : >"$OUT/durable.$kind.log"; done
     for kind in daxpin daxpin-send rpma; do : >"$OUT/durable.$kind.loop.txt"; done
     for ((run = 1; run <= DURABLE_RUNS; run++)); do

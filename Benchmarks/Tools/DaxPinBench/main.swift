@@ -21,6 +21,12 @@
 //       the raw C and librpma sequences of peers/pin_register.c (built as LIBRARY) in this
 //       one process, one of each per iteration in a rotating order, after one unrecorded
 //       each. Prints "<tmpfs|devdax> <DAXPIN|RAW|RPMA> <seconds>" lines.
+//   DaxPinBench durable-paired LIBRARY ADDR DAXPIN_PORT RPMA_PORT BLOCK_SIZE BATCHES BATCH WARMUP
+//       Durable writes (write + persist ack, queue depth 1): DaxPin's client of daxpin-server
+//       (--direct-write-to-pmem) at ADDR:DAXPIN_PORT and librpma's of rpma_durable's server at
+//       ADDR:RPMA_PORT (peers/rpma_durable.c built as LIBRARY) in this one process, WARMUP
+//       unrecorded blocks each, then BATCHES pairs of BATCH blocks each, in an order that flips
+//       every pair. Prints "DAXPIN <bytes/s>" and "RPMA <bytes/s>" per pair.
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
@@ -185,6 +191,12 @@ case "pin-paired" where arguments.count == 8:
     guard let bytes = Int(arguments[4]), let iterations = Int(arguments[5]), bytes > 0, iterations > 0 else { fail("bad numbers") }
     pairedPin(library: arguments[1], dir: arguments[2], devdaxPath: arguments[3], bytes: bytes, iterations: iterations,
               deviceName: arguments[6], address: arguments[7])
+case "durable-paired" where arguments.count == 9:
+    guard let daxPinPort = UInt16(arguments[3]), let rpmaPort = UInt16(arguments[4]), let blockSize = Int(arguments[5]),
+          let batches = Int(arguments[6]), let batch = Int(arguments[7]), let warmUp = Int(arguments[8]),
+          blockSize > 0, batches > 0, batch > 0, warmUp >= 0 else { fail("bad numbers") }
+    pairedDurable(library: arguments[1], address: arguments[2], daxPinPort: daxPinPort, rpmaPort: rpmaPort,
+                  blockSize: blockSize, batches: batches, batch: batch, warmUp: warmUp)
 case "idle" where arguments.count == 5:
     let dir = arguments[1]
     guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
