@@ -189,16 +189,10 @@ final class LeaseCore: Sendable {
 
         let mappedLength = (length + alignment - 1) / alignment * alignment
         let protection = access == .readOnly ? PROT_READ : PROT_READ | PROT_WRITE
-        // Device-dax is not populated before it is registered: the registration's long-term
-        // pin faults its huge pages in itself, writable, in one pass, while a populate maps
-        // them read-only first and the pin then faults each again for write (a third of a
-        // 256 MiB pin in the testbed; Benchmarks/results/analysis.md). Its pages are never
-        // absent or allocated on fault, so a populate has no error to report early either.
         let flags: Int32 = switch memory {
-        case .anonymous: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE
-        case .fsDAX: Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC) | MAP_POPULATE
-        case .deviceDAX: MAP_SHARED
-        default: MAP_SHARED | MAP_POPULATE
+        case .anonymous: MAP_PRIVATE | MAP_ANONYMOUS
+        case .fsDAX: Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC)
+        default: MAP_SHARED
         }
         let mapping: Mapping
         let reserved: Bool
@@ -207,14 +201,19 @@ final class LeaseCore: Sendable {
            case .success(let mapped) = placed {
             mapping = mapped
             reserved = true
-            // MAP_POPULATE's work, outside the lease lock (the same read faults).
-            if flags & MAP_POPULATE != 0 { _ = madvise(mapped.base, mappedLength, MADV_POPULATE_READ) }
         } else {
             switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
             case .success(let mapped): mapping = mapped
             case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
             }
             reserved = false
+        }
+        // Outside the lease lock. Device-dax is not populated: the registration's long-term pin
+        // faults its huge pages in itself, writable, in one pass, while a populate maps them
+        // read-only first and the pin then faults each again for write (Populate.swift).
+        if case .deviceDAX = memory {} else {
+            let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
+            Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
         }
 
         let plan = StrategyPlan(memory: memory, odp: device.capabilities.odpUsable(for: access), policy: policy)
@@ -283,8 +282,8 @@ final class LeaseCore: Sendable {
 
     /// Maps a region over the lease's reservation (made here at the first pin of a file-backed
     /// lease), under the lease lock so that a teardown cannot remove the reservation meanwhile;
-    /// without `MAP_POPULATE`, so the lock is held only for the mapping itself. Nil when the
-    /// region is mapped the ordinary way (no reservation, outside it, or the lease is revoked);
+    /// unpopulated (the caller populates after), so the lock is held only for the mapping. Nil
+    /// when the region is mapped the ordinary way (no reservation, outside it, or the lease is revoked);
     /// on success the pin is in flight until it adds its region or discards the mapping.
     private func mapIntoReservation(offset: Int, mappedLength: Int, protection: Int32, flags: Int32,
                                     size: Int, alignment: Int) -> Result<Mapping, Errno>? {
@@ -298,8 +297,7 @@ final class LeaseCore: Sendable {
                 s.reservation = AddressReservation.make(capacity: capacity, alignment: base)
             }
             guard var reservation = s.reservation else { return nil }
-            let result = reservation.map(length: mappedLength, protection: protection, flags: flags & ~MAP_POPULATE,
-                                         fd: fd, offset: offset)
+            let result = reservation.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset)
             s.reservation = reservation
             if case .success = result { s.pinInFlight = true }
             return result
