@@ -129,7 +129,11 @@ if paired_pin:
                  "unrecorded each. The throughputs are medians; the ratio is the median over iterations of the "
                  "iteration's ratio, the estimator of a paired design (the three runs of an iteration share the "
                  "emulator's spell; a single run still lands near 55 or near 90 ms on device-dax at random). Only "
-                 "map + populate + register is timed. Series measured one after the other met the emulator's "
+                 "map + populate + register is timed. The peers do the issue's sequence, mmap with MAP_POPULATE "
+                 "on one thread, then register; DaxPin does not populate device-dax (the registration's "
+                 "long-term pin faults the huge pages in, writable, once; a populate maps them read-only and the "
+                 "pin faults each again) and populates a large tmpfs range on every CPU in 32 MiB or larger "
+                 "parts (Sources/DaxPin/Memory/Populate.swift). Series measured one after the other met the emulator's "
                  "spells unequally; the separate-process rows (package-benchmark's pin benchmarks, 9 "
                  "iterations after a warm-up, and each peer as its own process, 10 runs with the first dropped) "
                  "are context.")
