@@ -5,12 +5,17 @@
  * Other holder lines are passed on with "# ".
  *
  * Before each truncate it waits BREAKER_PAUSE_US microseconds (default 20000) after the
- * READY line, so that the holder is idle when its lease is broken.
+ * READY line, so that the holder is idle when its lease is broken. After each truncate has
+ * returned it writes a line to the holder's standard input: holders wait for it before they
+ * print their trace and take the next lease, so that nothing of theirs but the revocation
+ * itself competes with the truncate being timed (the file's size drops to 0 early in the
+ * truncate, while its pages are still being freed, so waiting for the size was too early).
  *
  * usage: breaker -- HOLDER [ARGS...]
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +31,24 @@ static long long now_ns(void) {
 
 int main(int argc, char **argv) {
     if (argc < 3 || strcmp(argv[1], "--") != 0) { fprintf(stderr, "usage: breaker -- HOLDER [ARGS...]\n"); return 2; }
-    int fds[2];
-    if (pipe(fds) != 0) { perror("pipe"); return 1; }
+    int fds[2], back[2];  /* the holder's standard output, and its standard input */
+    if (pipe(fds) != 0 || pipe(back) != 0) { perror("pipe"); return 1; }
+    signal(SIGPIPE, SIG_IGN);  /* a holder that exits after its last break stops reading */
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); return 1; }
     if (pid == 0) {
         dup2(fds[1], 1);
+        dup2(back[0], 0);
         close(fds[0]);
         close(fds[1]);
+        close(back[0]);
+        close(back[1]);
         execv(argv[2], argv + 2);
         perror("execv");
         _exit(127);
     }
     close(fds[1]);
+    close(back[0]);
     FILE *in = fdopen(fds[0], "r");
     char line[8192];
     int breaks = 0;
@@ -60,7 +70,9 @@ int main(int argc, char **argv) {
         if (breaks++ == 0) printf("# warm-up %lld\n# TW %lld %lld\n", end - start, start, end);
         else printf("%lld\n# T %lld %lld\n", end - start, start, end);
         fflush(stdout);
+        if (write(back[1], "\n", 1) != 1) break;  /* the holder has gone */
     }
+    close(back[1]);
     int status = 0;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { fprintf(stderr, "breaker: holder failed (status %d)\n", status); return 1; }

@@ -96,8 +96,12 @@ int main(int argc, char **argv) {
             if (got == SIGIO) break;
         }
         teardown(fd, nregions, mrs, maps, region);
+        /* The breaker writes a line once its truncate has returned: until then nothing of ours
+         * competes with it (the TRACE line stays in stdio's buffer). Without a breaker (end of
+         * input), the truncate's new size is the sign. */
+        int c;
+        while ((c = getchar()) != EOF && c != '\n') {}
         fflush(stdout);
-        /* The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill. */
         struct stat st;
         while (stat(path, &st) == 0 && st.st_size != 0) usleep(100);
     }

@@ -157,8 +157,11 @@ case "hold" where arguments.count == 7:
         print("READY \(slot.path)")
         fflush(nil)
         guard slot.lease?.waitUntilRevoked(timeout: .seconds(60)) != nil else { fail("no revocation within 60 s") }
+        // The breaker writes a line once its truncate has returned: nothing of this holder's
+        // own (the trace line, the next lease) may compete with it before. Without a breaker
+        // (end of input), the truncate's new size is the sign.
+        _ = readLine()
         printTrace(slot)
-        // The breaker's truncate sets the size after our F_UNLCK: wait for it, then refill.
         var info = stat()
         while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
         slot.lease = nil

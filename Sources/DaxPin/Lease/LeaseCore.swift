@@ -17,6 +17,9 @@ final class LeaseCore: Sendable {
     /// The size of a device-dax instance, read once (libdaxctl walks sysfs for it); nil for files.
     let deviceSize: Int?
     let options: LeaseOptions
+    /// Whether `options` has a quiesce handler: read on the way to F_UNLCK, where copying the
+    /// options (a logger, a closure) would cost reference counting.
+    let hasQuiesce: Bool
     /// Unique within the process, for the pin registry.
     let serial: UInt64
     /// When the lease was taken (wall clock, for `daxpin ls`).
@@ -57,6 +60,7 @@ final class LeaseCore: Sendable {
         self.memory = memory
         self.fd = fd
         self.options = options
+        self.hasQuiesce = options.quiesce != nil
         if case .deviceDAX = memory, fd >= 0 {
             self.deviceSize = try? MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path)
         } else {
@@ -145,9 +149,6 @@ final class LeaseCore: Sendable {
         if kernelIsBreaking() { _ = daxpin_queue_signal(watcher.threadID, watcher.signal, fd) }
         options.logger.debug("lease taken", metadata: ["path": "\(path)", "lease": "\(kind)"])
     }
-
-    /// Whether a lease was granted (a signal that comes before that is not for this lease).
-    var holdsLease: Bool { state.withLock { $0.heldType >= 0 } }
 
     /// Whether the kernel is breaking our lease: F_GETLEASE reports the type the lease is
     /// being downgraded to while a break is pending. Filters stale or foreign signals.
@@ -390,26 +391,29 @@ final class LeaseCore: Sendable {
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
     /// waits for the first teardown to finish (unless `onWatcher`: the watcher thread must
     /// never block) and returns its trace. On the watcher, the registry write is left to it.
+    /// With `requireLease` (a break signal trusted without F_GETLEASE) it does nothing, and
+    /// does not wait, unless a kernel lease is held.
     @discardableResult
-    func revoke(reason: RevocationReason, onWatcher: Bool = false) -> RevocationTrace {
+    func revoke(reason: RevocationReason, onWatcher: Bool = false, requireLease: Bool = false) -> RevocationTrace {
         // Nothing that wakes another thread before the teardown (each wake-up competes with it
         // for a CPU): without a quiesce handler the events, the log line and the registry wait
         // until the breaker is released. A quiesce handler makes this a long revocation anyway.
-        // Nor more allocation than needed on the way to F_UNLCK (the trace reserves its room
-        // once): the breaker is blocked until then.
-        let early = reason == .leaseBreak && options.quiesce != nil
+        // Nor any allocation or other bookkeeping on the way to F_UNLCK: the breaker is blocked
+        // until then. The steps' times are kept in locals and the trace is written after it
+        // (a quiesce handler's steps go into the trace as they happen, so with one the break is
+        // recorded first, as it happens).
+        let noticedAt: ContinuousClock.Instant? = reason == .leaseBreak ? .now : nil
+        let early = reason == .leaseBreak && hasQuiesce
         let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
-            guard case .held = s.phase else { return (false, []) }
+            guard case .held = s.phase, !requireLease || s.heldType >= 0 else { return (false, []) }
             s.phase = .revoking(reason)
             s.trace.reason = reason
-            // One allocation for every step to come, not one per doubling of the trace.
-            s.trace.reserve(forRegions: s.regions.count)
-            guard reason == .leaseBreak else { return (true, []) }
-            s.trace.record(.breakNoticed)
-            return (true, early ? Array(s.listeners.values) : [])
+            guard early, let noticedAt else { return (true, []) }
+            s.trace.record(.breakNoticed, at: noticedAt)
+            return (true, Array(s.listeners.values))
         }
         guard proceed else {
-            if !onWatcher { finished.wait() }
+            if !onWatcher, !requireLease { finished.wait() }
             return trace
         }
         if early {
@@ -418,31 +422,42 @@ final class LeaseCore: Sendable {
             runQuiesceHandler()
         }
         let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
+        var stoppedAt: ContinuousClock.Instant?
         if !hooks.isEmpty {
             for stop in hooks { stop() }
-            state.withLock { $0.trace.record(.queuePairsStopped(count: hooks.count)) }
+            stoppedAt = .now
         }
         // The regions' bookkeeping is freed after F_UNLCK: the breaker waits for the lease, not for it.
         var retired: [RegionResources] = []
-        let leased = state.withLock { s -> Bool in
+        let (leased, deregistered, unmapped) = state.withLock { s -> (Bool, ContinuousClock.Instant, ContinuousClock.Instant) in
             s.accessClosed = true
             for region in s.regions { Self.deregister(region) }
             let deregistered = ContinuousClock.now
-            for region in s.regions { s.trace.record(.deregistered(region: region.id), at: deregistered) }
             Self.unmapAll(&s)
             let unmapped = ContinuousClock.now
-            for region in s.regions { s.trace.record(.unmapped(region: region.id), at: unmapped) }
             swap(&retired, &s.regions)
-            return s.heldType >= 0
+            return (s.heldType >= 0, deregistered, unmapped)
         }
+        var releasedAt: ContinuousClock.Instant?
+        var closedAt: ContinuousClock.Instant?
         if fd >= 0 {
             if leased {
                 daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
-                state.withLock { $0.trace.record(.leaseReleased) }
+                releasedAt = .now
                 LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
             }
             close(fd)
-            state.withLock { $0.trace.record(.closed) }
+            closedAt = .now
+        }
+        // The trace, in the order of the steps (the quiesce handler's are in it already).
+        state.withLock { s in
+            s.trace.reserve(forRegions: retired.count)
+            if !early, let noticedAt { s.trace.record(.breakNoticed, at: noticedAt) }
+            if let stoppedAt { s.trace.record(.queuePairsStopped(count: hooks.count), at: stoppedAt) }
+            for region in retired { s.trace.record(.deregistered(region: region.id), at: deregistered) }
+            for region in retired { s.trace.record(.unmapped(region: region.id), at: unmapped) }
+            if let releasedAt { s.trace.record(.leaseReleased, at: releasedAt) }
+            if let closedAt { s.trace.record(.closed, at: closedAt) }
         }
         withExtendedLifetime(retired) {}
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in

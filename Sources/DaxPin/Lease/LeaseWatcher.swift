@@ -128,12 +128,13 @@ final class LeaseWatcher: Sendable {
         guard let core = found else { return }
         if fromKernel, !reused {
             trustedSignals.add(1, ordering: .relaxed)
-            guard core.holdsLease else { return }
+            // Whether the lease is still held is checked under the lock that starts the teardown.
+            Self.revoke(core, requireLease: true)
         } else {
             verifiedSignals.add(1, ordering: .relaxed)
             guard core.kernelIsBreaking() else { return }
+            Self.revoke(core, requireLease: false)
         }
-        Self.revoke(core)
     }
 
     /// Forgets the released numbers once no signal is queued: every signal sent for their old
@@ -150,17 +151,17 @@ final class LeaseWatcher: Sendable {
     /// thread of its own and the watcher stays free for other leases. Not a Dispatch worker:
     /// the application's own work may fill the global pool (as many threads as CPUs), and the
     /// revocation must not wait for a free worker.
-    private static func revoke(_ core: LeaseCore) {
-        if core.options.quiesce == nil {
-            core.revoke(reason: .leaseBreak, onWatcher: true)
-        } else if !DetachedThread.start({ core.revoke(reason: .leaseBreak) }) {
-            core.revoke(reason: .leaseBreak, onWatcher: true)  // no thread to be had: revoke here
+    private static func revoke(_ core: LeaseCore, requireLease: Bool) {
+        if !core.hasQuiesce {
+            core.revoke(reason: .leaseBreak, onWatcher: true, requireLease: requireLease)
+        } else if !DetachedThread.start({ core.revoke(reason: .leaseBreak, requireLease: requireLease) }) {
+            core.revoke(reason: .leaseBreak, onWatcher: true, requireLease: requireLease)  // no thread to be had: revoke here
         }
     }
 
     private func breakAllBreaking() {
         for core in table.withLock({ Array($0.leases.values) }) where core.kernelIsBreaking() {
-            Self.revoke(core)
+            Self.revoke(core, requireLease: false)
         }
     }
 }
