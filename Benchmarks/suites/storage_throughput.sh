@@ -52,29 +52,35 @@ suite_storage_throughput() {
     # the client for rw=write; the client picks the verb and the depth.
     local common=(--ioengine=rdma --bs=$STORAGE_BLOCK --size=$STORAGE_BYTES --output-format=json)
     # Under emulation the server may not listen yet after the pause: the client is then
-    # rejected and waits for good, so each run has its own time limit (a hung RDMA call ignores
-    # SIGTERM: -k kills it) and one more attempt on a fresh port.
-    local attempt port ok
+    # rejected, and either waits for good or exits 0 having moved nothing (fio 3.33 reports
+    # RDMA_CM_EVENT_REJECTED and a bandwidth of 0). So each run has its own time limit (a hung
+    # RDMA call ignores SIGTERM: -k kills it), a run that moved nothing counts as failed, and
+    # there are two more attempts, each on a fresh port.
+    local attempt port ok bw
     for ((run = 0; run < STORAGE_RUNS; run++)); do
         ok=0
-        for attempt in 0 1; do
+        for attempt in 0 1 2; do
             port=$((19515 + run + 100 * attempt))
             timeout -k 10 60 fio --name=server "${common[@]}" --rw=read --port=$port >"$OUT/fio.server.$run.json" 2>&1 &
             local peer=$!
             sleep 2
+            bw=0
             if timeout -k 10 60 fio --name=client "${common[@]}" --rw=write --verb=write --iodepth=$STORAGE_DEPTH \
                 --hostname="$DAXPIN_RDMA_ADDR" --port=$port >"$OUT/fio.$run.json" 2>"$OUT/fio.$run.err"; then
+                bw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["write"]["bw_bytes"])' \
+                    "$OUT/fio.$run.json" 2>/dev/null || echo 0)
+            fi
+            if [[ $bw =~ ^[1-9][0-9]*$ ]]; then
                 ok=1
             else
-                cat "$OUT/fio.$run.err" >&2
+                { echo "bench: fio run $run, attempt $attempt moved nothing:"; cat "$OUT/fio.$run.err"; } >&2
                 kill -TERM "$peer" 2>/dev/null || true   # timeout passes it on, and kills after 10 s
             fi
             wait "$peer" || true
             [[ $ok -eq 0 ]] || break
         done
         [[ $ok -eq 1 ]] || { cat "$OUT/fio.$run.json" >&2; return 1; }
-        python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["write"]["bw_bytes"])' \
-            "$OUT/fio.$run.json" >>"$OUT/storage.fio.txt"
+        echo "$bw" >>"$OUT/storage.fio.txt"
     done
     local series
     for series in daxpin ib_write_bw fio; do   # every run gave a figure, none of them zero
