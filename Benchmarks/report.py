@@ -112,10 +112,14 @@ def pin_p50_seconds(fragment):
     return p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}")  # a run from before the rounds
 
 
+def pair_ratios(numerators, denominators):
+    """Each pair's ratio, in order (pairs with a zero denominator left out)."""
+    return [n / d for n, d in zip(numerators or [], denominators or []) if d > 0]
+
+
 def paired_ratio(daxpin, peer):
     """DaxPin's throughput over the peer's: the median over iterations of peer time / DaxPin time."""
-    pairs = [p / d for d, p in zip(daxpin or [], peer or []) if d > 0]
-    return median(pairs)
+    return median(pair_ratios(peer, daxpin))
 
 
 # {(medium, DAXPIN|RAW|RPMA): [seconds per iteration]} of DaxPinBench pin-paired.
@@ -285,7 +289,7 @@ durable_paired_rounds = sorted({key[0] for key in durable_paired_runs}, key=int)
 durable_pair_ratios, durable_round_ratios, durable_pd, durable_pl = [], [], [], []
 for rnd in durable_paired_rounds:
     d, l = durable_paired_runs.get((rnd, "DAXPIN"), []), durable_paired_runs.get((rnd, "RPMA"), [])
-    ratios = [a / b for a, b in zip(d, l) if b > 0]
+    ratios = pair_ratios(d, l)   # throughputs: DaxPin / librpma per pair
     durable_pair_ratios += ratios
     durable_round_ratios.append(median(ratios))
     durable_pd += d

@@ -67,28 +67,43 @@ durable_client() {
     fi
 }
 
-# durable_run KIND PORT: one run; appends bytes/s to durable.KIND.txt.
-durable_run() {
-    local kind=$1 port=$2 log="$OUT/durable.$1.log" server full none status=0
-    local server_out="$OUT/durable.$1.server.out"
+# durable_start_server KIND PORT OUT LOG [CONNECTIONS OFFSET]: starts KIND's server in the
+# background and waits for its "ready" line; sets DURABLE_SERVER to its pid. daxpin: daxpin-server
+# --direct-write-to-pmem; daxpin-send: the plain daxpin-server; rpma: rpma_durable's server,
+# which exits by itself after CONNECTIONS clients (default 2) and exports from OFFSET (default 0).
+# Every run of either series starts its servers here, so that they are started alike.
+durable_start_server() {
+    local kind=$1 port=$2 out=$3 log=$4 connections=${5:-2} offset=${6:-0}
     if [[ $kind == daxpin* ]]; then
         local pmem_flag=(); [[ $kind == daxpin ]] && pmem_flag=(--direct-write-to-pmem)
         "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" "${pmem_flag[@]}" \
-            --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$server_out" 2>>"$log" &
+            --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$out" 2>>"$log" &
     else
-        "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$port" 2 >"$server_out" 2>>"$log" &
+        "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$port" "$connections" "$offset" \
+            >"$out" 2>>"$log" &
     fi
-    server=$!
-    wait_for_line "$server_out" '^ready' 60 "$server" || { cat "$server_out" >>"$log"; stop_process "$server" 30 TERM; return 1; }
+    DURABLE_SERVER=$!
+    wait_for_line "$out" '^ready' 60 "$DURABLE_SERVER" || { cat "$out" >>"$log"; stop_process "$DURABLE_SERVER" 30 TERM; return 1; }
+}
+
+# durable_stop_server KIND PID STATUS: stops a server. rpma_durable's exits by itself after its
+# clients, so after a good run (STATUS 0) it is only waited for; any other is terminated.
+durable_stop_server() {
+    if [[ $1 == daxpin* || $3 -ne 0 ]]; then stop_process "$2" 30 TERM; else stop_process "$2" 30; fi
+}
+
+# durable_run KIND PORT: one run; appends bytes/s to durable.KIND.txt.
+durable_run() {
+    local kind=$1 port=$2 log="$OUT/durable.$1.log" server full none status=0
+    durable_start_server "$kind" "$port" "$OUT/durable.$1.server.out" "$log" || return 1
+    server=$DURABLE_SERVER
     if durable_client "$kind" "$port" "$DURABLE_BLOCKS"; then
         full=$DURABLE_NS
         durable_client "$kind" "$port" 0 && none=$DURABLE_NS || status=1
     else
         status=1
     fi
-    if [[ $kind == daxpin* ]]; then stop_process "$server" 30 TERM || status=1
-    elif [[ $status -eq 0 ]]; then stop_process "$server" 30 || status=1   # exits by itself after its 2 clients
-    else stop_process "$server" 30 TERM; fi
+    durable_stop_server "$kind" "$server" "$status" || status=1
     [[ $status -eq 0 && $full -gt $none ]] || { echo "durable_writes: $kind run on port $port failed; see $log" >&2; tail -n 5 "$log" >&2; return 1; }
     echo "$kind port $port: $((full / 1000)) - $((none / 1000)) µs for $DURABLE_BLOCKS blocks" >>"$log"
     echo $(( DURABLE_BLOCKS * DURABLE_BLOCK * 1000000000 / (full - none) )) >>"$OUT/durable.$kind.txt"
@@ -97,25 +112,22 @@ durable_run() {
 # durable_paired ROUND: one paired run with its own two servers; appends to durable.paired.txt.
 durable_paired() {
     local round=$1 log="$OUT/durable.paired.log" dport=$((7650 + round)) rport=$((7750 + round)) dserver rserver status=0
-    "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" --direct-write-to-pmem \
-        --address "$DAXPIN_RDMA_ADDR" --port "$dport" --log-level warning >"$OUT/durable.paired.daxpin-server.out" 2>>"$log" &
-    dserver=$!
-    "$PEERS/rpma_durable" server "$DAXPIN_DEVDAX_PATH" "$DURABLE_LENGTH" "$DAXPIN_RDMA_ADDR" "$rport" 1 "$DURABLE_RPMA_OFFSET" \
-        >"$OUT/durable.paired.rpma-server.out" 2>>"$log" &
-    rserver=$!
-    if wait_for_line "$OUT/durable.paired.daxpin-server.out" '^ready' 60 "$dserver" \
-        && wait_for_line "$OUT/durable.paired.rpma-server.out" '^ready' 60 "$rserver"; then
-        timeout -k 10 300 "$BIN/DaxPinBench" durable-paired "$PEERS/rpma_durable.so" "$DAXPIN_RDMA_ADDR" "$dport" "$rport" \
-            "$DURABLE_BLOCK" "$DURABLE_PAIRED_BATCHES" "$DURABLE_PAIRED_BATCH" "$DURABLE_PAIRED_WARMUP" \
-            >"$OUT/durable.paired.$round.out" 2>>"$log" || status=1
-        sed "s/^/$round /" "$OUT/durable.paired.$round.out" >>"$OUT/durable.paired.txt"
-    else
-        status=1
+    local failed="durable_writes: paired round $round failed; see $log"
+    durable_start_server daxpin "$dport" "$OUT/durable.paired.daxpin-server.out" "$log" || { echo "$failed" >&2; return 1; }
+    dserver=$DURABLE_SERVER
+    if ! durable_start_server rpma "$rport" "$OUT/durable.paired.rpma-server.out" "$log" 1 "$DURABLE_RPMA_OFFSET"; then
+        stop_process "$dserver" 30 TERM
+        echo "$failed" >&2
+        return 1
     fi
-    stop_process "$dserver" 30 TERM || status=1
-    if [[ $status -eq 0 ]]; then stop_process "$rserver" 30 || status=1   # exits by itself after its client
-    else stop_process "$rserver" 30 TERM; fi
-    [[ $status -eq 0 ]] || { echo "durable_writes: paired round $round failed; see $log" >&2; tail -n 5 "$log" >&2; return 1; }
+    rserver=$DURABLE_SERVER
+    timeout -k 10 300 "$BIN/DaxPinBench" durable-paired "$PEERS/rpma_durable.so" "$DAXPIN_RDMA_ADDR" "$dport" "$rport" \
+        "$DURABLE_BLOCK" "$DURABLE_PAIRED_BATCHES" "$DURABLE_PAIRED_BATCH" "$DURABLE_PAIRED_WARMUP" \
+        >"$OUT/durable.paired.$round.out" 2>>"$log" || status=1
+    sed "s/^/$round /" "$OUT/durable.paired.$round.out" >>"$OUT/durable.paired.txt"
+    durable_stop_server daxpin "$dserver" "$status" || status=1
+    durable_stop_server rpma "$rserver" "$status" || status=1
+    [[ $status -eq 0 ]] || { echo "$failed" >&2; tail -n 5 "$log" >&2; return 1; }
 }
 
 suite_durable_writes() {

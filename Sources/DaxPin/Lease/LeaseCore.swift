@@ -211,7 +211,8 @@ final class LeaseCore: Sendable {
         }
         // Outside the lease lock. Device-dax is not populated: the registration's long-term pin
         // faults its huge pages in itself, writable, in one pass, while a populate maps them
-        // read-only first and the pin then faults each again for write (Populate.swift).
+        // read-only first and the pin then faults each again for write (measured in
+        // Benchmarks/results/analysis.md, seventh round).
         if case .deviceDAX = memory {} else {
             let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
             Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
