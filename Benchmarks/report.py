@@ -433,6 +433,8 @@ for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.re
     total, n = callgrind_total(kind), int(counts.get(kind, 0))
     if total and n:
         instructions.append(f"| {name} | {total / n:,.0f} |")
+    elif counts:
+        instructions.append(f"| {name} | missing: callgrind counted nothing (raw/profile.{kind}.*) |")
 
 durable_profile = (read("profile.durable.txt") or "").split()
 per_block = []

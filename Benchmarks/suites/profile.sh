@@ -1,8 +1,10 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
 # The instruction-count profiles behind the revocation and durable rows. Revocation: callgrind
 # counts the user-space
-# instructions of each holder's teardown (DaxPin: LeaseCore.revoke(reason:onWatcher:), matched by its
-# mangled name so that its closures do not toggle collection off again, and all it calls;
+# instructions of each holder's teardown (DaxPin: LeaseCore.revoke(reason:onWatcher:requireLease:),
+# by its exact mangled name, looked up in the binary: a pattern went stale when the signature
+# changed and silently counted nothing; its closures must not match, or they would toggle
+# collection off again; all it calls are counted;
 # raw C: lease_holder's teardown()) over PROFILE_BREAKS breaks of a lease with 16 regions.
 # Kernel work (the system calls themselves) is not counted: it is the same for both. The
 # binary is run without its DWARF: valgrind 3.19 cannot read the Swift toolchain's; the
@@ -13,8 +15,11 @@ PROFILE_REGIONS=16
 suite_profile() {
     local daxpin="$LOCAL/DaxPinBench.nodebug"
     objcopy --strip-debug "$BIN/DaxPinBench" "$daxpin"
+    local revoke
+    revoke=$(nm "$daxpin" | awk '$3 ~ /LeaseCoreC6revoke6reason9onWatcher.*tF$/ { print $3 }')
+    [[ -n $revoke ]] || { echo "bench: no LeaseCore.revoke symbol in DaxPinBench" >&2; return 1; }
     say "profile: callgrind, DaxPin holder, $PROFILE_BREAKS breaks x $PROFILE_REGIONS regions"
-    "$PEERS/breaker" -- /usr/bin/valgrind --tool=callgrind --toggle-collect='*LeaseCoreC6revoke6reason9onWatcher*_SbtF' \
+    "$PEERS/breaker" -- /usr/bin/valgrind --tool=callgrind --toggle-collect="$revoke" \
         --callgrind-out-file="$OUT/profile.daxpin.callgrind" \
         "$daxpin" hold "$TMP" 1 $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" >"$OUT/profile.daxpin.breaks.txt" 2>"$OUT/profile.daxpin.log" \
         || { tail -n 20 "$OUT/profile.daxpin.log" >&2; return 1; }

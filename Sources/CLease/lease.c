@@ -43,17 +43,11 @@ int daxpin_block_watched_signals(const int *signals, int count) {
     return 0;
 }
 
-int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *from_kernel) {
+int daxpin_wait_watched_signal(int *fd, int *from_kernel) {
     if (watched_count == 0) { errno = EINVAL; return -1; }
     siginfo_t info;
-    int signo;
-    if (timeout_ms < 0) {
-        signo = sigwaitinfo(&watched, &info);
-    } else {
-        struct timespec timeout = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-        signo = sigtimedwait(&watched, &info, &timeout);
-    }
-    if (signo < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+    int signo = sigwaitinfo(&watched, &info);
+    if (signo < 0) return errno == EINTR ? 0 : -1;
     /* A lease break carries the descriptor in si_fd; one queued by userspace (forward_signal
      * below, or daxpin_queue_signal) in its value. Userspace may send a positive code only
      * within its own process (rt_tgsigqueueinfo refuses it from another). */

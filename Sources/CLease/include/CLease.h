@@ -41,11 +41,10 @@ int daxpin_sigrtmin(void);
 /// Blocks `signals` in the calling thread and remembers them as the set that
 /// `daxpin_wait_watched_signal` waits for (the lease watcher calls it once).
 int daxpin_block_watched_signals(const int *signals, int count);
-/// Waits up to `timeout_ms` (forever if negative) for one of the watched signals: returns its
-/// number and fills `*fd` (si_fd of a signal the kernel sent, else the value a queued signal
-/// carries) and `*from_kernel` (1 if the kernel sent it, 0 if userspace queued it); 0 on
-/// timeout or interruption, -1 on error.
-int daxpin_wait_watched_signal(int timeout_ms, int *fd, int *from_kernel);
+/// Waits for one of the watched signals: returns its number and fills `*fd` (si_fd of a
+/// signal the kernel sent, else the value a queued signal carries) and `*from_kernel` (1 if
+/// the kernel sent it, 0 if userspace queued it); 0 on interruption, -1 on error.
+int daxpin_wait_watched_signal(int *fd, int *from_kernel);
 
 /// Queues `signo` to thread `tid` of this process with `rt_tgsigqueueinfo` (SI_QUEUE, `value`
 /// as its value). Realtime signals of one number are delivered in the order they were queued.

@@ -391,7 +391,7 @@ final class LeaseCore: Sendable {
 
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
     /// waits for the first teardown to finish (unless `onWatcher`: the watcher thread must
-    /// never block) and returns its trace. On the watcher, the registry write is left to it.
+    /// never block) and returns its trace.
     /// With `requireLease` (a break signal trusted without F_GETLEASE) it does nothing, and
     /// does not wait, unless a kernel lease is held.
     @discardableResult
@@ -472,7 +472,7 @@ final class LeaseCore: Sendable {
             listener.finish()
         }
         finished.leave()
-        PinRegistry.shared.withdraw(self, deferred: onWatcher)
+        PinRegistry.shared.withdraw(self)
         let logger = options.logger
         if reason == .leaseBreak {
             logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])

@@ -6,7 +6,7 @@ import Synchronization
 /// The process-wide thread that receives lease-break signals.
 ///
 /// Every lease's descriptor gets `F_SETSIG` = a realtime signal and `F_SETOWN_EX` =
-/// this thread, which blocks that signal and sleeps in `sigtimedwait`: no cost while idle.
+/// this thread, which blocks that signal and sleeps in `sigwaitinfo`: no cost while idle.
 /// The signal's `si_fd` names the lease. A lease without a quiesce handler is revoked
 /// on this thread at once; one with a handler is revoked on a thread of its own, so a slow
 /// handler never delays another lease's revocation.
@@ -28,10 +28,6 @@ final class LeaseWatcher: Sendable {
     /// The watcher thread's kernel thread id (`F_OWNER_TID` target).
     let threadID: pid_t
     private let table = Mutex<WatchTable>(WatchTable())
-    /// Whether the watcher sleeps with a timeout (a deferred registry write), so that it will
-    /// wake without a signal.
-    private let timeoutArmed = Atomic<Bool>(false)
-    var hasTimeoutArmed: Bool { timeoutArmed.load(ordering: .acquiring) }
     /// Signals taken for a watched lease: checked with `F_GETLEASE`, or trusted (for tests).
     let verifiedSignals = Atomic<Int>(0)
     let trustedSignals = Atomic<Int>(0)
@@ -97,18 +93,11 @@ final class LeaseWatcher: Sendable {
 
     private static func run() -> Never {
         while true {
-            // Sleep without a timeout unless a registry write waits for us (see PinRegistry.withdraw).
-            var timeout: Int32 = -1
-            if let due = PinRegistry.shared.deferredWriteDue {
-                // Rounded up: waking before the write is due would only loop back to waiting.
-                timeout = Int32(clamping: max(0, ContinuousClock.now.duration(to: due).wholeMilliseconds + 1))
-            }
-            shared.timeoutArmed.store(timeout >= 0, ordering: .releasing)
-            // One system call from the signal to the revocation: sigtimedwait hands over the
-            // signal with its si_fd (poll on a signalfd and a read took two).
+            // Sleeps without a timeout: the watcher wakes for signals only. One system call
+            // from the signal to the revocation: sigwaitinfo hands over the signal with its
+            // si_fd (poll on a signalfd and a read took two).
             var fd: Int32 = -1, fromKernel: Int32 = 0
-            let signo = daxpin_wait_watched_signal(timeout, &fd, &fromKernel)
-            if timeout >= 0 { shared.timeoutArmed.store(false, ordering: .releasing) }
+            let signo = daxpin_wait_watched_signal(&fd, &fromKernel)
             if signo == SIGIO {
                 // The realtime queue overflowed: the kernel (or our forwarder) sent SIGIO without si_fd.
                 shared.breakAllBreaking()
@@ -116,7 +105,6 @@ final class LeaseWatcher: Sendable {
                 shared.breakNoticed(fd: fd, fromKernel: fromKernel != 0)
             }
             shared.forgetReleasedIfDrained()
-            PinRegistry.shared.writeDeferredIfDue()
         }
     }
 
@@ -213,8 +201,8 @@ public enum LeaseWatcherThread {
 @_spi(Benchmarks)
 public enum BackgroundWork {
     /// Returns once the pin registry has written every change made so far (it writes a few
-    /// milliseconds after a change, on its own queue) and no timer of the library is pending
-    /// (a delayed registry write, the watcher's deferred write): a break measured afterwards
+    /// milliseconds after a change, on its own queue) and no delayed registry write is
+    /// pending: a break measured afterwards
     /// competes with no wake-up of the library's own threads, as with a lease held for a while.
     /// Waits at most 2 seconds.
     public static func settle() { PinRegistry.shared.settle() }
