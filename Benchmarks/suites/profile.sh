@@ -1,39 +1,55 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
 # The instruction-count profiles behind the revocation and durable rows. Revocation: callgrind
-# counts the user-space
-# instructions of each holder's teardown (DaxPin: LeaseCore.revoke(reason:onWatcher:requireLease:),
-# by its exact mangled name, looked up in the binary: a pattern went stale when the signature
+# counts the user-space instructions of each holder's teardown over PROFILE_BREAKS breaks of a
+# lease with PROFILE_REGIONS regions: DaxPin's LeaseCore.revoke(reason:onWatcher:requireLease:)
+# (by its exact mangled name, looked up in the binary: a pattern went stale when the signature
 # changed and silently counted nothing; its closures must not match, or they would toggle
-# collection off again; all it calls are counted;
-# raw C: lease_holder's teardown()) over PROFILE_BREAKS breaks of a lease with 16 regions.
-# Kernel work (the system calls themselves) is not counted: it is the same for both. The
-# binary is run without its DWARF: valgrind 3.19 cannot read the Swift toolchain's; the
-# symbol table, which names the functions, stays.
+# collection off again) and lease_holder's teardown(), each with all it calls. A dump after
+# the call that releases the lease (DaxPin: daxpin_set_lease; C: fcntl) and after each teardown
+# splits a teardown into the part the breaker waits for (up to F_UNLCK) and the bookkeeping
+# after it. Kernel work (the system calls themselves) is
+# not counted: it is the same for both. The binary is run without its DWARF: valgrind 3.19
+# cannot read the Swift toolchain's; the symbol table, which names the functions, stays.
 PROFILE_BREAKS=5
 PROFILE_REGIONS=16
 
+# profile_teardowns KIND FUNCTION UNLOCK HOLDER...: runs HOLDER under the breaker and
+# callgrind, collecting inside FUNCTION; writes profile.KIND.parts.txt, one line per non-empty
+# dump in order ("unlocked IR": up to and including a call of UNLOCK, "end IR": the rest of a
+# teardown), and profile.KIND.txt, the listing of a steady-state teardown up to F_UNLCK.
+profile_teardowns() {
+    local kind=$1 function=$2 unlock=$3 out="$OUT/profile.$1.callgrind" part ir trigger
+    shift 3
+    rm -f "$out" "$out".*
+    "$PEERS/breaker" -- /usr/bin/valgrind --tool=callgrind --toggle-collect="$function" \
+        --dump-after="$function" --dump-after="$unlock" --callgrind-out-file="$out" \
+        "$@" >"$OUT/profile.$kind.breaks.txt" 2>"$OUT/profile.$kind.log" \
+        || { tail -n 20 "$OUT/profile.$kind.log" >&2; return 1; }
+    : >"$OUT/profile.$kind.parts.txt"
+    local unlocked=()
+    for part in $(ls "$out".* | sort -V); do
+        ir=$(sed -n 's/^summary:[[:space:]]*\([0-9]*\).*/\1/p' "$part" | head -n 1)
+        [[ -n $ir && $ir != 0 ]] || continue
+        # A pattern's dump names the function it matched: every dump but FUNCTION's is UNLOCK's.
+        trigger=end
+        if ! grep -qxF -- "desc: Trigger: --dump-after=$function" "$part"; then trigger=unlocked; unlocked+=("$part"); fi
+        echo "$trigger $ir" >>"$OUT/profile.$kind.parts.txt"
+    done
+    [[ ${#unlocked[@]} -ge 3 ]] || { echo "bench: profile $kind: fewer than 3 teardowns reached F_UNLCK" >&2; return 1; }
+    callgrind_annotate --inclusive=yes "${unlocked[2]}" 2>/dev/null | head -n 60 >"$OUT/profile.$kind.txt"
+    rm -f "$out" "$out".*
+}
+
 suite_profile() {
-    local daxpin="$LOCAL/DaxPinBench.nodebug"
+    local daxpin="$LOCAL/DaxPinBench.nodebug" revoke
     objcopy --strip-debug "$BIN/DaxPinBench" "$daxpin"
-    local revoke
     revoke=$(nm "$daxpin" | awk '$3 ~ /LeaseCoreC6revoke6reason9onWatcher.*tF$/ { print $3 }')
     [[ -n $revoke ]] || { echo "bench: no LeaseCore.revoke symbol in DaxPinBench" >&2; return 1; }
     say "profile: callgrind, DaxPin holder, $PROFILE_BREAKS breaks x $PROFILE_REGIONS regions"
-    "$PEERS/breaker" -- /usr/bin/valgrind --tool=callgrind --toggle-collect="$revoke" \
-        --callgrind-out-file="$OUT/profile.daxpin.callgrind" \
-        "$daxpin" hold "$TMP" 1 $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" >"$OUT/profile.daxpin.breaks.txt" 2>"$OUT/profile.daxpin.log" \
-        || { tail -n 20 "$OUT/profile.daxpin.log" >&2; return 1; }
+    profile_teardowns daxpin "$revoke" daxpin_set_lease "$daxpin" hold "$TMP" 1 $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" || return 1
     say "profile: callgrind, raw C holder"
-    "$PEERS/breaker" -- /usr/bin/valgrind --tool=callgrind --toggle-collect='teardown' \
-        --callgrind-out-file="$OUT/profile.c.callgrind" \
-        "$PEERS/lease_holder" "$TMP" $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" >"$OUT/profile.c.breaks.txt" 2>"$OUT/profile.c.log" \
-        || { tail -n 20 "$OUT/profile.c.log" >&2; return 1; }
-    local kind
-    for kind in daxpin c; do
-        callgrind_annotate --inclusive=yes "$OUT/profile.$kind.callgrind" 2>/dev/null | head -n 60 >"$OUT/profile.$kind.txt"
-    done
-    # DaxPin revokes once more than it is broken: the holder drops its last lease at exit.
-    echo "daxpin $((PROFILE_BREAKS + 1)) c $PROFILE_BREAKS regions $PROFILE_REGIONS" >"$OUT/profile.teardowns.txt"
+    profile_teardowns c teardown '*fcntl*' "$PEERS/lease_holder" "$TMP" $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" || return 1
+    echo "breaks $PROFILE_BREAKS regions $PROFILE_REGIONS" >"$OUT/profile.teardowns.txt"
     rm -f "$daxpin"
 }
 
