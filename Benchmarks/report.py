@@ -376,7 +376,9 @@ if d is None:
 notes.append("Storage throughput: daxpin-client (`--static-data`: each slot's buffer filled once, as perftest "
              "and fio do not generate data either) writes 4 passes over a 64 MiB tmpfs export of daxpin-server "
              "with 16 RDMA WRITEs in flight, one persist request per pass; its figure is the time of the WRITE "
-             "transfers. ib_write_bw and fio move the same 256 MiB per run in 64 KiB WRITEs at depth 16.")
+             "transfers. ib_write_bw and fio move the same 256 MiB per run in 64 KiB WRITEs at depth 16. The "
+             "three series alternate run by run (DaxPin, ib_write_bw, fio; each DaxPin run with a server of its "
+             "own), so that the emulator's slow and fast spells fall on all three alike.")
 
 # --- where revocation time goes (the profile of the revocation rows) --------------------------
 def stages(kind, n):

@@ -202,8 +202,7 @@ public enum LeaseWatcherThread {
 public enum BackgroundWork {
     /// Returns once the pin registry has written every change made so far (it writes a few
     /// milliseconds after a change, on its own queue) and no delayed registry write is
-    /// pending: a break measured afterwards
-    /// competes with no wake-up of the library's own threads, as with a lease held for a while.
-    /// Waits at most 2 seconds.
+    /// pending: a break measured afterwards competes with no wake-up of the library's own
+    /// threads, as with a lease held for a while. Waits at most 2 seconds.
     public static func settle() { PinRegistry.shared.settle() }
 }
