@@ -380,6 +380,11 @@ notes.append("Storage throughput: daxpin-client (`--static-data`: each slot's bu
              "three series alternate run by run (DaxPin, ib_write_bw, fio; each DaxPin run with a server of its "
              "own), so that the emulator's slow and fast spells fall on all three alike.")
 
+# How the revocation series were split into rounds ("N ROUNDS BREAKS" per region count).
+_rounds = (read("revocation.rounds.txt") or "").split()
+revocation_rounds = ", ".join(f"{_rounds[i]} region{'s' if _rounds[i] != '1' else ''}: {_rounds[i + 1]} rounds of {_rounds[i + 2]} breaks"
+                              for i in range(0, len(_rounds) - 2, 3)) or "see Benchmarks/suites/revocation.sh"
+
 # --- where revocation time goes (the profile of the revocation rows) --------------------------
 def stages(kind, n):
     """Medians (µs) of each stage of a break, from the breaker's and the holder's CLOCK_MONOTONIC stamps."""
@@ -420,7 +425,7 @@ md += ["", "![ratios](latest.png)", "", "## Environment", "",
        f"- emulated: {emulated}",
        f"- RDMA device: {env.get('rdma_device', '?')} (Soft-RoCE on dummy0), device-dax {env.get('devdax', '?')}",
        f"- lease-break-time: {env.get('lease_break_time', '?')} s",
-       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')} (revocation and 1000-lease series: that many breaks in each of {os.environ.get('DAXPIN_BENCH_ROUNDS', '7')} alternating rounds, after a warm-up break each; the breaker truncates 20 ms after the holder's READY line, so every holder is broken idle)", "",
+       f"- repetitions per series: {os.environ.get('DAXPIN_BENCH_REPS', '21')} (1000-lease series: that many breaks in each of {os.environ.get('DAXPIN_BENCH_ROUNDS', '7')} alternating rounds, after a warm-up break each; revocation series: {revocation_rounds}; the breaker truncates 20 ms after the holder's READY line, so every holder is broken idle)", "",
        "## Notes", ""] + [f"- {n}" for n in notes]
 # --- instruction counts of the teardown (callgrind, Benchmarks/suites/profile.sh) -------------
 def teardown_counts(kind):
