@@ -27,7 +27,7 @@ extension DaxPin {
             } catch {
                 Issue.record("untyped error \(error)", sourceLocation: sourceLocation)
             }
-            let after = ResourceCount.now()
+            let after = ResourceCount.after(expecting: before)
             #expect(after == before, "resources leaked: \(after.fdDifference(from: before))", sourceLocation: sourceLocation)
         }
 

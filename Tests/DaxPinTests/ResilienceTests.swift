@@ -91,7 +91,7 @@ extension DaxPin {
                 try outcome.get()
             }
             if case .failure(let error) = outcome { #expect(error.description.contains("EMFILE")) }
-            let after = ResourceCount.now()
+            let after = ResourceCount.after(expecting: before)
             #expect(after == before, "resources leaked: \(after.fdDifference(from: before))")
         }
 

@@ -89,7 +89,7 @@ extension DaxPin {
             #expect(final.reason == .dropped)
             #expect(final.steps == [.deregistered(region: 1), .deregistered(region: 2),
                                     .unmapped(region: 1), .unmapped(region: 2), .leaseReleased, .closed])
-            let after = ResourceCount.now()
+            let after = ResourceCount.after(expecting: before)
             #expect(after == before, "resources leaked: \(after.fdDifference(from: before))")
             if !Testbed.isActive {
                 #expect(recording.calls.filter { if case .deregister(_, stillMapped: true) = $0 { true } else { false } }.count == 2)

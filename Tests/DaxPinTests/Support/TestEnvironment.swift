@@ -147,6 +147,20 @@ struct ResourceCount: Equatable, CustomStringConvertible {
                              fdTargets: targets)
     }
 
+    /// The count after an operation that must leave `before` unchanged: counted again every
+    /// 2 ms, up to 1 s, while it differs. A descriptor another thread opens and closes for a
+    /// moment (seen as "58->?": gone before its target could be read) is then not taken for a
+    /// leak; a real leak stays and is reported.
+    static func after(expecting before: ResourceCount) -> ResourceCount {
+        var count = now()
+        let deadline = ContinuousClock.now + .seconds(1)
+        while count != before, ContinuousClock.now < deadline {
+            usleep(2_000)
+            count = now()
+        }
+        return count
+    }
+
     var description: String { "fds \(fds), mappings \(mappings), locks \(locks)" }
 
     /// The descriptors that differ from `other`'s, both ways.
