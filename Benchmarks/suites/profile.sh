@@ -7,9 +7,9 @@
 # collection off again) and lease_holder's teardown(), each with all it calls. A dump after
 # the call that releases the lease (DaxPin: daxpin_set_lease; C: fcntl) and after each teardown
 # splits a teardown into the part the breaker waits for (up to F_UNLCK) and the bookkeeping
-# after it. Kernel work (the system calls themselves) is
-# not counted: it is the same for both. The binary is run without its DWARF: valgrind 3.19
-# cannot read the Swift toolchain's; the symbol table, which names the functions, stays.
+# after it. Kernel work (the system calls themselves) is not counted: it is the same for both.
+# The binary is run without its DWARF: valgrind 3.19 cannot read the Swift toolchain's; the
+# symbol table, which names the functions, stays.
 PROFILE_BREAKS=5
 PROFILE_REGIONS=16
 

@@ -31,7 +31,7 @@ revocation_break() {
 }
 
 suite_revocation() {
-    local n round holders h
+    local n round h
     for ((round = 1; round <= ROUNDS; round++)); do
         for n in 16 64; do
             say "revocation, $n regions, round $round/$ROUNDS"
@@ -39,10 +39,11 @@ suite_revocation() {
             revocation_break c $n $REPS
         done
     done
-    # 1 region: the three holders in a rotating order, so that none always follows another.
+    # 1 region: the three holders in a rotating order, so that none always follows another
+    # (round r runs the three starting at index r mod 3).
+    local holders=(daxpin c cswift daxpin c)
     for ((round = 0; round < REV1_ROUNDS; round++)); do
         say "revocation, 1 region, round $((round + 1))/$REV1_ROUNDS"
-        holders=(daxpin c cswift daxpin c)
         for h in "${holders[@]:$((round % 3)):3}"; do revocation_break $h 1 $REV1_REPS; done
     done
     echo "1 $REV1_ROUNDS $REV1_REPS 16 $ROUNDS $REPS 64 $ROUNDS $REPS" >"$LOCAL/revocation.rounds.txt"

@@ -58,7 +58,7 @@ final class PinRegistry: Sendable {
     /// A lease was revoked or released. The lease watcher calls this after `F_UNLCK`, so the
     /// breaker is already released; the write itself runs on `writer`, never on the watcher.
     /// (Holding the write back on the watcher, which then slept with a timeout to queue it
-    /// 20 ms later, made the 1-region revocation of the benchmarks 12-15% slower, in two boots.)
+    /// 20 ms later, made the 1-region revocation of the benchmarks 9-15% slower, in two boots.)
     func withdraw(_ core: LeaseCore) {
         let schedule = state.withLock { s in
             guard s.leases.removeValue(forKey: core.serial) != nil else { return false }
