@@ -81,7 +81,8 @@ let package = Package(
         .executableTarget(name: "QuickStart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
         .testTarget(
             name: "DaxPinTests",
-            dependencies: ["DaxPin", "CLease", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["DaxPin", "CLease", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
     ]

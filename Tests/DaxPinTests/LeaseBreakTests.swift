@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import CLease
+import Logging
 import Testing
 
 extension DaxPin {
@@ -72,10 +73,10 @@ extension DaxPin {
             lease.release()
         }
 
-        /// A lease without a quiesce handler is revoked on the watcher thread, which leaves
-        /// the registry write for itself to start a little later. It can only do that once it is
-        /// back in its timed wait: a blocking signalfd once kept it in read(2) until the next
-        /// signal, and `daxpin ls` kept listing the revoked lease.
+        /// A lease without a quiesce handler is revoked on the watcher thread, which queues the
+        /// registry write after F_UNLCK (it runs on the registry's queue 5 ms later). Once the
+        /// watcher left that write for itself, and a blocking signalfd kept it in read(2) until
+        /// the next signal: `daxpin ls` kept listing the revoked lease.
         @Test("after a break the watcher goes back to waiting and withdraws the lease from the registry")
         func watcherWithdrawsBrokenLease() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
@@ -98,6 +99,48 @@ extension DaxPin {
             #expect(eventually(timeout: .seconds(5)) { !listed() }, "\(record) still lists the revoked lease")
             if Testbed.isActive { Testbed.ran() }
             lease.release()
+        }
+
+        /// The watcher revokes one lease after another; the log handler is the application's
+        /// code and may block (stderr into a full pipe, a slow disk). Its lines are written on a
+        /// queue of their own: while the first break's line hangs, a second lease's break is
+        /// revoked as promptly as the first, and both lines follow, in order, once it unblocks.
+        @Test("a log handler that blocks holds up no revocation")
+        func blockingLogHandlerDelaysNoRevocation() throws {
+            let gate = LogGate()
+            defer { gate.open() }  // never leave the log queue blocked for later tests
+            let logger = Logger(label: "DaxPin.test") { _ in GatedLogHandler(gate: gate) }
+            let device = try testDevice()
+            let files = try (0..<2).map { _ in try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10) }
+            var first = try LayoutLease(path: files[0].path, options: LeaseOptions(logger: logger))
+            _ = try first.pin(on: device)
+            var second = try LayoutLease(path: files[1].path, options: LeaseOptions(logger: logger))
+            _ = try second.pin(on: device)
+
+            let firstBreak = try #require(try Breaker.truncate(files[0].path).wait(timeout: .seconds(30)))
+            #expect(firstBreak.status == 0)
+            #expect(firstBreak.blocked < .seconds(5), "breaker blocked \(firstBreak.blocked)")
+            #expect(gate.waitUntilHeld(timeout: .seconds(10)), "the first break's line never reached the handler")
+            // With the line written on the watcher, this breaker would wait for the gate (or for
+            // the kernel's lease-break-time): the gate opens only after it returned.
+            let secondBreak = try #require(try Breaker.truncate(files[1].path).wait(timeout: .seconds(30)),
+                                           "the second break was held up by the blocked log handler")
+            #expect(secondBreak.status == 0)
+            #expect(secondBreak.blocked < .seconds(5), "breaker blocked \(secondBreak.blocked)")
+            #expect(second.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            #expect(gate.lines.isEmpty, "no line may be written while the handler blocks: \(gate.lines)")
+
+            gate.open()
+            RevocationLog.drain()
+            #expect(gate.lines == ["lease break: revoked \(files[0].path)", "lease break: revoked \(files[1].path)"])
+            for lease in [first.trace, second.trace] {
+                #expect(lease.steps.first == .breakNoticed && lease.steps.last == .closed)
+                #expect(zip(lease.entries, lease.entries.dropFirst()).allSatisfy { $0.at <= $1.at },
+                        "steps out of time order: \(lease)")
+            }
+            if Testbed.isActive { Testbed.ran() }
+            first.release()
+            second.release()
         }
 
         @Test("a quiesce handler that overruns is overridden before the kernel gives up")
@@ -298,5 +341,55 @@ extension DaxPin {
             #expect(leaseC.trace.steps.first == .breakNoticed)
             #expect(watcher.trustedSignals.load(ordering: .relaxed) > trusted)
         }
+    }
+}
+
+/// Holds every log line at a gate until it opens; counts the lines written after it.
+final class LogGate: Sendable {
+    private let state = Mutex<(held: Int, open: Bool, lines: [String])>((0, false, []))
+    private let opened = DispatchSemaphore(value: 0)
+
+    /// Blocks the calling thread until `open()` (at most 60 s), then records the line.
+    func pass(_ line: String) {
+        let mustWait = state.withLock { s -> Bool in
+            s.held += 1
+            return !s.open
+        }
+        if mustWait {
+            _ = opened.wait(timeout: .now() + 60)
+            opened.signal()  // let the next waiter through too
+        }
+        state.withLock { $0.lines.append(line) }
+    }
+
+    func open() {
+        let wasOpen = state.withLock { s in
+            defer { s.open = true }
+            return s.open
+        }
+        if !wasOpen { opened.signal() }
+    }
+
+    /// Whether a line is waiting at (or went through) the gate within `timeout`.
+    func waitUntilHeld(timeout: Duration) -> Bool {
+        eventually(timeout: timeout) { state.withLock { $0.held > 0 } }
+    }
+
+    var lines: [String] { state.withLock { $0.lines } }
+}
+
+/// A log handler whose every line waits at a `LogGate`.
+struct GatedLogHandler: LogHandler {
+    let gate: LogGate
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .notice  // the break line; not the debug lines of taking and pinning
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        gate.pass("\(event.message) \(event.metadata?["path"].map { "\($0)" } ?? "")")
     }
 }

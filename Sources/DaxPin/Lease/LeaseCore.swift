@@ -403,62 +403,100 @@ final class LeaseCore: Sendable {
         // until then. The steps' times are kept in locals and the trace is written after it
         // (a quiesce handler's steps go into the trace as they happen, so with one the break is
         // recorded first, as it happens).
-        let noticedAt: ContinuousClock.Instant? = reason == .leaseBreak ? .now : nil
+        let noticedAt: Stamp? = reason == .leaseBreak ? .now() : nil
         let early = reason == .leaseBreak && hasQuiesce
-        let (proceed, noticed): (Bool, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
-            guard case .held = s.phase, !requireLease || s.heldType >= 0 else { return (false, []) }
-            s.phase = .revoking(reason)
-            s.trace.reason = reason
-            guard early, let noticedAt else { return (true, []) }
-            s.trace.record(.breakNoticed, at: noticedAt)
-            return (true, Array(s.listeners.values))
-        }
-        guard proceed else {
-            if !onWatcher, !requireLease { finished.wait() }
-            return trace
-        }
-        if early {
-            for listener in noticed { listener.yield(.breakNoticed(path: path)) }
-            PinRegistry.shared.publish(self)
-            runQuiesceHandler()
-        }
-        let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
-        var stoppedAt: ContinuousClock.Instant?
-        if !hooks.isEmpty {
-            for stop in hooks { stop() }
-            stoppedAt = .now
-        }
         // The regions' bookkeeping is freed after F_UNLCK: the breaker waits for the lease, not for it.
         var retired: [RegionResources] = []
-        let (leased, deregistered, unmapped) = state.withLock { s -> (Bool, ContinuousClock.Instant, ContinuousClock.Instant) in
-            s.accessClosed = true
-            for region in s.regions { Self.deregister(region) }
-            let deregistered = ContinuousClock.now
-            Self.unmapAll(&s)
-            let unmapped = ContinuousClock.now
-            swap(&retired, &s.regions)
-            return (s.heldType >= 0, deregistered, unmapped)
+        // With nothing to run first (no quiesce handler, no queue pairs to stop) the teardown
+        // starts under the lock that starts the revocation: from the signal to the first
+        // ibv_dereg_mr the watcher takes one lock and runs as little code as it can (under the
+        // emulated testbed every further page of code or data it touches costs microseconds).
+        let start: RevocationStart = state.withLock { s in
+            guard case .held = s.phase, !requireLease || s.heldType >= 0 else { return .notHeld }
+            s.phase = .revoking(reason)
+            s.trace.reason = reason
+            if early, let noticedAt {
+                Self.recordBreakNoticed(&s.trace, at: noticedAt)
+                return .quiesceFirst(listeners: Array(s.listeners.values))
+            }
+            guard s.stopHooks.isEmpty else { return .stopFirst(hooks: Array(s.stopHooks.values)) }
+            return .tornDown(Self.tearDown(&s, retiring: &retired))
         }
-        var releasedAt: ContinuousClock.Instant?
-        var closedAt: ContinuousClock.Instant?
+        var stopped: (count: Int, at: Stamp)?
+        let teardown: Teardown
+        switch start {
+        case .notHeld:
+            if !onWatcher, !requireLease { finished.wait() }
+            return trace
+        case .tornDown(let done):
+            teardown = done
+        case .stopFirst(let hooks):
+            for stop in hooks { stop() }
+            stopped = (hooks.count, .now())
+            teardown = state.withLock { Self.tearDown(&$0, retiring: &retired) }
+        case .quiesceFirst(let listeners):
+            for listener in listeners { listener.yield(.breakNoticed(path: path)) }
+            PinRegistry.shared.publish(self)
+            runQuiesceHandler()
+            // Queue pairs attached while the handler ran are stopped too.
+            let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
+            if !hooks.isEmpty {
+                for stop in hooks { stop() }
+                stopped = (hooks.count, .now())
+            }
+            teardown = state.withLock { Self.tearDown(&$0, retiring: &retired) }
+        }
+        var releasedAt: Stamp?
+        var closedAt: Stamp?
         if fd >= 0 {
-            if leased {
+            if teardown.leased {
                 daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
-                releasedAt = .now
+                releasedAt = .now()
                 LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
             }
             close(fd)
-            closedAt = .now
+            closedAt = .now()
         }
+        return finishRevocation(reason: reason, early: early, onWatcher: onWatcher, retired: retired, times: TeardownTimes(
+            noticed: noticedAt, stopped: stopped, deregistered: teardown.deregistered, unmapped: teardown.unmapped,
+            released: releasedAt, closed: closedAt))
+    }
+
+    /// Records the break as the first step (the quiesce handler's steps follow as they happen).
+    /// Not inlined: see `finishRevocation`.
+    @inline(never)
+    private static func recordBreakNoticed(_ trace: inout RevocationTrace, at noticed: Stamp) {
+        trace.record(.breakNoticed, at: noticed.instant)
+    }
+
+    /// When each step of a teardown happened.
+    private struct TeardownTimes {
+        let noticed: Stamp?
+        let stopped: (count: Int, at: Stamp)?
+        let deregistered: Stamp
+        let unmapped: Stamp
+        let released: Stamp?
+        let closed: Stamp?
+    }
+
+    /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log, and
+    /// frees the regions' bookkeeping. A function of its own, never inlined: the clock types
+    /// the trace holds are resilient, and with them in `revoke`'s frame their metadata was looked
+    /// up on entry, before the teardown.
+    @inline(never)
+    private func finishRevocation(reason: RevocationReason, early: Bool, onWatcher: Bool, retired: [RegionResources],
+                                  times: TeardownTimes) -> RevocationTrace {
         // The trace, in the order of the steps (the quiesce handler's are in it already).
+        let anchor = Stamp.Anchor.now()
         state.withLock { s in
             s.trace.reserve(forRegions: retired.count)
-            if !early, let noticedAt { s.trace.record(.breakNoticed, at: noticedAt) }
-            if let stoppedAt { s.trace.record(.queuePairsStopped(count: hooks.count), at: stoppedAt) }
+            if !early, let noticed = times.noticed { s.trace.record(.breakNoticed, at: anchor.instant(of: noticed)) }
+            if let stopped = times.stopped { s.trace.record(.queuePairsStopped(count: stopped.count), at: anchor.instant(of: stopped.at)) }
+            let deregistered = anchor.instant(of: times.deregistered), unmapped = anchor.instant(of: times.unmapped)
             for region in retired { s.trace.record(.deregistered(region: region.id), at: deregistered) }
             for region in retired { s.trace.record(.unmapped(region: region.id), at: unmapped) }
-            if let releasedAt { s.trace.record(.leaseReleased, at: releasedAt) }
-            if let closedAt { s.trace.record(.closed, at: closedAt) }
+            if let released = times.released { s.trace.record(.leaseReleased, at: anchor.instant(of: released)) }
+            if let closed = times.closed { s.trace.record(.closed, at: anchor.instant(of: closed)) }
         }
         withExtendedLifetime(retired) {}
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
@@ -473,11 +511,13 @@ final class LeaseCore: Sendable {
         }
         finished.leave()
         PinRegistry.shared.withdraw(self)
-        let logger = options.logger
-        if reason == .leaseBreak {
-            logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])
-        } else {
-            logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
+        let (logger, path) = (options.logger, path)
+        RevocationLog.write(offThread: onWatcher) {
+            if reason == .leaseBreak {
+                logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])
+            } else {
+                logger.debug("revoked", metadata: ["path": "\(path)", "reason": "\(reason)", "steps": "\(final.steps.count)"])
+            }
         }
         return final
     }
@@ -488,6 +528,7 @@ final class LeaseCore: Sendable {
         return trace
     }
 
+    @inline(never)  // keeps its clock types out of revoke's frame (see finishRevocation)
     private func runQuiesceHandler() {
         guard let handler = options.quiesce else { return }
         let budget = options.effectiveQuiesceBudget
@@ -507,6 +548,37 @@ final class LeaseCore: Sendable {
             state.withLock { $0.trace.record(.quiesceOverran) }
             options.logger.warning("quiesce handler overran its budget; revoking anyway", metadata: ["path": "\(path)", "budget": "\(budget)"])
         }
+    }
+
+    /// How a revocation goes on once its lock has started it.
+    private enum RevocationStart {
+        /// Nothing held (already revoked or revoking, or no kernel lease where one was required).
+        case notHeld
+        /// The handler runs first (the break is recorded); these listeners hear of the break.
+        case quiesceFirst(listeners: [AsyncStream<LeaseEvent>.Continuation])
+        /// These queue-pair stop hooks run first.
+        case stopFirst(hooks: [@Sendable () -> Void])
+        /// Deregistered and unmapped already, under the same lock.
+        case tornDown(Teardown)
+    }
+
+    /// When the regions were deregistered and unmapped, and whether a kernel lease is held.
+    private struct Teardown {
+        let leased: Bool
+        let deregistered: Stamp
+        let unmapped: Stamp
+    }
+
+    /// Closes access, deregisters every region, then unmaps them (under the lease lock); the
+    /// regions move to `retired`, to be freed once the lease is released.
+    private static func tearDown(_ s: inout State, retiring retired: inout [RegionResources]) -> Teardown {
+        s.accessClosed = true
+        for region in s.regions { deregister(region) }
+        let deregistered = Stamp.now()
+        unmapAll(&s)
+        let unmapped = Stamp.now()
+        swap(&retired, &s.regions)
+        return Teardown(leased: s.heldType >= 0, deregistered: deregistered, unmapped: unmapped)
     }
 
     private static func deregister(_ region: RegionResources) {

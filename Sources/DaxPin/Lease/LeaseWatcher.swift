@@ -35,7 +35,7 @@ final class LeaseWatcher: Sendable {
     static let releaseMarker: Int32 = -1
 
     private struct WatchTable {
-        var leases: [Int32: LeaseCore] = [:]
+        var leases = LeasesByDescriptor()
         /// Descriptor numbers released while a signal for them may still be queued, with the
         /// release's sequence number.
         var released: [Int32: UInt64] = [:]
@@ -68,7 +68,7 @@ final class LeaseWatcher: Sendable {
 
     /// Starts routing break signals of `fd` to `core`. Call before `F_SETLEASE`.
     func watch(_ fd: Int32, _ core: LeaseCore) {
-        table.withLock { $0.leases[fd] = core }
+        table.withLock { $0.leases.insert(core, at: fd) }
     }
 
     /// Stops routing; call after `F_SETLEASE(F_UNLCK)` (no signal for the lease comes after it)
@@ -77,7 +77,7 @@ final class LeaseWatcher: Sendable {
     /// signals before the marker are taken.
     func unwatch(_ fd: Int32, onWatcher: Bool) {
         table.withLock { t in
-            t.leases.removeValue(forKey: fd)
+            t.leases.remove(at: fd)
             t.releases += 1
             t.released[fd] = t.releases
         }
@@ -92,6 +92,7 @@ final class LeaseWatcher: Sendable {
     var releasedCount: Int { table.withLock { $0.released.count } }
 
     private static func run() -> Never {
+        let watcher = shared  // waits until init has returned
         while true {
             // Sleeps without a timeout: the watcher wakes for signals only. One system call
             // from the signal to the revocation: sigwaitinfo hands over the signal with its
@@ -100,11 +101,11 @@ final class LeaseWatcher: Sendable {
             let signo = daxpin_wait_watched_signal(&fd, &fromKernel)
             if signo == SIGIO {
                 // The realtime queue overflowed: the kernel (or our forwarder) sent SIGIO without si_fd.
-                shared.breakAllBreaking()
+                watcher.breakAllBreaking()
             } else if signo > 0 {
-                shared.breakNoticed(fd: fd, fromKernel: fromKernel != 0)
+                watcher.breakNoticed(fd: fd, fromKernel: fromKernel != 0)
             }
-            shared.forgetReleasedIfDrained()
+            watcher.forgetReleasedIfDrained()
         }
     }
 
@@ -112,7 +113,7 @@ final class LeaseWatcher: Sendable {
     /// this lease's break. Any other (queued by a forwarder or by anyone else, or for a reused
     /// number) is checked against the kernel's view of the lease.
     private func breakNoticed(fd: Int32, fromKernel: Bool) {
-        let (found, reused) = table.withLock { ($0.leases[fd], $0.released[fd] != nil) }
+        let (found, reused) = table.withLock { t in (t.leases[fd], !t.released.isEmpty && t.released[fd] != nil) }
         guard let core = found else { return }
         if fromKernel, !reused {
             trustedSignals.add(1, ordering: .relaxed)
@@ -148,10 +149,45 @@ final class LeaseWatcher: Sendable {
     }
 
     private func breakAllBreaking() {
-        for core in table.withLock({ Array($0.leases.values) }) where core.kernelIsBreaking() {
+        for core in table.withLock({ $0.leases.all }) where core.kernelIsBreaking() {
             Self.revoke(core, requireLease: false)
         }
     }
+}
+
+/// The watched leases by descriptor number: the watcher finds the lease of a signal's `si_fd`
+/// with one index, no hashing (the kernel hands out the lowest free number, so the numbers are
+/// small and dense). Grows to the highest number watched, 8 bytes a slot, and shrinks back
+/// when the highest is released.
+struct LeasesByDescriptor {
+    private var slots: [LeaseCore?] = []
+    /// The number of leases watched.
+    private(set) var count = 0
+
+    subscript(fd: Int32) -> LeaseCore? {
+        fd >= 0 && Int(fd) < slots.count ? slots[Int(fd)] : nil
+    }
+
+    mutating func insert(_ core: LeaseCore, at fd: Int32) {
+        precondition(fd >= 0, "DaxPin: a lease without a descriptor cannot be watched")
+        let index = Int(fd)
+        if index >= slots.count { slots.append(contentsOf: repeatElement(nil, count: index + 1 - slots.count)) }
+        if slots[index] == nil { count += 1 }
+        slots[index] = core
+    }
+
+    mutating func remove(at fd: Int32) {
+        guard fd >= 0, Int(fd) < slots.count, slots[Int(fd)] != nil else { return }
+        slots[Int(fd)] = nil
+        count -= 1
+        while let last = slots.last, last == nil { slots.removeLast() }
+    }
+
+    /// Slots in use up to the highest number watched (for tests).
+    var slotCount: Int { slots.count }
+
+    /// Every lease watched.
+    var all: [LeaseCore] { slots.compactMap { $0 } }
 }
 
 /// A detached POSIX thread for library work that may block for long (the watcher, a

@@ -36,7 +36,7 @@ final class PinRegistry: Sendable {
     /// Writes run here, in order, never on the thread that pins or revokes: a lease break
     /// must not wait for file I/O, and a burst of changes (a thousand leases broken at
     /// once) becomes a few writes instead of one rewrite per change.
-    private let writer = DispatchQueue(label: "DaxPin.registry")
+    private let writer = DispatchQueue(label: "DaxPin.registry", qos: .utility)
     private let logger = Logger(label: "DaxPin.registry")
 
     /// A lease was taken or changed.
