@@ -8,8 +8,9 @@ import Dispatch
 /// alone checks `/etc/localtime` on every line). On the watcher, that wait would hold up the
 /// revocation of the next broken lease, and a lease not released within
 /// `/proc/sys/fs/lease-break-time` is taken away by the kernel while the NIC may still write.
-/// The watcher's lines are therefore written on a queue of their own, in order; another thread
-/// (a release, a revocation with a quiesce handler) writes its line itself.
+/// The watcher's lines are therefore written on a queue of their own, in order, at QoS utility
+/// (below the application's threads); another thread (a release, a revocation with a quiesce
+/// handler) writes its line itself.
 enum RevocationLog {
     private static let queue = DispatchQueue(label: "DaxPin.revocation-log", qos: .utility)
 

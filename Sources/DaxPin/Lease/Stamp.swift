@@ -9,7 +9,7 @@ import Glibc
 /// each `ContinuousClock.now` is a call into that library. On the way from the break signal
 /// to the first `ibv_dereg_mr` they were most of the watcher's 820 instructions (callgrind),
 /// and on the emulated testbed each further piece of code run after a wake-up costs
-/// microseconds. A stamp is one integer read from the vDSO, like the C holder's clock.
+/// microseconds. A stamp is one `clock_gettime` and an integer, like the C holder's clock.
 struct Stamp: Comparable, Sendable {
     let nanoseconds: Int64
 
