@@ -431,20 +431,14 @@ final class LeaseCore: Sendable {
         case .tornDown(let done):
             teardown = done
         case .stopFirst(let hooks):
-            for stop in hooks { stop() }
-            stopped = (hooks.count, .now())
-            teardown = state.withLock { Self.tearDown(&$0, retiring: &retired) }
+            (stopped, teardown) = stopQueuePairsAndTearDown(hooks, retiring: &retired)
         case .quiesceFirst(let listeners):
             for listener in listeners { listener.yield(.breakNoticed(path: path)) }
             PinRegistry.shared.publish(self)
             runQuiesceHandler()
             // Queue pairs attached while the handler ran are stopped too.
             let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
-            if !hooks.isEmpty {
-                for stop in hooks { stop() }
-                stopped = (hooks.count, .now())
-            }
-            teardown = state.withLock { Self.tearDown(&$0, retiring: &retired) }
+            (stopped, teardown) = stopQueuePairsAndTearDown(hooks, retiring: &retired)
         }
         var releasedAt: Stamp?
         var closedAt: Stamp?
@@ -460,6 +454,18 @@ final class LeaseCore: Sendable {
         return finishRevocation(reason: reason, early: early, onWatcher: onWatcher, retired: retired, times: TeardownTimes(
             noticed: noticedAt, stopped: stopped, deregistered: teardown.deregistered, unmapped: teardown.unmapped,
             released: releasedAt, closed: closedAt))
+    }
+
+    /// Runs the queue pairs' stop hooks (outside the lock), then tears down under it. `stopped`
+    /// is nil when there was no hook.
+    private func stopQueuePairsAndTearDown(_ hooks: [@Sendable () -> Void], retiring retired: inout [RegionResources])
+        -> (stopped: (count: Int, at: Stamp)?, teardown: Teardown) {
+        var stopped: (count: Int, at: Stamp)?
+        if !hooks.isEmpty {
+            for stop in hooks { stop() }
+            stopped = (hooks.count, .now())
+        }
+        return (stopped, state.withLock { Self.tearDown(&$0, retiring: &retired) })
     }
 
     /// Records the break as the first step (the quiesce handler's steps follow as they happen).

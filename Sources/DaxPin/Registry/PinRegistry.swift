@@ -117,8 +117,8 @@ final class PinRegistry: Sendable {
         }
     }
 
-    /// Delayed writes queued and not yet run (each will wake a thread when it is due, even
-    /// if a ``flush()`` already wrote its changes).
+    /// Delayed writes queued and not yet run (each holds the registry's worker for its delay
+    /// and then runs, even if a ``flush()`` already wrote its changes).
     private let scheduledWrites = Atomic<Int>(0)
 
     /// Writes every change, then waits (up to `timeout`) until no delayed write is queued:

@@ -153,10 +153,9 @@ struct ResourceCount: Equatable, CustomStringConvertible {
     /// leak; a real leak stays and is reported.
     static func after(expecting before: ResourceCount) -> ResourceCount {
         var count = now()
-        let deadline = ContinuousClock.now + .seconds(1)
-        while count != before, ContinuousClock.now < deadline {
-            usleep(2_000)
+        _ = count == before || eventually(timeout: .seconds(1)) {
             count = now()
+            return count == before
         }
         return count
     }
