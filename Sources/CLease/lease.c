@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 
 int daxpin_set_lease(int fd, int type) { return fcntl(fd, F_SETLEASE, type); }
 int daxpin_get_lease(int fd) { return fcntl(fd, F_GETLEASE); }
+int daxpin_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int daxpin_set_signal(int fd, int signo) { return fcntl(fd, F_SETSIG, signo); }
 
 int daxpin_set_owner_thread(int fd, pid_t tid) {

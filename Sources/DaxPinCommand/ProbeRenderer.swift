@@ -27,6 +27,9 @@ struct ProbeRenderer {
             if device.name != "none" {
                 add("ODP", device.odp ? "supported" : "not supported (IBV_ODP_SUPPORT unset)")
                 add("ODP per transport", "RC: \(device.odpRC.summary); UC: \(device.odpUC.summary); UD: \(device.odpUD.summary)")
+                if let verdict = device.odpVerdict {
+                    add("ODP check", verdict, verdict == "verified" ? .green : verdict == "not offered" ? nil : .red)
+                }
             }
         }
         if let lease = report.lease {

@@ -38,6 +38,9 @@ struct ProbeReport: Codable {
         var odp: Bool
         /// ODP per transport (reliable connected, unreliable connected, unreliable datagram).
         var odpRC, odpUC, odpUD: Transport
+        /// DaxPin's verdict on the device's ODP for this access: `verified`, `not offered`, or
+        /// `failed verification: ...` (why it is not trusted). Nil without a device.
+        var odpVerdict: String?
         /// The largest registration in bytes.
         var maxMRSize: UInt64?
     }

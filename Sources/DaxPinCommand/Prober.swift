@@ -29,9 +29,11 @@ struct Prober {
         let device = openDevice(&report)
         report.lease = probeLease(inspection, &report)
 
-        let capabilities = device?.capabilities ?? DeviceCapabilities()
+        // The device's ODP is checked (moved bytes compared) before the forecast relies on it.
+        let onDemandPaging = device?.onDemandPaging(for: access) ?? .notOffered
+        if device != nil { report.device?.odpVerdict = onDemandPaging.description }
         let forecast = StrategyForecast(path: path, memory: memory, access: access, device: device?.name ?? "none",
-                                        capabilities: capabilities, policy: policy, kernel: runningKernel())
+                                        onDemandPaging: onDemandPaging, policy: policy)
         report.strategy = .init(policy: policy == .auto ? "auto" : "zero-copy", strategy: forecast.strategy?.description,
                                 reasons: forecast.reasons, refusal: forecast.refusal?.description)
         if let refusal = forecast.refusal, device != nil {

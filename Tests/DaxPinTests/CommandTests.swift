@@ -55,7 +55,7 @@ enum DaxPinBinary {
 struct ProbeJSON: Decodable {
     struct Memory: Decodable { let kind: String; let alignment: Int?; let daxAttribute: Bool?; let device: String; let inode: UInt64 }
     struct Mount: Decodable { let fileSystem: String; let superOptions: String }
-    struct Device: Decodable { let name: String; let odp: Bool }
+    struct Device: Decodable { let name: String; let odp: Bool; let odpVerdict: String? }
     struct Lease: Decodable { let possible: Bool; let kind: String; let detail: String }
     struct Choice: Decodable { let policy: String; let strategy: String?; let reasons: [String]; let refusal: String? }
     let path: String
@@ -139,7 +139,7 @@ extension DaxPin {
             try #require(report.memory?.kind == "page-cache", "the host's /tmp should be ext4 or xfs")
             #expect(report.memory?.daxAttribute != true)
             #expect(report.lease?.kind == "write lease")
-            let modern = runningKernel() >= (6, 5)
+            let modern = !KernelBehaviour.running.pinsWritablePageCache
             #expect(report.strategy?.strategy == (modern ? "staged" : "pinned"))
             if modern {
                 #expect(report.strategy?.reasons.first?.contains("refuses writable long-term pins of page-cache files") == true)
@@ -407,7 +407,7 @@ extension DaxPin {
 
         // MARK: testbed: fs-dax, device-dax, tmpfs with rxe0
 
-        @Test("probe in the testbed: fs-dax stages on rxe0 (no ODP), zero-copy refuses; device-dax pins without a lease",
+        @Test("probe in the testbed: fs-dax stages on rxe0 unless its ODP passed the check, zero-copy refuses; device-dax pins without a lease",
               .enabled(if: Testbed.isActive, Testbed.skipReason))
         func probeTestbedMemoryKinds() throws {
             let device = try Testbed.required("DAXPIN_RDMA_DEVICE")
@@ -417,10 +417,23 @@ extension DaxPin {
                 #expect(result.status == 0 && report.wouldWork, "\(report.problems)")
                 #expect(report.memory?.kind == "fs-dax" && report.memory?.daxAttribute == true)
                 #expect(report.mount?.fileSystem == fileSystem)
-                #expect(report.device?.name == device && report.device?.odp == false)
+                #expect(report.device?.name == device && report.device?.odp == KernelBehaviour.running.rxeAdvertisesOnDemandPaging)
                 #expect(report.lease?.kind == "write lease")
-                #expect(report.strategy?.strategy == "staged")
-                #expect(report.strategy?.reasons.first?.contains("EOPNOTSUPP") == true)
+                switch Testbed.expectedRXEVerdictIsFailure {
+                case nil:
+                    #expect(report.device?.odpVerdict == "not offered")
+                    #expect(report.strategy?.reasons.contains { $0.contains("does not offer On-Demand Paging") } == true)
+                case true?:
+                    #expect(report.device?.odpVerdict?.hasPrefix("failed verification: ") == true, "\(report.device?.odpVerdict ?? "nil")")
+                    #expect(report.strategy?.reasons.contains { $0.contains("failed DaxPin's check") } == true, "\(report.strategy?.reasons ?? [])")
+                    let table = try DaxPinBinary.run(["probe", file.path, "--device", device])
+                    #expect(table.stdout.contains("ODP check") && table.stdout.contains("failed verification"))
+                case false?:
+                    #expect(report.device?.odpVerdict == "verified")
+                }
+                let odp = Testbed.expectedRXEVerdictIsFailure == false
+                #expect(report.strategy?.strategy == (odp ? "on-demand paging" : "staged"))
+                if !odp { #expect(report.strategy?.reasons.first?.contains("EOPNOTSUPP") == true) }
                 let strict = try DaxPinBinary.run(["probe", file.path, "--device", device, "--policy", "zero-copy"])
                 #expect(strict.status == 1)
                 #expect(strict.stderr.contains("cannot register fs-dax file on \(fileSystem) \(file.path) for RDMA on \(device)"))

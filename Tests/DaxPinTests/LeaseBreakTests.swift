@@ -233,7 +233,7 @@ extension DaxPin {
             }
             // Kernels before 6.2 register read-only memory with FOLL_FORCE|FOLL_WRITE, which a
             // read-only shared file mapping refuses (EFAULT): there `auto` stages instead.
-            let expected: Strategy = Testbed.isActive && runningKernel() < (6, 2) ? .staged : .pinned
+            let expected: Strategy = Testbed.isActive && !KernelBehaviour.running.pinsReadOnlySharedFileMappings ? .staged : .pinned
             #expect(try lease.withRegion(id) { $0.strategy } == expected)
             #expect(throws: DaxPinError.self) { try lease.withRegion(id) { try $0.withMutableBytes { _ in } } }
             let breaker = try Breaker.openForWrite(file.path)

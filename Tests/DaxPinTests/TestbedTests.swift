@@ -27,11 +27,27 @@ extension DaxPin {
             }
         }
 
-        @Test("rxe0 is present and has no On-Demand Paging")
+        @Test("rxe0 advertises On-Demand Paging as the kernel table says, and DaxPin's check judges it")
         func deviceCapabilities() throws {
             let device = try Testbed.rdmaDevice()
             #expect(device.name == (try Testbed.required("DAXPIN_RDMA_DEVICE")))
-            #expect(device.capabilities.odp == false)
+            let kernel = KernelBehaviour.running
+            #expect(device.capabilities.odp == kernel.rxeAdvertisesOnDemandPaging)
+            #expect(device.capabilities.odpUsable(for: .readWrite) == kernel.rxeAdvertisesOnDemandPaging)
+            for name in [try Testbed.required("DAXPIN_RDMA_DEVICE"), try Testbed.required("DAXPIN_JUMBO_DEVICE")] {
+                let checked = try RDMADevice.open(named: name)
+                let verdict = checked.onDemandPaging(for: .readWrite)
+                switch Testbed.expectedRXEVerdictIsFailure {
+                case nil: #expect(verdict == .notOffered, "\(name)")
+                case true?:
+                    // Linux 7.2's rxe acknowledges ODP WRITEs whose payload lands at the page start.
+                    guard case .failed(let reason) = verdict else { Issue.record("\(name): \(verdict)"); break }
+                    #expect(reason.contains("RDMA WRITE") && reason.contains("completed successfully, but"), "\(reason)")
+                case false?: #expect(verdict == .verified, "\(name)")
+                }
+                // Cached per device and kernel: a second device object gets the same verdict.
+                #expect(try RDMADevice.open(named: name).onDemandPaging(for: .readWrite) == verdict)
+            }
             #expect(device.capabilities.maxMRSize > UInt64(Self.regionSize))
             #expect(RDMADevice.availableDevices().contains(device.name))
             Testbed.ran()
@@ -55,10 +71,12 @@ extension DaxPin {
         }
 
         /// BRIEF.md's table: fs-dax pins are refused (EOPNOTSUPP); tmpfs, device-dax and
-        /// anonymous memory pin; `auto` stages fs-dax because rxe0 has no ODP.
+        /// anonymous memory pin; `auto` takes ODP for fs-dax only where rxe0's ODP passed
+        /// DaxPin's check, and stages it otherwise (no ODP on 6.1; ODP that misplaces WRITEs on 7.2).
         @Test("ibv_reg_mr per memory kind, and what auto chooses", arguments: Memory.allCases)
         func registrationPerFileKind(memory: Memory) throws {
             let device = try Testbed.rdmaDevice()
+            let verdict = device.onDemandPaging(for: .readWrite)
             let file = try ScratchFile(in: memory.directory, size: 64 << 10)
             var lease = try LayoutLease(path: file.path)
             let isDAX = memory != .tmpfs
@@ -79,8 +97,32 @@ extension DaxPin {
                         && text.contains("device-dax") && text.contains("On-Demand Paging")
                 }
             }
+            // An explicit ODP policy follows the verdict: refused with the reason unless verified.
+            do {
+                let id = try lease.pin(on: device, policy: .only(.onDemandPaging))
+                #expect(verdict.isUsable, "ODP was used although the verdict is \(verdict)")
+                try lease.unpin(id)
+            } catch let DaxPinError.registrationRefused(refusal) {
+                #expect(!verdict.isUsable)
+                let text = refusal.description
+                #expect(verdict == .notOffered ? text.contains("does not offer On-Demand Paging")
+                                               : text.contains("failed DaxPin's check"), "\(text)")
+            }
+            // What the kernel itself allows, past the check (test only): ODP registrations of
+            // tmpfs and fs-dax (MAP_SYNC) files wherever rxe advertises ODP.
+            let trusted = try Testbed.rdmaDevice()
+            trusted.trustOnDemandPagingWithoutCheck()
+            do {
+                let id = try lease.pin(on: trusted, policy: .only(.onDemandPaging))
+                #expect(KernelBehaviour.running.rxeAdvertisesOnDemandPaging)
+                #expect(try lease.withRegion(id) { $0.strategy } == .onDemandPaging)
+                try lease.unpin(id)
+            } catch let DaxPinError.registrationRefused(refusal) {
+                #expect(!KernelBehaviour.running.rxeAdvertisesOnDemandPaging, "\(refusal)")
+            }
             let id = try lease.pin(on: device, policy: .auto)
-            #expect(try lease.withRegion(id) { $0.strategy } == (isDAX ? .staged : .pinned))
+            let expected: Strategy = isDAX ? (verdict.isUsable ? .onDemandPaging : .staged) : .pinned
+            #expect(try lease.withRegion(id) { $0.strategy } == expected)
             Testbed.ran()
         }
 
@@ -171,13 +213,16 @@ extension DaxPin {
             let device = try Testbed.rdmaDevice()
             let file = try ScratchFile(in: memory.directory, size: Self.regionSize)
             let writer = Writer()
-            let staged = memory != .tmpfs
+            // fs-dax: ODP only where rxe0's ODP passed the check, else staged (never trusted on the bit).
+            let odp = memory != .tmpfs && device.onDemandPaging(for: .readWrite).isUsable
+            let staged = memory != .tmpfs && !odp
             let regionBox = RegionBox()
             var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(5)) { _ in
                 writer.stopAndDrain()
                 regionBox.writeBackIfStaged()  // staged regions: the quiesce handler persists what peers wrote
             })
             let id = try lease.pin(on: device)
+            #expect(try lease.withRegion(id) { $0.strategy } == (staged ? .staged : odp ? .onDemandPaging : .pinned))
             regionBox.set(lease.core, id.rawValue, staged: staged)
             let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
             let peer = try Peer(device: device)
@@ -202,6 +247,75 @@ extension DaxPin {
             var wrong = 0
             for block in 0..<(Self.regionSize / Peer.blockSize) {
                 let expected = acked[block] ?? 0xA5
+                let slice = bytes[(block * Peer.blockSize)..<((block + 1) * Peer.blockSize)]
+                if !slice.allSatisfy({ $0 == expected }) { wrong += 1 }
+            }
+            #expect(wrong == 0, "\(wrong) blocks differ from the acknowledged writes")
+            #expect(!bytes.contains(0xEE))
+            Testbed.ran()
+        }
+
+        /// The On-Demand Paging path end to end on the real kernel. rxe3's path MTU is 4096, so
+        /// the peer's page-aligned 4 KiB WRITEs are single packets, which rxe's ODP places
+        /// correctly even where it fails DaxPin's check; the check is passed over (test only).
+        /// Registration of tmpfs and fs-dax (MAP_SYNC) files, a peer's WRITE and READ landing,
+        /// then an open during traffic: revoked in order, every acknowledged write in the file,
+        /// the peer's next WRITE a remote access error. Where rxe has no ODP (6.1) the explicit
+        /// ODP policy is refused with that reason.
+        @Test("ODP end to end: peer WRITE and READ land, a break during traffic loses nothing", arguments: Memory.allCases)
+        func onDemandPagingEndToEnd(memory: Memory) throws {
+            let device = try Testbed.jumboDevice()
+            device.trustOnDemandPagingWithoutCheck()
+            let file = try ScratchFile(in: memory.directory, size: Self.regionSize)
+            guard KernelBehaviour.running.rxeAdvertisesOnDemandPaging else {
+                var lease = try LayoutLease(path: file.path)
+                #expect {
+                    _ = try lease.pin(on: device, policy: .only(.onDemandPaging))
+                } throws: { error in
+                    "\(error)".contains("does not offer On-Demand Paging")
+                }
+                Testbed.ran()
+                return
+            }
+            let writer = Writer()
+            var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(5)) { _ in
+                writer.stopAndDrain()
+            })
+            let id = try lease.pin(on: device, policy: .only(.onDemandPaging))
+            #expect(try lease.withRegion(id) { $0.strategy } == .onDemandPaging)
+            let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
+            let peer = try Peer(device: device)
+
+            // A WRITE lands in the file's pages, and a READ returns what the CPU stored.
+            #expect(try peer.write(block: 7, pattern: 0x3C, to: remote) == .success)
+            try lease.withRegion(id) { region in
+                try region.withBytes { bytes in
+                    #expect((0..<Peer.blockSize).allSatisfy { bytes.unsafeLoad(fromByteOffset: 7 * Peer.blockSize + $0, as: UInt8.self) == 0x3C })
+                }
+                try region.withMutableBytes { bytes in
+                    for offset in 0..<Peer.blockSize { bytes.storeBytes(of: 0xC3, toByteOffset: 9 * Peer.blockSize + offset, as: UInt8.self) }
+                }
+            }
+            #expect(try peer.read(block: 9, from: remote) == [UInt8](repeating: 0xC3, count: Peer.blockSize))
+
+            writer.start(peer, remote: remote, blocks: Self.writerBlocks)
+            #expect(eventually(timeout: .seconds(30)) { writer.ackCount >= 50 }, "no traffic")
+            let breaker = try Breaker.openForWrite(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(40)))
+            #expect(result.blocked < .seconds(10), "breaker blocked \(result.blocked)")
+            #expect(eventually { lease.state.isRevoked })
+            #expect(writer.waitFinished())
+            #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished,
+                                          .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
+            #expect(writer.state.withLock { $0.failure } == nil, "the drained writer saw a failure")
+            #expect(try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote) == .remoteAccessError)
+
+            let bytes = try #require(FileManager.default.contents(atPath: file.path))
+            let acked = writer.lastAcked
+            var wrong = 0
+            for block in 0..<(Self.regionSize / Peer.blockSize) {
+                let before: UInt8 = block == 7 ? 0x3C : block == 9 ? 0xC3 : 0xA5
+                let expected = acked[block] ?? before
                 let slice = bytes[(block * Peer.blockSize)..<((block + 1) * Peer.blockSize)]
                 if !slice.allSatisfy({ $0 == expected }) { wrong += 1 }
             }

@@ -37,6 +37,9 @@ int daxpin_set_owner_thread(int fd, pid_t tid);
 int daxpin_get_owner(int fd, int *type, pid_t *pid);
 pid_t daxpin_gettid(void);
 int daxpin_sigrtmin(void);
+/// `memfd_create(name, MFD_CLOEXEC)`: glibc declares it only with _GNU_SOURCE. A tmpfs file
+/// with no path, for scratch shared mappings (the On-Demand Paging check's target).
+int daxpin_memfd_create(const char *name);
 
 /// Blocks `signals` in the calling thread and remembers them as the set that
 /// `daxpin_wait_watched_signal` waits for (the lease watcher calls it once).

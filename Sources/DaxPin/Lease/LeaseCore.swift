@@ -218,7 +218,10 @@ final class LeaseCore: Sendable {
             Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
         }
 
-        let plan = StrategyPlan(memory: memory, odp: device.capabilities.odpUsable(for: access), policy: policy)
+        // ODP is used only once the device has passed DaxPin's check (cached per device).
+        let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
+            ? device.onDemandPaging(for: access) : (device.capabilities.odpUsable(for: access) ? .verified : .notOffered)
+        let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)
         let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
         var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: (Strategy, Registration, UnsafeMutableRawPointer)?
@@ -256,7 +259,7 @@ final class LeaseCore: Sendable {
             attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
             throw .registrationRefused(RegistrationRefusal(
                 path: path, memory: memory, device: device.name, attempts: attempts,
-                advice: StrategyPlan.advice(memory: memory, odp: device.capabilities.odp, policy: policy)))
+                advice: StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy)))
         }
         let resources = RegionResources(
             id: 0, offset: offset, length: length, strategy: strategy, mapping: mapping.base,
@@ -328,20 +331,18 @@ final class LeaseCore: Sendable {
     }
 
     private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
-        switch (strategy, code, memory) {
-        case (.pinned, .notSupported, .fsDAX):
-            "the kernel does not allow long-term pins of fs-dax pages (a truncate could hand them to another file under the NIC)"
-        case (.pinned, .badAddress, .pageCache), (.pinned, .notSupported, .pageCache):
-            "the kernel (6.5 and later) refuses writable long-term pins of page-cache files"
-        case (.pinned, .badAddress, _) where access == .readOnly:
-            "kernels before 6.2 pin read-only registrations with FOLL_FORCE|FOLL_WRITE, which a read-only shared file mapping refuses"
-        case (_, .noMemory, _), (_, .resourceTemporarilyUnavailable, _), (_, .notPermitted, _):
+        if let known = KernelBehaviour.running.refusal(of: strategy, memory: memory, access: access),
+           known.errno == code.rawValue {
+            return known.reason
+        }
+        switch (strategy, code) {
+        case (_, .noMemory), (_, .resourceTemporarilyUnavailable), (_, .notPermitted):
             // rxe on 6.1 answers EPERM, other drivers ENOMEM, when the pin exceeds the limit.
-            "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small for a process without CAP_IPC_LOCK, or memory is short"
-        case (.onDemandPaging, _, _):
-            "the device rejected an On-Demand Paging registration"
+            return "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small for a process without CAP_IPC_LOCK, or memory is short"
+        case (.onDemandPaging, _):
+            return "the device rejected an On-Demand Paging registration"
         default:
-            "the kernel refused the registration"
+            return "the kernel refused the registration"
         }
     }
 

@@ -45,9 +45,26 @@ public struct StrategyPlan: Sendable, Equatable {
         a.candidates == b.candidates && a.skipped.map(\.strategy) == b.skipped.map(\.strategy)
     }
 
-    /// Builds the plan. `odp` tells whether the device offers On-Demand Paging for the
-    /// operations `access` needs on RC queue pairs.
+    /// Builds the plan for a device whose On-Demand Paging is `odp` true (verified) or false
+    /// (not offered).
     public init(memory: MemoryKind, odp: Bool, policy: StrategyPolicy) {
+        self.init(memory: memory, onDemandPaging: odp ? .verified : .notOffered, policy: policy)
+    }
+
+    /// Whether the plan for `memory` and `policy` could use On-Demand Paging, that is whether
+    /// the device's ODP verdict matters (so the check runs only when it does).
+    public static func considersOnDemandPaging(memory: MemoryKind, policy: StrategyPolicy) -> Bool {
+        switch (memory, policy) {
+        case (_, .only(let strategy)): strategy == .onDemandPaging
+        case (.fsDAX, _), (.pageCache, _): true
+        default: false
+        }
+    }
+
+    /// Builds the plan. `onDemandPaging` is the device's verdict for the operations the access
+    /// needs on RC queue pairs (``RDMADevice/onDemandPaging(for:)``): only a verified ODP is used.
+    public init(memory: MemoryKind, onDemandPaging: OnDemandPagingVerdict, policy: StrategyPolicy) {
+        let odp = onDemandPaging.isUsable
         var preferred: [Strategy]
         switch memory {
         case .anonymous, .deviceDAX, .sharedMemory:
@@ -61,9 +78,9 @@ public struct StrategyPlan: Sendable, Equatable {
             preferred = [.pinned, .onDemandPaging, .staged]
         }
         var skipped: [(Strategy, String)] = []
-        if !odp, preferred.contains(.onDemandPaging) {
+        if let reason = onDemandPaging.skipReason, preferred.contains(.onDemandPaging) {
             preferred.removeAll { $0 == .onDemandPaging }
-            skipped.append((.onDemandPaging, "the device does not offer On-Demand Paging"))
+            skipped.append((.onDemandPaging, reason))
         }
         if odp, case .fsDAX = memory {
             // With ODP nothing is pinned, so the file system keeps control of its blocks.
@@ -83,10 +100,10 @@ public struct StrategyPlan: Sendable, Equatable {
                 skipped.append((other, "the caller asked for \(strategy) only"))
             }
             preferred = [strategy]
-            if strategy == .onDemandPaging, !odp {
+            if strategy == .onDemandPaging, let reason = onDemandPaging.skipReason {
                 preferred = []
                 skipped.removeAll { $0.0 == .onDemandPaging }
-                skipped.append((.onDemandPaging, "the device does not offer On-Demand Paging"))
+                skipped.append((.onDemandPaging, reason))
             }
         }
         self.candidates = preferred
@@ -94,12 +111,16 @@ public struct StrategyPlan: Sendable, Equatable {
     }
 
     /// What a user can do when every candidate failed on this memory.
-    static func advice(memory: MemoryKind, odp: Bool, policy: StrategyPolicy) -> [String] {
+    static func advice(memory: MemoryKind, onDemandPaging: OnDemandPagingVerdict, policy: StrategyPolicy) -> [String] {
         var advice: [String] = []
         switch memory {
         case .fsDAX:
             advice.append("export a device-dax namespace (/dev/daxX.Y, `ndctl create-namespace -m devdax`), which can be pinned")
-            if !odp { advice.append("use a NIC with On-Demand Paging (mlx5 class hardware)") }
+            switch onDemandPaging {
+            case .verified: break
+            case .notOffered: advice.append("use a NIC with On-Demand Paging (mlx5 class hardware)")
+            case .failed: advice.append("use a NIC whose On-Demand Paging moves data correctly (mlx5 class hardware; `daxpin probe` runs the check)")
+            }
         case .pageCache:
             advice.append("place the file on tmpfs, or use a NIC with On-Demand Paging")
         default:

@@ -1,8 +1,8 @@
 import SystemPackage
 
 /// What `pin` would do, predicted without registering anything: the plan's candidates are
-/// judged by what the running kernel is known to answer (fs-dax pins: EOPNOTSUPP; writable
-/// page-cache pins from 6.5: refused). `daxpin probe` reports it; `pin` remains the proof.
+/// judged by what the kernel is known to answer (``KernelBehaviour``: fs-dax pins EOPNOTSUPP,
+/// writable page-cache pins refused from 6.5, ...). `daxpin probe` reports it; `pin` remains the proof.
 public struct StrategyForecast: Sendable {
     /// The strategy `pin` would end up with, or nil when it would refuse.
     public let strategy: Strategy?
@@ -11,17 +11,18 @@ public struct StrategyForecast: Sendable {
     /// The refusal `pin` would throw (same text as `DaxPinError.registrationRefused`), if any.
     public let refusal: RegistrationRefusal?
 
-    /// Predicts the outcome of `pin` for `memory` on a device called `device` with `capabilities`.
-    /// `kernel` is the running kernel's (major, minor).
-    public init(path: String, memory: MemoryKind, access: Access, device: String, capabilities: DeviceCapabilities,
-                policy: StrategyPolicy, kernel: (major: Int, minor: Int)) {
-        let odp = capabilities.odpUsable(for: access)
-        let plan = StrategyPlan(memory: memory, odp: odp, policy: policy)
+    /// Predicts the outcome of `pin` for `memory` on a device called `device` whose On-Demand
+    /// Paging verdict is `onDemandPaging` (``RDMADevice/onDemandPaging(for:)``), on a kernel
+    /// that behaves as `kernel` says.
+    public init(path: String, memory: MemoryKind, access: Access, device: String, onDemandPaging: OnDemandPagingVerdict,
+                policy: StrategyPolicy, kernel: KernelBehaviour = .running) {
+        let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)
         var reasons: [String] = []
         var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: Strategy?
         for candidate in plan.candidates where chosen == nil {
-            if let (code, why) = Self.knownRefusal(candidate, memory: memory, access: access, kernel: kernel) {
+            if let (raw, why) = kernel.refusal(of: candidate, memory: memory, access: access) {
+                let code = Errno(rawValue: raw)
                 reasons.append("\(candidate): refused (\(code.daxName)): \(why)")
                 attempts.append(.init(strategy: candidate, errno: code, reason: why))
             } else {
@@ -37,22 +38,8 @@ public struct StrategyForecast: Sendable {
         self.reasons = reasons
         self.refusal = chosen == nil
             ? RegistrationRefusal(path: path, memory: memory, device: device, attempts: attempts,
-                                  advice: StrategyPlan.advice(memory: memory, odp: capabilities.odp, policy: policy))
+                                  advice: StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy))
             : nil
-    }
-
-    private static func knownRefusal(_ strategy: Strategy, memory: MemoryKind, access: Access,
-                                     kernel: (major: Int, minor: Int)) -> (Errno, String)? {
-        switch (strategy, memory) {
-        case (.pinned, .fsDAX):
-            return (.notSupported, "the kernel does not allow long-term pins of fs-dax pages (a truncate could hand them to another file under the NIC)")
-        case (.pinned, .pageCache) where access == .readWrite && (kernel.major, kernel.minor) >= (6, 5):
-            return (.badAddress, "the kernel (6.5 and later) refuses writable long-term pins of page-cache files")
-        case (.pinned, _) where access == .readOnly && (kernel.major, kernel.minor) < (6, 2) && memory.isLeasable:
-            return (.badAddress, "kernels before 6.2 pin read-only registrations with FOLL_FORCE|FOLL_WRITE, which a read-only shared file mapping refuses")
-        default:
-            return nil
-        }
     }
 
     private static func why(_ strategy: Strategy, memory: MemoryKind) -> String {

@@ -23,13 +23,11 @@ package func realPath(_ path: String) -> String? {
     return String(cString: resolved)
 }
 
-/// The running kernel's (major, minor), from uname(2).
-package func runningKernel() -> (major: Int, minor: Int) {
+/// The running kernel's release string (`uname -r`), e.g. `7.2.13+deb14-amd64`.
+package func runningKernelRelease() -> String {
     var name = utsname()
     uname(&name)
-    let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    let parts = release.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-    return (parts.first ?? 0, parts.dropFirst().first ?? 0)
+    return withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }
 
 extension timespec {

@@ -112,6 +112,18 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
         return rc == 0 ? nil : Errno(rawValue: rc)
     }
 
+    var verdictKey: String {
+        "\(name) (node GUID \(String(ibv_get_device_guid(context.pointee.device), radix: 16)))"
+    }
+
+    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
+        do throws(DaxPinError) {
+            return .success(try IbverbsOnDemandPagingLoopback(provider: self, length: length))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     func prefetch(_ registration: Registration, writable: Bool) -> Errno? {
         var sge = ibv_sge(addr: registration.address, length: UInt32(clamping: registration.length), lkey: registration.localKey)
         let advice = writable ? IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE : IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH

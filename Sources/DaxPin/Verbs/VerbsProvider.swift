@@ -25,6 +25,10 @@ package protocol VerbsProvider: Sendable {
     func deregister(_ registration: Registration) -> Errno?
     /// `ibv_advise_mr(IBV_ADVISE_MR_ADVICE_PREFETCH[_WRITE])` on an ODP registration.
     func prefetch(_ registration: Registration, writable: Bool) -> Errno?
+    /// Names the device (not this object) for caching its On-Demand Paging verdict.
+    var verdictKey: String { get }
+    /// The loopback DaxPin's On-Demand Paging check runs on, with `length`-byte buffers.
+    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError>
 }
 
 /// The access flags of a registration, narrowest that serves the request.

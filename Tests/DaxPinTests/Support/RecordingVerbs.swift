@@ -22,6 +22,16 @@ final class RecordingVerbs: VerbsProvider {
 
     let name = "recording0"
     let capabilities: DeviceCapabilities
+    /// How the advertised ODP behaves in DaxPin's check.
+    let simulatedODP: SimulatedODP
+    /// Path MTU of the simulated loopback.
+    let pathMTU: Int
+    /// Unique per stand-in, so that each gets its own cached ODP verdict.
+    let verdictKey: String
+    private static let instances = Atomic<Int>(0)
+    /// How many ODP loopbacks (checks) this stand-in made.
+    var checksRun: Int { checks.load(ordering: .relaxed) }
+    private let checks = Atomic<Int>(0)
     /// Errno to answer for pinned (file-backed memory only, as the kernel refuses pins of
     /// fs-dax and page-cache files but not of anonymous bounce buffers) and on-demand
     /// registrations, to play a refusing kernel.
@@ -30,7 +40,11 @@ final class RecordingVerbs: VerbsProvider {
     private let log = Mutex<[Call]>([])
     private let nextKey = Atomic<UInt32>(0x100)
 
-    init(odp: Bool = false, refusePinned: Errno? = nil, refuseOnDemand: Errno? = nil) {
+    init(odp: Bool = false, refusePinned: Errno? = nil, refuseOnDemand: Errno? = nil,
+         simulatedODP: SimulatedODP = .faithful, pathMTU: Int = 1024) {
+        self.simulatedODP = simulatedODP
+        self.pathMTU = pathMTU
+        self.verdictKey = "recording\(Self.instances.add(1, ordering: .relaxed).newValue)"
         let support = DeviceCapabilities.ODPSupport(write: odp, read: odp)
         self.capabilities = DeviceCapabilities(odp: odp, odpRC: support, maxMRSize: 1 << 40, maxMRCount: 1 << 20)
         self.refusePinned = refusePinned
@@ -62,6 +76,14 @@ final class RecordingVerbs: VerbsProvider {
         let mapped = isMapped(UnsafeMutableRawPointer(bitPattern: UInt(registration.address))!, registration.length)
         log.withLock { $0.append(.deregister(address: registration.address, stillMapped: mapped)) }
         return nil
+    }
+
+    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
+        checks.add(1, ordering: .relaxed)
+        if case .refused(let code) = simulatedODP {
+            return .failure(.deviceFailure(device: name, operation: "ibv_reg_mr(IBV_ACCESS_ON_DEMAND)", errno: code))
+        }
+        return .success(SimulatedODPLoopback(length: length, pathMTU: pathMTU, behaviour: simulatedODP))
     }
 
     func prefetch(_ registration: Registration, writable: Bool) -> Errno? {

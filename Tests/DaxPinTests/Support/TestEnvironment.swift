@@ -37,6 +37,19 @@ enum Testbed {
     static func rdmaDevice() throws -> RDMADevice {
         try RDMADevice.open(named: required("DAXPIN_RDMA_DEVICE"))
     }
+
+    /// rxe3, on a 9000-byte-MTU dummy: path MTU 4096, so a page-aligned 4 KiB WRITE is one packet.
+    static func jumboDevice() throws -> RDMADevice {
+        try RDMADevice.open(named: required("DAXPIN_JUMBO_DEVICE"))
+    }
+
+    /// What DaxPin's On-Demand Paging check must conclude on the testbed's rxe under the
+    /// running kernel, from the library's kernel table.
+    static var expectedRXEVerdictIsFailure: Bool? {
+        let kernel = KernelBehaviour.running
+        guard kernel.rxeAdvertisesOnDemandPaging else { return nil }  // not offered
+        return kernel.rxeOnDemandPagingMisplacesWrites
+    }
 }
 
 /// A device for tests that run in both places: the testbed's rxe0, or the recording double.

@@ -1,0 +1,104 @@
+import CIbverbs
+import CLease
+import Glibc
+
+/// The real loopback of the On-Demand Paging check on a libibverbs device: two RC queue pairs
+/// connected to each other, a memfd (tmpfs) target mapped shared and registered with
+/// `IBV_ACCESS_ON_DEMAND`, and a pinned anonymous local buffer.
+final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
+    let pathMTU: Int
+    let target: UnsafeMutableRawBufferPointer
+    let local: UnsafeMutableRawBufferPointer
+    private let provider: IbverbsProvider
+    private var targetRegistration: Registration?
+    private var localRegistration: Registration?
+    private var requester: QueuePair?
+    private var responder: QueuePair?
+
+    /// Builds the loopback with `length`-byte buffers; every step's failure is a typed error.
+    init(provider: IbverbsProvider, length: Int) throws(DaxPinError) {
+        self.provider = provider
+        let fd = daxpin_memfd_create("daxpin-odp-check")
+        guard fd >= 0 else { throw .systemCall(operation: "memfd_create", path: "daxpin-odp-check", errno: .init(rawValue: errno)) }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(length)) == 0 else {
+            throw .systemCall(operation: "ftruncate", path: "daxpin-odp-check", errno: .init(rawValue: errno))
+        }
+        guard let shared = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), shared != MAP_FAILED else {
+            throw .systemCall(operation: "mmap", path: "daxpin-odp-check", errno: .init(rawValue: errno))
+        }
+        guard let anonymous = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+              anonymous != MAP_FAILED else {
+            let code = errno
+            munmap(shared, length)
+            throw .systemCall(operation: "mmap", path: "anonymous memory", errno: .init(rawValue: code))
+        }
+        target = UnsafeMutableRawBufferPointer(start: shared, count: length)
+        local = UnsafeMutableRawBufferPointer(start: anonymous, count: length)
+        pathMTU = Self.activeMTU(provider)
+        // From here deinit undoes whatever was made.
+        switch provider.register(address: shared, length: length, access: [.localWrite, .remoteWrite, .remoteRead], onDemand: true) {
+        case .success(let registration): targetRegistration = registration
+        case .failure(let code): throw .deviceFailure(device: provider.name, operation: "ibv_reg_mr(IBV_ACCESS_ON_DEMAND)", errno: code)
+        }
+        switch provider.register(address: anonymous, length: length, access: [.localWrite], onDemand: false) {
+        case .success(let registration): localRegistration = registration
+        case .failure(let code): throw .deviceFailure(device: provider.name, operation: "ibv_reg_mr", errno: code)
+        }
+        let device = RDMADevice(provider: provider)
+        let requester = try QueuePair(device: device, depth: 4)
+        self.requester = requester
+        let responder = try QueuePair(device: device, depth: 4)
+        self.responder = responder
+        try requester.connect(to: responder.endpoint)
+        try responder.connect(to: requester.endpoint)
+    }
+
+    /// Queue pairs first, then registrations, then mappings: the dependency order.
+    deinit {
+        requester?.moveToError()
+        responder?.moveToError()
+        requester = nil
+        responder = nil
+        if let targetRegistration { _ = provider.deregister(targetRegistration) }
+        if let localRegistration { _ = provider.deregister(localRegistration) }
+        munmap(target.baseAddress, target.count)
+        munmap(local.baseAddress, local.count)
+    }
+
+    func write(offset: Int, length: Int) -> Result<QueuePair.Completion, DaxPinError> {
+        transfer(offset: offset, length: length) { qp, buffer, remote throws(DaxPinError) in
+            try qp.write(buffer, to: remote, offset: offset, timeout: .seconds(5))
+        }
+    }
+
+    func read(offset: Int, length: Int) -> Result<QueuePair.Completion, DaxPinError> {
+        transfer(offset: offset, length: length) { qp, buffer, remote throws(DaxPinError) in
+            try qp.read(into: buffer, from: remote, offset: offset, timeout: .seconds(5))
+        }
+    }
+
+    private func transfer(offset: Int, length: Int,
+                          _ post: (QueuePair, QueuePair.LocalBuffer, MemoryRegion.RemoteAccess) throws(DaxPinError) -> QueuePair.Completion)
+        -> Result<QueuePair.Completion, DaxPinError> {
+        guard let requester, let targetRegistration, let localRegistration else {
+            return .failure(.deviceFailure(device: provider.name, operation: "ODP check", errno: .badFileDescriptor))
+        }
+        let buffer = QueuePair.LocalBuffer(address: localRegistration.address + UInt64(offset), length: length,
+                                           localKey: localRegistration.localKey)
+        let remote = MemoryRegion.RemoteAccess(address: targetRegistration.address, length: targetRegistration.length,
+                                               rkey: targetRegistration.remoteKey)
+        do throws(DaxPinError) {
+            return .success(try post(requester, buffer, remote))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The port's active MTU in bytes (`IBV_MTU_256` is 1, each step doubles).
+    private static func activeMTU(_ provider: IbverbsProvider) -> Int {
+        var attributes = ibv_port_attr()
+        guard daxpin_ibv_query_port(provider.context, 1, &attributes) == 0, attributes.active_mtu.rawValue >= 1 else { return 1024 }
+        return 128 << Int(attributes.active_mtu.rawValue)
+    }
+}
