@@ -18,16 +18,18 @@
 REV1_ROUNDS=${DAXPIN_BENCH_REV1_ROUNDS:-21}
 REV1_REPS=${DAXPIN_BENCH_REV1_REPS:-7}
 
-# revocation_break HOLDER N BREAKS: one holder process of kind HOLDER (daxpin, c, cswift) with N
-# regions, broken BREAKS times after a warm-up break; appends to revocation.HOLDER.N.txt.
+# revocation_break HOLDER N BREAKS [PREFIX]: one holder process of kind HOLDER (daxpin,
+# daxpin-odp, c, cswift) with N regions, broken BREAKS times after a warm-up break; appends to
+# PREFIX.HOLDER.N.txt (PREFIX: revocation).
 revocation_break() {
     local cmd
     case $1 in
         daxpin) cmd=("$BIN/DaxPinBench" hold "$TMP" 1 "$2" 65536 $(($3 + 1)) "$DEV") ;;
+        daxpin-odp) cmd=("$BIN/DaxPinBench" hold-odp "$TMP" 1 "$2" 65536 $(($3 + 1)) "$DEV") ;;
         c) cmd=("$PEERS/lease_holder" "$TMP" "$2" 65536 $(($3 + 1)) "$DEV") ;;
         cswift) cmd=("$BIN/DaxPinBench" hold-c "$PEERS/lease_holder.so" "$TMP" "$2" 65536 $(($3 + 1)) "$DEV") ;;
     esac
-    "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/revocation.$1.$2.txt" 2>>"$LOCAL/holders.log"
+    "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/${4:-revocation}.$1.$2.txt" 2>>"$LOCAL/holders.log"
 }
 
 suite_revocation() {

@@ -1,4 +1,4 @@
-@testable import DaxPin
+@_spi(Testing) @testable import DaxPin
 import Foundation
 import Testing
 

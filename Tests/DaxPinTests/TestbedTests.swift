@@ -1,4 +1,4 @@
-@testable import DaxPin
+@_spi(Testing) @testable import DaxPin
 import Foundation
 import Glibc
 import SystemPackage
@@ -123,6 +123,41 @@ extension DaxPin {
             let id = try lease.pin(on: device, policy: .auto)
             let expected: Strategy = isDAX ? (verdict.isUsable ? .onDemandPaging : .staged) : .pinned
             #expect(try lease.withRegion(id) { $0.strategy } == expected)
+            Testbed.ran()
+        }
+
+        /// Page-cache files (ext4 without DAX, on a loop device): the kernel refuses writable
+        /// long-term pins from 6.5 and read-only ones before 6.2 (``KernelBehaviour``); `auto`
+        /// then takes On-Demand Paging only where rxe0's ODP passed the check, else stages.
+        @Test("page-cache file: pins as the kernel table says, auto falls back in order")
+        func pageCachePerKernel() throws {
+            let device = try Testbed.rdmaDevice()
+            let kernel = KernelBehaviour.running
+            let verdict = device.onDemandPaging(for: .readWrite)
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_PAGECACHE_DIR"), size: 64 << 10)
+            var lease = try LayoutLease(path: file.path)
+            #expect(lease.memory == .pageCache(fileSystem: "ext4"))
+            do {
+                let id = try lease.pin(on: device, policy: .only(.pinned))
+                #expect(kernel.pinsWritablePageCache, "the kernel pinned a writable page-cache file")
+                try lease.unpin(id)
+            } catch {
+                guard case .registrationRefused(let refusal) = error else { throw error }
+                let text = refusal.description
+                let errno = refusal.attempts.first?.errno
+                #expect(!kernel.pinsWritablePageCache, "\(text)")
+                #expect(errno == .badAddress, "\(text)")
+                #expect(text.contains("refuses writable long-term pins of page-cache files"))
+            }
+            let id = try lease.pin(on: device)
+            let expected: Strategy = kernel.pinsWritablePageCache ? .pinned : verdict.isUsable ? .onDemandPaging : .staged
+            #expect(try lease.withRegion(id) { $0.strategy } == expected)
+            _ = lease.release()
+
+            var reader = try LayoutLease(path: file.path, access: .readOnly)
+            let readID = try reader.pin(on: device)
+            #expect(try reader.withRegion(readID) { $0.strategy } == (kernel.pinsReadOnlySharedFileMappings ? .pinned : .staged))
+            _ = reader.release()
             Testbed.ran()
         }
 

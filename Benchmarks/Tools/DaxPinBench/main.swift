@@ -27,10 +27,17 @@
 //       ADDR:RPMA_PORT (peers/rpma_durable.c built as LIBRARY) in this one process, WARMUP
 //       unrecorded blocks each, then BATCHES pairs of BATCH blocks each, in an order that flips
 //       every pair. Prints "DAXPIN <bytes/s>" and "RPMA <bytes/s>" per pair.
+//   DaxPinBench hold-odp DIR FILES REGIONS REGION_BYTES REPS DEVICE
+//       As hold, with every region registered with On-Demand Paging (check passed over:
+//       see OnDemandPagingBench.swift): the revocation row of an ODP region.
+//   DaxPinBench odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE
+//   DaxPinBench odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE
+//   DaxPinBench odp-check DEVICE
+//       The On-Demand Paging rows (OnDemandPagingBench.swift says what each prints).
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
-@_spi(Benchmarks) import DaxPin
+@_spi(Benchmarks) @_spi(Testing) import DaxPin
 import Glibc
 
 final class Slot: @unchecked Sendable {
@@ -88,7 +95,7 @@ func cpuTicks(thread: Int32?) -> Int {
     return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
 }
 
-func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice) {
+func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice, policy: StrategyPolicy = .auto) {
     createFile(slot.path, size: regions * regionBytes)
     do {
         // The breaker's truncate may still hold the inode for writing: the kernel then
@@ -105,7 +112,7 @@ func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice) {
             }
         }
         for index in 0..<regions {
-            _ = try lease.pin(offset: index * regionBytes, length: regionBytes, on: device)
+            _ = try lease.pin(offset: index * regionBytes, length: regionBytes, on: device, policy: policy)
         }
         slot.lease = consume lease
     } catch {
@@ -136,16 +143,19 @@ func isRevoked(_ slot: Slot) -> Bool {
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
-case "hold" where arguments.count == 7:
+case "hold" where arguments.count == 7, "hold-odp" where arguments.count == 7:
     let dir = arguments[1]
     guard let files = Int(arguments[2]), let regions = Int(arguments[3]),
           let regionBytes = Int(arguments[4]), let reps = Int(arguments[5]) else { fail("bad numbers") }
     let device: RDMADevice
     do { device = try RDMADevice.open(named: arguments[6]) } catch { fail("\(error)") }
+    let odp = arguments[0] == "hold-odp"
+    if odp { device.trustOnDemandPagingWithoutCheck() }
+    let policy: StrategyPolicy = odp ? .only(.onDemandPaging) : .auto
     let slots = (0..<files).map { Slot(path: "\(dir)/daxpin-holder-\(getpid())-\($0)") }
     _ = LeaseWatcherThread.id  // start the watcher before measuring memory
     let before = statusBytes("RssAnon")
-    for slot in slots { take(slot, regions: regions, regionBytes: regionBytes, device: device) }
+    for slot in slots { take(slot, regions: regions, regionBytes: regionBytes, device: device, policy: policy) }
     let after = statusBytes("RssAnon")
     print("MEM \((after - before) / files)")
     for rep in 0..<reps {
@@ -165,7 +175,7 @@ case "hold" where arguments.count == 7:
         var info = stat()
         while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
         slot.lease = nil
-        take(slot, regions: regions, regionBytes: regionBytes, device: device)
+        take(slot, regions: regions, regionBytes: regionBytes, device: device, policy: policy)
     }
     for slot in slots {
         slot.lease = nil
@@ -200,6 +210,15 @@ case "durable-paired" where arguments.count == 9:
           blockSize > 0, batches > 0, batch > 0, warmUp >= 0 else { fail("bad numbers") }
     pairedDurable(library: arguments[1], address: arguments[2], daxPinPort: daxPinPort, rpmaPort: rpmaPort,
                   blockSize: blockSize, batches: batches, batch: batch, warmUp: warmUp)
+case "odp-pin" where arguments.count == 7:
+    guard let bytes = Int(arguments[4]), let iterations = Int(arguments[5]), bytes > 0, iterations > 0 else { fail("bad numbers") }
+    onDemandPagingPin(tmpfsDir: arguments[1], fsdaxDir: arguments[2], devdaxPath: arguments[3], bytes: bytes,
+                      iterations: iterations, deviceName: arguments[6])
+case "odp-first-touch" where arguments.count == 5:
+    guard let bytes = Int(arguments[2]), let rounds = Int(arguments[3]), bytes > 0, rounds > 0 else { fail("bad numbers") }
+    onDemandPagingFirstTouch(tmpfsDir: arguments[1], bytes: bytes, rounds: rounds, deviceName: arguments[4])
+case "odp-check" where arguments.count == 2:
+    onDemandPagingCheckCost(deviceName: arguments[1])
 case "idle" where arguments.count == 5:
     let dir = arguments[1]
     guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
@@ -221,5 +240,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | idle DIR LEASES SECONDS DEVICE")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE")
 }

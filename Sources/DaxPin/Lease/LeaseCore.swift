@@ -209,19 +209,20 @@ final class LeaseCore: Sendable {
             }
             reserved = false
         }
-        // Outside the lease lock. Device-dax is not populated: the registration's long-term pin
-        // faults its huge pages in itself, writable, in one pass, while a populate maps them
-        // read-only first and the pin then faults each again for write (measured in
-        // Benchmarks/results/analysis.md, seventh round).
-        if case .deviceDAX = memory {} else {
-            let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
-            Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
-        }
-
         // ODP is used only once the device has passed DaxPin's check (cached per device).
         let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
             ? device.onDemandPaging(for: access) : (device.capabilities.odpUsable(for: access) ? .verified : .notOffered)
         let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)
+
+        // Outside the lease lock. Device-dax is not populated: the registration's long-term pin
+        // faults its huge pages in itself, writable, in one pass, while a populate maps them
+        // read-only first and the pin then faults each again for write. Nor is a range that
+        // goes to On-Demand Paging first: the NIC faults in what it touches (and the prefetch
+        // what it can), which is what makes an ODP registration cheap.
+        if case .deviceDAX = memory {} else if plan.candidates.first != .onDemandPaging {
+            let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
+            Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
+        }
         let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
         var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: (Strategy, Registration, UnsafeMutableRawPointer)?

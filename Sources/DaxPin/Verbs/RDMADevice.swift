@@ -42,10 +42,11 @@ public final class RDMADevice: Sendable {
         return OnDemandPagingVerdicts.shared.verdict(for: provider)
     }
 
-    /// Test-only: trusts this device object's On-Demand Paging without the check, so that the
-    /// ODP path can be exercised on a device that fails it, under conditions where it is
-    /// known to move bytes correctly. Never for production use.
-    package func trustOnDemandPagingWithoutCheck() {
+    /// Testing only (`@_spi(Testing) import DaxPin`): trusts this device object's On-Demand
+    /// Paging without the check, so that tests and benchmarks can exercise the ODP path on a
+    /// device that fails it, under conditions where it is known to move bytes correctly.
+    /// Never for production use: it is how acknowledged writes get lost.
+    @_spi(Testing) public func trustOnDemandPagingWithoutCheck() {
         odpTrustedWithoutCheck.store(true, ordering: .relaxed)
     }
 
