@@ -1,6 +1,7 @@
 /*
  * rxe_odp_write.c - reproducer: RDMA WRITE into a Soft-RoCE (rxe) On-Demand Paging MR
- * lands at the start of the page that holds each packet's target address.
+ * lands at the start of the page that holds each packet's target address (and RDMA READ
+ * from one reads from there), although the work request completes with IBV_WC_SUCCESS.
  *
  * Two RC QPs on one device, connected to each other (loopback). The target is a 1 MiB
  * MAP_SHARED memfd (tmpfs) mapping registered with IBV_ACCESS_ON_DEMAND (or pinned with
@@ -126,58 +127,131 @@ static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
     }
 }
 
-/* Where did the bytes of dst that are not FILL come from? Prints maximal segments
- * "dname[a,b)=sname[c,d)"; hint(p) = the position in src that dst[p] should hold. */
+/* ---- landing map: where did the bytes that are not FILL come from? ---------------- */
+
+#define WINDOW 8   /* bytes that identify a position in a pattern */
+
+/* Hash index of every WINDOW-byte window of a pattern (positions are stored + 1). */
+struct window_index {
+    const uint8_t *src;
+    size_t len;
+    uint32_t *slot;
+    size_t mask;
+};
+
+static size_t window_hash(const uint8_t *p, size_t mask)
+{
+    uint64_t k;
+    memcpy(&k, p, sizeof(k));
+    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+static bool index_build(struct window_index *ix, const uint8_t *src, size_t len)
+{
+    size_t n = 1024;
+    while (n < 2 * len)
+        n <<= 1;
+    *ix = (struct window_index){ .src = src, .len = len, .mask = n - 1 };
+    ix->slot = calloc(n, sizeof(uint32_t));
+    if (!ix->slot)
+        return false;
+    for (size_t i = 0; i + WINDOW <= len; i++) {
+        size_t h = window_hash(src + i, ix->mask);
+        while (ix->slot[h])
+            h = (h + 1) & ix->mask;
+        ix->slot[h] = (uint32_t)i + 1;
+    }
+    return true;
+}
+
+/* Position in the pattern that dst[p..p+WINDOW) came from (hint first), or SIZE_MAX.
+ * Shorter remnants (fewer than WINDOW bytes before a FILL byte) are searched linearly, and
+ * only where a match means something: 4 bytes or more, or a pattern of at most 64 bytes. */
+static size_t index_find(const struct window_index *ix, const uint8_t *dst, size_t dst_len,
+                         size_t p, long hint_delta)
+{
+    size_t w = 0;
+    while (p + w < dst_len && dst[p + w] != FILL && w < WINDOW)
+        w++;
+    long h = (long)p + hint_delta;
+    if (h >= 0 && (size_t)h + w <= ix->len && memcmp(dst + p, ix->src + h, w) == 0)
+        return (size_t)h;
+    if (w == WINDOW) {
+        for (size_t i = window_hash(dst + p, ix->mask); ix->slot[i]; i = (i + 1) & ix->mask)
+            if (memcmp(ix->src + ix->slot[i] - 1, dst + p, WINDOW) == 0)
+                return ix->slot[i] - 1;
+        return SIZE_MAX;
+    }
+    if (w < 4 && ix->len > 64)
+        return SIZE_MAX;
+    for (size_t i = 0; i + w <= ix->len; i++)
+        if (memcmp(ix->src + i, dst + p, w) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Prints maximal segments "dname[a,b)=sname[c,d)" for the bytes of dst that are not FILL;
+ * bytes found nowhere in src print as "dname[a,b)=?zero" (all zero) or "=?[first bytes]".
+ * hint_delta: dst[p] should hold src[p + hint_delta]. */
 static void print_landing_map(const char *label, const uint8_t *dst, size_t dst_len,
                               const char *dname, const uint8_t *src, size_t src_len,
                               const char *sname, long hint_delta)
 {
-    size_t p = 0, printed = 0, more = 0;
+    struct window_index ix;
+    size_t p = 0, printed = 0;
 
     printf("    %s:", label);
+    if (!index_build(&ix, src, src_len)) {
+        printf(" (out of memory)\n");
+        return;
+    }
     while (p < dst_len) {
         if (dst[p] == FILL) {
             p++;
             continue;
         }
-        size_t run = 0;
-        while (p + run < dst_len && dst[p + run] != FILL && run < 16)
-            run++;
-        /* the expected source position first, then the first match anywhere */
-        size_t s = SIZE_MAX;
-        long h = (long)p + hint_delta;
-        if (h >= 0 && (size_t)h + run <= src_len && memcmp(dst + p, src + h, run) == 0)
-            s = (size_t)h;
-        for (size_t i = 0; s == SIZE_MAX && i + run <= src_len; i++)
-            if (src[i] == dst[p] && memcmp(dst + p, src + i, run) == 0)
-                s = i;
-        size_t n;
-        if (s == SIZE_MAX) {
-            /* bytes not found in the source: extend over the unknown ones */
-            n = 1;
-            while (p + n < dst_len && dst[p + n] != FILL)
-                n++;
-            if (printed < MAX_SEGMENTS)
-                printf(" %s[%zu,%zu)=?", dname, p, p + n);
-            else
-                more++;
-        } else {
-            n = 0;
+        size_t s = index_find(&ix, dst, dst_len, p, hint_delta), n = 0;
+        if (s != SIZE_MAX) {
             while (p + n < dst_len && s + n < src_len && dst[p + n] == src[s + n])
                 n++;
             if (printed < MAX_SEGMENTS)
                 printf(" %s[%zu,%zu)=%s[%zu,%zu)", dname, p, p + n, sname, s, s + n);
-            else
-                more++;
+        } else {
+            /* unknown bytes: up to the next byte that is found again (or FILL) */
+            size_t q = p + 1;
+            for (; q < dst_len && dst[q] != FILL; q++) {
+                size_t t = index_find(&ix, dst, dst_len, q, hint_delta);
+                if (t != SIZE_MAX) {
+                    while (q > p + 1 && t > 0 && dst[q - 1] == src[t - 1])
+                        q--, t--;
+                    break;
+                }
+            }
+            n = q - p;
+            bool zero = true;
+            for (size_t k = 0; k < n && zero; k++)
+                zero = dst[p + k] == 0;
+            if (printed < MAX_SEGMENTS) {
+                printf(" %s[%zu,%zu)=?", dname, p, p + n);
+                if (zero) {
+                    printf("zero");
+                } else {
+                    printf("[");
+                    for (size_t k = 0; k < n && k < 4; k++)
+                        printf("%s%02x", k ? " " : "", dst[p + k]);
+                    printf("%s]", n > 4 ? " ..." : "");
+                }
+            }
         }
         printed++;
         p += n;
     }
     if (printed == 0)
         printf(" nothing");
-    if (more)
-        printf(" ... (+%zu more)", more);
+    if (printed > MAX_SEGMENTS)
+        printf(" ... (+%zu more)", printed - MAX_SEGMENTS);
     printf("\n");
+    free(ix.slot);
 }
 
 /* ---- QP setup -------------------------------------------------------------------- */
@@ -460,6 +534,13 @@ int main(int argc, char **argv)
             return EXIT_SETUP;
         }
     }
+
+    for (size_t i = 0; i < NCASES; i++)
+        if (cases[i].len == 0 || cases[i].off + cases[i].len > MR_SIZE) {
+            fprintf(stderr, "rxe_odp_write: case %zu (off %zu len %zu) is not inside the %u-byte MR\n",
+                    i, cases[i].off, cases[i].len, MR_SIZE);
+            return EXIT_SETUP;
+        }
 
     struct utsname uts;
     const char *kernel = uname(&uts) == 0 ? uts.release : "unknown";

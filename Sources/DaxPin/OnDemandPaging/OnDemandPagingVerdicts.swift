@@ -10,11 +10,12 @@ final class OnDemandPagingVerdicts: Sendable {
 
     /// The cached verdict for `provider`, or the result of checking it now.
     func verdict(for provider: any VerbsProvider) -> OnDemandPagingVerdict {
+        // The kernel is part of the key for the record (it cannot change under a process).
         let key = "\(provider.verdictKey) on Linux \(runningKernelRelease())"
         return verdicts.withLock { cache in
             if let known = cache[key] { return known }
             let verdict: OnDemandPagingVerdict
-            switch provider.makeOnDemandPagingLoopback(length: Self.length(for: provider)) {
+            switch provider.makeOnDemandPagingLoopback(length: Self.length) {
             case .success(let loopback): verdict = OnDemandPagingCheck.run(loopback)
             case .failure(let error): verdict = .failed(reason: "the check could not run: \(error)")
             }
@@ -23,8 +24,6 @@ final class OnDemandPagingVerdicts: Sendable {
         }
     }
 
-    /// Buffer length for the check at the largest MTU a device can have (4096).
-    private static func length(for provider: any VerbsProvider) -> Int {
-        OnDemandPagingCheck.transfers(pathMTU: 4096, pageSize: Int(sysconf(Int32(_SC_PAGESIZE)))).length
-    }
+    /// Buffer length for the check at the largest path MTU a device can have (4096).
+    private static let length = OnDemandPagingCheck.transfers(pathMTU: 4096, pageSize: Int(sysconf(Int32(_SC_PAGESIZE)))).length
 }
