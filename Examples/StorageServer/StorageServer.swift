@@ -64,7 +64,7 @@ struct ServerCommand: AsyncParsableCommand {
         if let size {
             let fd = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
             guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else {
-                throw ValidationError("cannot create \(file) with \(size) bytes: \(String(cString: strerror(errno)))")
+                throw ValidationError("cannot create \(file) with \(size) bytes: \(errnoText())")
             }
             close(fd)
         }

@@ -19,7 +19,7 @@ final class CMEventChannel: @unchecked Sendable {
 
     init(peer: String) throws(DaxPinError) {
         guard let channel = rdma_create_event_channel() else {
-            throw .connectionFailed(peer: peer, operation: "rdma_create_event_channel", reason: String(cString: strerror(errno)))
+            throw .connectionFailed(peer: peer, operation: "rdma_create_event_channel", reason: errnoText())
         }
         let flags = fcntl(channel.pointee.fd, F_GETFL)
         _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)

@@ -10,7 +10,7 @@ import Synchronization
 /// - Control messages: ``send(_:timeout:)`` (SEND) and ``receive(timeout:)`` (RECV), up to
 ///   ``Options/messageSize`` bytes each.
 /// - One-sided RDMA: ``write(_:to:offset:timeout:)`` and ``read(into:from:offset:timeout:)``
-///   wait for their own completion; ``postWrite(_:to:offset:id:)`` and
+///   wait for their own completion; ``postWrite(_:to:offset:id:signaled:)`` and
 ///   ``postRead(into:from:offset:id:)`` with ``completions(timeout:)`` keep several in flight.
 ///
 /// Register the memory used in work requests on ``device`` (for example
@@ -144,7 +144,7 @@ public final class RDMAConnection: @unchecked Sendable {
         let events = try CMEventChannel(peer: peer)
         var raw: UnsafeMutablePointer<rdma_cm_id>?
         guard rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
-            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: String(cString: strerror(errno)))
+            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText())
         }
         var connection: RDMAConnection?
         do throws(DaxPinError) {
@@ -154,11 +154,11 @@ public final class RDMAConnection: @unchecked Sendable {
                 return try withSocketAddress(source, port: 0, peer: peer) { rdma_resolve_addr(id, $0, destination, milliseconds) }
             }
             guard resolved == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: String(cString: strerror(errno)))
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: errnoText())
             }
             _ = try events.expect(RDMA_CM_EVENT_ADDR_RESOLVED, peer: peer, operation: "rdma_resolve_addr", timeout: timeout)
             guard rdma_resolve_route(id, milliseconds) == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: String(cString: strerror(errno)))
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: errnoText())
             }
             _ = try events.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, peer: peer, operation: "rdma_resolve_route", timeout: timeout)
             guard let verbs = id.pointee.verbs else {
@@ -179,7 +179,7 @@ public final class RDMAConnection: @unchecked Sendable {
                 return rdma_connect(id, &parameters)
             }
             guard rc == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: String(cString: strerror(errno)))
+                throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: errnoText())
             }
             let established = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_connect", timeout: timeout)
             made.peerPrivateData = established.privateData
@@ -204,7 +204,7 @@ public final class RDMAConnection: @unchecked Sendable {
             return rdma_accept(id, &parameters)
         }
         guard rc == 0 else {
-            throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: String(cString: strerror(errno)))
+            throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: errnoText())
         }
         _ = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_accept", timeout: timeout)
     }
@@ -435,7 +435,7 @@ public final class RDMAConnection: @unchecked Sendable {
 
     private func harvest(_ state: inout SendState, timeout: Duration) throws(DaxPinError) {
         try sendCQ.poll(maximum: 16, timeout: timeout) { entry in
-            let status = Self.completion(entry.status)
+            let status = QueuePair.Completion(entry.status)
             if entry.wr_id & Self.internalBit != 0 {
                 state.internalDone[entry.wr_id] = status
             } else {
@@ -444,13 +444,4 @@ public final class RDMAConnection: @unchecked Sendable {
         }
     }
 
-    static func completion(_ status: ibv_wc_status) -> QueuePair.Completion {
-        switch status {
-        case IBV_WC_SUCCESS: .success
-        case IBV_WC_REM_ACCESS_ERR: .remoteAccessError
-        case IBV_WC_RETRY_EXC_ERR: .retryExceeded
-        case IBV_WC_WR_FLUSH_ERR: .flushed
-        default: .failed(status: status.rawValue)
-        }
-    }
 }

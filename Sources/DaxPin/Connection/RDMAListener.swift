@@ -34,19 +34,19 @@ public final class RDMAListener: @unchecked Sendable {
         let events = try CMEventChannel(peer: peer)
         var raw: UnsafeMutablePointer<rdma_cm_id>?
         guard rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
-            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: String(cString: strerror(errno)))
+            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText())
         }
         do throws(DaxPinError) {
             let bound = try withSocketAddress(address, port: port, peer: peer) { rdma_bind_addr(id, $0) }
             guard bound == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_bind_addr", reason: String(cString: strerror(errno)))
+                throw .connectionFailed(peer: peer, operation: "rdma_bind_addr", reason: errnoText())
             }
             guard let verbs = id.pointee.verbs else {
                 throw .connectionFailed(peer: peer, operation: "rdma_bind_addr",
                                         reason: "no RDMA device serves \(address); bind to the address of an RDMA interface")
             }
             guard rdma_listen(id, backlog) == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_listen", reason: String(cString: strerror(errno)))
+                throw .connectionFailed(peer: peer, operation: "rdma_listen", reason: errnoText())
             }
             self.device = RDMADevice(provider: try IbverbsProvider(adopting: verbs))
         } catch {
@@ -89,7 +89,7 @@ public final class RDMAListener: @unchecked Sendable {
             guard rdma_migrate_id(child, channel.channel) == 0 else {
                 rdma_reject(child, nil, 0)
                 rdma_destroy_id(child)
-                throw .connectionFailed(peer: peer, operation: "rdma_migrate_id", reason: String(cString: strerror(errno)))
+                throw .connectionFailed(peer: peer, operation: "rdma_migrate_id", reason: errnoText())
             }
             let connection: RDMAConnection
             do {

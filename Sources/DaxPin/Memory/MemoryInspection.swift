@@ -25,23 +25,7 @@ public struct MemoryInspection: Sendable {
     /// - Throws: `.fileNotFound`, `.permissionDenied`, `.unsupportedFileType` (directories,
     ///   FIFOs, sockets, block devices, character devices that are not device-dax).
     public init(path: String) throws(DaxPinError) {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            let code = Errno(rawValue: errno)
-            switch code {
-            case .noSuchFileOrDirectory: throw .fileNotFound(path: path)
-            case .permissionDenied, .notPermitted: throw .permissionDenied(path: path, errno: code)
-            default: throw .systemCall(operation: "stat", path: path, errno: code)
-            }
-        }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG, S_IFCHR: break
-        case S_IFDIR: throw .unsupportedFileType(path: path, type: "directory")
-        case S_IFIFO: throw .unsupportedFileType(path: path, type: "FIFO")
-        case S_IFSOCK: throw .unsupportedFileType(path: path, type: "socket")
-        case S_IFBLK: throw .unsupportedFileType(path: path, type: "block device")
-        default: throw .unsupportedFileType(path: path, type: "special file")
-        }
+        _ = try MemoryProbe.statPinnable(path)
         let fd = open(path, Self.openPathOnly | O_CLOEXEC)
         guard fd >= 0 else { throw .systemCall(operation: "open(O_PATH)", path: path, errno: Errno(rawValue: errno)) }
         defer { close(fd) }

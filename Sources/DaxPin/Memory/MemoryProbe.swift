@@ -12,23 +12,7 @@ struct OpenedMemory {
 enum MemoryProbe {
     /// Opens `path` for `access` and classifies it; nothing stays open on error.
     static func open(_ path: String, access: Access) throws(DaxPinError) -> OpenedMemory {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw openError(path, Errno(rawValue: errno))
-        }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG:
-            break
-        case S_IFCHR:
-            guard deviceDAXName(rdev: info.st_rdev) != nil else {
-                throw .unsupportedFileType(path: path, type: "character device that is not device-dax")
-            }
-        case S_IFDIR: throw .unsupportedFileType(path: path, type: "directory")
-        case S_IFIFO: throw .unsupportedFileType(path: path, type: "FIFO")
-        case S_IFSOCK: throw .unsupportedFileType(path: path, type: "socket")
-        case S_IFBLK: throw .unsupportedFileType(path: path, type: "block device")
-        default: throw .unsupportedFileType(path: path, type: "special file")
-        }
+        _ = try statPinnable(path)
         // O_NONBLOCK: never wait for another process's lease to be broken on our behalf.
         let mode: FileDescriptor.AccessMode = access == .readOnly ? .readOnly : .readWrite
         let fd: FileDescriptor
@@ -42,6 +26,35 @@ enum MemoryProbe {
         } catch {
             try? fd.close()
             throw error
+        }
+    }
+
+    /// `stat(2)` of `path`, or the typed error a user can act on: a missing or forbidden path,
+    /// or a file type that cannot be pinned (only regular files and device-dax can). The one
+    /// file-type classifier of the library (`LayoutLease` and `MemoryInspection` share it).
+    static func statPinnable(_ path: String) throws(DaxPinError) -> stat {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = Errno(rawValue: errno)
+            switch code {
+            case .noSuchFileOrDirectory: throw .fileNotFound(path: path)
+            case .permissionDenied, .notPermitted: throw .permissionDenied(path: path, errno: code)
+            default: throw .systemCall(operation: "stat", path: path, errno: code)
+            }
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            return info
+        case S_IFCHR:
+            guard deviceDAXName(rdev: info.st_rdev) != nil else {
+                throw .unsupportedFileType(path: path, type: "character device that is not device-dax")
+            }
+            return info
+        case S_IFDIR: throw .unsupportedFileType(path: path, type: "directory")
+        case S_IFIFO: throw .unsupportedFileType(path: path, type: "FIFO")
+        case S_IFSOCK: throw .unsupportedFileType(path: path, type: "socket")
+        case S_IFBLK: throw .unsupportedFileType(path: path, type: "block device")
+        default: throw .unsupportedFileType(path: path, type: "special file")
         }
     }
 

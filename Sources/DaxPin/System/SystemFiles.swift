@@ -23,6 +23,12 @@ package func realPath(_ path: String) -> String? {
     return String(cString: resolved)
 }
 
+/// `strerror(3)` of `code` (by default the calling thread's `errno`): the one errno-to-text
+/// helper for messages.
+package func errnoText(_ code: Int32 = errno) -> String {
+    String(cString: strerror(code))
+}
+
 /// The running kernel's release string (`uname -r`), e.g. `7.2.13+deb14-amd64`.
 package func runningKernelRelease() -> String {
     var name = utsname()

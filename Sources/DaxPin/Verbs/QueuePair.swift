@@ -7,7 +7,7 @@ import Synchronization
 /// WRITE and READ against a peer's ``MemoryRegion/RemoteAccess``.
 ///
 /// Connect two queue pairs by exchanging their ``endpoint`` values (through rdma_cm or any
-/// out-of-band channel) and calling ``connect(to:)`` on both. Attach a queue pair to a
+/// out-of-band channel) and calling ``connect(to:access:)`` on both. Attach a queue pair to a
 /// lease with ``LayoutLease/attach(stop:)`` and ``moveToError()`` so a forced revocation
 /// stops its RDMA before the MRs it uses are deregistered.
 public final class QueuePair: @unchecked Sendable {
@@ -26,6 +26,7 @@ public final class QueuePair: @unchecked Sendable {
 
     /// How a work request completed.
     public enum Completion: Sendable, Hashable, CustomStringConvertible {
+        /// The work request completed successfully.
         case success
         /// The peer refused the access: unknown or revoked rkey, or out-of-bounds address.
         case remoteAccessError
@@ -44,6 +45,18 @@ public final class QueuePair: @unchecked Sendable {
             case .retryExceeded: "retry exceeded"
             case .flushed: "flushed"
             case .failed(let status): "failed (\(String(cString: ibv_wc_status_str(ibv_wc_status(status)))))"
+            }
+        }
+
+        /// The completion a work completion's `ibv_wc_status` reports (QueuePair and
+        /// RDMAConnection share it).
+        init(_ status: ibv_wc_status) {
+            self = switch status {
+            case IBV_WC_SUCCESS: .success
+            case IBV_WC_REM_ACCESS_ERR: .remoteAccessError
+            case IBV_WC_RETRY_EXC_ERR: .retryExceeded
+            case IBV_WC_WR_FLUSH_ERR: .flushed
+            default: .failed(status: status.rawValue)
             }
         }
     }
@@ -246,14 +259,7 @@ public final class QueuePair: @unchecked Sendable {
                 continue
             }
             if completion.wr_id != id { continue }  // a stale completion of an abandoned request
-            let status: Completion = switch completion.status {
-            case IBV_WC_SUCCESS: .success
-            case IBV_WC_REM_ACCESS_ERR: .remoteAccessError
-            case IBV_WC_RETRY_EXC_ERR: .retryExceeded
-            case IBV_WC_WR_FLUSH_ERR: .flushed
-            default: .failed(status: completion.status.rawValue)
-            }
-            return .success(status)
+            return .success(Completion(completion.status))
         }
         return .failure(.deviceFailure(device: device.name, operation: "wait for a completion", errno: .timedOut))
     }
