@@ -168,15 +168,8 @@ public final class RDMAConnection: @unchecked Sendable {
             if let device { chosen = device } else { chosen = RDMADevice(provider: try IbverbsProvider(adopting: verbs)) }
             let made = try RDMAConnection(id: id, events: events, device: chosen, peer: peer, options: options)
             connection = made
-            let rc = privateData.withUnsafeBytes { data in
-                var parameters = rdma_conn_param()
-                parameters.private_data = data.baseAddress
-                parameters.private_data_len = UInt8(clamping: data.count)
-                parameters.responder_resources = 16
-                parameters.initiator_depth = 16
-                parameters.retry_count = 7
-                parameters.rnr_retry_count = 7
-                return rdma_connect(id, &parameters)
+            let rc = Self.withConnectionParameters(privateData, responderResources: 16, initiatorDepth: 16) {
+                rdma_connect(id, $0)
             }
             guard rc == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: errnoText())
@@ -193,20 +186,30 @@ public final class RDMAConnection: @unchecked Sendable {
     /// Server side: accepts with `privateData` and waits for the connection to be established.
     func accept(privateData: [UInt8], request: CMEventChannel.Event, timeout: Duration) throws(DaxPinError) {
         peerPrivateData = request.privateData
-        let rc = privateData.withUnsafeBytes { data in
-            var parameters = rdma_conn_param()
-            parameters.private_data = data.baseAddress
-            parameters.private_data_len = UInt8(clamping: data.count)
-            parameters.responder_resources = min(request.initiatorDepth, 16)
-            parameters.initiator_depth = min(request.responderResources, 16)
-            parameters.retry_count = 7
-            parameters.rnr_retry_count = 7
-            return rdma_accept(id, &parameters)
+        let rc = Self.withConnectionParameters(privateData, responderResources: min(request.initiatorDepth, 16),
+                                               initiatorDepth: min(request.responderResources, 16)) {
+            rdma_accept(id, $0)
         }
         guard rc == 0 else {
             throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: errnoText())
         }
         _ = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_accept", timeout: timeout)
+    }
+
+    /// The `rdma_conn_param` of both sides (`rdma_connect`, `rdma_accept`): `privateData`,
+    /// the read depths, and the largest retry budgets (ODP faults are answered with RNR NAKs).
+    private static func withConnectionParameters(_ privateData: [UInt8], responderResources: UInt8, initiatorDepth: UInt8,
+                                                 _ body: (UnsafeMutablePointer<rdma_conn_param>) -> Int32) -> Int32 {
+        privateData.withUnsafeBytes { data in
+            var parameters = rdma_conn_param()
+            parameters.private_data = data.baseAddress
+            parameters.private_data_len = UInt8(clamping: data.count)
+            parameters.responder_resources = responderResources
+            parameters.initiator_depth = initiatorDepth
+            parameters.retry_count = 7
+            parameters.rnr_retry_count = 7
+            return body(&parameters)
+        }
     }
 
     // MARK: State

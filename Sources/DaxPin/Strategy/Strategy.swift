@@ -17,9 +17,6 @@ public enum Strategy: Sendable, Hashable, CustomStringConvertible {
         case .staged: "staged"
         }
     }
-
-    /// Whether the NIC touches the file's own pages.
-    public var isZeroCopy: Bool { self != .staged }
 }
 
 /// What the caller allows DaxPin to choose.
