@@ -11,7 +11,7 @@ import Synchronization
 /// Set by SIGINT/SIGTERM: finish in-flight work, say goodbye, print the totals.
 let interrupted = Atomic<Bool>(false)
 
-/// Exit statuses (documented in the README).
+/// Exit statuses (documented in the StorageServerProtocol article).
 enum Status {
     static let revoked: Int32 = 3        // the server stopped us: its export is being revoked
     static let failed: Int32 = 4         // an RDMA operation failed (forced revocation, disconnect)

@@ -4,7 +4,7 @@ import Testing
 
 extension DaxPin {
     /// Bad arguments to the command-line tools: a usage error (exit 64) or a refusal (exit 1)
-    /// with the message the README's "Bad input" table quotes, never a crash or a hang.
+    /// with the message the BadInput article (DaxPin.docc) quotes, never a crash or a hang.
     @Suite struct BadCommandInput {
         static let cases: [(arguments: [String], status: Int32, message: String)] = [
             (["frobnicate"], 64, "Unexpected argument 'frobnicate'"),

@@ -206,7 +206,7 @@ extension DaxPin {
         /// forced (a check in ndctl, not aware of pins), and the pinned memory and the peer's
         /// access stay intact.
         /// (With `--force`, Linux 6.1 tears the device down under the pin in about a second
-        /// instead of failing with EBUSY: a kernel hazard recorded in the README; this test
+        /// instead of failing with EBUSY: a kernel hazard recorded in the StrategiesAndKernels article; this test
         /// does not force, so the namespace survives for the rest of the run.)
         @Test("reconfiguring a pinned device-dax namespace without --force is refused; the pin survives")
         func deviceDAXReconfigureWhilePinned() throws {

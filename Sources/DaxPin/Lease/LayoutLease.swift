@@ -79,6 +79,8 @@ public struct LayoutLease: ~Copyable {
     /// - Parameters:
     ///   - offset: Start in the file; a multiple of the page size (of the device alignment on device-dax).
     ///   - length: Bytes to pin; nil pins to the end of the file. Required for anonymous memory.
+    ///   - device: The RDMA device (and protection domain) to register the range on.
+    ///   - policy: Which strategies DaxPin may choose: ``StrategyPolicy/auto`` by default.
     ///   - remoteAtomics: Also allow remote atomics (off by default: narrowest access).
     /// - Returns: The region's identifier, for ``withRegion(_:_:)`` and ``unpin(_:)``.
     /// - Throws: `.invalidRange`, `.registrationRefused` (with every strategy tried, the

@@ -1,5 +1,5 @@
 /// What one process publishes for `daxpin ls`: every lease it holds and the regions pinned
-/// under each. Written by ``PinRegistry`` as `<pid>.json` in the run directory; the `daxpin`
+/// under each. Written by `PinRegistry` as `<pid>.json` in the run directory; the `daxpin`
 /// command decodes it with `JSONDecoder` (the keys are the property names).
 public struct ProcessPinRecord: Codable, Sendable, Equatable {
     /// Version of this layout; readers skip files with a version they do not know.
