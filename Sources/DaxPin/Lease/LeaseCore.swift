@@ -25,6 +25,9 @@ final class LeaseCore: Sendable {
     /// When the lease was taken (wall clock, for `daxpin ls`).
     let createdAt: timespec
     private static let serials = Atomic<UInt64>(0)
+    /// Set with the `revoked` phase, before the registry withdraws the lease: the registry reads
+    /// it (not the lease lock) to drop a snapshot that was taken before the revocation.
+    let isRevoked = Atomic<Bool>(false)
     /// Left once when the teardown completes; later callers wait on it.
     private let finished = DispatchGroup()
     let state: Mutex<State>
@@ -34,6 +37,11 @@ final class LeaseCore: Sendable {
         /// Set when deregistration starts; until then (during quiesce) regions stay usable,
         /// so a quiesce handler can still write back staged data.
         var accessClosed = false
+        /// Byte-access closures running now. They run outside this lock (so they may call back
+        /// into the lease); deregistering and unmapping wait until none runs.
+        var accessors = 0
+        /// Woken when `accessors` drops to zero.
+        var accessDrainWaiters: [DispatchSemaphore] = []
         var kind: LeaseKind
         /// The F_SETLEASE type held, or -1 without a lease.
         var heldType: Int32 = -1
@@ -81,7 +89,7 @@ final class LeaseCore: Sendable {
                 let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
             let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
                                  kind: .none(reason: reason), options: options)
-            PinRegistry.shared.publish(core)
+            core.publishToRegistry()
             return core
         }
         let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
@@ -91,10 +99,11 @@ final class LeaseCore: Sendable {
         } catch {
             try? opened.fd.close()
             core.state.withLock { $0.phase = .revoked(.released); $0.accessClosed = true }
+            core.isRevoked.store(true, ordering: .releasing)
             core.finished.leave()
             throw error
         }
-        PinRegistry.shared.publish(core)
+        core.publishToRegistry()
         return core
     }
 
@@ -159,6 +168,13 @@ final class LeaseCore: Sendable {
     }
 
     var phase: LeaseState { state.withLock { $0.phase } }
+
+    /// Pushes what `daxpin ls` shows of this lease to the pin registry (a snapshot taken under
+    /// this lease's lock; the registry never takes it).
+    func publishToRegistry() {
+        let (phase, kind, regions) = state.withLock { ($0.phase, $0.kind, $0.regions) }
+        PinRegistry.shared.publish(self, phase: phase, kind: kind, regions: regions)
+    }
     var kind: LeaseKind { state.withLock { $0.kind } }
     var trace: RevocationTrace { state.withLock { $0.trace } }
 
@@ -281,7 +297,7 @@ final class LeaseCore: Sendable {
             discard(mapping, reserved: reserved, pinStillInFlight: false)
             throw .revoked(path: path)
         }
-        PinRegistry.shared.publish(self)
+        publishToRegistry()
         options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
         return id
     }
@@ -347,32 +363,68 @@ final class LeaseCore: Sendable {
         }
     }
 
-    /// Runs `body` on a region's resources with the lease lock held, so revocation cannot
-    /// unmap them meanwhile; throws `.revoked` once the lease is gone.
+    /// Runs `body` on a region's resources as a byte access: revocation and `unpin` wait for it
+    /// before they deregister or unmap, and no access starts once revocation has begun (it
+    /// throws `.revoked`). The lease lock is not held while `body` runs, so `body` may call
+    /// back into the lease.
     func access<R>(_ id: Int, _ body: (RegionResources) throws -> R) throws -> R {
-        try state.withLock { s in
-            guard !s.accessClosed else { throw DaxPinError.revoked(path: path) }
+        let region = try state.withLock { (s: inout State) throws(DaxPinError) -> RegionResources in
+            guard !s.accessClosed else { throw .revoked(path: path) }
             guard let region = s.regions.first(where: { $0.id == id }) else {
-                throw DaxPinError.regionNotFound(path: path, region: id)
+                throw .regionNotFound(path: path, region: id)
             }
-            return try body(region)
+            s.accessors += 1
+            return region
+        }
+        defer { endAccess() }
+        return try body(region)
+    }
+
+    private func endAccess() {
+        let waiters: [DispatchSemaphore] = state.withLock { s in
+            s.accessors -= 1
+            guard s.accessors == 0, !s.accessDrainWaiters.isEmpty else { return [] }
+            defer { s.accessDrainWaiters.removeAll() }
+            return s.accessDrainWaiters
+        }
+        for waiter in waiters { waiter.signal() }
+    }
+
+    /// Waits until no byte access runs (outside the lock: an access may need it). With
+    /// `closing`, none can start any more, so none runs afterwards; without, the caller must
+    /// check `accessors` again under the lock.
+    private func drainAccess(closing: Bool) {
+        while let waiter = state.withLock({ s -> DispatchSemaphore? in
+            if closing { s.accessClosed = true }
+            guard s.accessors > 0 else { return nil }
+            let waiter = DispatchSemaphore(value: 0)
+            s.accessDrainWaiters.append(waiter)
+            return waiter
+        }) {
+            waiter.wait()
         }
     }
 
     /// Tears down one region: deregister, then unmap.
     func unpin(_ id: Int) throws(DaxPinError) {
-        try state.withLock { (s: inout State) throws(DaxPinError) in
-            guard case .held = s.phase else { throw .revoked(path: path) }
-            guard let index = s.regions.firstIndex(where: { $0.id == id }) else {
-                throw .regionNotFound(path: path, region: id)
+        while true {
+            drainAccess(closing: false)
+            let outcome: Result<Bool, DaxPinError> = state.withLock { s in
+                guard case .held = s.phase else { return .failure(.revoked(path: path)) }
+                guard let index = s.regions.firstIndex(where: { $0.id == id }) else {
+                    return .failure(.regionNotFound(path: path, region: id))
+                }
+                guard s.accessors == 0 else { return .success(false) }  // one started meanwhile
+                let region = s.regions.remove(at: index)
+                Self.deregister(region)
+                s.trace.record(.deregistered(region: id))
+                Self.unmap(region, reservation: &s.reservation)
+                s.trace.record(.unmapped(region: id))
+                return .success(true)
             }
-            let region = s.regions.remove(at: index)
-            Self.deregister(region)
-            s.trace.record(.deregistered(region: id))
-            Self.unmap(region, reservation: &s.reservation)
-            s.trace.record(.unmapped(region: id))
+            if try outcome.get() { break }
         }
-        PinRegistry.shared.publish(self)
+        publishToRegistry()
     }
 
     /// Registers work to run after quiesce and before deregistration (for example moving
@@ -421,7 +473,7 @@ final class LeaseCore: Sendable {
                 Self.recordBreakNoticed(&s.trace, at: noticedAt)
                 return .quiesceFirst(listeners: Array(s.listeners.values))
             }
-            guard s.stopHooks.isEmpty else { return .stopFirst(hooks: Array(s.stopHooks.values)) }
+            guard s.stopHooks.isEmpty, s.accessors == 0 else { return .stopFirst(hooks: Array(s.stopHooks.values)) }
             return .tornDown(Self.tearDown(&s, retiring: &retired))
         }
         var stopped: (count: Int, at: Stamp)?
@@ -436,7 +488,7 @@ final class LeaseCore: Sendable {
             (stopped, teardown) = stopQueuePairsAndTearDown(hooks, retiring: &retired)
         case .quiesceFirst(let listeners):
             for listener in listeners { listener.yield(.breakNoticed(path: path)) }
-            PinRegistry.shared.publish(self)
+            publishToRegistry()
             runQuiesceHandler()
             // Queue pairs attached while the handler ran are stopped too.
             let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
@@ -458,8 +510,8 @@ final class LeaseCore: Sendable {
             released: releasedAt, closed: closedAt))
     }
 
-    /// Runs the queue pairs' stop hooks (outside the lock), then tears down under it. `stopped`
-    /// is nil when there was no hook.
+    /// Runs the queue pairs' stop hooks (outside the lock), then tears down under it once no
+    /// byte access runs. `stopped` is nil when there was no hook.
     private func stopQueuePairsAndTearDown(_ hooks: [@Sendable () -> Void], retiring retired: inout [RegionResources])
         -> (stopped: (count: Int, at: Stamp)?, teardown: Teardown) {
         var stopped: (count: Int, at: Stamp)?
@@ -467,6 +519,7 @@ final class LeaseCore: Sendable {
             for stop in hooks { stop() }
             stopped = (hooks.count, .now())
         }
+        drainAccess(closing: true)
         return (stopped, state.withLock { Self.tearDown(&$0, retiring: &retired) })
     }
 
@@ -509,6 +562,7 @@ final class LeaseCore: Sendable {
         withExtendedLifetime(retired) {}
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             s.phase = .revoked(reason)
+            isRevoked.store(true, ordering: .releasing)
             defer { s.listeners.removeAll() }
             return (s.trace, Array(s.listeners.values))
         }

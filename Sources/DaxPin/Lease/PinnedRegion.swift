@@ -6,9 +6,11 @@ import SystemPackage
 /// ``LayoutLease/withRegion(_:_:)``. It owns its ``MemoryRegion``; both live inside the
 /// lease, so neither can outlive it, and neither can be copied.
 ///
-/// Byte access runs under the lease's lock: revocation waits for it, and after revocation
-/// it throws ``DaxPinError/revoked(path:)`` instead of touching unmapped memory. Keep the
-/// closures short and do not call back into the same lease from inside them.
+/// Revocation and ``LayoutLease/unpin(_:)`` wait for a running byte-access closure before they
+/// deregister and unmap, and after revocation access throws ``DaxPinError/revoked(path:)``
+/// instead of touching unmapped memory. The lease's bookkeeping lock is not held meanwhile, so
+/// a closure may call back into its lease (another region, the trace, the state). Keep the
+/// closures short: a lease break waits for them.
 public struct PinnedRegion: ~Copyable {
     /// Identifies a region under its lease.
     public struct ID: Sendable, Hashable, CustomStringConvertible {

@@ -39,12 +39,13 @@ final class PinRegistry: Sendable {
     private let writer = DispatchQueue(label: "DaxPin.registry", qos: .utility)
     private let logger = Logger(label: "DaxPin.registry")
 
-    /// A lease was taken or changed.
-    func publish(_ core: LeaseCore) {
+    /// A lease was taken or changed: `phase`, `kind` and `regions` are its snapshot.
+    func publish(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionResources]) {
         let schedule = state.withLock { s in
-            // Read the core under our lock: a publish racing a withdraw sees `revoked` and removes.
-            let (phase, kind, regions) = core.state.withLock { ($0.phase, $0.kind, $0.regions) }
-            if case .revoked = phase {
+            // A snapshot taken before a revocation may arrive after its withdraw: the core's
+            // flag, set before the withdraw, tells it to remove rather than resurrect.
+            let revokedSnapshot = if case .revoked = phase { true } else { false }
+            if revokedSnapshot || core.isRevoked.load(ordering: .acquiring) {
                 s.leases.removeValue(forKey: core.serial)
             } else {
                 let (device, inode) = s.leases[core.serial].map { ($0.device, $0.inode) } ?? Self.identity(of: core.fd)
