@@ -1,19 +1,19 @@
 import CDaxctl
 
 /// Device-dax instances as libdaxctl reports them (sysfs `/sys/bus/dax`).
-public enum DeviceDAXCatalog {
+package enum DeviceDAXCatalog {
     /// One device-dax instance.
-    public struct Device: Sendable, Hashable {
+    package struct Device: Sendable, Hashable {
         /// Kernel name, for example `dax0.0`.
-        public let name: String
+        package let name: String
         /// Size in bytes.
-        public let size: Int
+        package let size: Int
         /// Mapping alignment in bytes (offsets and lengths must be multiples of it).
-        public let alignment: Int
+        package let alignment: Int
     }
 
     /// Every device-dax instance present (`daxctl_dev_get_first` / `_next` over all regions).
-    public static func devices() -> [Device] {
+    package static func devices() -> [Device] {
         var context: OpaquePointer?
         guard daxctl_new(&context) == 0, let context else { return [] }
         defer { daxctl_unref(context) }
@@ -35,7 +35,7 @@ public enum DeviceDAXCatalog {
     }
 
     /// The device called `name` (`dax0.0`), if present.
-    public static func device(named name: String) -> Device? {
+    package static func device(named name: String) -> Device? {
         devices().first { $0.name == name }
     }
 }

@@ -1,29 +1,29 @@
 /// One lease as the kernel lists it in `/proc/locks`, whoever holds it.
-public struct KernelLease: Sendable, Hashable {
+package struct KernelLease: Sendable, Hashable {
     /// The holder's pid (as the kernel recorded it when the lease was taken).
-    public let pid: Int32
+    package let pid: Int32
     /// The leased file's device.
-    public let device: DeviceNumber
+    package let device: DeviceNumber
     /// The leased file's inode.
-    public let inode: UInt64
+    package let inode: UInt64
     /// `WRITE`, `READ`, or the type a breaking lease is being downgraded to (`UNLCK`, `READ`).
-    public let type: String
+    package let type: String
     /// Whether the kernel is breaking the lease (`BREAKING`): a truncate or open waits on it.
-    public let breaking: Bool
+    package let breaking: Bool
 
     /// Creates a lease entry.
-    public init(pid: Int32, device: DeviceNumber, inode: UInt64, type: String, breaking: Bool) {
+    package init(pid: Int32, device: DeviceNumber, inode: UInt64, type: String, breaking: Bool) {
         self.pid = pid; self.device = device; self.inode = inode; self.type = type; self.breaking = breaking
     }
 
     /// Every lease in `/proc/locks`.
-    public static func current() -> [KernelLease] {
+    package static func current() -> [KernelLease] {
         parse(ProcessInfoReader.readSmallFile("/proc/locks", limit: 16 << 20) ?? "")
     }
 
     /// Parses `/proc/locks` text: `1: LEASE  ACTIVE    WRITE 1234 00:1a:5678 0 EOF`.
     /// Waiters (`1: -> LEASE ...`) and other lock kinds are skipped.
-    public static func parse(_ text: String) -> [KernelLease] {
+    package static func parse(_ text: String) -> [KernelLease] {
         text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 6, fields[1] == "LEASE" else { return nil }

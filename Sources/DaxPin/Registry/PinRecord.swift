@@ -1,28 +1,28 @@
 /// What one process publishes for `daxpin ls`: every lease it holds and the regions pinned
 /// under each. Written by `PinRegistry` as `<pid>.json` in the run directory; the `daxpin`
 /// command decodes it with `JSONDecoder` (the keys are the property names).
-public struct ProcessPinRecord: Codable, Sendable, Equatable {
+package struct ProcessPinRecord: Codable, Sendable, Equatable {
     /// Version of this layout; readers skip files with a version they do not know.
-    public var version: Int
+    package var version: Int
     /// The publishing process.
-    public var pid: Int32
+    package var pid: Int32
     /// The process start time in clock ticks since boot (`/proc/<pid>/stat` field 22), so a
     /// reader can tell a live publisher from a new process that reused its pid.
-    public var processStartTicks: UInt64
+    package var processStartTicks: UInt64
     /// `/proc/<pid>/comm` of the publisher.
-    public var processName: String
+    package var processName: String
     /// The publisher's real user id.
-    public var uid: UInt32
+    package var uid: UInt32
     /// When the file was last written, in seconds since the Unix epoch.
-    public var updatedAt: Double
+    package var updatedAt: Double
     /// Every lease the process holds, in the order they were taken.
-    public var leases: [LeaseRecord]
+    package var leases: [LeaseRecord]
 
     /// The layout version this library writes.
-    public static let currentVersion = 1
+    package static let currentVersion = 1
 
     /// Creates a record; the library fills it from its live leases.
-    public init(version: Int = ProcessPinRecord.currentVersion, pid: Int32, processStartTicks: UInt64,
+    package init(version: Int = ProcessPinRecord.currentVersion, pid: Int32, processStartTicks: UInt64,
                 processName: String, uid: UInt32, updatedAt: Double, leases: [LeaseRecord]) {
         self.version = version; self.pid = pid; self.processStartTicks = processStartTicks
         self.processName = processName; self.uid = uid; self.updatedAt = updatedAt; self.leases = leases
@@ -30,33 +30,33 @@ public struct ProcessPinRecord: Codable, Sendable, Equatable {
 }
 
 /// One lease as published: the file, what backs it, the lease the kernel granted and its state.
-public struct LeaseRecord: Codable, Sendable, Equatable {
+package struct LeaseRecord: Codable, Sendable, Equatable {
     /// Unique within the publishing process.
-    public var serial: UInt64
+    package var serial: UInt64
     /// The path the lease was opened with.
-    public var path: String
+    package var path: String
     /// The file's device as `major:minor` (decimal), as `stat` reports `st_dev`
     /// (for device-dax: the device node's `st_rdev`).
-    public var device: String
+    package var device: String
     /// The file's inode number.
-    public var inode: UInt64
+    package var inode: UInt64
     /// `read-only` or `read-write`.
-    public var access: String
+    package var access: String
     /// What backs the memory, as `MemoryKind.description` says it (`fs-dax file on ext4`).
-    public var memory: String
+    package var memory: String
     /// The lease the kernel granted, as `LeaseKind.description` says it (`write lease`).
-    public var lease: String
+    package var lease: String
     /// `held`, `revoking` or `revoked`.
-    public var state: String
+    package var state: String
     /// Why the lease is being revoked (`lease break`, `release`, `drop`), nil while held.
-    public var reason: String?
+    package var reason: String?
     /// When the lease was taken, in seconds since the Unix epoch.
-    public var createdAt: Double
+    package var createdAt: Double
     /// The regions pinned under the lease.
-    public var regions: [RegionRecord]
+    package var regions: [RegionRecord]
 
     /// Creates a record.
-    public init(serial: UInt64, path: String, device: String, inode: UInt64, access: String, memory: String,
+    package init(serial: UInt64, path: String, device: String, inode: UInt64, access: String, memory: String,
                 lease: String, state: String, reason: String?, createdAt: Double, regions: [RegionRecord]) {
         self.serial = serial; self.path = path; self.device = device; self.inode = inode
         self.access = access; self.memory = memory; self.lease = lease; self.state = state
@@ -65,20 +65,20 @@ public struct LeaseRecord: Codable, Sendable, Equatable {
 }
 
 /// One pinned region as published.
-public struct RegionRecord: Codable, Sendable, Equatable {
+package struct RegionRecord: Codable, Sendable, Equatable {
     /// The region's identifier within its lease.
-    public var id: Int
+    package var id: Int
     /// Start of the range in the file, in bytes.
-    public var offset: Int
+    package var offset: Int
     /// Length of the range, in bytes.
-    public var length: Int
+    package var length: Int
     /// `pinned`, `on-demand paging` or `staged`.
-    public var strategy: String
+    package var strategy: String
     /// The memory registration's remote key (what peers use), from `ibv_reg_mr`.
-    public var rkey: UInt32
+    package var rkey: UInt32
 
     /// Creates a record.
-    public init(id: Int, offset: Int, length: Int, strategy: String, rkey: UInt32) {
+    package init(id: Int, offset: Int, length: Int, strategy: String, rkey: UInt32) {
         self.id = id; self.offset = offset; self.length = length; self.strategy = strategy; self.rkey = rkey
     }
 }
@@ -87,7 +87,7 @@ public struct RegionRecord: Codable, Sendable, Equatable {
 
 extension ProcessPinRecord {
     /// The record as compact JSON with the same keys `Codable` synthesizes.
-    public var jsonText: String {
+    package var jsonText: String {
         var out = JSONWriter()
         out.object { o in
             o.field("version", version)

@@ -5,24 +5,24 @@ import Glibc
 /// files with one link, owned by the uid that owns the publishing process (and the user
 /// the directory belongs to), at most ``maximumFileSize`` bytes, are read. Files of dead
 /// processes, or of processes whose pid was reused (another start time), are removed.
-public enum PinRegistryReader {
+package enum PinRegistryReader {
     /// The largest registry file read; larger files are rejected.
-    public static let maximumFileSize = 256 * 1024
+    package static let maximumFileSize = 256 * 1024
 
     /// What a scan found.
-    public struct Scan: Sendable {
+    package struct Scan: Sendable {
         /// Records of live processes the viewer may see.
-        public var records: [ProcessPinRecord] = []
+        package var records: [ProcessPinRecord] = []
         /// Files removed because their process is gone (or its pid was reused).
-        public var removedStale: [String] = []
+        package var removedStale: [String] = []
         /// Files or directories skipped, with the reason (symlink, wrong owner, too large, ...).
-        public var rejected: [(path: String, reason: String)] = []
+        package var rejected: [(path: String, reason: String)] = []
     }
 
     /// Scans `directories`. `viewerUID` 0 sees every process; others see only processes
     /// whose `/proc/<pid>` belongs to them. `decode` turns file bytes into a record (the
     /// command uses `JSONDecoder`; the library has no Foundation).
-    public static func scan(directories: [String], viewerUID: uid_t, removeStale: Bool = true,
+    package static func scan(directories: [String], viewerUID: uid_t, removeStale: Bool = true,
                             decode: ([UInt8]) -> ProcessPinRecord?) -> Scan {
         var scan = Scan()
         for directory in directories {

@@ -2,17 +2,17 @@ import Glibc
 
 /// Where processes publish their pins: `/run/daxpin` for root, `$XDG_RUNTIME_DIR/daxpin` or
 /// `/tmp/daxpin-$UID` for other users; `DAXPIN_RUN_DIR` overrides both (tests isolate with it).
-public enum RunDirectory {
+package enum RunDirectory {
     /// The environment variable that overrides the run directory.
-    public static let overrideVariable = "DAXPIN_RUN_DIR"
+    package static let overrideVariable = "DAXPIN_RUN_DIR"
 
     /// The directory this process publishes into.
-    public static func forCurrentProcess() -> String {
+    package static func forCurrentProcess() -> String {
         resolve(environment: { getenv($0).map { String(cString: $0) } }, uid: getuid())
     }
 
     /// The run directory for `uid` given an environment lookup (pure, for tests).
-    public static func resolve(environment: (String) -> String?, uid: uid_t) -> String {
+    package static func resolve(environment: (String) -> String?, uid: uid_t) -> String {
         if let explicit = environment(overrideVariable), !explicit.isEmpty { return explicit }
         if uid == 0 { return "/run/daxpin" }
         if let runtime = environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/") { return runtime + "/daxpin" }
@@ -21,7 +21,7 @@ public enum RunDirectory {
 
     /// Every directory a privileged reader scans when no override is set: root's own, each
     /// user's `/run/user/UID/daxpin` and each `/tmp/daxpin-UID`.
-    public static func allCandidates() -> [String] {
+    package static func allCandidates() -> [String] {
         var found = ["/run/daxpin"]
         for uid in listDirectory("/run/user").compactMap({ UInt32($0) }).sorted() {
             found.append("/run/user/\(uid)/daxpin")
@@ -74,10 +74,10 @@ public enum RunDirectory {
 }
 
 /// Facts about a process from `/proc/<pid>`, used to publish and to detect stale files.
-public enum ProcessInfoReader {
+package enum ProcessInfoReader {
     /// The start time in clock ticks since boot (`/proc/<pid>/stat` field 22), nil if the
     /// process does not exist.
-    public static func startTicks(of pid: Int32) -> UInt64? {
+    package static func startTicks(of pid: Int32) -> UInt64? {
         guard let stat = readSmallFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
         // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
         guard let close = stat.lastIndex(of: ")") else { return nil }
@@ -88,12 +88,12 @@ public enum ProcessInfoReader {
     }
 
     /// `/proc/<pid>/comm` without the newline.
-    public static func name(of pid: Int32) -> String? {
+    package static func name(of pid: Int32) -> String? {
         readSmallFile("/proc/\(pid)/comm", limit: 256).map { $0.trimmingCharacters(in: "\n") }
     }
 
     /// The owner uid of `/proc/<pid>`: the process's effective uid, as the kernel shows it.
-    public static func ownerUID(of pid: Int32) -> uid_t? {
+    package static func ownerUID(of pid: Int32) -> uid_t? {
         var info = stat()
         guard stat("/proc/\(pid)", &info) == 0 else { return nil }
         return info.st_uid
