@@ -17,9 +17,8 @@ import Glibc
 ///
 /// Not thread-safe: its owner serializes access.
 final class CompletionQueue: @unchecked Sendable {
-    /// Longest busy poll before a wait sleeps on the channel.
-    /// (200 µs: measured on the testbed, 50 µs left most persist answers to a sleep; see
-    /// Benchmarks/suites/durable_writes.sh.)
+    /// Longest busy poll before a wait sleeps on the channel: long enough for a persist answer
+    /// to arrive in the spin (Benchmarks/suites/durable_writes.sh measures it).
     static let spinBudget: Duration = .microseconds(200)
     /// The most completions one poll returns.
     static let batch = 16

@@ -16,7 +16,7 @@ import Synchronization
 /// lease. A released number is therefore remembered until the watcher has seen its signal
 /// queue empty; while it is, a signal for that number is checked with `F_GETLEASE`. Other
 /// signals the kernel sent are trusted without that system call, which would lengthen every
-/// break (about 40-110 µs of the emulated testbed's 1.6 ms). Realtime signals of one number
+/// break. Realtime signals of one number
 /// come in the order they were sent, so an empty queue means every signal sent before the
 /// release has been taken.
 final class LeaseWatcher: Sendable {

@@ -6,10 +6,9 @@ import Glibc
 ///
 /// `ContinuousClock.Instant` is a resilient type of the Concurrency library: each value of it
 /// in a local, an optional or a struct goes through runtime metadata and value witnesses, and
-/// each `ContinuousClock.now` is a call into that library. On the way from the break signal
-/// to the first `ibv_dereg_mr` they were most of the watcher's 820 instructions (callgrind),
-/// and on the emulated testbed each further piece of code run after a wake-up costs
-/// microseconds. A stamp is one `clock_gettime` and an integer, like the C holder's clock.
+/// each `ContinuousClock.now` is a call into that library: on the way from the break signal
+/// to the first `ibv_dereg_mr` they were most of the watcher's work (Benchmarks/suites/profile.sh
+/// counts it). A stamp is one `clock_gettime` and an integer, like the C holder's clock.
 struct Stamp: Comparable, Sendable {
     let nanoseconds: Int64
 

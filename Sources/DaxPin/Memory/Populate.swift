@@ -7,9 +7,8 @@ import Glibc
 /// The registration pins every page anyway, but faulting file pages first is cheaper: a read
 /// fault maps 16 page-cache pages at once, and those of a shared tmpfs mapping are writable
 /// already, so the pin finds them ready. Faulting in parallel then divides the biggest part
-/// of a large pin. Measured in the testbed (256 MiB of tmpfs, 2 vCPUs, 12 iterations in a
-/// rotating order, map + populate + `ibv_reg_mr`): `MAP_POPULATE` 146 ms, two threads 93 ms.
-/// Device-dax is not populated at all (see `LeaseCore.pin`).
+/// of a large pin (Benchmarks/suites/pin_register_peers.sh measures pin + register). Device-dax,
+/// and a range that goes to On-Demand Paging, are not populated at all (see `LeaseCore.pin`).
 enum Populate {
     /// The least each thread takes: a smaller range is faulted on the calling thread, where
     /// handing it to another would cost more than it saves.

@@ -57,9 +57,8 @@ final class PinRegistry: Sendable {
     }
 
     /// A lease was revoked or released. The lease watcher calls this after `F_UNLCK`, so the
-    /// breaker is already released; the write itself runs on `writer`, never on the watcher.
-    /// (Holding the write back on the watcher, which then slept with a timeout to queue it
-    /// 20 ms later, made the 1-region revocation of the benchmarks 9-15% slower, in two boots.)
+    /// breaker is already released; the write itself runs on `writer`, never on the watcher,
+    /// which must be back in `sigwaitinfo` for the next break at once (Benchmarks/suites/revocation.sh).
     func withdraw(_ core: LeaseCore) {
         let schedule = state.withLock { s in
             guard s.leases.removeValue(forKey: core.serial) != nil else { return false }
@@ -109,9 +108,8 @@ final class PinRegistry: Sendable {
         writer.async {
             // A short delay gathers a burst of changes into one write. It is slept here, on
             // the registry's utility worker, not set with asyncAfter: libdispatch's timer
-            // thread runs above the application's priority (ftrace prio 116), and woken by a
-            // withdraw right after F_UNLCK it preempted the breaker, still in its truncate, in
-            // 3-7 of 104 breaks per boot (each then waited 1-3 ms longer).
+            // thread runs above the application's priority, and woken by a withdraw right after
+            // F_UNLCK it could preempt the breaker that is still finishing its truncate.
             usleep(5_000)
             self.writePending(force: false)
             self.scheduledWrites.subtract(1, ordering: .releasing)

@@ -234,8 +234,8 @@ public final class QueuePair: @unchecked Sendable {
     /// microseconds). The clock is read, and the CPU yielded to rxe's kernel work, only every
     /// 64 empty polls, so the common case is a tight `ibv_poll_cq` loop like perftest's. The
     /// timeout starts at the first of those reads, not before the first poll: most requests
-    /// complete sooner, and a clock read can be a system call (the testbed's HPET
-    /// clocksource: about 1 µs, a twentieth of a loopback WRITE).
+    /// complete sooner, and a clock read can be a system call (on a clocksource without vDSO
+    /// support, such as HPET).
     private func pollCompletion(id: UInt64, timeout: Duration) -> Result<Completion, DaxPinError> {
         var deadline: ContinuousClock.Instant?
         var completion = ibv_wc()
