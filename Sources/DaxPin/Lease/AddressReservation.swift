@@ -10,9 +10,10 @@ import SystemPackage
 ///
 /// A range given back by `unpin` is re-reserved (`PROT_NONE`), never left as a hole: another
 /// mapping of the process could take a hole, and the final `munmap` of the whole range would
-/// remove it. If the kernel ever fails a `MAP_FIXED` call here (it can leave a hole behind), the
-/// reservation is marked not intact and the teardown unmaps region by region instead, leaving
-/// the rest of the reservation (address space only) in place.
+/// remove it. If the kernel fails a `MAP_FIXED` call here (it can leave a hole behind), the range
+/// is reserved again; only if that fails too is the reservation marked not intact, and the
+/// teardown then unmaps region by region instead, leaving the rest of the reservation (address
+/// space only) in place.
 struct AddressReservation {
     /// Where the reservation starts, as mmap returned it (with alignment slack).
     let start: UnsafeMutableRawPointer
@@ -35,7 +36,7 @@ struct AddressReservation {
     static func make(capacity: Int, alignment: Int) -> AddressReservation? {
         guard capacity > 0, capacity <= largest else { return nil }
         let length = capacity + (alignment > SystemPage.size ? alignment : 0)
-        let start = mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        let start = Syscalls.mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let start, start != MAP_FAILED else { return nil }
         Mapping.live.add(1, ordering: .relaxed)
         let address = UInt(bitPattern: start), mask = UInt(alignment - 1)
@@ -44,15 +45,18 @@ struct AddressReservation {
     }
 
     /// Maps `length` bytes of `fd` at `offset` over the reservation at `base + offset`; nil
-    /// (and nothing changed) when the range lies outside the reservation. A failure marks the
-    /// reservation not intact.
+    /// (and nothing changed) when the range lies outside the reservation. After a failure the
+    /// range is reserved again, or the reservation is marked not intact.
     mutating func map(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int) -> Result<Mapping, Errno>? {
         guard intact, offset >= 0, length <= capacity, offset <= capacity - length else { return nil }
         let wanted = base + offset
-        let address = mmap(wanted, length, protection, flags | MAP_FIXED, fd, off_t(offset))
+        let address = Syscalls.mmap(wanted, length, protection, flags | MAP_FIXED, fd, off_t(offset))
         guard let address, address != MAP_FAILED else {
             let code = Errno(rawValue: errno)
-            intact = false
+            // A failed MAP_FIXED may have removed what was there: reserve the range again, so
+            // that the reservation has no hole; only if that fails too is it not intact.
+            let again = Syscalls.mmap(wanted, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+            if again == nil || again == MAP_FAILED { intact = false }
             return .failure(code)
         }
         Mapping.live.add(1, ordering: .relaxed)
@@ -68,10 +72,10 @@ struct AddressReservation {
     /// pin is in flight). If the kernel refuses, the region is unmapped and the reservation is
     /// marked not intact.
     mutating func giveBack(_ mapping: Mapping) {
-        let address = mmap(mapping.base, mapping.length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+        let address = Syscalls.mmap(mapping.base, mapping.length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
         if address == nil || address == MAP_FAILED {
             intact = false
-            munmap(mapping.base, mapping.length)  // never leave a live file mapping behind
+            Syscalls.munmap(mapping.base, mapping.length)  // never leave a live file mapping behind
         }
         Mapping.live.subtract(1, ordering: .relaxed)
     }
@@ -80,7 +84,7 @@ struct AddressReservation {
     /// with one `munmap`. Only for an intact reservation.
     func unmapAll(regionsInside: Int) {
         precondition(intact, "DaxPin: a reservation with a hole must not be unmapped as a whole")
-        munmap(start, length)
+        Syscalls.munmap(start, length)
         Mapping.live.subtract(1 + regionsInside, ordering: .relaxed)
     }
 }

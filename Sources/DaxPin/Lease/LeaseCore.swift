@@ -122,7 +122,7 @@ final class LeaseCore: Sendable {
             watcher.unwatch(fd, onWatcher: false)
             return error
         }
-        guard daxpin_set_signal(fd, watcher.signal) == 0 else {
+        guard Syscalls.setSignal(fd, watcher.signal) == 0 else {
             throw fail(.systemCall(operation: "fcntl(F_SETSIG)", path: path, errno: Errno(rawValue: errno)))
         }
         let attempts: [(Int32, LeaseKind)] = [
@@ -131,7 +131,7 @@ final class LeaseCore: Sendable {
         ]
         var granted: (Int32, LeaseKind)?
         for (type, kind) in attempts {
-            if daxpin_set_lease(fd, type) == 0 {
+            if Syscalls.setLease(fd, type) == 0 {
                 granted = (type, kind)
                 break
             }
@@ -148,9 +148,9 @@ final class LeaseCore: Sendable {
             throw fail(.leaseUnavailable(path: path, errno: .invalidArgument))
         }
         state.withLock { $0.kind = kind; $0.heldType = type }
-        guard daxpin_set_owner_thread(fd, watcher.threadID) == 0 else {
+        guard Syscalls.setOwnerThread(fd, watcher.threadID) == 0 else {
             let code = Errno(rawValue: errno)
-            daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
+            Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK))
             throw fail(.systemCall(operation: "fcntl(F_SETOWN_EX)", path: path, errno: code))
         }
         // A break before F_SETOWN_EX signalled the whole process; if the watcher took that
@@ -164,7 +164,7 @@ final class LeaseCore: Sendable {
     func kernelIsBreaking() -> Bool {
         let held = state.withLock { $0.heldType }
         guard held >= 0 else { return false }
-        return daxpin_get_lease(fd) != held
+        return Syscalls.getLease(fd) != held
     }
 
     var phase: LeaseState { state.withLock { $0.phase } }
@@ -292,7 +292,7 @@ final class LeaseCore: Sendable {
         }
         guard let id else {
             // Revoked while we were registering: undo in order, then report.
-            Self.deregister(resources)
+            _ = Self.deregister(resources)
             resources.unmapStagingBuffer()
             discard(mapping, reserved: reserved, pinStillInFlight: false)
             throw .revoked(path: path)
@@ -416,8 +416,11 @@ final class LeaseCore: Sendable {
                 }
                 guard s.accessors == 0 else { return .success(false) }  // one started meanwhile
                 let region = s.regions.remove(at: index)
-                Self.deregister(region)
-                s.trace.record(.deregistered(region: id))
+                if let code = Self.deregister(region) {
+                    s.trace.record(.deregistrationFailed(region: id, errno: code.rawValue))
+                } else {
+                    s.trace.record(.deregistered(region: id))
+                }
                 Self.unmap(region, reservation: &s.reservation)
                 s.trace.record(.unmapped(region: id))
                 return .success(true)
@@ -498,16 +501,16 @@ final class LeaseCore: Sendable {
         var closedAt: Stamp?
         if fd >= 0 {
             if teardown.leased {
-                daxpin_set_lease(fd, Int32(DAXPIN_F_UNLCK))
+                Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK))
                 releasedAt = .now()
                 LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
             }
-            close(fd)
+            Syscalls.close(fd)
             closedAt = .now()
         }
         return finishRevocation(reason: reason, early: early, onWatcher: onWatcher, retired: retired, times: TeardownTimes(
             noticed: noticedAt, stopped: stopped, deregistered: teardown.deregistered, unmapped: teardown.unmapped,
-            released: releasedAt, closed: closedAt))
+            released: releasedAt, closed: closedAt, failedDeregistrations: teardown.failed))
     }
 
     /// Runs the queue pairs' stop hooks (outside the lock), then tears down under it once no
@@ -538,6 +541,7 @@ final class LeaseCore: Sendable {
         let unmapped: Stamp
         let released: Stamp?
         let closed: Stamp?
+        let failedDeregistrations: [(region: Int, errno: Int32)]
     }
 
     /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log, and
@@ -554,7 +558,12 @@ final class LeaseCore: Sendable {
             if !early, let noticed = times.noticed { s.trace.record(.breakNoticed, at: anchor.instant(of: noticed)) }
             if let stopped = times.stopped { s.trace.record(.queuePairsStopped(count: stopped.count), at: anchor.instant(of: stopped.at)) }
             let deregistered = anchor.instant(of: times.deregistered), unmapped = anchor.instant(of: times.unmapped)
-            for region in retired { s.trace.record(.deregistered(region: region.id), at: deregistered) }
+            for region in retired where !times.failedDeregistrations.contains(where: { $0.region == region.id }) {
+                s.trace.record(.deregistered(region: region.id), at: deregistered)
+            }
+            for failure in times.failedDeregistrations {
+                s.trace.record(.deregistrationFailed(region: failure.region, errno: failure.errno), at: deregistered)
+            }
             for region in retired { s.trace.record(.unmapped(region: region.id), at: unmapped) }
             if let released = times.released { s.trace.record(.leaseReleased, at: anchor.instant(of: released)) }
             if let closed = times.closed { s.trace.record(.closed, at: anchor.instant(of: closed)) }
@@ -574,7 +583,12 @@ final class LeaseCore: Sendable {
         finished.leave()
         PinRegistry.shared.withdraw(self)
         let (logger, path) = (options.logger, path)
+        let failures = times.failedDeregistrations
         RevocationLog.write(offThread: onWatcher) {
+            for failure in failures {
+                logger.error("ibv_dereg_mr failed during revocation; the region was unmapped and the lease released anyway",
+                             metadata: ["path": "\(path)", "region": "\(failure.region)", "errno": "\(errnoText(failure.errno))"])
+            }
             if reason == .leaseBreak {
                 logger.notice("lease break: revoked", metadata: ["path": "\(path)", "duration": "\(final.duration)"])
             } else {
@@ -629,22 +643,28 @@ final class LeaseCore: Sendable {
         let leased: Bool
         let deregistered: Stamp
         let unmapped: Stamp
+        /// Regions whose `ibv_dereg_mr` failed, with its errno.
+        let failed: [(region: Int, errno: Int32)]
     }
 
     /// Closes access, deregisters every region, then unmaps them (under the lease lock); the
     /// regions move to `retired`, to be freed once the lease is released.
     private static func tearDown(_ s: inout State, retiring retired: inout [RegionResources]) -> Teardown {
         s.accessClosed = true
-        for region in s.regions { deregister(region) }
+        var failed: [(region: Int, errno: Int32)] = []  // allocates only when a deregistration fails
+        for region in s.regions {
+            if let code = deregister(region) { failed.append((region.id, code.rawValue)) }
+        }
         let deregistered = Stamp.now()
         unmapAll(&s)
         let unmapped = Stamp.now()
         swap(&retired, &s.regions)
-        return Teardown(leased: s.heldType >= 0, deregistered: deregistered, unmapped: unmapped)
+        return Teardown(leased: s.heldType >= 0, deregistered: deregistered, unmapped: unmapped, failed: failed)
     }
 
-    private static func deregister(_ region: RegionResources) {
-        _ = region.device.provider.deregister(region.registration)
+    /// `ibv_dereg_mr`; its errno when it fails.
+    private static func deregister(_ region: RegionResources) -> Errno? {
+        region.device.provider.deregister(region.registration)
     }
 
     /// Unmaps one region (`unpin`), its bounce buffer included.

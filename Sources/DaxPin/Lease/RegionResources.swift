@@ -50,14 +50,14 @@ struct Mapping: @unchecked Sendable {
 
     /// Maps `length` bytes, or returns errno.
     static func map(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int) -> Result<Mapping, Errno> {
-        let address = mmap(nil, length, protection, flags, fd, off_t(offset))
+        let address = Syscalls.mmap(nil, length, protection, flags, fd, off_t(offset))
         guard let address, address != MAP_FAILED else { return .failure(Errno(rawValue: errno)) }
         live.add(1, ordering: .relaxed)
         return .success(Mapping(base: address, length: length))
     }
 
     func unmap() {
-        munmap(base, length)
+        Syscalls.munmap(base, length)
         Mapping.live.subtract(1, ordering: .relaxed)
     }
 }

@@ -40,6 +40,10 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         case leaseReleased
         /// The file descriptor was closed.
         case closed
+        /// `ibv_dereg_mr` failed for a region (the teardown went on: the region is unmapped and
+        /// the lease released all the same, so the file system gets its blocks back; the NIC may
+        /// still reach the pages it had pinned, which no longer belong to the file).
+        case deregistrationFailed(region: Int, errno: Int32)
 
         /// Human-readable text for messages and logs.
         public var description: String {
@@ -53,6 +57,7 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
             case .unmapped(let region): "region \(region): unmapped (unpinned)"
             case .leaseReleased: "lease released (F_UNLCK)"
             case .closed: "file closed"
+            case .deregistrationFailed(let region, let code): "region \(region): ibv_dereg_mr failed: \(errnoText(code))"
             }
         }
     }

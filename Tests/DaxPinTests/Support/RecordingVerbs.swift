@@ -74,9 +74,22 @@ final class RecordingVerbs: VerbsProvider {
 
     func deregister(_ registration: Registration) -> Errno? {
         let mapped = isMapped(UnsafeMutableRawPointer(bitPattern: UInt(registration.address))!, registration.length)
+        let failure: Errno? = deregisterFault.withLock { fault in
+            guard let code = fault.errno else { return nil }
+            if fault.skip > 0 { fault.skip -= 1; return nil }
+            fault.errno = nil
+            return code
+        }
+        if let failure { return failure }  // a failed ibv_dereg_mr leaves the MR registered
         log.withLock { $0.append(.deregister(address: registration.address, stillMapped: mapped)) }
         return nil
     }
+
+    /// Makes the deregistration after `skip` successful ones fail with `errno`, once.
+    func failDeregistration(skip: Int, errno: Errno) {
+        deregisterFault.withLock { $0 = (skip, errno) }
+    }
+    private let deregisterFault = Mutex<(skip: Int, errno: Errno?)>((0, nil))
 
     func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
         checks.add(1, ordering: .relaxed)

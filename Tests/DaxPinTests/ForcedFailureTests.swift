@@ -1,0 +1,94 @@
+@testable import DaxPin
+import Foundation
+import Glibc
+import Testing
+
+extension DaxPin {
+    /// Failures forced at the system-call seam (`Syscalls` + `SyscallFaults`) and in the verbs
+    /// stand-in, where a kernel would refuse: each asserts the error, the order, and that the
+    /// process holds nothing more afterwards (descriptors, mappings, locks, registrations).
+    @Suite(.serialized) struct ForcedFailures {
+        init() { SyscallFaults.disarm() }
+
+        @Test("a MAP_FIXED over the lease's reservation fails: the region is mapped on its own, released in order, nothing left")
+        func mapFixedFails() throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 256 << 10)
+            let recording = RecordingVerbs()
+            let before = ResourceCount.now()
+            var lease = try LayoutLease(path: file.path)
+            SyscallFaults.arm(.mmapFixed, errno: EINVAL)
+            let first = try lease.pin(offset: 0, length: 64 << 10, on: RDMADevice(provider: recording))
+            #expect(SyscallFaults.isSpent(.mmapFixed), "the pin did not map over the reservation")
+            let second = try lease.pin(offset: 64 << 10, length: 64 << 10, on: RDMADevice(provider: recording))
+            let addresses = try [first, second].map { id in try lease.withRegion(id) { $0.memoryRegion.remote.address } }
+            // The second region went into the (still intact) reservation, the first did not.
+            #expect(addresses[1] != addresses[0] + UInt64(64 << 10))
+            let trace = lease.release()
+            #expect(trace.steps == [.deregistered(region: 1), .deregistered(region: 2), .unmapped(region: 1), .unmapped(region: 2),
+                                    .leaseReleased, .closed])
+            #expect(recording.calls.filter { if case .deregister(_, stillMapped: true) = $0 { true } else { false } }.count == 2)
+            #expect(recording.liveRegistrations == 0)
+            let after = ResourceCount.after(expecting: before)
+            #expect(after == before, "leaked: \(after.fdDifference(from: before)), mappings \(before.mappings) -> \(after.mappings)")
+        }
+
+        @Test("F_SETLEASE refused: a typed error, and no descriptor, lease or watch left", arguments: [
+            (EAGAIN, "file in use"), (ENOLCK, "lease unavailable"),
+        ])
+        func setLeaseFails(code: Int32, expected: String) throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let before = ResourceCount.now()
+            SyscallFaults.arm(.setLease, errno: code, times: 2)  // F_LAYOUT first, then F_WRLCK
+            #expect {
+                _ = try LayoutLease(path: file.path)
+            } throws: { error in
+                switch (error as? DaxPinError, expected) {
+                case (.fileInUse?, "file in use"): true
+                case (.leaseUnavailable(_, let errno)?, "lease unavailable"): errno.rawValue == code
+                default: false
+                }
+            }
+            let after = ResourceCount.after(expecting: before)
+            #expect(after == before, "leaked: \(after.fdDifference(from: before))")
+            // The watcher forgot the descriptor: a lease taken now works and breaks as usual.
+            SyscallFaults.disarm()
+            var lease = try LayoutLease(path: file.path)
+            _ = try lease.pin(length: 4096, on: try testDevice())
+            #expect(lease.release().steps.last == .closed)
+        }
+
+        @Test("F_SETOWN_EX refused: the lease is given back (F_UNLCK) and the descriptor closed")
+        func setOwnerFails() throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let before = ResourceCount.now()
+            SyscallFaults.arm(.setOwner, errno: EPERM)
+            #expect(throws: DaxPinError.systemCall(operation: "fcntl(F_SETOWN_EX)", path: file.path, errno: .notPermitted)) {
+                _ = try LayoutLease(path: file.path)
+            }
+            let after = ResourceCount.after(expecting: before)
+            #expect(after == before, "leaked: \(after.fdDifference(from: before)), locks \(before.locks) -> \(after.locks)")
+        }
+
+        @Test("ibv_dereg_mr fails mid-teardown: the rest still deregisters, every region unmaps, the lease is released; the trace says which failed")
+        func deregistrationFailsMidTeardown() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 256 << 10)
+            let recording = RecordingVerbs()
+            let device = RDMADevice(provider: recording)
+            let before = ResourceCount.now()
+            var lease = try LayoutLease(path: file.path)
+            for index in 0..<3 { _ = try lease.pin(offset: index * (64 << 10), length: 64 << 10, on: device) }
+            recording.failDeregistration(skip: 1, errno: .resourceBusy)
+            let trace = lease.release()
+            #expect(trace.steps == [
+                .deregistered(region: 1), .deregistered(region: 3), .deregistrationFailed(region: 2, errno: EBUSY),
+                .unmapped(region: 1), .unmapped(region: 2), .unmapped(region: 3), .leaseReleased, .closed,
+            ])
+            #expect(trace.description.contains("region 2: ibv_dereg_mr failed: Device or resource busy"))
+            let after = ResourceCount.after(expecting: before)
+            #expect(after == before, "leaked: \(after.fdDifference(from: before)), mappings \(before.mappings) -> \(after.mappings)")
+        }
+    }
+}
