@@ -52,22 +52,22 @@ public final class RDMAConnection: @unchecked Sendable {
     let id: UnsafeMutablePointer<rdma_cm_id>
     private let events: CMEventChannel
     private let provider: IbverbsProvider
-    private let sendCQ: CompletionQueue
-    private let receiveCQ: CompletionQueue
-    private let options: Options
-    private let buffer: UnsafeMutableRawPointer
-    private let bufferRegistration: Registration
-    private let sendState = Mutex(SendState())
-    private let receiveLock = Mutex(())
-    private let closed = Atomic<Bool>(false)
+    let sendCQ: CompletionQueue
+    let receiveCQ: CompletionQueue
+    let options: Options
+    let buffer: UnsafeMutableRawPointer
+    let bufferRegistration: Registration
+    let sendState = Mutex(SendState())
+    let receiveLock = Mutex(())
+    let closed = Atomic<Bool>(false)
     private let qpDestroyed = Atomic<Bool>(false)
 
-    private struct SendState {
+    struct SendState {
         var nextInternal: UInt64 = 0
         var internalDone: [UInt64: QueuePair.Completion] = [:]
         var userDone: [WorkCompletion] = []
     }
-    private static let internalBit: UInt64 = 1 << 63
+    static let internalBit: UInt64 = 1 << 63
 
     /// Creates the CQs, the QP (on `device`'s PD) and the message pool for `id`, and posts the receives.
     init(id: UnsafeMutablePointer<rdma_cm_id>, events: CMEventChannel, device: RDMADevice,
@@ -242,209 +242,4 @@ public final class RDMAConnection: @unchecked Sendable {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         rdma_disconnect(id)
     }
-
-    // MARK: Control messages
-
-    private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { buffer + slot * options.messageSize }
-
-    private func postReceive(slot: Int) throws(DaxPinError) {
-        var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slotAddress(slot))), length: UInt32(options.messageSize),
-                          lkey: bufferRegistration.localKey)
-        var request = ibv_recv_wr()
-        request.wr_id = UInt64(slot)
-        request.num_sge = 1
-        var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        let rc = withUnsafeMutablePointer(to: &sge) { pointer in
-            request.sg_list = pointer
-            return daxpin_ibv_post_recv(id.pointee.qp, &request, &bad)
-        }
-        guard rc == 0 else { throw .deviceFailure(device: device.name, operation: "ibv_post_recv", errno: .init(rawValue: rc)) }
-    }
-
-    /// Sends one control message (SEND) and waits for its completion.
-    /// - Throws: `.disconnected` when the queue pair is in the error state; `.deviceFailure`
-    ///   with ETIMEDOUT when no completion arrives in `timeout`, with EMSGSIZE when `message`
-    ///   exceeds ``Options/messageSize``.
-    public func send(_ message: [UInt8], timeout: Duration = .seconds(5)) throws(DaxPinError) {
-        guard message.count <= options.messageSize else {
-            throw .deviceFailure(device: device.name, operation: "send \(message.count) bytes (limit \(options.messageSize))", errno: .messageTooLong)
-        }
-        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
-            state.nextInternal += 1
-            let wrID = Self.internalBit | state.nextInternal
-            let slot = slotAddress(options.receiveSlots)
-            message.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slot)), length: UInt32(message.count), lkey: bufferRegistration.localKey)
-            var request = ibv_send_wr()
-            request.wr_id = wrID
-            request.opcode = IBV_WR_SEND
-            request.num_sge = 1
-            request.send_flags = IBV_SEND_SIGNALED.rawValue
-            let rc = post(&request, &sge)
-            guard rc == 0 else {
-                return .failure(rc == EINVAL || rc == ENOMEM ? .disconnected(peer: peer)
-                                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: .init(rawValue: rc)))
-            }
-            return wait(for: wrID, state: &state, timeout: timeout)
-        }
-        switch try result.get() {
-        case .success: return
-        case .flushed, .retryExceeded: throw .disconnected(peer: peer)
-        case let other: throw .deviceFailure(device: device.name, operation: "SEND (\(other))", errno: .ioError)
-        }
-    }
-
-    /// The next control message, or nil when none arrives within `timeout`.
-    /// - Throws: `.disconnected` when the receive queue was flushed (the queue pair is in error).
-    public func receive(timeout: Duration) throws(DaxPinError) -> [UInt8]? {
-        let result: Result<[UInt8]?, DaxPinError> = receiveLock.withLock { _ in
-            do throws(DaxPinError) {
-                guard let completion = try receiveCQ.poll(maximum: 1, timeout: timeout).first else { return .success(nil) }
-                guard completion.status == IBV_WC_SUCCESS else {
-                    closed.store(true, ordering: .releasing)
-                    return .failure(.disconnected(peer: peer))
-                }
-                let slot = Int(completion.wr_id)
-                let message = Array(UnsafeRawBufferPointer(start: slotAddress(slot), count: Int(completion.byte_len)))
-                try postReceive(slot: slot)
-                return .success(message)
-            } catch {
-                return .failure(error)
-            }
-        }
-        return try result.get()
-    }
-
-    // MARK: One-sided RDMA
-
-    /// Posts an RDMA WRITE of `local` to `remote` at `offset` with `id` (below 2^63), without waiting;
-    /// collect its completion with ``completions(timeout:)``.
-    ///
-    /// With `signaled` false the WRITE produces a completion only if it fails: post a signaled
-    /// work request after it (a READ, a ``send(_:timeout:)``) and take that one's success as
-    /// the WRITE's, since a reliable connection completes its send queue in order. Saves a
-    /// completion (and possibly a wake-up) per WRITE.
-    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
-                          signaled: Bool = true) throws(DaxPinError) {
-        try postRDMA(IBV_WR_RDMA_WRITE, local, remote, offset, id, signaled: signaled)
-    }
-
-    /// Posts an RDMA WRITE (as ``postWrite(_:to:offset:id:signaled:)``) and an RDMA READ of
-    /// `readLocal.length` bytes at `readOffset` behind it, in one `ibv_post_send` (one doorbell
-    /// for both). The responder executes the READ after the WRITE, so its completion means the
-    /// WRITE was placed: the one-sided flush of SNIA's appliance persistency method.
-    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
-                          signaled: Bool = true, thenRead readLocal: QueuePair.LocalBuffer, at readOffset: Int,
-                          readID: UInt64) throws(DaxPinError) {
-        precondition(id & Self.internalBit == 0 && readID & Self.internalBit == 0, "work request ids must be below 2^63")
-        let rc = sendState.withLock { _ in
-            self.id.pointee.qp.map {
-                postWriteThenRead(on: $0, write: local, writeID: id, writeSignaled: signaled, read: readLocal, readID: readID,
-                                  remote: remote, writeOffset: offset, readOffset: readOffset)
-            } ?? EINVAL
-        }
-        guard rc == 0 else {
-            throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
-        }
-    }
-
-    /// Posts an RDMA READ from `remote` at `offset` into `local` with `id` (below 2^63), without waiting.
-    public func postRead(into local: QueuePair.LocalBuffer, from remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64) throws(DaxPinError) {
-        try postRDMA(IBV_WR_RDMA_READ, local, remote, offset, id)
-    }
-
-    /// Completions of posted WRITEs and READs; waits up to `timeout` for at least one. Empty on timeout.
-    public func completions(timeout: Duration) throws(DaxPinError) -> [WorkCompletion] {
-        var done: [WorkCompletion] = []
-        try completions(into: &done, timeout: timeout)
-        return done
-    }
-
-    /// Appends the completions of posted WRITEs and READs to `done`; waits up to `timeout` for
-    /// at least one. Returns how many were appended (0 on timeout). Allocates nothing when `done`
-    /// has room: for loops that harvest once per operation (queue depth 1), reuse one array.
-    @discardableResult
-    public func completions(into done: inout [WorkCompletion], timeout: Duration) throws(DaxPinError) -> Int {
-        let result: Result<Int, DaxPinError> = sendState.withLock { state in
-            if state.userDone.isEmpty {
-                do throws(DaxPinError) { try harvest(&state, timeout: timeout) } catch { return .failure(error) }
-            }
-            let count = state.userDone.count
-            done.append(contentsOf: state.userDone)
-            state.userDone.removeAll(keepingCapacity: true)
-            return .success(count)
-        }
-        return try result.get()
-    }
-
-    /// RDMA WRITE that waits for its completion (at most `timeout`).
-    public func write(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int = 0,
-                      timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
-        try postAndWait(IBV_WR_RDMA_WRITE, local, remote, offset, timeout)
-    }
-
-    /// RDMA READ that waits for its completion (at most `timeout`).
-    public func read(into local: QueuePair.LocalBuffer, from remote: MemoryRegion.RemoteAccess, offset: Int = 0,
-                     timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
-        try postAndWait(IBV_WR_RDMA_READ, local, remote, offset, timeout)
-    }
-
-    private func postRDMA(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
-                          _ offset: Int, _ wrID: UInt64, signaled: Bool = true) throws(DaxPinError) {
-        precondition(wrID & Self.internalBit == 0, "work request ids must be below 2^63")
-        let rc = sendState.withLock { _ in
-            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset,
-                                             signaled: signaled) } ?? EINVAL
-        }
-        guard rc == 0 else {
-            throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
-        }
-    }
-
-    private func postAndWait(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
-                             _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> QueuePair.Completion {
-        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
-            state.nextInternal += 1
-            let wrID = Self.internalBit | state.nextInternal
-            let rc = id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
-            guard rc == 0 else {
-                return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
-            }
-            return wait(for: wrID, state: &state, timeout: timeout)
-        }
-        return try result.get()
-    }
-
-    private func post(_ request: inout ibv_send_wr, _ sge: inout ibv_sge) -> Int32 {
-        guard let qp = id.pointee.qp else { return EINVAL }
-        var bad: UnsafeMutablePointer<ibv_send_wr>?
-        return withUnsafeMutablePointer(to: &sge) { pointer in
-            request.sg_list = pointer
-            return daxpin_ibv_post_send(qp, &request, &bad)
-        }
-    }
-
-    private func wait(for wrID: UInt64, state: inout SendState, timeout: Duration) -> Result<QueuePair.Completion, DaxPinError> {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let done = state.internalDone.removeValue(forKey: wrID) { return .success(done) }
-            let left = ContinuousClock.now.duration(to: deadline)
-            if left <= .zero {
-                return .failure(.deviceFailure(device: device.name, operation: "wait for a completion", errno: .timedOut))
-            }
-            do throws(DaxPinError) { try harvest(&state, timeout: left) } catch { return .failure(error) }
-        }
-    }
-
-    private func harvest(_ state: inout SendState, timeout: Duration) throws(DaxPinError) {
-        try sendCQ.poll(maximum: 16, timeout: timeout) { entry in
-            let status = QueuePair.Completion(entry.status)
-            if entry.wr_id & Self.internalBit != 0 {
-                state.internalDone[entry.wr_id] = status
-            } else {
-                state.userDone.append(WorkCompletion(id: entry.wr_id, status: status))
-            }
-        }
-    }
-
 }

@@ -1,0 +1,78 @@
+import CIbverbs
+import CRdmacm
+import Glibc
+import Synchronization
+
+// Control messages: two-sided SEND/RECV through the connection's registered message pool.
+extension RDMAConnection {
+
+    private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { buffer + slot * options.messageSize }
+
+    func postReceive(slot: Int) throws(DaxPinError) {
+        var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slotAddress(slot))), length: UInt32(options.messageSize),
+                          lkey: bufferRegistration.localKey)
+        var request = ibv_recv_wr()
+        request.wr_id = UInt64(slot)
+        request.num_sge = 1
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        let rc = withUnsafeMutablePointer(to: &sge) { pointer in
+            request.sg_list = pointer
+            return daxpin_ibv_post_recv(id.pointee.qp, &request, &bad)
+        }
+        guard rc == 0 else { throw .deviceFailure(device: device.name, operation: "ibv_post_recv", errno: .init(rawValue: rc)) }
+    }
+
+    /// Sends one control message (SEND) and waits for its completion.
+    /// - Throws: `.disconnected` when the queue pair is in the error state; `.deviceFailure`
+    ///   with ETIMEDOUT when no completion arrives in `timeout`, with EMSGSIZE when `message`
+    ///   exceeds ``Options/messageSize``.
+    public func send(_ message: [UInt8], timeout: Duration = .seconds(5)) throws(DaxPinError) {
+        guard message.count <= options.messageSize else {
+            throw .deviceFailure(device: device.name, operation: "send \(message.count) bytes (limit \(options.messageSize))", errno: .messageTooLong)
+        }
+        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
+            state.nextInternal += 1
+            let wrID = Self.internalBit | state.nextInternal
+            let slot = slotAddress(options.receiveSlots)
+            message.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slot)), length: UInt32(message.count), lkey: bufferRegistration.localKey)
+            var request = ibv_send_wr()
+            request.wr_id = wrID
+            request.opcode = IBV_WR_SEND
+            request.num_sge = 1
+            request.send_flags = IBV_SEND_SIGNALED.rawValue
+            let rc = post(&request, &sge)
+            guard rc == 0 else {
+                return .failure(rc == EINVAL || rc == ENOMEM ? .disconnected(peer: peer)
+                                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: .init(rawValue: rc)))
+            }
+            return wait(for: wrID, state: &state, timeout: timeout)
+        }
+        switch try result.get() {
+        case .success: return
+        case .flushed, .retryExceeded: throw .disconnected(peer: peer)
+        case let other: throw .deviceFailure(device: device.name, operation: "SEND (\(other))", errno: .ioError)
+        }
+    }
+
+    /// The next control message, or nil when none arrives within `timeout`.
+    /// - Throws: `.disconnected` when the receive queue was flushed (the queue pair is in error).
+    public func receive(timeout: Duration) throws(DaxPinError) -> [UInt8]? {
+        let result: Result<[UInt8]?, DaxPinError> = receiveLock.withLock { _ in
+            do throws(DaxPinError) {
+                guard let completion = try receiveCQ.poll(maximum: 1, timeout: timeout).first else { return .success(nil) }
+                guard completion.status == IBV_WC_SUCCESS else {
+                    closed.store(true, ordering: .releasing)
+                    return .failure(.disconnected(peer: peer))
+                }
+                let slot = Int(completion.wr_id)
+                let message = Array(UnsafeRawBufferPointer(start: slotAddress(slot), count: Int(completion.byte_len)))
+                try postReceive(slot: slot)
+                return .success(message)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,90 @@
+import CLease
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+import SystemPackage
+
+// Byte access (outside the bookkeeping lock, drained before a teardown), unpin, stop hooks.
+extension LeaseCore {
+    /// Runs `body` on a region's resources as a byte access: revocation and `unpin` wait for it
+    /// before they deregister or unmap, and no access starts once revocation has begun (it
+    /// throws `.revoked`). The lease lock is not held while `body` runs, so `body` may call
+    /// back into the lease.
+    func access<R>(_ id: Int, _ body: (RegionResources) throws -> R) throws -> R {
+        let region = try state.withLock { (s: inout State) throws(DaxPinError) -> RegionResources in
+            guard !s.accessClosed else { throw .revoked(path: path) }
+            guard let region = s.regions.first(where: { $0.id == id }) else {
+                throw .regionNotFound(path: path, region: id)
+            }
+            s.accessors += 1
+            return region
+        }
+        defer { endAccess() }
+        return try body(region)
+    }
+
+    private func endAccess() {
+        let waiters: [DispatchSemaphore] = state.withLock { s in
+            s.accessors -= 1
+            guard s.accessors == 0, !s.accessDrainWaiters.isEmpty else { return [] }
+            defer { s.accessDrainWaiters.removeAll() }
+            return s.accessDrainWaiters
+        }
+        for waiter in waiters { waiter.signal() }
+    }
+
+    /// Waits until no byte access runs (outside the lock: an access may need it). With
+    /// `closing`, none can start any more, so none runs afterwards; without, the caller must
+    /// check `accessors` again under the lock.
+    func drainAccess(closing: Bool) {
+        while let waiter = state.withLock({ s -> DispatchSemaphore? in
+            if closing { s.accessClosed = true }
+            guard s.accessors > 0 else { return nil }
+            let waiter = DispatchSemaphore(value: 0)
+            s.accessDrainWaiters.append(waiter)
+            return waiter
+        }) {
+            waiter.wait()
+        }
+    }
+
+    /// Tears down one region: deregister, then unmap.
+    func unpin(_ id: Int) throws(DaxPinError) {
+        while true {
+            drainAccess(closing: false)
+            let outcome: Result<Bool, DaxPinError> = state.withLock { s in
+                guard case .held = s.phase else { return .failure(.revoked(path: path)) }
+                guard let index = s.regions.firstIndex(where: { $0.id == id }) else {
+                    return .failure(.regionNotFound(path: path, region: id))
+                }
+                guard s.accessors == 0 else { return .success(false) }  // one started meanwhile
+                let region = s.regions.remove(at: index)
+                if let code = Self.deregister(region) {
+                    s.trace.record(.deregistrationFailed(region: id, errno: code.rawValue))
+                } else {
+                    s.trace.record(.deregistered(region: id))
+                }
+                Self.unmap(region, reservation: &s.reservation)
+                s.trace.record(.unmapped(region: id))
+                return .success(true)
+            }
+            if try outcome.get() { break }
+        }
+        publishToRegistry()
+    }
+
+    /// Registers work to run after quiesce and before deregistration (for example moving
+    /// queue pairs to the error state). Returns a token for `detach`.
+    func attach(_ stop: @escaping @Sendable () -> Void) -> Int {
+        state.withLock { s in
+            s.nextHook += 1
+            s.stopHooks[s.nextHook] = stop
+            return s.nextHook
+        }
+    }
+
+    func detach(_ token: Int) {
+        _ = state.withLock { $0.stopHooks.removeValue(forKey: token) }
+    }
+}

@@ -1,0 +1,192 @@
+import CLease
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+import SystemPackage
+
+// Pinning: map (into the lease's reservation), populate, choose the strategy, register.
+extension LeaseCore {
+    /// Maps, populates and registers a range; returns the new region's id.
+    func pin(offset: Int, length requested: Int?, device: RDMADevice, policy: StrategyPolicy,
+             remoteAtomics: Bool) throws(DaxPinError) -> Int {
+        guard case .held = phase else { throw .revoked(path: path) }
+        // Files can grow or shrink, so their size is read per pin; a device's is fixed.
+        let size: Int
+        if let deviceSize {
+            size = deviceSize
+        } else if fd >= 0 {
+            size = try MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path)
+        } else {
+            size = Int.max
+        }
+        let length = requested ?? (fd >= 0 ? size - offset : 0)
+        func invalid(_ problem: DaxPinError.RangeProblem) -> DaxPinError {
+            .invalidRange(path: path, offset: offset, length: length, problem: problem)
+        }
+        guard offset >= 0, length >= 0 else { throw invalid(.negative) }
+        guard length > 0 else { throw invalid(.zeroLength) }
+        let alignment = memory.mappingAlignment
+        if offset % alignment != 0 { throw invalid(.misaligned(alignment: alignment)) }
+        if case .deviceDAX = memory, length % alignment != 0 { throw invalid(.misaligned(alignment: alignment)) }
+        guard offset <= size - length else { throw invalid(.beyondEnd(size: size)) }
+
+        let mappedLength = (length + alignment - 1) / alignment * alignment
+        let protection = access == .readOnly ? PROT_READ : PROT_READ | PROT_WRITE
+        let flags: Int32 = switch memory {
+        case .anonymous: MAP_PRIVATE | MAP_ANONYMOUS
+        case .fsDAX: Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC)
+        default: MAP_SHARED
+        }
+        let mapping: Mapping
+        let reserved: Bool
+        if let placed = mapIntoReservation(offset: offset, mappedLength: mappedLength, protection: protection,
+                                           flags: flags, size: size, alignment: alignment),
+           case .success(let mapped) = placed {
+            mapping = mapped
+            reserved = true
+        } else {
+            switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
+            case .success(let mapped): mapping = mapped
+            case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
+            }
+            reserved = false
+        }
+        // ODP is used only once the device has passed DaxPin's check (cached per device).
+        let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
+            ? device.onDemandPaging(for: access) : (device.capabilities.odpUsable(for: access) ? .verified : .notOffered)
+        let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)
+
+        // Outside the lease lock. Device-dax is not populated: the registration's long-term pin
+        // faults its huge pages in itself, writable, in one pass, while a populate maps them
+        // read-only first and the pin then faults each again for write. Nor is a range that
+        // goes to On-Demand Paging first: the NIC faults in what it touches (and the prefetch
+        // what it can), which is what makes an ODP registration cheap.
+        if case .deviceDAX = memory {} else if plan.candidates.first != .onDemandPaging {
+            let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
+            Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
+        }
+        let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
+        var attempts: [RegistrationRefusal.Attempt] = []
+        var chosen: (Strategy, Registration, UnsafeMutableRawPointer)?
+        for strategy in plan.candidates where chosen == nil {
+            switch strategy {
+            case .pinned, .onDemandPaging:
+                let onDemand = strategy == .onDemandPaging
+                switch device.provider.register(address: mapping.base, length: length, access: flagsWanted, onDemand: onDemand) {
+                case .success(let registration):
+                    if onDemand, let code = device.provider.prefetch(registration, writable: access == .readWrite) {
+                        options.logger.notice("ODP prefetch failed; pages fault in on first access", metadata: ["errno": "\(code)"])
+                    }
+                    chosen = (strategy, registration, mapping.base)
+                case .failure(let code):
+                    attempts.append(.init(strategy: strategy, errno: code, reason: explain(strategy, code, memory)))
+                }
+            case .staged:
+                guard case .success(let bounce) = Mapping.map(length: mappedLength, protection: PROT_READ | PROT_WRITE,
+                                                              flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, fd: -1, offset: 0) else {
+                    attempts.append(.init(strategy: .staged, errno: .noMemory, reason: "no memory for the bounce buffer"))
+                    continue
+                }
+                bounce.base.copyMemory(from: mapping.base, byteCount: length)
+                switch device.provider.register(address: bounce.base, length: length, access: flagsWanted.union(.localWrite), onDemand: false) {
+                case .success(let registration):
+                    chosen = (.staged, registration, bounce.base)
+                case .failure(let code):
+                    bounce.unmap()
+                    attempts.append(.init(strategy: .staged, errno: code, reason: explain(.staged, code, memory)))
+                }
+            }
+        }
+        guard let (strategy, registration, registered) = chosen else {
+            discard(mapping, reserved: reserved)
+            attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
+            throw .registrationRefused(RegistrationRefusal(
+                path: path, memory: memory, device: device.name, attempts: attempts,
+                advice: StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy)))
+        }
+        let resources = RegionResources(
+            id: 0, offset: offset, length: length, strategy: strategy, mapping: mapping.base,
+            mappedLength: mappedLength, registered: registered, registration: registration,
+            flushIsDurable: memory.isPersistentMemory, device: device)
+        let id: Int? = state.withLock { s in
+            if reserved { s.pinInFlight = false }
+            guard case .held = s.phase else { return nil }
+            let id = s.nextRegionID
+            s.nextRegionID += 1
+            s.regions.append(resources.with(id: id))
+            return id
+        }
+        guard let id else {
+            // Revoked while we were registering: undo in order, then report.
+            _ = Self.deregister(resources)
+            resources.unmapStagingBuffer()
+            discard(mapping, reserved: reserved, pinStillInFlight: false)
+            throw .revoked(path: path)
+        }
+        publishToRegistry()
+        options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
+        return id
+    }
+
+    /// Maps a region over the lease's reservation (made here at the first pin of a file-backed
+    /// lease), under the lease lock so that a teardown cannot remove the reservation meanwhile;
+    /// unpopulated (the caller populates after), so the lock is held only for the mapping. Nil
+    /// when the region is mapped the ordinary way (no reservation, outside it, or the lease is revoked);
+    /// on success the pin is in flight until it adds its region or discards the mapping.
+    private func mapIntoReservation(offset: Int, mappedLength: Int, protection: Int32, flags: Int32,
+                                    size: Int, alignment: Int) -> Result<Mapping, Errno>? {
+        guard fd >= 0 else { return nil }
+        return state.withLock { s -> Result<Mapping, Errno>? in
+            guard case .held = s.phase else { return nil }
+            if s.reservation == nil, !s.reservationTried {
+                s.reservationTried = true
+                let capacity = (size + alignment - 1) / alignment * alignment
+                let base = memory.isPersistentMemory ? max(alignment, AddressReservation.hugePage) : alignment
+                s.reservation = AddressReservation.make(capacity: capacity, alignment: base)
+            }
+            guard var reservation = s.reservation else { return nil }
+            let result = reservation.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset)
+            s.reservation = reservation
+            if case .success = result { s.pinInFlight = true }
+            return result
+        }
+    }
+
+    /// Undoes a failed pin's mapping. One in the reservation is given back to it, or, when a
+    /// teardown ran meanwhile (it left the reservation to this pin), removed with the whole
+    /// reservation.
+    private func discard(_ mapping: Mapping, reserved: Bool, pinStillInFlight: Bool = true) {
+        guard reserved else { return mapping.unmap() }
+        state.withLock { s in
+            if pinStillInFlight { s.pinInFlight = false }
+            guard var reservation = s.reservation else { return }
+            if reservation.intact, s.regions.isEmpty {
+                // Nothing else lives in it (revoked meanwhile, or the lease's first pin failed):
+                // a failed pin leaves no mapping behind. A later pin reserves again.
+                reservation.unmapAll(regionsInside: 1)
+                s.reservation = nil
+                s.reservationTried = false
+            } else {
+                reservation.giveBack(mapping)
+                s.reservation = reservation
+            }
+        }
+    }
+
+    private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
+        if let known = KernelBehaviour.running.refusal(of: strategy, memory: memory, access: access),
+           known.errno == code.rawValue {
+            return known.reason
+        }
+        switch (strategy, code) {
+        case (_, .noMemory), (_, .resourceTemporarilyUnavailable), (_, .notPermitted):
+            // rxe on 6.1 answers EPERM, other drivers ENOMEM, when the pin exceeds the limit.
+            return "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is too small for a process without CAP_IPC_LOCK, or memory is short"
+        case (.onDemandPaging, _):
+            return "the device rejected an On-Demand Paging registration"
+        default:
+            return "the kernel refused the registration"
+        }
+    }
+}
