@@ -60,9 +60,12 @@ extension LeaseCore {
         }
         var releasedAt: Stamp?
         var closedAt: Stamp?
+        var leaseLost = false
         if fd >= 0 {
             if teardown.leased {
-                Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK))
+                // EAGAIN: no lease left to remove. The kernel dropped it (lease-break-time ran
+                // out before this teardown) and let the breaker go on while the MRs were live.
+                leaseLost = Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) != 0 && errno == EAGAIN
                 releasedAt = .now()
                 LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
             }
@@ -71,7 +74,7 @@ extension LeaseCore {
         }
         return finishRevocation(reason: reason, early: early, onWatcher: onWatcher, retired: retired, times: TeardownTimes(
             noticed: noticedAt, stopped: stopped, deregistered: teardown.deregistered, unmapped: teardown.unmapped,
-            released: releasedAt, closed: closedAt, failedDeregistrations: teardown.failed))
+            released: releasedAt, closed: closedAt, failedDeregistrations: teardown.failed, leaseLost: leaseLost))
     }
 
     /// Runs the queue pairs' stop hooks (outside the lock), then tears down under it once no
@@ -103,6 +106,8 @@ extension LeaseCore {
         let released: Stamp?
         let closed: Stamp?
         let failedDeregistrations: [(region: Int, errno: Int32)]
+        /// F_UNLCK found no lease: the kernel had taken it back already.
+        let leaseLost: Bool
     }
 
     /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log, and
@@ -126,7 +131,7 @@ extension LeaseCore {
                 s.trace.record(.deregistrationFailed(region: failure.region, errno: failure.errno), at: deregistered)
             }
             for region in retired { s.trace.record(.unmapped(region: region.id), at: unmapped) }
-            if let released = times.released { s.trace.record(.leaseReleased, at: anchor.instant(of: released)) }
+            if let released = times.released { s.trace.record(times.leaseLost ? .leaseLost : .leaseReleased, at: anchor.instant(of: released)) }
             if let closed = times.closed { s.trace.record(.closed, at: anchor.instant(of: closed)) }
         }
         withExtendedLifetime(retired) {}
@@ -144,8 +149,12 @@ extension LeaseCore {
         finished.leave()
         PinRegistry.shared.withdraw(self)
         let (logger, path) = (options.logger, path)
-        let failures = times.failedDeregistrations
+        let failures = times.failedDeregistrations, lost = times.leaseLost
         RevocationLog.write(offThread: onWatcher) {
+            if lost {
+                logger.error("lease lost: the kernel dropped the lease (lease-break-time ran out) before DaxPin revoked; the file may have changed while the NIC could still write",
+                             metadata: ["path": "\(path)"])
+            }
             for failure in failures {
                 logger.error("ibv_dereg_mr failed during revocation; the region was unmapped and the lease released anyway",
                              metadata: ["path": "\(path)", "region": "\(failure.region)", "errno": "\(errnoText(failure.errno))"])

@@ -40,6 +40,11 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         case leaseReleased
         /// The file descriptor was closed.
         case closed
+        /// `F_UNLCK` found no lease: the kernel had already dropped it because the revocation did
+        /// not finish within `lease-break-time` (the holder was stopped, starved, or an access
+        /// closure ran too long). The breaker went on while the MRs were still registered, so
+        /// the file may have changed under them; every MR is deregistered now all the same.
+        case leaseLost
         /// `ibv_dereg_mr` failed for a region (the teardown went on: the region is unmapped and
         /// the lease released all the same, so the file system gets its blocks back; the NIC may
         /// still reach the pages it had pinned, which no longer belong to the file).
@@ -56,6 +61,7 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
             case .deregistered(let region): "region \(region): MR deregistered"
             case .unmapped(let region): "region \(region): unmapped (unpinned)"
             case .leaseReleased: "lease released (F_UNLCK)"
+            case .leaseLost: "lease lost: the kernel had dropped it after lease-break-time"
             case .closed: "file closed"
             case .deregistrationFailed(let region, let code): "region \(region): ibv_dereg_mr failed: \(errnoText(code))"
             }
@@ -80,6 +86,9 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
 
     /// The steps without their times.
     public var steps: [Step] { entries.map(\.step) }
+
+    /// Whether the kernel had taken the lease back before it was released (``Step/leaseLost``).
+    public var leaseWasLost: Bool { entries.contains { $0.step == .leaseLost } }
 
     /// Time from the first step to the last.
     public var duration: Duration {

@@ -1,0 +1,62 @@
+@testable import DaxPin
+import Dispatch
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+extension DaxPin {
+    /// A lease the kernel took back (lease-break-time ran out before the revocation finished) is
+    /// reported as lost, never as released, and everything under it is still torn down.
+    @Suite(.serialized) struct LostLease {
+        @Test("F_UNLCK finding no lease (forced EAGAIN) records leaseLost, not leaseReleased")
+        func forcedLostLease() throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            var lease = try LayoutLease(path: file.path)
+            _ = try lease.pin(length: 4096, on: try testDevice())
+            SyscallFaults.arm(.setLease, errno: EAGAIN)
+            let trace = lease.release()
+            #expect(trace.steps == [.deregistered(region: 1), .unmapped(region: 1), .leaseLost, .closed])
+            #expect(trace.leaseWasLost)
+            #expect(trace.description.contains("lease lost"))
+        }
+
+        /// The real kernel: with `lease-break-time` at 1 s, a byte access that runs for 2.5 s
+        /// holds the revocation up past it; the kernel drops the lease and the breaker's open
+        /// returns while the MR is still registered. DaxPin then deregisters, unmaps and reports
+        /// the lease lost.
+        @Test("the kernel drops the lease after lease-break-time: the break is reported as lost, the MR deregistered",
+              .enabled(if: Testbed.isActive, Testbed.skipReason))
+        func kernelDropsTheLease() throws {
+            let knob = "/proc/sys/fs/lease-break-time"
+            let saved = readTextFile(knob).trimmingCharacters(in: " \n")
+            try "1\n".write(toFile: knob, atomically: false, encoding: .utf8)
+            defer { try? "\(saved)\n".write(toFile: knob, atomically: false, encoding: .utf8) }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .milliseconds(100)))
+            let id = try lease.pin(length: 4096, on: try Testbed.rdmaDevice())
+            let core = lease.core
+            let entered = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                _ = try? core.access(id.rawValue) { _ in
+                    entered.signal()
+                    usleep(2_500_000)
+                }
+                finished.signal()
+            }
+            #expect(entered.wait(timeout: .now() + 10) == .success)
+            let breaker = try Breaker.openForWrite(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)))
+            // The kernel let the breaker go after about lease-break-time, not after the revocation.
+            #expect(result.blocked < .milliseconds(2_400), "breaker blocked \(result.blocked)")
+            #expect(finished.wait(timeout: .now() + 10) == .success)
+            #expect(eventually { lease.state.isRevoked })
+            let trace = lease.trace
+            #expect(trace.leaseWasLost, "\(trace)")
+            #expect(trace.steps.contains(.deregistered(region: 1)) && trace.steps.contains(.unmapped(region: 1)))
+            #expect(!trace.steps.contains(.leaseReleased))
+            Testbed.ran()
+        }
+    }
+}
