@@ -21,16 +21,21 @@ enum DaxPinBinary {
 
     /// Runs `daxpin ARGS` to completion (bounded by a watchdog).
     static func run(_ arguments: [String], runDirectory: String? = nil) throws -> Result {
+        try run(arguments, executable: path, environment: environment(runDirectory: runDirectory), timeout: 60)
+    }
+
+    /// Runs `executable ARGS` to completion, killed after `timeout` seconds.
+    static func run(_ arguments: [String], executable: String, environment: [String: String], timeout: Double) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = environment(runDirectory: runDirectory)
+        process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
         let watchdog = DispatchWorkItem { process.terminate() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

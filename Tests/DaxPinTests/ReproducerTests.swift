@@ -14,19 +14,9 @@ extension DaxPin {
         }
 
         static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = out
-            try process.run()
-            let watchdog = DispatchWorkItem { process.terminate() }
-            DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-            let output = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            watchdog.cancel()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+            let result = try DaxPinBinary.run(arguments, executable: path, environment: ProcessInfo.processInfo.environment,
+                                              timeout: 120)
+            return (result.status, result.stdout + result.stderr)
         }
 
         @Test("the rxe ODP reproducer agrees with the kernel table on rxe0 and rxe3; pinned MRs are exact")

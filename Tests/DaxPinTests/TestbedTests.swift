@@ -261,10 +261,19 @@ extension DaxPin {
             regionBox.set(lease.core, id.rawValue, staged: staged)
             let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
             let peer = try Peer(device: device)
+            try Self.openDuringTraffic(lease, path: file.path, peer: peer, remote: remote, writer: writer) { _ in 0xA5 }
+            Testbed.ran()
+        }
+
+        /// A peer writes blocks round-robin until another process opens `path` for write; the
+        /// quiesce handler (which drains `writer`) runs, then revocation: checks the order,
+        /// every acknowledged write in the file (blocks not written hold `before(block)`), and
+        /// that the peer's next WRITE is a remote access error.
+        static func openDuringTraffic(_ lease: borrowing LayoutLease, path: String, peer: Peer, remote: MemoryRegion.RemoteAccess,
+                                      writer: Writer, before: (Int) -> UInt8) throws {
             writer.start(peer, remote: remote, blocks: Self.writerBlocks)
             #expect(eventually(timeout: .seconds(30)) { writer.ackCount >= 50 }, "no traffic")
-
-            let breaker = try Breaker.openForWrite(file.path)
+            let breaker = try Breaker.openForWrite(path)
             let result = try #require(breaker.wait(timeout: .seconds(40)))
             #expect(result.blocked < .seconds(10), "breaker blocked \(result.blocked)")
             #expect(eventually { lease.state.isRevoked })
@@ -272,22 +281,19 @@ extension DaxPin {
             #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished,
                                           .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
             #expect(writer.state.withLock { $0.failure } == nil, "the drained writer saw a failure")
+            #expect(try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote) == .remoteAccessError)
 
-            let late = try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote)
-            #expect(late == .remoteAccessError)
-
-            let bytes = try #require(FileManager.default.contents(atPath: file.path))
+            let bytes = try #require(FileManager.default.contents(atPath: path))
             let acked = writer.lastAcked
             #expect(acked.count > 0)
             var wrong = 0
             for block in 0..<(Self.regionSize / Peer.blockSize) {
-                let expected = acked[block] ?? 0xA5
+                let expected = acked[block] ?? before(block)
                 let slice = bytes[(block * Peer.blockSize)..<((block + 1) * Peer.blockSize)]
                 if !slice.allSatisfy({ $0 == expected }) { wrong += 1 }
             }
             #expect(wrong == 0, "\(wrong) blocks differ from the acknowledged writes")
             #expect(!bytes.contains(0xEE))
-            Testbed.ran()
         }
 
         /// The On-Demand Paging path end to end on the real kernel. rxe3's path MTU is 4096, so
@@ -333,29 +339,9 @@ extension DaxPin {
             }
             #expect(try peer.read(block: 9, from: remote) == [UInt8](repeating: 0xC3, count: Peer.blockSize))
 
-            writer.start(peer, remote: remote, blocks: Self.writerBlocks)
-            #expect(eventually(timeout: .seconds(30)) { writer.ackCount >= 50 }, "no traffic")
-            let breaker = try Breaker.openForWrite(file.path)
-            let result = try #require(breaker.wait(timeout: .seconds(40)))
-            #expect(result.blocked < .seconds(10), "breaker blocked \(result.blocked)")
-            #expect(eventually { lease.state.isRevoked })
-            #expect(writer.waitFinished())
-            #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished,
-                                          .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
-            #expect(writer.state.withLock { $0.failure } == nil, "the drained writer saw a failure")
-            #expect(try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote) == .remoteAccessError)
-
-            let bytes = try #require(FileManager.default.contents(atPath: file.path))
-            let acked = writer.lastAcked
-            var wrong = 0
-            for block in 0..<(Self.regionSize / Peer.blockSize) {
-                let before: UInt8 = block == 7 ? 0x3C : block == 9 ? 0xC3 : 0xA5
-                let expected = acked[block] ?? before
-                let slice = bytes[(block * Peer.blockSize)..<((block + 1) * Peer.blockSize)]
-                if !slice.allSatisfy({ $0 == expected }) { wrong += 1 }
+            try Self.openDuringTraffic(lease, path: file.path, peer: peer, remote: remote, writer: writer) { block in
+                block == 7 ? 0x3C : block == 9 ? 0xC3 : 0xA5
             }
-            #expect(wrong == 0, "\(wrong) blocks differ from the acknowledged writes")
-            #expect(!bytes.contains(0xEE))
             Testbed.ran()
         }
 
