@@ -59,16 +59,13 @@ func onDemandPagingFirstTouch(tmpfsDir: String, bytes: Int, rounds: Int, deviceN
     let block = 4096
     var source = LayoutLease.anonymous()
     let local: QueuePair.LocalBuffer
-    let requester: QueuePair, responder: QueuePair
+    let loopback: (requester: QueuePair, responder: QueuePair)  // both kept alive for the writes
     do {
         let id = try source.pin(length: block, on: device)
         local = try source.withRegion(id) { region in
             QueuePair.LocalBuffer(address: region.memoryRegion.remote.address, length: block, localKey: region.memoryRegion.localKey)
         }
-        requester = try QueuePair(device: device)
-        responder = try QueuePair(device: device)
-        try responder.connect(to: requester.endpoint)
-        try requester.connect(to: responder.endpoint)
+        loopback = try loopbackPair(on: device)
     } catch {
         fail("peer: \(error)")
     }
@@ -91,7 +88,7 @@ func onDemandPagingFirstTouch(tmpfsDir: String, bytes: Int, rounds: Int, deviceN
                 let start = monotonicNanoseconds()
                 for offset in stride(from: 0, to: bytes, by: block) {
                     let completion: QueuePair.Completion
-                    do { completion = try requester.write(local, to: remote, offset: offset) } catch { fail("write: \(error)") }
+                    do { completion = try loopback.requester.write(local, to: remote, offset: offset) } catch { fail("write: \(error)") }
                     guard completion == .success else { fail("write at \(offset): \(completion)") }
                 }
                 let elapsed = monotonicNanoseconds() - start

@@ -42,10 +42,7 @@ func pairedWriteLatency(library: String, deviceName: String, dir: String, iterat
         local = try source.withRegion(sourceID) { region in
             QueuePair.LocalBuffer(address: region.memoryRegion.remote.address, length: 64, localKey: region.memoryRegion.localKey)
         }
-        server = try QueuePair(device: device)
-        client = try QueuePair(device: device)
-        try server.connect(to: client.endpoint)
-        try client.connect(to: server.endpoint)
+        (client, server) = try loopbackPair(on: device)
     } catch {
         fail("DaxPin set-up: \(error)")
     }
