@@ -41,6 +41,11 @@ int daxpin_sigrtmin(void);
 /// with no path, for scratch shared mappings (the On-Demand Paging check's target).
 int daxpin_memfd_create(const char *name);
 
+/// ThreadSanitizer's annotations (its runtime defines them); only sanitizer builds call them
+/// (AnnotatedMutex, with -DDAXPIN_TSAN).
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+
 /// Blocks `signals` in the calling thread and remembers them as the set that
 /// `daxpin_wait_watched_signal` waits for (the lease watcher calls it once).
 int daxpin_block_watched_signals(const int *signals, int count);

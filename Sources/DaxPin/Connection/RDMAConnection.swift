@@ -57,8 +57,8 @@ public final class RDMAConnection: @unchecked Sendable {
     let options: Options
     let buffer: UnsafeMutableRawPointer
     let bufferRegistration: Registration
-    let sendState = Mutex(SendState())
-    let receiveLock = Mutex(())
+    let sendState = AnnotatedMutex(SendState())
+    let receiveLock = AnnotatedMutex(())
     let closed = Atomic<Bool>(false)
     private let qpDestroyed = Atomic<Bool>(false)
 

@@ -138,6 +138,9 @@ extension LeaseCore {
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             s.phase = .revoked(reason)
             isRevoked.store(true, ordering: .releasing)
+            // The stop hooks have run; dropping them breaks a cycle through a hook that
+            // captures something holding this lease.
+            s.stopHooks.removeAll()
             defer { s.listeners.removeAll() }
             return (s.trace, Array(s.listeners.values))
         }

@@ -30,7 +30,7 @@ final class LeaseCore: Sendable {
     let isRevoked = Atomic<Bool>(false)
     /// Left once when the teardown completes; later callers wait on it.
     let finished = DispatchGroup()
-    let state: Mutex<State>
+    let state: AnnotatedMutex<State>
 
     struct State {
         var phase: LeaseState = .held
@@ -78,7 +78,7 @@ final class LeaseCore: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         self.createdAt = now
-        self.state = Mutex(State(kind: kind))
+        self.state = AnnotatedMutex(State(kind: kind))
         finished.enter()
     }
 

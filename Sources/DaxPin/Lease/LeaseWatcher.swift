@@ -27,7 +27,7 @@ final class LeaseWatcher: Sendable {
     let signal: Int32
     /// The watcher thread's kernel thread id (`F_OWNER_TID` target).
     let threadID: pid_t
-    private let table = Mutex<WatchTable>(WatchTable())
+    private let table = AnnotatedMutex<WatchTable>(WatchTable())
     /// Signals taken for a watched lease: checked with `F_GETLEASE`, or trusted (for tests).
     let verifiedSignals = Atomic<Int>(0)
     let trustedSignals = Atomic<Int>(0)
@@ -46,7 +46,7 @@ final class LeaseWatcher: Sendable {
         let signal = daxpin_sigrtmin() + 6
         self.signal = signal
         let ready = DispatchSemaphore(value: 0)
-        let started = Mutex<(tid: pid_t, blocked: Bool)>((0, false))
+        let started = AnnotatedMutex<(tid: pid_t, blocked: Bool)>((0, false))
         let threadStarted = DetachedThread.start { [ready] in
             var signals: [Int32] = [signal, SIGIO]
             let blocked = daxpin_block_watched_signals(&signals, 2) == 0

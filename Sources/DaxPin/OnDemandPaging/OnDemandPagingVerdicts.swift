@@ -6,7 +6,7 @@ import Synchronization
 final class OnDemandPagingVerdicts: Sendable {
     static let shared = OnDemandPagingVerdicts()
     /// Held while a check runs, so that concurrent first pins wait for one check.
-    private let verdicts = Mutex<[String: OnDemandPagingVerdict]>([:])
+    private let verdicts = AnnotatedMutex<[String: OnDemandPagingVerdict]>([:])
 
     /// The cached verdict for `provider`, or the result of checking it now.
     func verdict(for provider: any VerbsProvider) -> OnDemandPagingVerdict {

@@ -32,7 +32,7 @@ final class PinRegistry: Sendable {
         let record: ProcessPinRecord?  // nil: no leases, remove the file
     }
 
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
     /// Writes run here, in order, never on the thread that pins or revokes: a lease break
     /// must not wait for file I/O, and a burst of changes (a thousand leases broken at
     /// once) becomes a few writes instead of one rewrite per change.

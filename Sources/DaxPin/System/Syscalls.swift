@@ -69,7 +69,7 @@ package enum Syscall: Sendable, Hashable {
 package enum SyscallFaults {
     private struct Fault { var errno: Int32; var skip: Int; var times: Int }
     private static let armed = Atomic<Bool>(false)
-    private static let faults = Mutex<[Syscall: Fault]>([:])
+    private static let faults = AnnotatedMutex<[Syscall: Fault]>([:])
 
     /// After `skip` calls of `call` succeed, the next `times` fail with `errno`.
     package static func arm(_ call: Syscall, errno: Int32, skip: Int = 0, times: Int = 1) {

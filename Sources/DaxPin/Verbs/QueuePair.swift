@@ -83,7 +83,7 @@ public final class QueuePair: @unchecked Sendable {
     private let port: UInt8 = 1
     private let gidIndex: Int32
     private let psn: UInt32
-    private let postLock = Mutex<UInt64>(0)
+    private let postLock = AnnotatedMutex<UInt64>(0)
 
     /// Creates an RC queue pair on `device` (`ibv_create_cq`, `ibv_create_qp`).
     public init(device: RDMADevice, depth: Int = 64) throws(DaxPinError) {
