@@ -19,7 +19,7 @@ extension DaxPin {
             let second = try lease.pin(offset: 4096, length: 4096, on: device)
             let seen = try lease.withRegion(first) { region in
                 try region.withBytes { bytes in
-                    // Each of these took the lock the access held, and hung, before the gate.
+                    // Each of these takes the lease lock, which a running access must not hold.
                     #expect(!lease.state.isRevoked)
                     #expect(lease.trace.steps.isEmpty)
                     _ = lease.kind

@@ -53,8 +53,9 @@ extension LeaseCore {
             reserved = false
         }
         // ODP is used only once the device has passed DaxPin's check (cached per device).
+        // A plan that cannot use ODP never reads the verdict, so it does not pay for the check.
         let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
-            ? device.onDemandPaging(for: access) : (device.capabilities.odpUsable(for: access) ? .verified : .notOffered)
+            ? device.onDemandPaging(for: access) : .notOffered
         let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)
 
         // Outside the lease lock. Device-dax is not populated: the registration's long-term pin

@@ -21,6 +21,9 @@ struct AnnotatedMutex<Value: ~Copyable>: ~Copyable, Sendable {
     deinit { UnsafeMutableRawPointer(bitPattern: identity)!.deallocate() }
     #endif
 
+    // Both methods bracket `body` inline: handing `&value` to a shared helper makes the inout
+    // access happen before `__tsan_acquire`, and ThreadSanitizer reports it again.
+
     /// `Mutex.withLock`.
     borrowing func withLock<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
