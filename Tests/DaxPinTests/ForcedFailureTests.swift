@@ -72,6 +72,37 @@ extension DaxPin {
             #expect(after == before, "leaked: \(after.fdDifference(from: before)), locks \(before.locks) -> \(after.locks)")
         }
 
+        @Test("ibv_reg_mr refused: a typed refusal, and the pin leaves no mapping, reservation or registration")
+        func registrationRefused() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 256 << 10)
+            let recording = RecordingVerbs(refusePinned: .notPermitted)
+            let device = RDMADevice(provider: recording)
+            let before = ResourceCount.now()
+            var lease = try LayoutLease(path: file.path)
+            let held = ResourceCount.now()
+            // The first pin of the lease (it made the reservation) and a later one (it keeps it).
+            let kept = try lease.pin(offset: 0, length: 64 << 10, on: device, policy: .only(.staged))
+            let keptCount = ResourceCount.now()
+            for _ in 0..<2 {
+                #expect {
+                    _ = try lease.pin(offset: 64 << 10, length: 64 << 10, on: device, policy: .only(.pinned))
+                } throws: { error in
+                    guard case .registrationRefused(let refusal)? = error as? DaxPinError else { return false }
+                    return refusal.attempts.first?.strategy == .pinned && refusal.attempts.first?.errno == .notPermitted
+                }
+                #expect(ResourceCount.now() == keptCount, "a refused pin left something behind")
+            }
+            try lease.unpin(kept)
+            #expect {
+                _ = try lease.pin(offset: 0, length: 64 << 10, on: device, policy: .only(.pinned))
+            } throws: { ($0 as? DaxPinError).map { if case .registrationRefused = $0 { true } else { false } } ?? false }
+            #expect(ResourceCount.now() == held, "the refused first pin left its reservation behind")
+            #expect(lease.release().steps.suffix(2) == [.leaseReleased, .closed])
+            #expect(recording.liveRegistrations == 0)
+            let after = ResourceCount.after(expecting: before)
+            #expect(after == before, "leaked: \(after.fdDifference(from: before)), mappings \(before.mappings) -> \(after.mappings)")
+        }
+
         @Test("ibv_dereg_mr fails mid-teardown: the rest still deregisters, every region unmaps, the lease is released; the trace says which failed")
         func deregistrationFailsMidTeardown() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 256 << 10)
@@ -83,7 +114,7 @@ extension DaxPin {
             recording.failDeregistration(skip: 1, errno: .resourceBusy)
             let trace = lease.release()
             #expect(trace.steps == [
-                .deregistered(region: 1), .deregistered(region: 3), .deregistrationFailed(region: 2, errno: EBUSY),
+                .deregistered(region: 1), .deregistrationFailed(region: 2, errno: EBUSY), .deregistered(region: 3),
                 .unmapped(region: 1), .unmapped(region: 2), .unmapped(region: 3), .leaseReleased, .closed,
             ])
             #expect(trace.description.contains("region 2: ibv_dereg_mr failed: Device or resource busy"))

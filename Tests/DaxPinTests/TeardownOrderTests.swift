@@ -42,7 +42,8 @@ extension DaxPin {
         func regionsShareOneReservation() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
             let device = try testDevice()
-            let mappingsBefore = Mapping.live.load(ordering: .relaxed)
+            MappingLedger.start()
+            let mappingsBefore = MappingLedger.mappedBytes
             var lease = try LayoutLease(path: file.path)
             let length = 128 << 10
             var ids: [PinnedRegion.ID] = []
@@ -62,7 +63,7 @@ extension DaxPin {
             // The trace keeps the unpin's steps too: one unmapped there, four at release.
             #expect(trace.steps.filter { if case .unmapped = $0 { true } else { false } }.count == 5)
             #expect(bases.allSatisfy { mapping(containing: $0) == nil }, "something is left of the reservation")
-            #expect(Mapping.live.load(ordering: .relaxed) == mappingsBefore)
+            #expect(MappingLedger.mappedBytes == mappingsBefore)
             #expect(!mappedFiles().contains(file.path))
             if Testbed.isActive { Testbed.ran() }
         }

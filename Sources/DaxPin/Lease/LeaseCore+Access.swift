@@ -11,10 +11,10 @@ extension LeaseCore {
     /// before they deregister or unmap, and no access starts once revocation has begun (it
     /// throws `.revoked`). The lease lock is not held while `body` runs, so `body` may call
     /// back into the lease.
-    func access<R>(_ id: Int, _ body: (RegionResources) throws -> R) throws -> R {
-        let region = try state.withLock { (s: inout State) throws(DaxPinError) -> RegionResources in
+    func access<R>(_ id: Int, _ body: (RegionInfo) throws -> R) throws -> R {
+        let region = try state.withLock { (s: inout State) throws(DaxPinError) -> RegionInfo in
             guard !s.accessClosed else { throw .revoked(path: path) }
-            guard let region = s.regions.first(where: { $0.id == id }) else {
+            guard let region = s.regions.info(of: id) else {
                 throw .regionNotFound(path: path, region: id)
             }
             s.accessors += 1
@@ -55,17 +55,17 @@ extension LeaseCore {
             drainAccess(closing: false)
             let outcome: Result<Bool, DaxPinError> = state.withLock { s in
                 guard case .held = s.phase else { return .failure(.revoked(path: path)) }
-                guard let index = s.regions.firstIndex(where: { $0.id == id }) else {
+                guard s.regions.info(of: id) != nil else {
                     return .failure(.regionNotFound(path: path, region: id))
                 }
                 guard s.accessors == 0 else { return .success(false) }  // one started meanwhile
-                let region = s.regions.remove(at: index)
-                if let code = Self.deregister(region) {
+                var region = s.regions.remove(id: id)!
+                if let code = region.deregister() {
                     s.trace.record(.deregistrationFailed(region: id, errno: code.rawValue))
                 } else {
                     s.trace.record(.deregistered(region: id))
                 }
-                Self.unmap(region, reservation: &s.reservation)
+                region.unmap(givingBackTo: &s.reservation)
                 s.trace.record(.unmapped(region: id))
                 return .success(true)
             }

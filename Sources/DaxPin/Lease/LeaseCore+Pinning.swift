@@ -38,20 +38,12 @@ extension LeaseCore {
         case .fsDAX: Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC)
         default: MAP_SHARED
         }
-        let mapping: Mapping
-        let reserved: Bool
-        if let placed = mapIntoReservation(offset: offset, mappedLength: mappedLength, protection: protection,
-                                           flags: flags, size: size, alignment: alignment),
-           case .success(let mapped) = placed {
-            mapping = mapped
-            reserved = true
-        } else {
-            switch Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset) {
-            case .success(let mapped): mapping = mapped
-            case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
-            }
-            reserved = false
-        }
+        // Optionals, so that the lock's closures below can take them over (a closure cannot consume
+        // what it captures); whatever is left when the pin throws is released as it goes out of scope.
+        let mapped = try map(offset: offset, mappedLength: mappedLength, protection: protection, flags: flags,
+                             size: size, alignment: alignment)
+        let (base, reserved) = (mapped.base, mapped.isReserved)
+        var mapping: Mapping? = .some(mapped)
         // ODP is used only once the device has passed DaxPin's check (cached per device).
         // A plan that cannot use ODP never reads the verdict, so it does not pay for the check.
         let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
@@ -65,21 +57,24 @@ extension LeaseCore {
         // what it can), which is what makes an ODP registration cheap.
         if case .deviceDAX = memory {} else if plan.candidates.first != .onDemandPaging {
             let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
-            Populate.range(mapping.base, length: mappedLength, write: privateWritable, alignment: alignment)
+            Populate.range(base, length: mappedLength, write: privateWritable, alignment: alignment)
         }
         let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
         var attempts: [RegistrationRefusal.Attempt] = []
-        var chosen: (Strategy, Registration, UnsafeMutableRawPointer)?
+        var chosen: Strategy?
+        var registration: MemoryRegistration?
+        var staging: Mapping?
         for strategy in plan.candidates where chosen == nil {
             switch strategy {
             case .pinned, .onDemandPaging:
                 let onDemand = strategy == .onDemandPaging
-                switch device.provider.register(address: mapping.base, length: length, access: flagsWanted, onDemand: onDemand) {
-                case .success(let registration):
-                    if onDemand, let code = device.provider.prefetch(registration, writable: access == .readWrite) {
+                switch device.provider.register(address: base, length: length, access: flagsWanted, onDemand: onDemand) {
+                case .success(let registered):
+                    if onDemand, let code = device.provider.prefetch(registered, writable: access == .readWrite) {
                         options.logger.notice("ODP prefetch failed; pages fault in on first access", metadata: ["errno": "\(code)"])
                     }
-                    chosen = (strategy, registration, mapping.base)
+                    chosen = strategy
+                    registration = MemoryRegistration(registered, on: device)
                 case .failure(let code):
                     attempts.append(.init(strategy: strategy, errno: code, reason: explain(strategy, code, memory)))
                 }
@@ -89,40 +84,40 @@ extension LeaseCore {
                     attempts.append(.init(strategy: .staged, errno: .noMemory, reason: "no memory for the bounce buffer"))
                     continue
                 }
-                bounce.base.copyMemory(from: mapping.base, byteCount: length)
+                bounce.base.copyMemory(from: base, byteCount: length)
                 switch device.provider.register(address: bounce.base, length: length, access: flagsWanted.union(.localWrite), onDemand: false) {
-                case .success(let registration):
-                    chosen = (.staged, registration, bounce.base)
+                case .success(let registered):
+                    chosen = .staged
+                    registration = MemoryRegistration(registered, on: device)
+                    staging = .some(bounce)
                 case .failure(let code):
-                    bounce.unmap()
+                    // The bounce buffer is unmapped as it goes out of scope.
                     attempts.append(.init(strategy: .staged, errno: code, reason: explain(.staged, code, memory)))
                 }
             }
         }
-        guard let (strategy, registration, registered) = chosen else {
-            discard(mapping, reserved: reserved)
+        guard let strategy = chosen else {
+            state.withLock { $0.reservation.discard(mapping.take()!, regionsLeft: !$0.regions.isEmpty) }
             attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
             throw .registrationRefused(RegistrationRefusal(
                 path: path, memory: memory, device: device.name, attempts: attempts,
                 advice: StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy)))
         }
-        let resources = RegionResources(
-            id: 0, offset: offset, length: length, strategy: strategy, mapping: mapping.base,
-            mappedLength: mappedLength, registered: registered, registration: registration,
-            flushIsDurable: memory.isPersistentMemory, device: device)
         let id: Int? = state.withLock { s in
-            if reserved { s.pinInFlight = false }
+            if reserved { s.reservation.landed() }
             guard case .held = s.phase else { return nil }
             let id = s.nextRegionID
             s.nextRegionID += 1
-            s.regions.append(resources.with(id: id))
+            s.regions.add(OwnedRegion(id: id, offset: offset, length: length, strategy: strategy,
+                                      registration: registration.take()!, mapping: mapping.take()!, staging: staging.take(),
+                                      flushIsDurable: memory.isPersistentMemory))
             return id
         }
         guard let id else {
-            // Revoked while we were registering: undo in order, then report.
-            _ = Self.deregister(resources)
-            resources.unmapStagingBuffer()
-            discard(mapping, reserved: reserved, pinStillInFlight: false)
+            // Revoked while we were registering: undo in order (deregister, then unmap), then report.
+            _ = registration.take()?.deregister()
+            staging.take()?.unmap()
+            state.withLock { $0.reservation.discard(mapping.take()!, regionsLeft: !$0.regions.isEmpty) }
             throw .revoked(path: path)
         }
         publishToRegistry()
@@ -130,48 +125,29 @@ extension LeaseCore {
         return id
     }
 
-    /// Maps a region over the lease's reservation (made here at the first pin of a file-backed
-    /// lease), under the lease lock so that a teardown cannot remove the reservation meanwhile;
-    /// unpopulated (the caller populates after), so the lock is held only for the mapping. Nil
-    /// when the region is mapped the ordinary way (no reservation, outside it, or the lease is revoked);
-    /// on success the pin is in flight until it adds its region or discards the mapping.
-    private func mapIntoReservation(offset: Int, mappedLength: Int, protection: Int32, flags: Int32,
-                                    size: Int, alignment: Int) -> Result<Mapping, Errno>? {
-        guard fd >= 0 else { return nil }
-        return state.withLock { s -> Result<Mapping, Errno>? in
-            guard case .held = s.phase else { return nil }
-            if s.reservation == nil, !s.reservationTried {
-                s.reservationTried = true
+    /// Maps a region under the lease lock, so that a teardown cannot remove the reservation or
+    /// close the descriptor meanwhile; unpopulated (the caller populates after), so the lock is
+    /// held only for the mapping. A file-backed lease's region goes over its reservation (made
+    /// here at the first pin) when it can, and the pin is then in flight until it adds its region
+    /// or discards the mapping; otherwise (no reservation, or `MAP_FIXED` failed) it is mapped
+    /// on its own.
+    private func map(offset: Int, mappedLength: Int, protection: Int32, flags: Int32,
+                     size: Int, alignment: Int) throws(DaxPinError) -> Mapping {
+        let mapped = try state.withLock { (s: inout State) throws(DaxPinError) -> Result<Mapping, Errno> in
+            guard case .held = s.phase else { throw .revoked(path: path) }
+            if fd >= 0 {
                 let capacity = (size + alignment - 1) / alignment * alignment
                 let base = memory.isPersistentMemory ? max(alignment, AddressReservation.hugePage) : alignment
-                s.reservation = AddressReservation.make(capacity: capacity, alignment: base)
+                if case .success(let placed)? = s.reservation.map(capacity: capacity, alignment: base, length: mappedLength,
+                                                                   protection: protection, flags: flags, fd: fd, offset: offset) {
+                    return .success(placed)
+                }
             }
-            guard var reservation = s.reservation else { return nil }
-            let result = reservation.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset)
-            s.reservation = reservation
-            if case .success = result { s.pinInFlight = true }
-            return result
+            return Mapping.map(length: mappedLength, protection: protection, flags: flags, fd: fd, offset: offset)
         }
-    }
-
-    /// Undoes a failed pin's mapping. One in the reservation is given back to it, or, when a
-    /// teardown ran meanwhile (it left the reservation to this pin), removed with the whole
-    /// reservation.
-    private func discard(_ mapping: Mapping, reserved: Bool, pinStillInFlight: Bool = true) {
-        guard reserved else { return mapping.unmap() }
-        state.withLock { s in
-            if pinStillInFlight { s.pinInFlight = false }
-            guard var reservation = s.reservation else { return }
-            if reservation.intact, s.regions.isEmpty {
-                // Nothing else lives in it (revoked meanwhile, or the lease's first pin failed):
-                // a failed pin leaves no mapping behind. A later pin reserves again.
-                reservation.unmapAll(regionsInside: 1)
-                s.reservation = nil
-                s.reservationTried = false
-            } else {
-                reservation.giveBack(mapping)
-                s.reservation = reservation
-            }
+        switch consume mapped {
+        case .success(let mapping): return mapping
+        case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
         }
     }
 

@@ -1,141 +1,101 @@
-import CLease
 import Dispatch
-import Glibc
 import Logging
-import Synchronization
-import SystemPackage
 
 // Revocation in dependency order: quiesce, stop queue pairs, deregister, unmap, F_UNLCK, close.
 extension LeaseCore {
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
     /// waits for the first teardown to finish (unless `onWatcher`: the watcher thread must
-    /// never block) and returns its trace.
-    /// With `requireLease` (a break signal trusted without F_GETLEASE) it does nothing, and
-    /// does not wait, unless a kernel lease is held.
+    /// never block) and returns its trace. With `requireLease` (a break signal trusted without
+    /// F_GETLEASE) it does nothing, and does not wait, unless a kernel lease is held.
+    ///
+    /// Nothing that wakes another thread runs before `F_UNLCK` unless a quiesce handler makes
+    /// this a long revocation anyway: the events, the log line and the registry come after it,
+    /// because the breaker is blocked until then.
     @discardableResult
     func revoke(reason: RevocationReason, onWatcher: Bool = false, requireLease: Bool = false) -> RevocationTrace {
-        // Nothing that wakes another thread before the teardown (each wake-up competes with it
-        // for a CPU): without a quiesce handler the events, the log line and the registry wait
-        // until the breaker is released. A quiesce handler makes this a long revocation anyway.
-        // Nor any allocation or other bookkeeping on the way to F_UNLCK: the breaker is blocked
-        // until then. The steps' times are kept in locals and the trace is written after it
-        // (a quiesce handler's steps go into the trace as they happen, so with one the break is
-        // recorded first, as it happens).
-        let noticedAt: Stamp? = reason == .leaseBreak ? .now() : nil
-        let early = reason == .leaseBreak && hasQuiesce
-        // The regions' bookkeeping is freed after F_UNLCK: the breaker waits for the lease, not for it.
-        var retired: [RegionResources] = []
-        // With nothing to run first (no quiesce handler, no queue pairs to stop) the teardown
-        // starts under the lock that starts the revocation: from the signal to the first
-        // ibv_dereg_mr the watcher takes one lock and runs as little code as it can (under the
-        // emulated testbed every further page of code or data it touches costs microseconds).
-        let start: RevocationStart = state.withLock { s in
-            guard case .held = s.phase, !requireLease || s.heldType >= 0 else { return .notHeld }
-            s.phase = .revoking(reason)
-            s.trace.reason = reason
-            if early, let noticedAt {
-                Self.recordBreakNoticed(&s.trace, at: noticedAt)
-                return .quiesceFirst(listeners: Array(s.listeners.values))
-            }
-            guard s.stopHooks.isEmpty, s.accessors == 0 else { return .stopFirst(hooks: Array(s.stopHooks.values)) }
-            return .tornDown(Self.tearDown(&s, retiring: &retired))
-        }
-        var stopped: (count: Int, at: Stamp)?
-        let teardown: Teardown
-        switch start {
-        case .notHeld:
+        var steps = TeardownRecorder()
+        if reason == .leaseBreak { steps.record(.breakNoticed) }
+        guard begin(reason, requireLease: requireLease) else {
             if !onWatcher, !requireLease { finished.wait() }
             return trace
-        case .tornDown(let done):
-            teardown = done
-        case .stopFirst(let hooks):
-            (stopped, teardown) = stopQueuePairsAndTearDown(hooks, retiring: &retired)
-        case .quiesceFirst(let listeners):
-            for listener in listeners { listener.yield(.breakNoticed(path: path)) }
-            publishToRegistry()
-            runQuiesceHandler()
-            // Queue pairs attached while the handler ran are stopped too.
-            let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
-            (stopped, teardown) = stopQueuePairsAndTearDown(hooks, retiring: &retired)
         }
-        var releasedAt: Stamp?
-        var closedAt: Stamp?
-        var leaseLost = false
-        if fd >= 0 {
-            if teardown.leased {
-                // EAGAIN: no lease left to remove. The kernel dropped it (lease-break-time ran
-                // out before this teardown) and let the breaker go on while the MRs were live.
-                leaseLost = Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) != 0 && errno == EAGAIN
-                releasedAt = .now()
-                LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
-            }
-            Syscalls.close(fd)
-            closedAt = .now()
-        }
-        return finishRevocation(reason: reason, early: early, onWatcher: onWatcher, retired: retired, times: TeardownTimes(
-            noticed: noticedAt, stopped: stopped, deregistered: teardown.deregistered, unmapped: teardown.unmapped,
-            released: releasedAt, closed: closedAt, failedDeregistrations: teardown.failed, leaseLost: leaseLost))
+        quiesce(reason, &steps)                   // 1. the application's handler, within its budget
+        stopQueuePairs(&steps)                    // 2. queue pairs to the error state
+        var owned = closeAccess()                 //    no byte access runs, and none can start
+        owned.deregister(&steps)                  // 3. ibv_dereg_mr, region by region
+        unmap(&owned, &steps)                     // 4. munmap: the reservation, then the rest
+        owned.unlock(&steps, onWatcher: onWatcher)  // 5. F_UNLCK: the breaker may go on
+        owned.close(&steps)                       // 6. close the descriptor
+        return finish(reason, steps, onWatcher: onWatcher)
     }
 
-    /// Runs the queue pairs' stop hooks (outside the lock), then tears down under it once no
-    /// byte access runs. `stopped` is nil when there was no hook.
-    private func stopQueuePairsAndTearDown(_ hooks: [@Sendable () -> Void], retiring retired: inout [RegionResources])
-        -> (stopped: (count: Int, at: Stamp)?, teardown: Teardown) {
-        var stopped: (count: Int, at: Stamp)?
-        if !hooks.isEmpty {
-            for stop in hooks { stop() }
-            stopped = (hooks.count, .now())
-        }
-        drainAccess(closing: true)
-        return (stopped, state.withLock { Self.tearDown(&$0, retiring: &retired) })
+    /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
+    func waitUntilRevoked(timeout: Duration) -> RevocationTrace? {
+        guard finished.wait(timeout: timeout.dispatchDeadline) == .success else { return nil }
+        return trace
     }
 
-    /// Records the break as the first step (the quiesce handler's steps follow as they happen).
-    /// Not inlined: see `finishRevocation`.
-    @inline(never)
-    private static func recordBreakNoticed(_ trace: inout RevocationTrace, at noticed: Stamp) {
-        trace.record(.breakNoticed, at: noticed.instant)
-    }
-
-    /// When each step of a teardown happened.
-    private struct TeardownTimes {
-        let noticed: Stamp?
-        let stopped: (count: Int, at: Stamp)?
-        let deregistered: Stamp
-        let unmapped: Stamp
-        let released: Stamp?
-        let closed: Stamp?
-        let failedDeregistrations: [(region: Int, errno: Int32)]
-        /// F_UNLCK found no lease: the kernel had taken it back already.
-        let leaseLost: Bool
-    }
-
-    /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log, and
-    /// frees the regions' bookkeeping. A function of its own, never inlined: the clock types
-    /// the trace holds are resilient, and with them in `revoke`'s frame their metadata was looked
-    /// up on entry, before the teardown.
-    @inline(never)
-    private func finishRevocation(reason: RevocationReason, early: Bool, onWatcher: Bool, retired: [RegionResources],
-                                  times: TeardownTimes) -> RevocationTrace {
-        // The trace, in the order of the steps (the quiesce handler's are in it already).
-        let anchor = Stamp.Anchor.now()
+    /// Marks the lease `revoking`; false when it is not held (already revoked or revoking, or
+    /// no kernel lease where one was required).
+    private func begin(_ reason: RevocationReason, requireLease: Bool) -> Bool {
         state.withLock { s in
-            s.trace.reserve(forRegions: retired.count)
-            if !early, let noticed = times.noticed { s.trace.record(.breakNoticed, at: anchor.instant(of: noticed)) }
-            if let stopped = times.stopped { s.trace.record(.queuePairsStopped(count: stopped.count), at: anchor.instant(of: stopped.at)) }
-            let deregistered = anchor.instant(of: times.deregistered), unmapped = anchor.instant(of: times.unmapped)
-            for region in retired where !times.failedDeregistrations.contains(where: { $0.region == region.id }) {
-                s.trace.record(.deregistered(region: region.id), at: deregistered)
-            }
-            for failure in times.failedDeregistrations {
-                s.trace.record(.deregistrationFailed(region: failure.region, errno: failure.errno), at: deregistered)
-            }
-            for region in retired { s.trace.record(.unmapped(region: region.id), at: unmapped) }
-            if let released = times.released { s.trace.record(times.leaseLost ? .leaseLost : .leaseReleased, at: anchor.instant(of: released)) }
-            if let closed = times.closed { s.trace.record(.closed, at: anchor.instant(of: closed)) }
+            guard case .held = s.phase, !requireLease || s.holdsLease else { return false }
+            s.phase = .revoking(reason)
+            s.trace.reason = reason
+            return true
         }
-        withExtendedLifetime(retired) {}
+    }
+
+    /// Step 1, for a lease break with a quiesce handler: listeners and the registry hear of the
+    /// break, then the handler runs (its own thread, bounded by its budget).
+    private func quiesce(_ reason: RevocationReason, _ steps: inout TeardownRecorder) {
+        guard reason == .leaseBreak, let handler = options.quiesce else { return }
+        let listeners = state.withLock { s in
+            steps.write(into: &s.trace)
+            return Array(s.listeners.values)
+        }
+        for listener in listeners { listener.yield(.breakNoticed(path: path)) }
+        publishToRegistry()
+        runQuiesceHandler(handler)
+    }
+
+    /// Step 2: runs the stop hooks of the queue pairs attached to the lease (including any
+    /// attached while a quiesce handler ran).
+    private func stopQueuePairs(_ steps: inout TeardownRecorder) {
+        let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
+        guard !hooks.isEmpty else { return }
+        for stop in hooks { stop() }
+        steps.record(.queuePairsStopped(count: hooks.count))
+    }
+
+    /// Waits until no byte access runs and closes access, then takes the kernel objects out of
+    /// the lease for the teardown. A reservation that a pin in flight still maps into stays
+    /// behind (that pin removes it).
+    private func closeAccess() -> TeardownResources {
+        drainAccess(closing: true)
+        return state.withLock { s in
+            TeardownResources(regions: s.regions.takeAll(), reservation: s.reservation.takeForTeardown(),
+                              lease: s.lease.take())
+        }
+    }
+
+    /// Step 4: with the reservation in hand, one `munmap` removes it and every region in it;
+    /// otherwise each region is given back to the reservation the lease keeps.
+    private func unmap(_ owned: inout TeardownResources, _ steps: inout TeardownRecorder) {
+        if owned.hasReservation {
+            owned.unmapWithReservation(&steps)
+        } else {
+            state.withLock { s in owned.unmap(givingBackTo: &s.reservation, &steps) }
+        }
+    }
+
+    /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log.
+    private func finish(_ reason: RevocationReason, _ recorded: consuming TeardownRecorder, onWatcher: Bool) -> RevocationTrace {
+        var steps = recorded
+        let failures = steps.failedDeregistrations, lost = steps.contains(.leaseLost)
+        let breakAnnounced = reason == .leaseBreak && hasQuiesce
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
+            steps.write(into: &s.trace)
             s.phase = .revoked(reason)
             isRevoked.store(true, ordering: .releasing)
             // The stop hooks have run; dropping them breaks a cycle through a hook that
@@ -145,14 +105,13 @@ extension LeaseCore {
             return (s.trace, Array(s.listeners.values))
         }
         for listener in listeners {
-            if reason == .leaseBreak, !early { listener.yield(.breakNoticed(path: path)) }
+            if reason == .leaseBreak, !breakAnnounced { listener.yield(.breakNoticed(path: path)) }
             listener.yield(.revoked(final))
             listener.finish()
         }
         finished.leave()
         PinRegistry.shared.withdraw(self)
         let (logger, path) = (options.logger, path)
-        let failures = times.failedDeregistrations, lost = times.leaseLost
         RevocationLog.write(offThread: onWatcher) {
             if lost {
                 logger.error("lease lost: the kernel dropped the lease (lease-break-time ran out) before DaxPin revoked; the file may have changed while the NIC could still write",
@@ -171,15 +130,7 @@ extension LeaseCore {
         return final
     }
 
-    /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
-    func waitUntilRevoked(timeout: Duration) -> RevocationTrace? {
-        guard finished.wait(timeout: timeout.dispatchDeadline) == .success else { return nil }
-        return trace
-    }
-
-    @inline(never)  // keeps its clock types out of revoke's frame (see finishRevocation)
-    private func runQuiesceHandler() {
-        guard let handler = options.quiesce else { return }
+    private func runQuiesceHandler(_ handler: @escaping @Sendable (QuiesceRequest) -> Void) {
         let budget = options.effectiveQuiesceBudget
         let request = QuiesceRequest(path: path, deadline: .now + budget, budget: budget)
         state.withLock { $0.trace.record(.quiesceStarted) }
@@ -197,85 +148,5 @@ extension LeaseCore {
             state.withLock { $0.trace.record(.quiesceOverran) }
             options.logger.warning("quiesce handler overran its budget; revoking anyway", metadata: ["path": "\(path)", "budget": "\(budget)"])
         }
-    }
-
-    /// How a revocation goes on once its lock has started it.
-    private enum RevocationStart {
-        /// Nothing held (already revoked or revoking, or no kernel lease where one was required).
-        case notHeld
-        /// The handler runs first (the break is recorded); these listeners hear of the break.
-        case quiesceFirst(listeners: [AsyncStream<LeaseEvent>.Continuation])
-        /// These queue-pair stop hooks run first.
-        case stopFirst(hooks: [@Sendable () -> Void])
-        /// Deregistered and unmapped already, under the same lock.
-        case tornDown(Teardown)
-    }
-
-    /// When the regions were deregistered and unmapped, and whether a kernel lease is held.
-    private struct Teardown {
-        let leased: Bool
-        let deregistered: Stamp
-        let unmapped: Stamp
-        /// Regions whose `ibv_dereg_mr` failed, with its errno.
-        let failed: [(region: Int, errno: Int32)]
-    }
-
-    /// Closes access, deregisters every region, then unmaps them (under the lease lock); the
-    /// regions move to `retired`, to be freed once the lease is released.
-    private static func tearDown(_ s: inout State, retiring retired: inout [RegionResources]) -> Teardown {
-        s.accessClosed = true
-        var failed: [(region: Int, errno: Int32)] = []  // allocates only when a deregistration fails
-        for region in s.regions {
-            if let code = deregister(region) { failed.append((region.id, code.rawValue)) }
-        }
-        let deregistered = Stamp.now()
-        unmapAll(&s)
-        let unmapped = Stamp.now()
-        swap(&retired, &s.regions)
-        return Teardown(leased: s.heldType >= 0, deregistered: deregistered, unmapped: unmapped, failed: failed)
-    }
-
-    /// `ibv_dereg_mr`; its errno when it fails.
-    static func deregister(_ region: RegionResources) -> Errno? {
-        region.device.provider.deregister(region.registration)
-    }
-
-    /// Unmaps one region (`unpin`), its bounce buffer included.
-    static func unmap(_ region: RegionResources, reservation: inout AddressReservation?) {
-        unmapMapping(of: region, reservation: &reservation)
-        region.unmapStagingBuffer()
-    }
-
-    /// Removes a region's mapping: one in the reservation is given back to it (never a hole).
-    private static func unmapMapping(of region: RegionResources, reservation: inout AddressReservation?) {
-        if var kept = reservation, kept.contains(region.mapping) {
-            kept.giveBack(region.fileMapping)
-            reservation = kept
-        } else {
-            region.fileMapping.unmap()
-        }
-    }
-
-    /// Unmaps every region of a teardown: those in an intact reservation with it, in one
-    /// `munmap`, unless a pin is in flight (its mapping lies in the reservation too: the regions
-    /// are given back and that pin removes the reservation). Allocates nothing.
-    private static func unmapAll(_ s: inout State) {
-        var reservation = s.reservation
-        if let whole = reservation, whole.intact, !s.pinInFlight {
-            var inside = 0
-            for region in s.regions {
-                if whole.contains(region.mapping) {
-                    inside += 1
-                } else {
-                    region.fileMapping.unmap()
-                }
-            }
-            whole.unmapAll(regionsInside: inside)
-            reservation = nil
-        } else {
-            for region in s.regions { unmapMapping(of: region, reservation: &reservation) }
-        }
-        for region in s.regions { region.unmapStagingBuffer() }
-        s.reservation = reservation
     }
 }

@@ -5,20 +5,20 @@ import Logging
 import Synchronization
 import SystemPackage
 
-/// The state a lease shares with the watcher thread: its descriptor, its regions and the
-/// teardown that both an application release and a kernel lease break run, in one order:
-/// quiesce, stop queue pairs, deregister every MR, unmap every region, F_UNLCK, close.
+/// The state a lease shares with the watcher thread: the kernel objects it owns (the lease on
+/// its descriptor, the regions, the address reservation) and the teardown that both an
+/// application release and a kernel lease break run, in one order (see `revoke`).
 final class LeaseCore: Sendable {
     let path: String
     let access: Access
     let memory: MemoryKind
-    /// -1 for anonymous memory.
+    /// The descriptor's number (owned by the state's ``LeaseHandle``), to map from and to name
+    /// the lease to the watcher; -1 for anonymous memory.
     let fd: Int32
     /// The size of a device-dax instance, read once (libdaxctl walks sysfs for it); nil for files.
     let deviceSize: Int?
     let options: LeaseOptions
-    /// Whether `options` has a quiesce handler: read on the way to F_UNLCK, where copying the
-    /// options (a logger, a closure) would cost reference counting.
+    /// Whether `options` has a quiesce handler (read by the watcher without copying the options).
     let hasQuiesce: Bool
     /// Unique within the process, for the pin registry.
     let serial: UInt64
@@ -32,7 +32,7 @@ final class LeaseCore: Sendable {
     let finished = DispatchGroup()
     let state: AnnotatedMutex<State>
 
-    struct State {
+    struct State: ~Copyable {
         var phase: LeaseState = .held
         /// Set when deregistration starts; until then (during quiesce) regions stay usable,
         /// so a quiesce handler can still write back staged data.
@@ -43,23 +43,30 @@ final class LeaseCore: Sendable {
         /// Woken when `accessors` drops to zero.
         var accessDrainWaiters: [DispatchSemaphore] = []
         var kind: LeaseKind
-        /// The F_SETLEASE type held, or -1 without a lease.
-        var heldType: Int32 = -1
-        var regions: [RegionResources] = []
+        /// The descriptor and the lease on it; nil for anonymous memory and once torn down.
+        var lease: LeaseHandle?
+        var regions = RegionTable()
+        /// Address space the regions are mapped into; made at the first pin of a file-backed lease.
+        var reservation = ReservationState.untried
         var nextRegionID = 1
         var trace = RevocationTrace()
         var listeners: [Int: AsyncStream<LeaseEvent>.Continuation] = [:]
         var nextListener = 0
         var stopHooks: [Int: @Sendable () -> Void] = [:]
         var nextHook = 0
-        /// Address space the regions are mapped into (see AddressReservation); made at the
-        /// first pin of a file-backed lease, removed by the teardown.
-        var reservation: AddressReservation?
-        var reservationTried = false
-        /// A pin has mapped into the reservation and not yet added its region: a teardown
-        /// meanwhile must keep the reservation (the pin's mapping lies in it) and leaves its
-        /// removal to that pin.
-        var pinInFlight = false
+
+        init(kind: LeaseKind, lease: consuming LeaseHandle?) {
+            self.kind = kind
+            self.lease = lease
+        }
+
+        /// Whether a kernel lease is held.
+        var holdsLease: Bool {
+            switch lease {
+            case .some(let handle): handle.held != nil
+            case .none: false
+            }
+        }
     }
 
     private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions) {
@@ -78,7 +85,7 @@ final class LeaseCore: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         self.createdAt = now
-        self.state = AnnotatedMutex(State(kind: kind))
+        self.state = AnnotatedMutex(State(kind: kind, lease: fd >= 0 ? LeaseHandle(fd: fd) : nil))
         finished.enter()
     }
 
@@ -97,8 +104,11 @@ final class LeaseCore: Sendable {
         do {
             try core.takeLease()
         } catch {
-            try? opened.fd.close()
-            core.state.withLock { $0.phase = .revoked(.released); $0.accessClosed = true }
+            core.state.withLock { s in
+                s.lease.take()?.close()
+                s.phase = .revoked(.released)
+                s.accessClosed = true
+            }
             core.isRevoked.store(true, ordering: .releasing)
             core.finished.leave()
             throw error
@@ -129,13 +139,14 @@ final class LeaseCore: Sendable {
             (Int32(DAXPIN_F_LAYOUT), .layout),
             access == .readWrite ? (Int32(DAXPIN_F_WRLCK), .write) : (Int32(DAXPIN_F_RDLCK), .read),
         ]
-        var granted: (Int32, LeaseKind)?
+        var granted: LeaseKind?
         for (type, kind) in attempts {
-            if Syscalls.setLease(fd, type) == 0 {
-                granted = (type, kind)
-                break
+            let refused = state.withLock { s -> Int32? in
+                guard let code = s.lease?.take(type) else { s.kind = kind; return nil }
+                return code
             }
-            let code = Errno(rawValue: errno)
+            guard let refused else { granted = kind; break }
+            let code = Errno(rawValue: refused)
             if type == Int32(DAXPIN_F_LAYOUT), code == .invalidArgument { continue }
             let lease = access == .readWrite ? "write" : "read"
             switch code {
@@ -144,13 +155,12 @@ final class LeaseCore: Sendable {
             default: throw fail(.leaseUnavailable(path: path, errno: code))
             }
         }
-        guard let (type, kind) = granted else {
+        guard let kind = granted else {
             throw fail(.leaseUnavailable(path: path, errno: .invalidArgument))
         }
-        state.withLock { $0.kind = kind; $0.heldType = type }
         guard Syscalls.setOwnerThread(fd, watcher.threadID) == 0 else {
             let code = Errno(rawValue: errno)
-            Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK))
+            _ = state.withLock { $0.lease?.unlock() }
             throw fail(.systemCall(operation: "fcntl(F_SETOWN_EX)", path: path, errno: code))
         }
         // A break before F_SETOWN_EX signalled the whole process; if the watcher took that
@@ -162,9 +172,12 @@ final class LeaseCore: Sendable {
     /// Whether the kernel is breaking our lease: F_GETLEASE reports the type the lease is
     /// being downgraded to while a break is pending. Filters stale or foreign signals.
     func kernelIsBreaking() -> Bool {
-        let held = state.withLock { $0.heldType }
-        guard held >= 0 else { return false }
-        return Syscalls.getLease(fd) != held
+        state.withLock { s in
+            switch s.lease {
+            case .some(let handle): handle.isBeingBroken
+            case .none: false
+            }
+        }
     }
 
     var phase: LeaseState { state.withLock { $0.phase } }
@@ -172,7 +185,7 @@ final class LeaseCore: Sendable {
     /// Pushes what `daxpin ls` shows of this lease to the pin registry (a snapshot taken under
     /// this lease's lock; the registry never takes it).
     func publishToRegistry() {
-        let (phase, kind, regions) = state.withLock { ($0.phase, $0.kind, $0.regions) }
+        let (phase, kind, regions) = state.withLock { ($0.phase, $0.kind, $0.regions.infos) }
         PinRegistry.shared.publish(self, phase: phase, kind: kind, regions: regions)
     }
     var kind: LeaseKind { state.withLock { $0.kind } }

@@ -21,12 +21,12 @@ public struct PinnedRegion: ~Copyable {
     }
 
     let core: LeaseCore
-    let resources: RegionResources
+    let resources: RegionInfo
 
     /// The registration the NIC uses for this region.
     public let memoryRegion: MemoryRegion
 
-    init(core: LeaseCore, resources: RegionResources) {
+    init(core: LeaseCore, resources: RegionInfo) {
         self.core = core
         self.resources = resources
         self.memoryRegion = MemoryRegion(resources.registration, device: resources.device.name)
@@ -117,7 +117,7 @@ public struct PinnedRegion: ~Copyable {
         }
     }
 
-    private static func persistFile(_ region: RegionResources, offset: Int, length: Int, path: String) throws(DaxPinError) {
+    private static func persistFile(_ region: RegionInfo, offset: Int, length: Int, path: String) throws(DaxPinError) {
         guard length > 0 else { return }
         if region.flushIsDurable, daxpin_flush_cache(region.mapping + offset, length) == 0 { return }
         let page = SystemPage.size

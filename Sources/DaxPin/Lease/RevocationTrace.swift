@@ -111,12 +111,9 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         entries.append(Entry(step: step, at: time))
     }
 
-    /// Makes room for every step a teardown of `regions` regions records, so that writing them
-    /// allocates once (after F_UNLCK: a teardown keeps its steps' times in locals until then;
-    /// reserving at pin time instead cost every held lease about 0.3 KiB).
-    mutating func reserve(forRegions regions: Int) {
-        // break noticed, quiesce (two), queue pairs stopped, two per region, released, closed
-        entries.reserveCapacity(entries.count + 6 + 2 * regions)
+    /// Makes room for `additional` more steps, so that writing them allocates at most once.
+    mutating func reserve(additional: Int) {
+        entries.reserveCapacity(entries.count + additional)
     }
 }
 

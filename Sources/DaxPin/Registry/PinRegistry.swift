@@ -40,7 +40,7 @@ final class PinRegistry: Sendable {
     private let logger = Logger(label: "DaxPin.registry")
 
     /// A lease was taken or changed: `phase`, `kind` and `regions` are its snapshot.
-    func publish(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionResources]) {
+    func publish(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionInfo]) {
         let schedule = state.withLock { s in
             // A snapshot taken before a revocation may arrive after its withdraw: the core's
             // flag, set before the withdraw, tells it to remove rather than resurrect.
@@ -150,7 +150,7 @@ final class PinRegistry: Sendable {
         if let snapshot { write(snapshot) }
     }
 
-    private static func record(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionResources],
+    private static func record(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionInfo],
                                device: String, inode: UInt64) -> LeaseRecord {
         let (stateName, reason): (String, RevocationReason?) = switch phase {
         case .held: ("held", nil)

@@ -14,14 +14,18 @@ enum Syscalls {
             errno = code
             return MAP_FAILED
         }
-        return Glibc.mmap(address, length, protection, flags, fd, offset)
+        let mapped = Glibc.mmap(address, length, protection, flags, fd, offset)
+        if let mapped, mapped != MAP_FAILED { MappingLedger.mapped(mapped, length: length) }
+        return mapped
     }
 
     /// `munmap(2)`.
     @discardableResult
     static func munmap(_ address: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         if let code = SyscallFaults.take(.munmap) { errno = code; return -1 }
-        return Glibc.munmap(address, length)
+        let result = Glibc.munmap(address, length)
+        if result == 0 { MappingLedger.unmapped(address, length: length) }
+        return result
     }
 
     /// `fcntl(F_SETLEASE)`.

@@ -135,8 +135,8 @@ struct Breaker {
 }
 
 /// What the process holds: counted before and after a failing call to prove nothing leaked.
-/// Mappings are the file-backed ones in /proc/self/maps plus the anonymous ones DaxPin made
-/// (its own ledger): thread stacks that Dispatch adds and removes would make a raw count flaky.
+/// Mappings are the file-backed ones in /proc/self/maps plus the bytes DaxPin's own mmap calls
+/// hold (the seam's ledger): thread stacks that Dispatch adds and removes would make a raw count flaky.
 struct ResourceCount: Equatable, CustomStringConvertible {
     let fds: Int, mappings: Int, locks: Int
     /// What each descriptor refers to, to name a leak (not compared).
@@ -148,6 +148,7 @@ struct ResourceCount: Equatable, CustomStringConvertible {
 
     static func now() -> ResourceCount {
         PinRegistry.shared.flush()  // its writer opens files for a moment
+        MappingLedger.start()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         let fds = names.isEmpty ? -1 : names.count
         let targets = names.sorted().map { name in
@@ -156,7 +157,7 @@ struct ResourceCount: Equatable, CustomStringConvertible {
         let fileBacked = readTextFile("/proc/self/maps").split(separator: "\n").filter { $0.contains(" /") }.count
         let me = " \(getpid()) "
         let locks = readTextFile("/proc/locks").split(separator: "\n").filter { $0.contains(me) }.count
-        return ResourceCount(fds: fds, mappings: fileBacked + Mapping.live.load(ordering: .relaxed), locks: locks,
+        return ResourceCount(fds: fds, mappings: fileBacked + MappingLedger.mappedBytes, locks: locks,
                              fdTargets: targets)
     }
 

@@ -1,12 +1,12 @@
 import Glibc
 import SystemPackage
 
-/// Address space reserved (`PROT_NONE`, nothing committed) for one lease's regions: the region
-/// at file offset X is mapped over the reservation at `base + X`, so every region of the lease
-/// lies inside one range, and a revocation unmaps all of them with one `munmap`: one TLB flush
-/// (a shootdown to every CPU that runs one of the process's threads) instead of one per region,
-/// while the breaker waits. It also keeps file offsets and addresses congruent modulo 2 MiB,
-/// so DAX memory can be mapped with huge pages.
+/// Owns address space reserved (`PROT_NONE`, nothing committed) for one lease's regions: the
+/// region at file offset X is mapped over the reservation at `base + X`, so every region of the
+/// lease lies inside one range, and a revocation unmaps all of them with one `munmap`: one TLB
+/// flush (a shootdown to every CPU that runs one of the process's threads) instead of one per
+/// region, while the breaker waits. It also keeps file offsets and addresses congruent modulo
+/// 2 MiB, so DAX memory can be mapped with huge pages.
 ///
 /// A range given back by `unpin` is re-reserved (`PROT_NONE`), never left as a hole: another
 /// mapping of the process could take a hole, and the final `munmap` of the whole range would
@@ -14,7 +14,8 @@ import SystemPackage
 /// is reserved again; only if that fails too is the reservation marked not intact, and the
 /// teardown then unmaps region by region instead, leaving the rest of the reservation (address
 /// space only) in place.
-struct AddressReservation {
+// Sendable: addresses only, and it lives under the lease lock.
+struct AddressReservation: ~Copyable, @unchecked Sendable {
     /// Where the reservation starts, as mmap returned it (with alignment slack).
     let start: UnsafeMutableRawPointer
     /// Bytes reserved from `start`.
@@ -24,21 +25,28 @@ struct AddressReservation {
     /// Bytes usable from `base` (the file or device size when reserved, rounded up).
     let capacity: Int
     /// False once a `MAP_FIXED` call over the reservation failed.
-    var intact = true
+    private(set) var intact = true
+    /// Cleared by ``unmap()``; `deinit` does nothing then.
+    private var owned = true
 
     /// The largest reservation made (address space only, but still a bound: 1 TiB).
     static let largest = 1 << 40
     /// Alignment of `base` for DAX memory: a PMD, so that huge pages can map it.
     static let hugePage = 2 << 20
+    /// How reserved address space is mapped.
+    static let reservingFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+
+    private init(start: UnsafeMutableRawPointer, length: Int, base: UnsafeMutableRawPointer, capacity: Int) {
+        self.start = start; self.length = length; self.base = base; self.capacity = capacity
+    }
 
     /// Reserves room for offsets `0..<capacity` aligned to `alignment`; nil if that is larger
     /// than ``largest`` or the kernel refuses (the regions are then mapped one by one).
     static func make(capacity: Int, alignment: Int) -> AddressReservation? {
         guard capacity > 0, capacity <= largest else { return nil }
         let length = capacity + (alignment > SystemPage.size ? alignment : 0)
-        let start = Syscalls.mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        let start = Syscalls.mmap(nil, length, PROT_NONE, reservingFlags, -1, 0)
         guard let start, start != MAP_FAILED else { return nil }
-        Mapping.live.add(1, ordering: .relaxed)
         let address = UInt(bitPattern: start), mask = UInt(alignment - 1)
         let base = UnsafeMutableRawPointer(bitPattern: (address + mask) & ~mask)!
         return AddressReservation(start: start, length: length, base: base, capacity: capacity)
@@ -53,38 +61,37 @@ struct AddressReservation {
         let address = Syscalls.mmap(wanted, length, protection, flags | MAP_FIXED, fd, off_t(offset))
         guard let address, address != MAP_FAILED else {
             let code = Errno(rawValue: errno)
-            // A failed MAP_FIXED may have removed what was there: reserve the range again, so
-            // that the reservation has no hole; only if that fails too is it not intact.
-            let again = Syscalls.mmap(wanted, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
-            if again == nil || again == MAP_FAILED { intact = false }
+            // A failed MAP_FIXED may have removed what was there: reserve the range again.
+            _ = reserveAgain(base: wanted, length: length)
             return .failure(code)
         }
-        Mapping.live.add(1, ordering: .relaxed)
-        return .success(Mapping(base: address, length: length))
+        return .success(Mapping(base: address, length: length, isReserved: true))
+    }
+
+    /// Reserves a range inside the reservation again (over a region's mapping, or what a failed
+    /// `MAP_FIXED` left); false, and the reservation is marked not intact, if the kernel refuses.
+    mutating func reserveAgain(base: UnsafeMutableRawPointer, length: Int) -> Bool {
+        let address = Syscalls.mmap(base, length, PROT_NONE, Self.reservingFlags | MAP_FIXED, -1, 0)
+        guard address == nil || address == MAP_FAILED else { return true }
+        intact = false
+        return false
     }
 
     /// Whether `mapping` lies inside the reservation.
-    func contains(_ mapping: UnsafeMutableRawPointer) -> Bool {
-        mapping >= base && mapping < base + capacity
+    func contains(_ address: UnsafeMutableRawPointer) -> Bool {
+        address >= base && address < base + capacity
     }
 
-    /// Replaces a region's mapping by reserved address space (`unpin`, or a teardown while a
-    /// pin is in flight). If the kernel refuses, the region is unmapped and the reservation is
-    /// marked not intact.
-    mutating func giveBack(_ mapping: Mapping) {
-        let address = Syscalls.mmap(mapping.base, mapping.length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
-        if address == nil || address == MAP_FAILED {
-            intact = false
-            Syscalls.munmap(mapping.base, mapping.length)  // never leave a live file mapping behind
-        }
-        Mapping.live.subtract(1, ordering: .relaxed)
-    }
-
-    /// Removes the whole reservation, and with it the `regionsInside` mappings that lie in it,
-    /// with one `munmap`. Only for an intact reservation.
-    func unmapAll(regionsInside: Int) {
+    /// Removes the whole reservation, and with it every mapping that lies in it, with one
+    /// `munmap`. Only for an intact reservation (one with a hole would remove what took it).
+    consuming func unmap() {
+        owned = false
         precondition(intact, "DaxPin: a reservation with a hole must not be unmapped as a whole")
         Syscalls.munmap(start, length)
-        Mapping.live.subtract(1 + regionsInside, ordering: .relaxed)
+    }
+
+    deinit {
+        // Backstop: a reservation with a hole is left in place (address space only).
+        if owned, intact { Syscalls.munmap(start, length) }
     }
 }

@@ -1,0 +1,50 @@
+import CLease
+import Glibc
+
+/// Owns the descriptor a lease is taken on, and the lease while it is held: ``unlock()`` gives
+/// the lease back (`F_UNLCK`), ``close()`` closes the descriptor, and `deinit` does whatever of
+/// the two is left, in that order.
+struct LeaseHandle: ~Copyable, Sendable {
+    let fd: Int32
+    /// The `F_SETLEASE` type held, or nil without a lease.
+    private(set) var held: Int32?
+    /// Cleared by ``close()``.
+    private var open = true
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// `F_SETLEASE` with `type`; errno on failure.
+    mutating func take(_ type: Int32) -> Int32? {
+        guard Syscalls.setLease(fd, type) == 0 else { return errno }
+        held = type
+        return nil
+    }
+
+    /// Whether the kernel is breaking the lease: `F_GETLEASE` reports the type the lease is being
+    /// downgraded to while a break is pending.
+    var isBeingBroken: Bool {
+        guard let held else { return false }
+        return Syscalls.getLease(fd) != held
+    }
+
+    /// `F_UNLCK`. Returns whether the lease was lost: `EAGAIN` means no lease was left to remove,
+    /// because the kernel dropped it (lease-break-time ran out) before this call.
+    mutating func unlock() -> (wasHeld: Bool, lost: Bool) {
+        guard held != nil else { return (false, false) }
+        held = nil
+        let lost = Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) != 0 && errno == EAGAIN
+        return (true, lost)
+    }
+
+    /// Closes the descriptor (giving back any lease still held first).
+    consuming func close() {
+        _ = unlock()
+        open = false
+        Syscalls.close(fd)
+    }
+
+    deinit {
+        if held != nil { Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) }
+        if open { Syscalls.close(fd) }
+    }
+}

@@ -1,0 +1,60 @@
+import Glibc
+import SystemPackage
+
+/// Owns one mmap'd range: ``unmap()`` removes it, and `deinit` removes it if nothing else did
+/// (a failed pin's mapping goes away when the pin throws).
+///
+/// A mapping placed over the lease's ``AddressReservation`` is not unmapped on its own: it is
+/// given back to the reservation (``giveBack(to:)``) or removed with the whole reservation
+/// (``coveredByReservation()``), so the reservation never has a hole another mapping could take.
+// Sendable: an address and a length; the memory behind it is touched only under the lease's
+// access gate.
+struct Mapping: ~Copyable, @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let length: Int
+    /// Whether the range lies over the lease's reservation.
+    let isReserved: Bool
+    /// Cleared once a consuming method has disposed of the range; `deinit` does nothing then.
+    private var owned = true
+
+    init(base: UnsafeMutableRawPointer, length: Int, isReserved: Bool) {
+        self.base = base
+        self.length = length
+        self.isReserved = isReserved
+    }
+
+    /// Maps `length` bytes, or returns errno.
+    static func map(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int) -> Result<Mapping, Errno> {
+        let address = Syscalls.mmap(nil, length, protection, flags, fd, off_t(offset))
+        guard let address, address != MAP_FAILED else { return .failure(Errno(rawValue: errno)) }
+        return .success(Mapping(base: address, length: length, isReserved: false))
+    }
+
+    /// Removes the range (`munmap`). A reserved range is reserved again instead.
+    consuming func unmap() {
+        owned = false
+        Self.remove(base: base, length: length, reserved: isReserved)
+    }
+
+    /// Replaces the range by reserved address space (`unpin` of a region in the reservation);
+    /// if the kernel refuses, the range is unmapped and the reservation marked not intact.
+    consuming func giveBack(to reservation: inout AddressReservation) {
+        owned = false
+        if !reservation.reserveAgain(base: base, length: length) { Syscalls.munmap(base, length) }
+    }
+
+    /// The whole reservation is about to be unmapped with one `munmap`, and this range with it.
+    consuming func coveredByReservation() { owned = false }
+
+    deinit {
+        if owned { Self.remove(base: base, length: length, reserved: isReserved) }
+    }
+
+    private static func remove(base: UnsafeMutableRawPointer, length: Int, reserved: Bool) {
+        if reserved {
+            let again = Syscalls.mmap(base, length, PROT_NONE, AddressReservation.reservingFlags | MAP_FIXED, -1, 0)
+            if again != nil, again != MAP_FAILED { return }
+        }
+        Syscalls.munmap(base, length)  // never leave a live file mapping behind
+    }
+}
