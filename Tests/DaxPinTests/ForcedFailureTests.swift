@@ -103,6 +103,58 @@ extension DaxPin {
             #expect(after == before, "leaked: \(after.fdDifference(from: before)), mappings \(before.mappings) -> \(after.mappings)")
         }
 
+        @Test("open(2) refused: a typed error, nothing held", arguments: [
+            (EMFILE, "systemCall"), (EACCES, "permissionDenied"), (EROFS, "readOnlyFileSystem"),
+        ])
+        func openFails(code: Int32, expected: String) throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let before = ResourceCount.now()
+            SyscallFaults.arm(.open, errno: code)
+            #expect {
+                _ = try LayoutLease(path: file.path)
+            } throws: { error in
+                switch (error as? DaxPinError, expected) {
+                case (.systemCall("open", _, let errno)?, "systemCall"): errno.rawValue == code
+                case (.permissionDenied(_, let errno)?, "permissionDenied"): errno.rawValue == code
+                case (.readOnlyFileSystem?, "readOnlyFileSystem"): true
+                default: false
+                }
+            }
+            #expect(SyscallFaults.isSpent(.open))
+            #expect(ResourceCount.after(expecting: before) == before)
+        }
+
+        @Test("fstatfs refused while classifying: a typed error, and the opened descriptor is closed")
+        func classifyFails() throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            let before = ResourceCount.now()
+            SyscallFaults.arm(.statfs, errno: EIO)
+            #expect(throws: DaxPinError.systemCall(operation: "fstatfs", path: file.path, errno: .ioError)) {
+                _ = try LayoutLease(path: file.path)
+            }
+            let after = ResourceCount.after(expecting: before)
+            #expect(after == before, "leaked: \(after.fdDifference(from: before))")
+        }
+
+        @Test("msync refused in persist: a typed error; the region stays usable and persists afterwards")
+        func msyncFails() throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            var lease = try LayoutLease(path: file.path)
+            let id = try lease.pin(length: 4096, on: RDMADevice(provider: RecordingVerbs()))
+            SyscallFaults.arm(.msync, errno: EIO)
+            try lease.withRegion(id) { region in
+                #expect(throws: DaxPinError.systemCall(operation: "msync", path: file.path, errno: .ioError)) {
+                    try region.persist()
+                }
+                try region.withMutableBytes { $0.storeBytes(of: 0x5A, toByteOffset: 0, as: UInt8.self) }
+                try region.persist()
+            }
+            #expect(lease.release().steps.last == .closed)
+        }
+
         @Test("ibv_dereg_mr fails mid-teardown: the rest still deregisters, every region unmaps, the lease is released; the trace says which failed")
         func deregistrationFailsMidTeardown() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 256 << 10)

@@ -165,7 +165,7 @@ final class LeaseCore: Sendable {
         }
         // A break before F_SETOWN_EX signalled the whole process; if the watcher took that
         // signal before the lease was recorded above, it passed it over. Hand it over again.
-        if kernelIsBreaking() { _ = daxpin_queue_signal(watcher.threadID, watcher.signal, fd) }
+        if kernelIsBreaking() { Syscalls.queueSignal(watcher.threadID, watcher.signal, fd) }
         options.logger.debug("lease taken", metadata: ["path": "\(path)", "lease": "\(kind)"])
     }
 

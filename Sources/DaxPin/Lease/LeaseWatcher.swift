@@ -82,7 +82,7 @@ final class LeaseWatcher: Sendable {
             t.released[fd] = t.releases
         }
         // A full queue drops the marker: the number is then forgotten after a later signal.
-        if !onWatcher { _ = daxpin_queue_signal(threadID, signal, Self.releaseMarker) }
+        if !onWatcher { Syscalls.queueSignal(threadID, signal, Self.releaseMarker) }
     }
 
     /// The number of leases being watched (for tests and `daxpin ls`).
@@ -98,7 +98,7 @@ final class LeaseWatcher: Sendable {
             // from the signal to the revocation: sigwaitinfo hands over the signal with its
             // si_fd (poll on a signalfd and a read took two).
             var fd: Int32 = -1, fromKernel: Int32 = 0
-            let signo = daxpin_wait_watched_signal(&fd, &fromKernel)
+            let signo = Syscalls.waitWatchedSignal(&fd, &fromKernel)
             if signo == SIGIO {
                 // The realtime queue overflowed: the kernel (or our forwarder) sent SIGIO without si_fd.
                 watcher.breakAllBreaking()

@@ -122,7 +122,7 @@ public struct PinnedRegion: ~Copyable {
         if region.flushIsDurable, daxpin_flush_cache(region.mapping + offset, length) == 0 { return }
         let page = SystemPage.size
         let start = offset / page * page
-        guard msync(region.mapping + start, offset + length - start, MS_SYNC) == 0 else {
+        guard Syscalls.msync(region.mapping + start, offset + length - start, MS_SYNC) == 0 else {
             throw .systemCall(operation: "msync", path: path, errno: Errno(rawValue: errno))
         }
     }

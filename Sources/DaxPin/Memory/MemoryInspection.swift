@@ -26,15 +26,15 @@ public struct MemoryInspection: Sendable {
     ///   FIFOs, sockets, block devices, character devices that are not device-dax).
     public init(path: String) throws(DaxPinError) {
         _ = try MemoryProbe.statPinnable(path)
-        let fd = open(path, Self.openPathOnly | O_CLOEXEC)
+        let fd = Syscalls.open(path, Self.openPathOnly | O_CLOEXEC)
         guard fd >= 0 else { throw .systemCall(operation: "open(O_PATH)", path: path, errno: Errno(rawValue: errno)) }
-        defer { close(fd) }
+        defer { Syscalls.close(fd) }
         let descriptor = FileDescriptor(rawValue: fd)
         kind = try MemoryProbe.classify(descriptor, path: path)
         var isDAX: Int32 = -1
-        daxAttribute = daxpin_statx_dax(fd, &isDAX) == 0 && isDAX >= 0 ? isDAX == 1 : nil
+        daxAttribute = Syscalls.statxDAX(fd, &isDAX) == 0 && isDAX >= 0 ? isDAX == 1 : nil
         var opened = stat()
-        fstat(fd, &opened)
+        _ = Syscalls.fstat(fd, &opened)
         let isCharacter = opened.st_mode & S_IFMT == S_IFCHR
         device = DeviceNumber(isCharacter ? opened.st_rdev : opened.st_dev)
         fileSystemDevice = DeviceNumber(opened.st_dev)

@@ -14,17 +14,13 @@ enum MemoryProbe {
     static func open(_ path: String, access: Access) throws(DaxPinError) -> OpenedMemory {
         _ = try statPinnable(path)
         // O_NONBLOCK: never wait for another process's lease to be broken on our behalf.
-        let mode: FileDescriptor.AccessMode = access == .readOnly ? .readOnly : .readWrite
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(path, mode, options: [.closeOnExec, .nonBlocking])
-        } catch {
-            throw openError(path, error)
-        }
+        let raw = Syscalls.open(path, (access == .readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK)
+        guard raw >= 0 else { throw openError(path, Errno(rawValue: errno)) }
+        let fd = FileDescriptor(rawValue: raw)
         do {
             return OpenedMemory(fd: fd, kind: try classify(fd, path: path))
         } catch {
-            try? fd.close()
+            Syscalls.close(raw)
             throw error
         }
     }
@@ -34,7 +30,7 @@ enum MemoryProbe {
     /// file-type classifier of the library (`LayoutLease` and `MemoryInspection` share it).
     static func statPinnable(_ path: String) throws(DaxPinError) -> stat {
         var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard Syscalls.stat(path, &info) == 0 else {
             let code = Errno(rawValue: errno)
             switch code {
             case .noSuchFileOrDirectory: throw .fileNotFound(path: path)
@@ -61,7 +57,7 @@ enum MemoryProbe {
     /// The memory kind of an open descriptor.
     static func classify(_ fd: FileDescriptor, path: String) throws(DaxPinError) -> MemoryKind {
         var info = stat()
-        guard fstat(fd.rawValue, &info) == 0 else {
+        guard Syscalls.fstat(fd.rawValue, &info) == 0 else {
             throw .systemCall(operation: "fstat", path: path, errno: Errno(rawValue: errno))
         }
         if info.st_mode & S_IFMT == S_IFCHR {
@@ -73,12 +69,12 @@ enum MemoryProbe {
             return .deviceDAX(name: name, alignment: alignment)
         }
         var magic: UInt64 = 0
-        guard daxpin_fs_magic(fd.rawValue, &magic) == 0 else {
+        guard Syscalls.fileSystemMagic(fd.rawValue, &magic) == 0 else {
             throw .systemCall(operation: "fstatfs", path: path, errno: Errno(rawValue: errno))
         }
         let fileSystem = fileSystemName(magic: magic)
         var isDAX: Int32 = 0
-        if daxpin_statx_dax(fd.rawValue, &isDAX) == 0, isDAX == 1 {
+        if Syscalls.statxDAX(fd.rawValue, &isDAX) == 0, isDAX == 1 {
             return .fsDAX(fileSystem: fileSystem)
         }
         switch fileSystem {
@@ -94,7 +90,7 @@ enum MemoryProbe {
                 ?? readSmallInt("/sys/bus/dax/devices/\(name)/size") ?? 0
         }
         var info = stat()
-        guard fstat(fd.rawValue, &info) == 0 else {
+        guard Syscalls.fstat(fd.rawValue, &info) == 0 else {
             throw .systemCall(operation: "fstat", path: path, errno: Errno(rawValue: errno))
         }
         return Int(info.st_size)
@@ -125,9 +121,8 @@ enum MemoryProbe {
         }
     }
 
-    private static func openError(_ path: String, _ error: Error) -> DaxPinError {
-        let code = (error as? Errno) ?? .ioError
-        return switch code {
+    private static func openError(_ path: String, _ code: Errno) -> DaxPinError {
+        switch code {
         case .noSuchFileOrDirectory: .fileNotFound(path: path)
         case .permissionDenied, .notPermitted: .permissionDenied(path: path, errno: code)
         case .readOnlyFileSystem: .readOnlyFileSystem(path: path)

@@ -80,10 +80,10 @@ final class PinRegistry: Sendable {
         // Never wait at exit: a thread that holds the lock may be gone.
         _ = state.withLockIfAvailable { s in
             guard let directory = s.directory else { return }
-            let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let dirfd = Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard dirfd >= 0 else { return }
-            unlinkat(dirfd, "\(getpid()).json", 0)
-            close(dirfd)
+            Syscalls.unlinkat(dirfd, "\(getpid()).json", 0)
+            Syscalls.close(dirfd)
         }
     }
 
@@ -171,7 +171,7 @@ final class PinRegistry: Sendable {
     /// `major:minor` and inode of the leased file (the device number itself for device-dax).
     private static func identity(of fd: Int32) -> (String, UInt64) {
         var info = stat()
-        guard fd >= 0, fstat(fd, &info) == 0 else { return ("0:0", 0) }
+        guard fd >= 0, Syscalls.fstat(fd, &info) == 0 else { return ("0:0", 0) }
         let dev = info.st_mode & S_IFMT == S_IFCHR ? info.st_rdev : info.st_dev
         return (DeviceNumber(dev).description, UInt64(info.st_ino))
     }
@@ -180,10 +180,10 @@ final class PinRegistry: Sendable {
     private func write(_ snapshot: Snapshot) {
         let name = "\(getpid()).json"
         guard let record = snapshot.record else {
-            let dirfd = open(snapshot.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let dirfd = Syscalls.open(snapshot.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard dirfd >= 0 else { return }
-            unlinkat(dirfd, name, 0)
-            close(dirfd)
+            Syscalls.unlinkat(dirfd, name, 0)
+            Syscalls.close(dirfd)
             return
         }
         let dirfd = RunDirectory.openForPublishing(snapshot.directory)
@@ -191,10 +191,10 @@ final class PinRegistry: Sendable {
             logger.debug("pin registry: cannot use run directory", metadata: ["directory": "\(snapshot.directory)", "errno": "\(errno)"])
             return
         }
-        defer { close(dirfd) }
+        defer { Syscalls.close(dirfd) }
         let temporary = ".\(name).tmp"
-        unlinkat(dirfd, temporary, 0)
-        let fd = openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        Syscalls.unlinkat(dirfd, temporary, 0)
+        let fd = Syscalls.openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             logger.debug("pin registry: cannot create file", metadata: ["directory": "\(snapshot.directory)", "errno": "\(errno)"])
             return
@@ -202,14 +202,14 @@ final class PinRegistry: Sendable {
         let bytes = Array(record.jsonText.utf8)
         var written = 0
         while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let count = bytes[written...].withUnsafeBytes { Syscalls.write(fd, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { break }
             written += count
         }
-        close(fd)
-        guard written == bytes.count, renameat(dirfd, temporary, dirfd, name) == 0 else {
-            unlinkat(dirfd, temporary, 0)
+        Syscalls.close(fd)
+        guard written == bytes.count, Syscalls.renameat(dirfd, temporary, dirfd, name) == 0 else {
+            Syscalls.unlinkat(dirfd, temporary, 0)
             logger.debug("pin registry: write failed", metadata: ["directory": "\(snapshot.directory)"])
             return
         }

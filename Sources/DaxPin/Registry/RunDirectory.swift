@@ -45,15 +45,15 @@ package enum RunDirectory {
     /// Creates the directory (mode 0700) if missing and opens it without following symlinks;
     /// refuses a directory owned by someone else. Returns the directory descriptor or -1.
     static func openForPublishing(_ path: String) -> Int32 {
-        if mkdir(path, 0o700) != 0, errno != EEXIST {
+        if Syscalls.mkdir(path, 0o700) != 0, errno != EEXIST {
             // A missing parent ($XDG_RUNTIME_DIR gone): nothing to publish into.
             return -1
         }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = Syscalls.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return -1 }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & S_IFMT == S_IFDIR else {
-            close(fd)
+        guard Syscalls.fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & S_IFMT == S_IFDIR else {
+            Syscalls.close(fd)
             return -1
         }
         return fd
@@ -95,15 +95,15 @@ package enum ProcessInfoReader {
     /// The owner uid of `/proc/<pid>`: the process's effective uid, as the kernel shows it.
     package static func ownerUID(of pid: Int32) -> uid_t? {
         var info = stat()
-        guard stat("/proc/\(pid)", &info) == 0 else { return nil }
+        guard Syscalls.stat("/proc/\(pid)", &info) == 0 else { return nil }
         return info.st_uid
     }
 
     /// Reads a small file (a /proc entry) to EOF, at most `limit` bytes.
     static func readSmallFile(_ path: String, limit: Int) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        defer { Syscalls.close(fd) }
         return readAll(fd, limit: limit).map { String(decoding: $0, as: UTF8.self) }
     }
 
@@ -112,7 +112,7 @@ package enum ProcessInfoReader {
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
-            let count = read(fd, &chunk, chunk.count)
+            let count = Syscalls.read(fd, &chunk, chunk.count)
             if count < 0 { if errno == EINTR { continue }; return nil }
             if count == 0 { return data }
             data.append(contentsOf: chunk[0..<count])

@@ -2,7 +2,7 @@ import CLease
 import Glibc
 import Synchronization
 
-/// The system calls of the lease and mapping paths, in one thin layer (after swift-system's
+/// The system calls DaxPin makes outside the verbs libraries, in one thin layer (after swift-system's
 /// `Internals/Syscalls.swift`): each forwards to libc unchanged, unless a test has armed a
 /// failure for it with ``SyscallFaults``. Each returns what the libc call returns and leaves
 /// `errno` set on failure, like the call it wraps.
@@ -64,6 +64,7 @@ enum Syscalls {
 /// A system call of ``Syscalls`` that a test can make fail.
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
+    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, msync, queueSignal, waitSignal
 }
 
 /// Test-only fault injection into ``Syscalls``: a failure armed for a call makes that call

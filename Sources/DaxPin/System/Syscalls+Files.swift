@@ -1,0 +1,101 @@
+import CLease
+import Glibc
+
+// The file, metadata and signal calls of ``Syscalls``: opening and classifying what is pinned,
+// the pin registry's files, `persist`, and the lease watcher's signals.
+extension Syscalls {
+    /// `open(2)`.
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
+        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        return Glibc.open(path, flags, mode)
+    }
+
+    /// `openat(2)`.
+    static func openat(_ directory: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
+        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        return Glibc.openat(directory, name, flags, mode)
+    }
+
+    /// `stat(2)`.
+    static func stat(_ path: String, _ info: inout Glibc.stat) -> Int32 {
+        if let code = SyscallFaults.take(.stat) { errno = code; return -1 }
+        return libcStat(path, &info)
+    }
+
+    /// `fstat(2)`.
+    static func fstat(_ fd: Int32, _ info: inout Glibc.stat) -> Int32 {
+        if let code = SyscallFaults.take(.stat) { errno = code; return -1 }
+        return Glibc.fstat(fd, &info)
+    }
+
+    /// `fstatfs(2)`, the file system's magic number only.
+    static func fileSystemMagic(_ fd: Int32, _ magic: inout UInt64) -> Int32 {
+        if let code = SyscallFaults.take(.statfs) { errno = code; return -1 }
+        var value: UInt64 = 0
+        let result = daxpin_fs_magic(fd, &value)
+        magic = value
+        return result
+    }
+
+    /// `statx(2)`'s `STATX_ATTR_DAX`: `isDAX` is 1, 0, or -1 when the kernel does not say.
+    static func statxDAX(_ fd: Int32, _ isDAX: inout Int32) -> Int32 {
+        if let code = SyscallFaults.take(.statx) { errno = code; return -1 }
+        return daxpin_statx_dax(fd, &isDAX)
+    }
+
+    /// `read(2)`.
+    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        if let code = SyscallFaults.take(.read) { errno = code; return -1 }
+        return Glibc.read(fd, buffer, count)
+    }
+
+    /// `write(2)`.
+    static func write(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
+        if let code = SyscallFaults.take(.write) { errno = code; return -1 }
+        return Glibc.write(fd, buffer, count)
+    }
+
+    /// `unlinkat(2)`.
+    @discardableResult
+    static func unlinkat(_ directory: Int32, _ name: String, _ flags: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.unlink) { errno = code; return -1 }
+        return Glibc.unlinkat(directory, name, flags)
+    }
+
+    /// `renameat(2)`.
+    static func renameat(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String) -> Int32 {
+        if let code = SyscallFaults.take(.rename) { errno = code; return -1 }
+        return Glibc.renameat(fromDirectory, from, toDirectory, to)
+    }
+
+    /// `mkdir(2)`.
+    static func mkdir(_ path: String, _ mode: mode_t) -> Int32 {
+        if let code = SyscallFaults.take(.mkdir) { errno = code; return -1 }
+        return Glibc.mkdir(path, mode)
+    }
+
+    /// `msync(2)`.
+    static func msync(_ address: UnsafeMutableRawPointer, _ length: Int, _ flags: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.msync) { errno = code; return -1 }
+        return Glibc.msync(address, length, flags)
+    }
+
+    /// `rt_tgsigqueueinfo(2)` to one thread of this process, with `value` as the payload.
+    @discardableResult
+    static func queueSignal(_ thread: pid_t, _ signal: Int32, _ value: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.queueSignal) { errno = code; return -1 }
+        return daxpin_queue_signal(thread, signal, value)
+    }
+
+    /// `sigwaitinfo(2)` for the watched signals: the signal, the descriptor it names and whether
+    /// the kernel sent it; -1 with errno (EINTR included) on failure.
+    static func waitWatchedSignal(_ fd: inout Int32, _ fromKernel: inout Int32) -> Int32 {
+        if let code = SyscallFaults.take(.waitSignal) { errno = code; return -1 }
+        return daxpin_wait_watched_signal(&fd, &fromKernel)
+    }
+}
+
+/// `stat(2)` itself: inside `Syscalls` the name means the wrapper.
+private func libcStat(_ path: String, _ info: inout stat) -> Int32 {
+    stat(path, &info)
+}
