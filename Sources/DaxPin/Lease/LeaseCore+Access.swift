@@ -51,6 +51,7 @@ extension LeaseCore {
 
     /// Tears down one region: deregister, then unmap.
     func unpin(_ id: Int) throws(DaxPinError) {
+        Interleavings.reached(.unpinStarting)
         while true {
             drainAccess(closing: false)
             let outcome: Result<Bool, DaxPinError> = state.withLock { s in

@@ -44,6 +44,7 @@ extension LeaseCore {
                              size: size, alignment: alignment)
         let (base, reserved) = (mapped.base, mapped.isReserved)
         var mapping: Mapping? = .some(mapped)
+        Interleavings.reached(.pinMapped)
         // ODP is used only once the device has passed DaxPin's check (cached per device).
         // A plan that cannot use ODP never reads the verdict, so it does not pay for the check.
         let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
@@ -59,6 +60,7 @@ extension LeaseCore {
             let privateWritable = flags & MAP_PRIVATE != 0 && protection & PROT_WRITE != 0
             Populate.range(base, length: mappedLength, write: privateWritable, alignment: alignment)
         }
+        Interleavings.reached(.pinPopulated)
         let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
         var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: Strategy?
@@ -96,6 +98,7 @@ extension LeaseCore {
                 }
             }
         }
+        if chosen != nil { Interleavings.reached(.pinRegistered) }
         guard let strategy = chosen else {
             state.withLock { $0.reservation.discard(mapping.take()!, regionsLeft: !$0.regions.isEmpty) }
             attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
@@ -104,8 +107,8 @@ extension LeaseCore {
                 advice: StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy)))
         }
         let id: Int? = state.withLock { s in
+            guard case .held = s.phase else { return nil }  // the discard below ends the flight
             if reserved { s.reservation.landed() }
-            guard case .held = s.phase else { return nil }
             let id = s.nextRegionID
             s.nextRegionID += 1
             s.regions.add(OwnedRegion(id: id, offset: offset, length: length, strategy: strategy,

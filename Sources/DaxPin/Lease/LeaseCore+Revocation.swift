@@ -19,6 +19,7 @@ extension LeaseCore {
             if !onWatcher, !requireLease { finished.wait() }
             return trace
         }
+        Interleavings.reached(.revocationBegan(reason))
         quiesce(reason, &steps)                   // 1. the application's handler, within its budget
         stopQueuePairs(&steps)                    // 2. queue pairs to the error state
         var owned = closeAccess()                 //    no byte access runs, and none can start

@@ -1,0 +1,40 @@
+import Synchronization
+
+/// A point in pinning, unpinning or revocation where a test can hold a thread to force an
+/// interleaving with a lease break (races forced, not hoped for).
+package enum InterleavingPoint: Sendable, Hashable {
+    /// `pin` has mapped the range (the lease lock is not held).
+    case pinMapped
+    /// `pin` has populated the mapping.
+    case pinPopulated
+    /// `pin` has registered the range (`ibv_reg_mr` returned).
+    case pinRegistered
+    /// `unpin` is about to take its region out of the lease.
+    case unpinStarting
+    /// A revocation has started (the lease is `revoking`), before its first step.
+    case revocationBegan(RevocationReason)
+}
+
+/// Test-only hook at each ``InterleavingPoint``: the thread that reaches a point runs the hook
+/// there. One atomic load per point while no hook is set.
+package enum Interleavings {
+    private static let armed = Atomic<Bool>(false)
+    private static let hook = AnnotatedMutex<(@Sendable (InterleavingPoint) -> Void)?>(nil)
+
+    /// Runs `body` at every point any thread reaches, until ``clear()``.
+    package static func set(_ body: @escaping @Sendable (InterleavingPoint) -> Void) {
+        hook.withLock { $0 = body }
+        armed.store(true, ordering: .releasing)
+    }
+
+    /// Removes the hook.
+    package static func clear() {
+        armed.store(false, ordering: .releasing)
+        hook.withLock { $0 = nil }
+    }
+
+    static func reached(_ point: InterleavingPoint) {
+        guard armed.load(ordering: .acquiring), let body = hook.withLock({ $0 }) else { return }
+        body(point)
+    }
+}
