@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "daxpin-client", targets: ["StorageClient"]),
         .executable(name: "daxpin-demo", targets: ["CoreDemo"]),
         .executable(name: "daxpin-quickstart", targets: ["QuickStart"]),
+        .executable(name: "daxpin-soak", targets: ["DaxPinSoak"]),
         // daxpin-server's wire format (the hellos in the rdma_cm private data, the messages),
         // for clients other than daxpin-client: the benchmark harness is one.
         .library(name: "StorageProtocol", targets: ["StorageProtocol"]),
@@ -80,6 +81,13 @@ let package = Package(
         ),
         .executableTarget(name: "CoreDemo", dependencies: ["DaxPin"], path: "Examples/CoreDemo", swiftSettings: strict),
         .executableTarget(name: "QuickStart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
+        // The reliability soak (Scripts/reliability), a tool of the test suite.
+        .executableTarget(
+            name: "DaxPinSoak",
+            dependencies: ["DaxPin", "CLease", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Soak", swiftSettings: strict
+        ),
         .testTarget(
             name: "DaxPinTests",
             dependencies: ["DaxPin", "CLease", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system"),

@@ -128,3 +128,7 @@ int daxpin_fs_magic(int fd, unsigned long long *magic) {
     *magic = (unsigned long long)fs.f_type;
     return 0;
 }
+
+int daxpin_punch_hole(int fd, long long offset, long long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}

@@ -76,4 +76,8 @@ int daxpin_flush_cache(const void *addr, size_t len);
 /// fstatfs: the file system's magic number (`f_type`).
 int daxpin_fs_magic(int fd, unsigned long long *magic);
 
+/// fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), hidden by glibc without _GNU_SOURCE:
+/// the hole punch that breaks a lease (used by the soak).
+int daxpin_punch_hole(int fd, long long offset, long long length);
+
 #endif
