@@ -132,3 +132,46 @@ int daxpin_fs_magic(int fd, unsigned long long *magic) {
 int daxpin_punch_hole(int fd, long long offset, long long length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
 }
+
+/* Fork guard: descriptors a forked child must not keep (lease descriptors, verbs contexts),
+ * closed in the child by a pthread_atfork handler. A lease lives on the open file description
+ * and a verbs context (with its MRs) on its uverbs file: a child that kept a copy would keep
+ * both alive after the parent dies. One counter per descriptor number (a number closed and
+ * reused by another thread meanwhile stays counted); the handler only reads atomics and calls
+ * close(2), both async-signal-safe. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define DAXPIN_FORK_GUARD_LIMIT (1 << 20)
+static _Atomic unsigned char daxpin_guarded[DAXPIN_FORK_GUARD_LIMIT];
+static _Atomic int daxpin_guarded_highest = -1;
+static pthread_once_t daxpin_fork_guard_once = PTHREAD_ONCE_INIT;
+
+static void daxpin_fork_guard_child(void) {
+    int highest = atomic_load(&daxpin_guarded_highest);
+    for (int fd = 0; fd <= highest; fd++) {
+        if (atomic_load(&daxpin_guarded[fd]) != 0) {
+            atomic_store(&daxpin_guarded[fd], 0);
+            close(fd);
+        }
+    }
+}
+
+static void daxpin_fork_guard_install(void) { pthread_atfork(NULL, NULL, daxpin_fork_guard_child); }
+
+int daxpin_fork_guard_add(int fd) {
+    if (fd < 0 || fd >= DAXPIN_FORK_GUARD_LIMIT) return -1;
+    pthread_once(&daxpin_fork_guard_once, daxpin_fork_guard_install);
+    /* Saturating: a number added 255 times stays guarded for good (librdmacm's contexts are). */
+    unsigned char count = atomic_load(&daxpin_guarded[fd]);
+    while (count < 255 && !atomic_compare_exchange_weak(&daxpin_guarded[fd], &count, count + 1)) {}
+    int highest = atomic_load(&daxpin_guarded_highest);
+    while (fd > highest && !atomic_compare_exchange_weak(&daxpin_guarded_highest, &highest, fd)) {}
+    return 0;
+}
+
+void daxpin_fork_guard_remove(int fd) {
+    if (fd < 0 || fd >= DAXPIN_FORK_GUARD_LIMIT) return;
+    unsigned char count = atomic_load(&daxpin_guarded[fd]);
+    while (count > 0 && count < 255 && !atomic_compare_exchange_weak(&daxpin_guarded[fd], &count, count - 1)) {}
+}

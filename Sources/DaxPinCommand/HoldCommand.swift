@@ -32,6 +32,9 @@ struct HoldCommand: ParsableCommand {
     @Flag(help: "Take the lease only, even when an RDMA device exists.")
     var leaseOnly = false
 
+    @Flag(help: "Once holding, fork a child that idles (what a forked child inherits is tested with it).")
+    var forkChild = false
+
     func run() throws {
         // A parent may have left these blocked or ignored (both are inherited across exec).
         var stopSignals = sigset_t()
@@ -62,6 +65,12 @@ struct HoldCommand: ParsableCommand {
         }
         print("daxpin hold: pid \(getpid()) holds \(path): \(what)")
         fflush(nil)
+        if forkChild {
+            let child = fork()
+            if child == 0 { while true { pause() } }  // async-signal-safe only: the parent has threads
+            print("daxpin hold: forked child \(child)")
+            fflush(nil)
+        }
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline, !holdStopRequested.load(ordering: .relaxed) {
             if case .revoked = lease.state { break }

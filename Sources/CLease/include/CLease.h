@@ -80,4 +80,11 @@ int daxpin_fs_magic(int fd, unsigned long long *magic);
 /// the hole punch that breaks a lease (used by the soak).
 int daxpin_punch_hole(int fd, long long offset, long long length);
 
+/// Fork guard: a descriptor added here is closed in every child forked (without exec) from now
+/// on, by a pthread_atfork handler. For lease descriptors and verbs contexts, which a child would
+/// otherwise keep alive. Counted per number: remove once per add, after closing. -1 for a number
+/// beyond the guard's range (1 << 20).
+int daxpin_fork_guard_add(int fd);
+void daxpin_fork_guard_remove(int fd);
+
 #endif

@@ -65,6 +65,7 @@ struct AddressReservation: ~Copyable, @unchecked Sendable {
             _ = reserveAgain(base: wanted, length: length)
             return .failure(code)
         }
+        Mapping.notInherited(address, length)
         return .success(Mapping(base: address, length: length, isReserved: true))
     }
 

@@ -3,15 +3,26 @@ import Glibc
 
 /// Owns the descriptor a lease is taken on, and the lease while it is held: ``unlock()`` gives
 /// the lease back (`F_UNLCK`), ``close()`` closes the descriptor, and `deinit` does whatever of
-/// the two is left, in that order.
+/// the two is left, in that order. A child forked without exec gets no copy: the descriptor is
+/// closed in it at fork (the lease lives on the open file description, so a copy would keep it
+/// alive after this process is gone), and a child's copy of the handle does nothing: its
+/// `deinit` would otherwise remove the parent's lease (`F_UNLCK` acts on the shared description).
 struct LeaseHandle: ~Copyable, Sendable {
     let fd: Int32
     /// The `F_SETLEASE` type held, or nil without a lease.
     private(set) var held: Int32?
     /// Cleared by ``close()``.
     private var open = true
+    /// The process that took the lease: in a child forked from it, this handle is a copy.
+    private let owner = getpid()
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32) {
+        self.fd = fd
+        daxpin_fork_guard_add(fd)
+    }
+
+    /// Whether this is a forked child's copy, whose descriptor was closed at fork.
+    private var isForkedCopy: Bool { getpid() != owner }
 
     /// `F_SETLEASE` with `type`; errno on failure.
     mutating func take(_ type: Int32) -> Int32? {
@@ -32,6 +43,7 @@ struct LeaseHandle: ~Copyable, Sendable {
     mutating func unlock() -> (wasHeld: Bool, lost: Bool) {
         guard held != nil else { return (false, false) }
         held = nil
+        guard !isForkedCopy else { return (false, false) }
         let lost = Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) != 0 && errno == EAGAIN
         return (true, lost)
     }
@@ -40,11 +52,17 @@ struct LeaseHandle: ~Copyable, Sendable {
     consuming func close() {
         _ = unlock()
         open = false
+        guard !isForkedCopy else { return }
         Syscalls.close(fd)
+        daxpin_fork_guard_remove(fd)  // after close: a fork in between closes the number in the child only
     }
 
     deinit {
+        guard !isForkedCopy else { return }
         if held != nil { Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) }
-        if open { Syscalls.close(fd) }
+        if open {
+            Syscalls.close(fd)
+            daxpin_fork_guard_remove(fd)
+        }
     }
 }

@@ -27,6 +27,7 @@ struct Mapping: ~Copyable, @unchecked Sendable {
     static func map(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int) -> Result<Mapping, Errno> {
         let address = Syscalls.mmap(nil, length, protection, flags, fd, off_t(offset))
         guard let address, address != MAP_FAILED else { return .failure(Errno(rawValue: errno)) }
+        notInherited(address, length)
         return .success(Mapping(base: address, length: length, isReserved: false))
     }
 
@@ -48,6 +49,13 @@ struct Mapping: ~Copyable, @unchecked Sendable {
 
     deinit {
         if owned { Self.remove(base: base, length: length, reserved: isReserved) }
+    }
+
+    /// A child forked without exec does not get the range (`MADV_DONTFORK`): its copy of a
+    /// region would map the file's pages under no lease of its own. Best effort: without it the
+    /// child's shared mapping is still removed by a truncate, like any other process's.
+    static func notInherited(_ base: UnsafeMutableRawPointer, _ length: Int) {
+        _ = Syscalls.madvise(base, length, MADV_DONTFORK)
     }
 
     private static func remove(base: UnsafeMutableRawPointer, length: Int, reserved: Bool) {

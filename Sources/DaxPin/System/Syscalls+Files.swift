@@ -74,6 +74,12 @@ extension Syscalls {
         return Glibc.mkdir(path, mode)
     }
 
+    /// `madvise(2)`.
+    static func madvise(_ address: UnsafeMutableRawPointer, _ length: Int, _ advice: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.madvise) { errno = code; return -1 }
+        return Glibc.madvise(address, length, advice)
+    }
+
     /// `msync(2)`.
     static func msync(_ address: UnsafeMutableRawPointer, _ length: Int, _ flags: Int32) -> Int32 {
         if let code = SyscallFaults.take(.msync) { errno = code; return -1 }

@@ -64,7 +64,7 @@ enum Syscalls {
 /// A system call of ``Syscalls`` that a test can make fail.
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
-    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, msync, queueSignal, waitSignal
+    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, madvise, msync, queueSignal, waitSignal
 }
 
 /// Test-only fault injection into ``Syscalls``: a failure armed for a call makes that call

@@ -1,4 +1,5 @@
 import CIbverbs
+import CLease
 import Glibc
 import SystemPackage
 
@@ -48,6 +49,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
         self.pd = pd
         self.ownsContext = true
         self.capabilities = Self.query(context)
+        Self.guardFromFork(context)
     }
 
     /// Adopts a context opened by someone else (librdmacm opens one per device and process,
@@ -64,11 +66,25 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
         self.pd = pd
         self.ownsContext = false
         self.capabilities = Self.query(context)
+        Self.guardFromFork(context)  // librdmacm keeps its contexts open until exit: never removed
+    }
+
+    /// A child forked without exec must not keep this context's uverbs descriptors: they would
+    /// keep the context, and every MR on it, alive after this process is gone. They are closed
+    /// in the child at fork.
+    private static func guardFromFork(_ context: UnsafeMutablePointer<ibv_context>) {
+        daxpin_fork_guard_add(context.pointee.cmd_fd)
+        daxpin_fork_guard_add(context.pointee.async_fd)
     }
 
     deinit {
         ibv_dealloc_pd(pd)
-        if ownsContext { ibv_close_device(context) }
+        if ownsContext {
+            let (command, async) = (context.pointee.cmd_fd, context.pointee.async_fd)
+            ibv_close_device(context)
+            daxpin_fork_guard_remove(command)
+            daxpin_fork_guard_remove(async)
+        }
     }
 
     private static func query(_ context: UnsafeMutablePointer<ibv_context>) -> DeviceCapabilities {
