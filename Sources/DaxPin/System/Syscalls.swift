@@ -60,6 +60,12 @@ enum Syscalls {
 /// A system call of ``Syscalls`` that a test can make fail.
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
+    case getDeviceList, openDevice, queryDevice, queryPort, queryGID, allocateProtectionDomain
+    case registerMemory, deregisterMemory, adviseMemory
+    case createCompletionChannel, createCompletionQueue, requestNotification, getCompletionEvent, pollCompletionQueue
+    case createQueuePair, modifyQueuePair, postSend, postReceive
+    case rdmaCreateEventChannel, rdmaGetEvent, rdmaCreateID, rdmaMigrateID, rdmaBind, rdmaListen
+    case rdmaResolveAddress, rdmaResolveRoute, rdmaCreateQueuePair, rdmaConnect, rdmaAccept
 }
 
 /// Test-only fault injection into ``Syscalls``: a failure armed for a call makes that call
