@@ -14,11 +14,11 @@ final class CMEventChannel: @unchecked Sendable {
         let privateData: [UInt8]
         let responderResources: UInt8
         let initiatorDepth: UInt8
-        var name: String { String(cString: rdma_event_str(type)) }
+        var name: String { String(cString: VerbsCalls.rdma_event_str(type)) }
     }
 
     init(peer: String) throws(DaxPinError) {
-        guard let channel = rdma_create_event_channel() else {
+        guard let channel = VerbsCalls.rdma_create_event_channel() else {
             throw .connectionFailed(peer: peer, operation: "rdma_create_event_channel", reason: errnoText())
         }
         let flags = fcntl(channel.pointee.fd, F_GETFL)
@@ -26,14 +26,14 @@ final class CMEventChannel: @unchecked Sendable {
         self.channel = channel
     }
 
-    deinit { rdma_destroy_event_channel(channel) }
+    deinit { VerbsCalls.rdma_destroy_event_channel(channel) }
 
     /// The next event, or nil when none arrives within `timeout`.
     func next(timeout: Duration) -> Event? {
         let deadline = ContinuousClock.now + timeout
         while true {
             var raw: UnsafeMutablePointer<rdma_cm_event>?
-            if rdma_get_cm_event(channel, &raw) == 0, let event = raw {
+            if VerbsCalls.rdma_get_cm_event(channel, &raw) == 0, let event = raw {
                 let conn = event.pointee.param.conn
                 let data: [UInt8] = conn.private_data.map {
                     Array(UnsafeRawBufferPointer(start: $0, count: Int(conn.private_data_len)))
@@ -41,7 +41,7 @@ final class CMEventChannel: @unchecked Sendable {
                 let copy = Event(type: event.pointee.event, id: event.pointee.id, status: event.pointee.status,
                                  privateData: data, responderResources: conn.responder_resources,
                                  initiatorDepth: conn.initiator_depth)
-                rdma_ack_cm_event(event)
+                VerbsCalls.rdma_ack_cm_event(event)
                 return copy
             }
             let left = ContinuousClock.now.duration(to: deadline)

@@ -35,29 +35,31 @@ final class CompletionQueue: @unchecked Sendable {
     private var unacknowledged: UInt32 = 0
     /// ``CoarseClock`` nanoseconds of the last poll that found completions; nil before the first.
     private var lastCompletion: Int64?
-    /// Reused by every poll: a wait that finds nothing allocates nothing.
-    private let entries = UnsafeMutablePointer<ibv_wc>.allocate(capacity: CompletionQueue.batch)
+    /// Reused by every poll: a wait that finds nothing allocates nothing. Allocated last in
+    /// `init`: a throwing init releases only what is stored, and runs no `deinit`.
+    private let entries: UnsafeMutablePointer<ibv_wc>
 
     init(context: UnsafeMutablePointer<ibv_context>, depth: Int, deviceName: String) throws(DaxPinError) {
         self.deviceName = deviceName
-        guard let channel = ibv_create_comp_channel(context) else {
+        guard let channel = VerbsCalls.ibv_create_comp_channel(context) else {
             throw .deviceFailure(device: deviceName, operation: "ibv_create_comp_channel", errno: .init(rawValue: errno))
         }
         let flags = fcntl(channel.pointee.fd, F_GETFL)
         _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)
-        guard let cq = ibv_create_cq(context, Int32(depth), nil, channel, 0) else {
+        guard let cq = VerbsCalls.ibv_create_cq(context, Int32(depth), nil, channel, 0) else {
             let code = errno
-            ibv_destroy_comp_channel(channel)
+            VerbsCalls.ibv_destroy_comp_channel(channel)
             throw .deviceFailure(device: deviceName, operation: "ibv_create_cq", errno: .init(rawValue: code))
         }
         self.channel = channel
         self.cq = cq
+        entries = .allocate(capacity: Self.batch)
     }
 
     deinit {
-        if unacknowledged > 0 { ibv_ack_cq_events(cq, unacknowledged) }
-        ibv_destroy_cq(cq)
-        ibv_destroy_comp_channel(channel)
+        if unacknowledged > 0 { VerbsCalls.ibv_ack_cq_events(cq, unacknowledged) }
+        VerbsCalls.ibv_destroy_cq(cq)
+        VerbsCalls.ibv_destroy_comp_channel(channel)
         entries.deallocate()
     }
 
@@ -75,7 +77,7 @@ final class CompletionQueue: @unchecked Sendable {
     func poll(maximum: Int = 16, timeout: Duration, _ body: (ibv_wc) -> Void) throws(DaxPinError) -> Int {
         let maximum = min(maximum, Self.batch)
         func take() throws(DaxPinError) -> Int? {
-            let count = daxpin_ibv_poll_cq(cq, Int32(maximum), entries)
+            let count = VerbsCalls.ibv_poll_cq(cq, Int32(maximum), entries)
             if count < 0 { throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: .ioError) }
             guard count > 0 else { return nil }
             lastCompletion = CoarseClock.nanoseconds
@@ -108,16 +110,20 @@ final class CompletionQueue: @unchecked Sendable {
             let left = ContinuousClock.now.duration(to: deadline)
             if left <= .zero { return 0 }
             // Arm, then look again: a completion that arrived before arming raises no event.
-            _ = daxpin_ibv_req_notify_cq(cq, 0)
+            // Unarmed, the sleep below would see no completion until the timeout: fail instead.
+            let armed = VerbsCalls.ibv_req_notify_cq(cq, 0)
+            guard armed == 0 else {
+                throw .deviceFailure(device: deviceName, operation: "ibv_req_notify_cq", errno: .init(rawValue: armed))
+            }
             if let found = try take() { return found }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
             let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
             _ = Glibc.poll(&descriptor, 1, milliseconds)
             var eventCQ: UnsafeMutablePointer<ibv_cq>?
             var context: UnsafeMutableRawPointer?
-            while ibv_get_cq_event(channel, &eventCQ, &context) == 0 { unacknowledged += 1 }
+            while VerbsCalls.ibv_get_cq_event(channel, &eventCQ, &context) == 0 { unacknowledged += 1 }
             if unacknowledged >= 64 {
-                ibv_ack_cq_events(cq, unacknowledged)
+                VerbsCalls.ibv_ack_cq_events(cq, unacknowledged)
                 unacknowledged = 0
             }
         }

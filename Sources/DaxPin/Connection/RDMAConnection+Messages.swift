@@ -9,6 +9,7 @@ extension RDMAConnection {
     private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { buffer + slot * options.messageSize }
 
     func postReceive(slot: Int) throws(DaxPinError) {
+        guard let qp = id.pointee.qp else { throw .disconnected(peer: peer) }
         var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slotAddress(slot))), length: UInt32(options.messageSize),
                           lkey: bufferRegistration.localKey)
         var request = ibv_recv_wr()
@@ -17,7 +18,7 @@ extension RDMAConnection {
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
         let rc = withUnsafeMutablePointer(to: &sge) { pointer in
             request.sg_list = pointer
-            return daxpin_ibv_post_recv(id.pointee.qp, &request, &bad)
+            return VerbsCalls.ibv_post_recv(qp, &request, &bad)
         }
         guard rc == 0 else { throw .deviceFailure(device: device.name, operation: "ibv_post_recv", errno: .init(rawValue: rc)) }
     }
@@ -30,9 +31,12 @@ extension RDMAConnection {
         guard message.count <= options.messageSize else {
             throw .deviceFailure(device: device.name, operation: "send \(message.count) bytes (limit \(options.messageSize))", errno: .messageTooLong)
         }
-        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
-            state.nextInternal += 1
-            let wrID = Self.internalBit | state.nextInternal
+        let completion = try sends.postAndWait(timeout: timeout, failure: { status in
+            // The queue pair was destroyed or is in the error state: the connection is gone.
+            status == EINVAL || status == ENOMEM ? .disconnected(peer: peer)
+                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: .init(rawValue: status))
+        }) { wrID in
+            // Under the send lock: the one send slot is this request's until it completes.
             let slot = slotAddress(options.receiveSlots)
             message.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             var sge = ibv_sge(addr: UInt64(UInt(bitPattern: slot)), length: UInt32(message.count), lkey: bufferRegistration.localKey)
@@ -41,14 +45,14 @@ extension RDMAConnection {
             request.opcode = IBV_WR_SEND
             request.num_sge = 1
             request.send_flags = IBV_SEND_SIGNALED.rawValue
-            let rc = post(&request, &sge)
-            guard rc == 0 else {
-                return .failure(rc == EINVAL || rc == ENOMEM ? .disconnected(peer: peer)
-                                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: .init(rawValue: rc)))
+            guard let qp = id.pointee.qp else { return EINVAL }
+            var bad: UnsafeMutablePointer<ibv_send_wr>?
+            return withUnsafeMutablePointer(to: &sge) { pointer in
+                request.sg_list = pointer
+                return VerbsCalls.ibv_post_send(qp, &request, &bad)
             }
-            return wait(for: wrID, state: &state, timeout: timeout)
         }
-        switch try result.get() {
+        switch completion {
         case .success: return
         case .flushed, .retryExceeded: throw .disconnected(peer: peer)
         case let other: throw .deviceFailure(device: device.name, operation: "SEND (\(other))", errno: .ioError)

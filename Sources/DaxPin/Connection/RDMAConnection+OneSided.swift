@@ -25,15 +25,12 @@ extension RDMAConnection {
     public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
                           signaled: Bool = true, thenRead readLocal: QueuePair.LocalBuffer, at readOffset: Int,
                           readID: UInt64) throws(DaxPinError) {
-        precondition(id & Self.internalBit == 0 && readID & Self.internalBit == 0, "work request ids must be below 2^63")
-        let rc = sendState.withLock { _ in
+        precondition(id & SendQueue.ownBit == 0 && readID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
+        try sends.post {
             self.id.pointee.qp.map {
                 postWriteThenRead(on: $0, write: local, writeID: id, writeSignaled: signaled, read: readLocal, readID: readID,
                                   remote: remote, writeOffset: offset, readOffset: readOffset)
             } ?? EINVAL
-        }
-        guard rc == 0 else {
-            throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
         }
     }
 
@@ -54,16 +51,7 @@ extension RDMAConnection {
     /// has room: for loops that harvest once per operation (queue depth 1), reuse one array.
     @discardableResult
     public func completions(into done: inout [WorkCompletion], timeout: Duration) throws(DaxPinError) -> Int {
-        let result: Result<Int, DaxPinError> = sendState.withLock { state in
-            if state.userDone.isEmpty {
-                do throws(DaxPinError) { try harvest(&state, timeout: timeout) } catch { return .failure(error) }
-            }
-            let count = state.userDone.count
-            done.append(contentsOf: state.userDone)
-            state.userDone.removeAll(keepingCapacity: true)
-            return .success(count)
-        }
-        return try result.get()
+        try sends.completions(into: &done, timeout: timeout)
     }
 
     /// RDMA WRITE that waits for its completion (at most `timeout`).
@@ -80,59 +68,17 @@ extension RDMAConnection {
 
     private func postRDMA(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                           _ offset: Int, _ wrID: UInt64, signaled: Bool = true) throws(DaxPinError) {
-        precondition(wrID & Self.internalBit == 0, "work request ids must be below 2^63")
-        let rc = sendState.withLock { _ in
+        precondition(wrID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
+        try sends.post {
             id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset,
                                              signaled: signaled) } ?? EINVAL
-        }
-        guard rc == 0 else {
-            throw .deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc))
         }
     }
 
     private func postAndWait(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                              _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> QueuePair.Completion {
-        let result: Result<QueuePair.Completion, DaxPinError> = sendState.withLock { state in
-            state.nextInternal += 1
-            let wrID = Self.internalBit | state.nextInternal
-            let rc = id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
-            guard rc == 0 else {
-                return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
-            }
-            return wait(for: wrID, state: &state, timeout: timeout)
-        }
-        return try result.get()
-    }
-
-    func post(_ request: inout ibv_send_wr, _ sge: inout ibv_sge) -> Int32 {
-        guard let qp = id.pointee.qp else { return EINVAL }
-        var bad: UnsafeMutablePointer<ibv_send_wr>?
-        return withUnsafeMutablePointer(to: &sge) { pointer in
-            request.sg_list = pointer
-            return daxpin_ibv_post_send(qp, &request, &bad)
-        }
-    }
-
-    func wait(for wrID: UInt64, state: inout SendState, timeout: Duration) -> Result<QueuePair.Completion, DaxPinError> {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let done = state.internalDone.removeValue(forKey: wrID) { return .success(done) }
-            let left = ContinuousClock.now.duration(to: deadline)
-            if left <= .zero {
-                return .failure(.deviceFailure(device: device.name, operation: "wait for a completion", errno: .timedOut))
-            }
-            do throws(DaxPinError) { try harvest(&state, timeout: left) } catch { return .failure(error) }
-        }
-    }
-
-    func harvest(_ state: inout SendState, timeout: Duration) throws(DaxPinError) {
-        try sendCQ.poll(maximum: 16, timeout: timeout) { entry in
-            let status = QueuePair.Completion(entry.status)
-            if entry.wr_id & Self.internalBit != 0 {
-                state.internalDone[entry.wr_id] = status
-            } else {
-                state.userDone.append(WorkCompletion(id: entry.wr_id, status: status))
-            }
+        try sends.postAndWait(timeout: timeout) { wrID in
+            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
         }
     }
 }

@@ -18,7 +18,7 @@ import Synchronization
 /// Attach the connection to a lease with `lease.attach { connection.moveToError() }`.
 public final class RDMAConnection: @unchecked Sendable {
     // The rdma_cm id and verbs objects are thread-safe; sends and receives are serialized
-    // by `sendState` and `receiveLock`.
+    // by `sends` and `receiveLock`.
 
     /// Sizes of the queues and the control-message pool.
     public struct Options: Sendable, Hashable {
@@ -52,22 +52,17 @@ public final class RDMAConnection: @unchecked Sendable {
     let id: UnsafeMutablePointer<rdma_cm_id>
     private let events: CMEventChannel
     private let provider: IbverbsProvider
-    let sendCQ: CompletionQueue
+    /// Posts and completes the SENDs, WRITEs and READs: the layer QueuePair uses too.
+    let sends: SendQueue
     let receiveCQ: CompletionQueue
     let options: Options
     let buffer: UnsafeMutableRawPointer
     let bufferRegistration: Registration
-    let sendState = AnnotatedMutex(SendState())
     let receiveLock = AnnotatedMutex(())
     let closed = Atomic<Bool>(false)
     private let qpDestroyed = Atomic<Bool>(false)
-
-    struct SendState {
-        var nextInternal: UInt64 = 0
-        var internalDone: [UInt64: QueuePair.Completion] = [:]
-        var userDone: [WorkCompletion] = []
-    }
-    static let internalBit: UInt64 = 1 << 63
+    /// False when `init` failed: the caller still owns the rdma_cm id, and destroys it.
+    private let ownsID = Atomic<Bool>(true)
 
     /// Creates the CQs, the QP (on `device`'s PD) and the message pool for `id`, and posts the receives.
     init(id: UnsafeMutablePointer<rdma_cm_id>, events: CMEventChannel, device: RDMADevice,
@@ -85,7 +80,8 @@ public final class RDMAConnection: @unchecked Sendable {
         self.provider = provider
         self.peer = peer
         self.options = options
-        sendCQ = try CompletionQueue(context: verbs, depth: options.depth + 8, deviceName: device.name)
+        let sendCQ = try CompletionQueue(context: verbs, depth: options.depth + 8, deviceName: device.name)
+        sends = SendQueue(completionQueue: sendCQ, deviceName: device.name)
         receiveCQ = try CompletionQueue(context: verbs, depth: options.receiveSlots + 1, deviceName: device.name)
         var attributes = ibv_qp_init_attr()
         attributes.send_cq = sendCQ.cq
@@ -109,19 +105,33 @@ public final class RDMAConnection: @unchecked Sendable {
             throw .deviceFailure(device: device.name, operation: "ibv_reg_mr (message pool)", errno: code)
         }
         buffer = memory
-        guard rdma_create_qp(id, provider.pd, &attributes) == 0 else {
+        // Every stored property is set: a throw from here on runs `deinit`, which releases the
+        // pool, the queue pair (if made) and the CQs once. The id stays the caller's to destroy.
+        guard VerbsCalls.rdma_create_qp(id, provider.pd, &attributes) == 0 else {
             let code = errno
-            _ = provider.deregister(bufferRegistration)
-            free(memory)
+            abandon(queuePairMade: false)
             throw .deviceFailure(device: device.name, operation: "rdma_create_qp", errno: .init(rawValue: code))
         }
-        for slot in 0..<options.receiveSlots { try postReceive(slot: slot) }
+        do {
+            for slot in 0..<options.receiveSlots { try postReceive(slot: slot) }
+        } catch {
+            abandon(queuePairMade: true)
+            throw error
+        }
+    }
+
+    /// Leaves the rdma_cm id to the caller of a failed `init` (and its queue pair to `deinit`,
+    /// when made): nothing is disconnected, and the id is not destroyed twice.
+    private func abandon(queuePairMade: Bool) {
+        closed.store(true, ordering: .releasing)
+        ownsID.store(false, ordering: .releasing)
+        if !queuePairMade { qpDestroyed.store(true, ordering: .releasing) }
     }
 
     deinit {
         disconnect()
-        if !qpDestroyed.exchange(true, ordering: .acquiringAndReleasing) { rdma_destroy_qp(id) }
-        rdma_destroy_id(id)
+        if !qpDestroyed.exchange(true, ordering: .acquiringAndReleasing) { VerbsCalls.rdma_destroy_qp(id) }
+        if ownsID.load(ordering: .acquiring) { VerbsCalls.rdma_destroy_id(id) }
         _ = provider.deregister(bufferRegistration)
         free(buffer)
         // The CQs, then the event channel and the device, are released after this body.
@@ -143,21 +153,21 @@ public final class RDMAConnection: @unchecked Sendable {
         let peer = "\(address):\(port)"
         let events = try CMEventChannel(peer: peer)
         var raw: UnsafeMutablePointer<rdma_cm_id>?
-        guard rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
+        guard VerbsCalls.rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
             throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText())
         }
         var connection: RDMAConnection?
         do throws(DaxPinError) {
             let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
             let resolved = try withSocketAddress(address, port: port, peer: peer) { destination throws(DaxPinError) in
-                guard let source else { return rdma_resolve_addr(id, nil, destination, milliseconds) }
-                return try withSocketAddress(source, port: 0, peer: peer) { rdma_resolve_addr(id, $0, destination, milliseconds) }
+                guard let source else { return VerbsCalls.rdma_resolve_addr(id, nil, destination, milliseconds) }
+                return try withSocketAddress(source, port: 0, peer: peer) { VerbsCalls.rdma_resolve_addr(id, $0, destination, milliseconds) }
             }
             guard resolved == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: errnoText())
             }
             _ = try events.expect(RDMA_CM_EVENT_ADDR_RESOLVED, peer: peer, operation: "rdma_resolve_addr", timeout: timeout)
-            guard rdma_resolve_route(id, milliseconds) == 0 else {
+            guard VerbsCalls.rdma_resolve_route(id, milliseconds) == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: errnoText())
             }
             _ = try events.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, peer: peer, operation: "rdma_resolve_route", timeout: timeout)
@@ -169,7 +179,7 @@ public final class RDMAConnection: @unchecked Sendable {
             let made = try RDMAConnection(id: id, events: events, device: chosen, peer: peer, options: options)
             connection = made
             let rc = Self.withConnectionParameters(privateData, responderResources: 16, initiatorDepth: 16) {
-                rdma_connect(id, $0)
+                VerbsCalls.rdma_connect(id, $0)
             }
             guard rc == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: errnoText())
@@ -178,7 +188,7 @@ public final class RDMAConnection: @unchecked Sendable {
             made.peerPrivateData = established.privateData
             return made
         } catch {
-            if let connection { connection.closed.store(true, ordering: .releasing) } else { rdma_destroy_id(id) }
+            if let connection { connection.closed.store(true, ordering: .releasing) } else { VerbsCalls.rdma_destroy_id(id) }
             throw error
         }
     }
@@ -188,7 +198,7 @@ public final class RDMAConnection: @unchecked Sendable {
         peerPrivateData = request.privateData
         let rc = Self.withConnectionParameters(privateData, responderResources: min(request.initiatorDepth, 16),
                                                initiatorDepth: min(request.responderResources, 16)) {
-            rdma_accept(id, $0)
+            VerbsCalls.rdma_accept(id, $0)
         }
         guard rc == 0 else {
             throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: errnoText())
@@ -222,7 +232,7 @@ public final class RDMAConnection: @unchecked Sendable {
             if event.type == RDMA_CM_EVENT_DISCONNECTED || event.type == RDMA_CM_EVENT_DEVICE_REMOVAL
                 || event.type == RDMA_CM_EVENT_TIMEWAIT_EXIT {
                 closed.store(true, ordering: .releasing)
-                rdma_disconnect(id)
+                VerbsCalls.rdma_disconnect(id)
             }
         }
         return closed.load(ordering: .acquiring)
@@ -233,13 +243,13 @@ public final class RDMAConnection: @unchecked Sendable {
     public func moveToError() {
         var attributes = ibv_qp_attr()
         attributes.qp_state = IBV_QPS_ERR
-        if let qp = id.pointee.qp { _ = ibv_modify_qp(qp, &attributes, Int32(bitPattern: IBV_QP_STATE.rawValue)) }
+        if let qp = id.pointee.qp { _ = VerbsCalls.ibv_modify_qp(qp, &attributes, Int32(bitPattern: IBV_QP_STATE.rawValue)) }
     }
 
     /// Disconnects (`rdma_disconnect`): the queue pair goes to the error state and the peer
     /// gets a disconnect event. Idempotent.
     public func disconnect() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        rdma_disconnect(id)
+        VerbsCalls.rdma_disconnect(id)
     }
 }

@@ -33,11 +33,11 @@ public final class RDMAListener: @unchecked Sendable {
         let peer = "\(address):\(port)"
         let events = try CMEventChannel(peer: peer)
         var raw: UnsafeMutablePointer<rdma_cm_id>?
-        guard rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
+        guard VerbsCalls.rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
             throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText())
         }
         do throws(DaxPinError) {
-            let bound = try withSocketAddress(address, port: port, peer: peer) { rdma_bind_addr(id, $0) }
+            let bound = try withSocketAddress(address, port: port, peer: peer) { VerbsCalls.rdma_bind_addr(id, $0) }
             guard bound == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_bind_addr", reason: errnoText())
             }
@@ -45,21 +45,21 @@ public final class RDMAListener: @unchecked Sendable {
                 throw .connectionFailed(peer: peer, operation: "rdma_bind_addr",
                                         reason: "no RDMA device serves \(address); bind to the address of an RDMA interface")
             }
-            guard rdma_listen(id, backlog) == 0 else {
+            guard VerbsCalls.rdma_listen(id, backlog) == 0 else {
                 throw .connectionFailed(peer: peer, operation: "rdma_listen", reason: errnoText())
             }
             self.device = RDMADevice(provider: try IbverbsProvider(adopting: verbs))
         } catch {
-            rdma_destroy_id(id)
+            VerbsCalls.rdma_destroy_id(id)
             throw error
         }
         self.events = events
         self.id = id
         self.address = address
-        self.port = UInt16(bigEndian: rdma_get_src_port(id))
+        self.port = UInt16(bigEndian: VerbsCalls.rdma_get_src_port(id))
     }
 
-    deinit { rdma_destroy_id(id) }
+    deinit { VerbsCalls.rdma_destroy_id(id) }
 
     /// Waits up to `timeout` for one connection request and answers it with `decide`.
     /// An accepted connection gets its own event channel (`rdma_migrate_id`) and queue pair.
@@ -71,7 +71,7 @@ public final class RDMAListener: @unchecked Sendable {
         guard let request = events.next(timeout: timeout) else { return nil }
         guard request.type == RDMA_CM_EVENT_CONNECT_REQUEST, let child = request.id else { return nil }
         var peer = "client"
-        if let address = rdma_get_peer_addr(child), address.pointee.sa_family == sa_family_t(AF_INET) {
+        if let address = VerbsCalls.rdma_get_peer_addr(child), address.pointee.sa_family == sa_family_t(AF_INET) {
             address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { inet in
                 var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                 var addr = inet.pointee.sin_addr
@@ -81,22 +81,22 @@ public final class RDMAListener: @unchecked Sendable {
         }
         switch decide(request.privateData) {
         case .reject(let reason):
-            _ = reason.withUnsafeBytes { rdma_reject(child, $0.baseAddress, UInt8(clamping: $0.count)) }
-            rdma_destroy_id(child)
+            _ = reason.withUnsafeBytes { VerbsCalls.rdma_reject(child, $0.baseAddress, UInt8(clamping: $0.count)) }
+            VerbsCalls.rdma_destroy_id(child)
             return nil
         case .accept(let privateData):
             let channel = try CMEventChannel(peer: peer)
-            guard rdma_migrate_id(child, channel.channel) == 0 else {
-                rdma_reject(child, nil, 0)
-                rdma_destroy_id(child)
+            guard VerbsCalls.rdma_migrate_id(child, channel.channel) == 0 else {
+                VerbsCalls.rdma_reject(child, nil, 0)
+                VerbsCalls.rdma_destroy_id(child)
                 throw .connectionFailed(peer: peer, operation: "rdma_migrate_id", reason: errnoText())
             }
             let connection: RDMAConnection
             do {
                 connection = try RDMAConnection(id: child, events: channel, device: device, peer: peer, options: options)
             } catch {
-                rdma_reject(child, nil, 0)
-                rdma_destroy_id(child)
+                VerbsCalls.rdma_reject(child, nil, 0)
+                VerbsCalls.rdma_destroy_id(child)
                 throw error
             }
             do {

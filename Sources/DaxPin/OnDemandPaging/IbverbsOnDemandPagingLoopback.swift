@@ -98,7 +98,7 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
     /// The port's active MTU in bytes (`IBV_MTU_256` is 1, each step doubles).
     private static func activeMTU(_ provider: IbverbsProvider) -> Int {
         var attributes = ibv_port_attr()
-        guard daxpin_ibv_query_port(provider.context, 1, &attributes) == 0, attributes.active_mtu.rawValue >= 1 else { return 1024 }
+        guard VerbsCalls.ibv_query_port(provider.context, 1, &attributes) == 0, attributes.active_mtu.rawValue >= 1 else { return 1024 }
         return 128 << Int(attributes.active_mtu.rawValue)
     }
 }

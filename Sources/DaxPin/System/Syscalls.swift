@@ -65,6 +65,12 @@ enum Syscalls {
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
     case open, stat, statfs, statx, read, write, unlink, rename, mkdir, madvise, msync, queueSignal, waitSignal
+    case getDeviceList, openDevice, queryDevice, queryPort, queryGID, allocateProtectionDomain
+    case registerMemory, deregisterMemory, adviseMemory
+    case createCompletionChannel, createCompletionQueue, requestNotification, getCompletionEvent, pollCompletionQueue
+    case createQueuePair, modifyQueuePair, postSend, postReceive
+    case rdmaCreateEventChannel, rdmaGetEvent, rdmaCreateID, rdmaMigrateID, rdmaBind, rdmaListen
+    case rdmaResolveAddress, rdmaResolveRoute, rdmaCreateQueuePair, rdmaConnect, rdmaAccept
 }
 
 /// Test-only fault injection into ``Syscalls``: a failure armed for a call makes that call

@@ -17,31 +17,31 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// Device names in libibverbs order.
     static func deviceNames() -> [String] {
         var count: Int32 = 0
-        guard let list = ibv_get_device_list(&count) else { return [] }
-        defer { ibv_free_device_list(list) }
-        return (0..<Int(count)).compactMap { list[$0].map { String(cString: ibv_get_device_name($0)) } }
+        guard let list = VerbsCalls.ibv_get_device_list(&count) else { return [] }
+        defer { VerbsCalls.ibv_free_device_list(list) }
+        return (0..<Int(count)).compactMap { list[$0].map { String(cString: VerbsCalls.ibv_get_device_name($0)) } }
     }
 
     /// Opens `name`, or the first device when nil.
     init(named requested: String?) throws(DaxPinError) {
         var count: Int32 = 0
-        guard let list = ibv_get_device_list(&count) else {
+        guard let list = VerbsCalls.ibv_get_device_list(&count) else {
             throw requested.map { .unknownDevice(name: $0, available: []) } ?? .noRDMADevice
         }
-        defer { ibv_free_device_list(list) }
+        defer { VerbsCalls.ibv_free_device_list(list) }
         let devices = (0..<Int(count)).compactMap { list[$0] }
-        let names = devices.map { String(cString: ibv_get_device_name($0)) }
+        let names = devices.map { String(cString: VerbsCalls.ibv_get_device_name($0)) }
         if names.isEmpty, requested == nil { throw .noRDMADevice }
         guard let index = requested.map({ names.firstIndex(of: $0) }) ?? 0 else {
             throw .unknownDevice(name: requested ?? "", available: names)
         }
         let name = names[index]
-        guard let context = ibv_open_device(devices[index]) else {
+        guard let context = VerbsCalls.ibv_open_device(devices[index]) else {
             throw .deviceFailure(device: name, operation: "ibv_open_device", errno: Errno(rawValue: errno))
         }
-        guard let pd = ibv_alloc_pd(context) else {
+        guard let pd = VerbsCalls.ibv_alloc_pd(context) else {
             let code = errno
-            ibv_close_device(context)
+            VerbsCalls.ibv_close_device(context)
             throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: Errno(rawValue: code))
         }
         self.name = name
@@ -57,8 +57,8 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// open until the process exits (destroying its last id only frees librdmacm's own PD), so
     /// this PD may outlive the ids.
     init(adopting context: UnsafeMutablePointer<ibv_context>) throws(DaxPinError) {
-        let name = String(cString: ibv_get_device_name(context.pointee.device))
-        guard let pd = ibv_alloc_pd(context) else {
+        let name = String(cString: VerbsCalls.ibv_get_device_name(context.pointee.device))
+        guard let pd = VerbsCalls.ibv_alloc_pd(context) else {
             throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: Errno(rawValue: errno))
         }
         self.name = name
@@ -78,10 +78,10 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     }
 
     deinit {
-        ibv_dealloc_pd(pd)
+        VerbsCalls.ibv_dealloc_pd(pd)
         if ownsContext {
             let (command, async) = (context.pointee.cmd_fd, context.pointee.async_fd)
-            ibv_close_device(context)
+            VerbsCalls.ibv_close_device(context)
             daxpin_fork_guard_remove(command)
             daxpin_fork_guard_remove(async)
         }
@@ -89,9 +89,9 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
 
     private static func query(_ context: UnsafeMutablePointer<ibv_context>) -> DeviceCapabilities {
         var attr = ibv_device_attr_ex()
-        guard daxpin_ibv_query_device_ex(context, &attr) == 0 else {
+        guard VerbsCalls.ibv_query_device_ex(context, &attr) == 0 else {
             var basic = ibv_device_attr()
-            guard ibv_query_device(context, &basic) == 0 else { return DeviceCapabilities() }
+            guard VerbsCalls.ibv_query_device(context, &basic) == 0 else { return DeviceCapabilities() }
             return DeviceCapabilities(maxMRSize: basic.max_mr_size, maxMRCount: Int(basic.max_mr))
         }
         func support(_ bits: UInt32) -> DeviceCapabilities.ODPSupport {
@@ -114,7 +114,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     func register(address: UnsafeMutableRawPointer, length: Int, access: RegistrationAccess, onDemand: Bool) -> Result<Registration, Errno> {
         var flags = access.rawValue
         if onDemand { flags |= Int32(IBV_ACCESS_ON_DEMAND.rawValue) }
-        guard let mr = daxpin_ibv_reg_mr(pd, address, length, flags) else {
+        guard let mr = VerbsCalls.ibv_reg_mr(pd, address, length, flags) else {
             return .failure(Errno(rawValue: errno))
         }
         return .success(Registration(
@@ -124,12 +124,12 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
 
     func deregister(_ registration: Registration) -> Errno? {
         guard let mr = UnsafeMutablePointer<ibv_mr>(bitPattern: registration.token) else { return .invalidArgument }
-        let rc = ibv_dereg_mr(mr)
+        let rc = VerbsCalls.ibv_dereg_mr(mr)
         return rc == 0 ? nil : Errno(rawValue: rc)
     }
 
     var verdictKey: String {
-        "\(name) (node GUID \(String(ibv_get_device_guid(context.pointee.device), radix: 16)))"
+        "\(name) (node GUID \(String(VerbsCalls.ibv_get_device_guid(context.pointee.device), radix: 16)))"
     }
 
     func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
@@ -143,7 +143,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     func prefetch(_ registration: Registration, writable: Bool) -> Errno? {
         var sge = ibv_sge(addr: registration.address, length: UInt32(clamping: registration.length), lkey: registration.localKey)
         let advice = writable ? IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE : IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH
-        let rc = daxpin_ibv_advise_mr(pd, advice, UInt32(IB_UVERBS_ADVISE_MR_FLAG_FLUSH.rawValue), &sge, 1)
+        let rc = VerbsCalls.ibv_advise_mr(pd, advice, UInt32(IB_UVERBS_ADVISE_MR_FLAG_FLUSH.rawValue), &sge, 1)
         return rc == 0 ? nil : Errno(rawValue: rc)
     }
 }

@@ -1,7 +1,6 @@
 import CIbverbs
 import CRdmacm  // verbs enum constants resolve through it once any file imports librdmacm
 import Glibc
-import Synchronization
 
 /// A reliable-connected queue pair with its own completion queue, for one-sided RDMA
 /// WRITE and READ against a peer's ``MemoryRegion/RemoteAccess``.
@@ -11,7 +10,7 @@ import Synchronization
 /// lease with ``LayoutLease/attach(stop:)`` and ``moveToError()`` so a forced revocation
 /// stops its RDMA before the MRs it uses are deregistered.
 public final class QueuePair: @unchecked Sendable {
-    // ibverbs objects are thread-safe; the posting path is serialized by `postLock`.
+    // ibverbs objects are thread-safe; posting and completing are serialized by `sends`.
     /// What the peer needs to connect to this queue pair.
     public struct Endpoint: Sendable, Hashable, Codable {
         /// The queue pair number (`qp_num`).
@@ -44,7 +43,7 @@ public final class QueuePair: @unchecked Sendable {
             case .remoteAccessError: "remote access error"
             case .retryExceeded: "retry exceeded"
             case .flushed: "flushed"
-            case .failed(let status): "failed (\(String(cString: ibv_wc_status_str(ibv_wc_status(status)))))"
+            case .failed(let status): "failed (\(String(cString: VerbsCalls.ibv_wc_status_str(ibv_wc_status(status)))))"
             }
         }
 
@@ -78,12 +77,12 @@ public final class QueuePair: @unchecked Sendable {
     /// The device the queue pair lives on.
     public let device: RDMADevice
     private let provider: IbverbsProvider
-    private let cq: UnsafeMutablePointer<ibv_cq>
     private let qp: UnsafeMutablePointer<ibv_qp>
+    /// Posts and completes the work requests: the layer RDMAConnection uses too.
+    private let sends: SendQueue
     private let port: UInt8 = 1
     private let gidIndex: Int32
     private let psn: UInt32
-    private let postLock = AnnotatedMutex<UInt64>(0)
 
     /// Creates an RC queue pair on `device` (`ibv_create_cq`, `ibv_create_qp`).
     public init(device: RDMADevice, depth: Int = 64) throws(DaxPinError) {
@@ -92,42 +91,37 @@ public final class QueuePair: @unchecked Sendable {
         }
         self.device = device
         self.provider = provider
-        guard let cq = ibv_create_cq(provider.context, Int32(depth * 2), nil, nil, 0) else {
-            throw .deviceFailure(device: device.name, operation: "ibv_create_cq", errno: .init(rawValue: errno))
-        }
+        // Released by ARC if the queue pair cannot be made.
+        let completions = try CompletionQueue(context: provider.context, depth: depth * 2, deviceName: device.name)
         var attributes = ibv_qp_init_attr()
-        attributes.send_cq = cq
-        attributes.recv_cq = cq
+        attributes.send_cq = completions.cq
+        attributes.recv_cq = completions.cq
         attributes.qp_type = IBV_QPT_RC
         attributes.sq_sig_all = 1
         attributes.cap.max_send_wr = UInt32(depth)
         attributes.cap.max_recv_wr = UInt32(depth)
         attributes.cap.max_send_sge = 1
         attributes.cap.max_recv_sge = 1
-        guard let qp = ibv_create_qp(provider.pd, &attributes) else {
-            let code = errno
-            ibv_destroy_cq(cq)
-            throw .deviceFailure(device: device.name, operation: "ibv_create_qp", errno: .init(rawValue: code))
+        guard let qp = VerbsCalls.ibv_create_qp(provider.pd, &attributes) else {
+            throw .deviceFailure(device: device.name, operation: "ibv_create_qp", errno: .init(rawValue: errno))
         }
-        self.cq = cq
         self.qp = qp
+        self.sends = SendQueue(completionQueue: completions, deviceName: device.name)
         self.gidIndex = Self.chooseGID(provider.context, port: 1)
         self.psn = UInt32.random(in: 0..<(1 << 24))
     }
 
-    deinit {
-        ibv_destroy_qp(qp)
-        ibv_destroy_cq(cq)
-    }
+    // The completion queue goes after this body, once the queue pair that reports to it is gone.
+    deinit { VerbsCalls.ibv_destroy_qp(qp) }
 
     /// Prefers an IPv4-mapped RoCE GID (reachable on the interface's address), else the first non-zero one.
     private static func chooseGID(_ context: UnsafeMutablePointer<ibv_context>, port: UInt8) -> Int32 {
         var portAttributes = ibv_port_attr()
-        guard daxpin_ibv_query_port(context, port, &portAttributes) == 0 else { return 0 }
+        guard VerbsCalls.ibv_query_port(context, port, &portAttributes) == 0 else { return 0 }
         var firstNonZero: Int32 = -1
         for index in 0..<portAttributes.gid_tbl_len {
             var gid = ibv_gid()
-            guard ibv_query_gid(context, port, index, &gid) == 0 else { continue }
+            guard VerbsCalls.ibv_query_gid(context, port, index, &gid) == 0 else { continue }
             let raw = withUnsafeBytes(of: gid.raw) { Array($0) }
             if raw.allSatisfy({ $0 == 0 }) { continue }
             if raw[0..<10].allSatisfy({ $0 == 0 }), raw[10] == 0xff, raw[11] == 0xff { return index }
@@ -139,9 +133,9 @@ public final class QueuePair: @unchecked Sendable {
     /// This queue pair's address for the peer.
     public var endpoint: Endpoint {
         var portAttributes = ibv_port_attr()
-        _ = daxpin_ibv_query_port(provider.context, port, &portAttributes)
+        _ = VerbsCalls.ibv_query_port(provider.context, port, &portAttributes)
         var gid = ibv_gid()
-        _ = ibv_query_gid(provider.context, port, gidIndex, &gid)
+        _ = VerbsCalls.ibv_query_gid(provider.context, port, gidIndex, &gid)
         return Endpoint(queuePairNumber: qp.pointee.qp_num, packetSequenceNumber: psn,
                         localID: portAttributes.lid, gid: withUnsafeBytes(of: gid.raw) { Array($0) })
     }
@@ -150,7 +144,10 @@ public final class QueuePair: @unchecked Sendable {
     /// `access` is what the peer may do to memory on this side.
     public func connect(to remote: Endpoint, access: RegistrationAccess = [.localWrite, .remoteWrite, .remoteRead]) throws(DaxPinError) {
         var portAttributes = ibv_port_attr()
-        _ = daxpin_ibv_query_port(provider.context, port, &portAttributes)
+        let queried = VerbsCalls.ibv_query_port(provider.context, port, &portAttributes)
+        guard queried == 0 else {
+            throw .deviceFailure(device: device.name, operation: "ibv_query_port", errno: .init(rawValue: queried))
+        }
 
         var attr = ibv_qp_attr()
         attr.qp_state = IBV_QPS_INIT
@@ -198,7 +195,7 @@ public final class QueuePair: @unchecked Sendable {
 
     private func modify(_ attr: inout ibv_qp_attr, _ mask: [ibv_qp_attr_mask], _ state: String) throws(DaxPinError) {
         let bits = mask.reduce(Int32(0)) { $0 | Int32(bitPattern: $1.rawValue) }
-        let rc = ibv_modify_qp(qp, &attr, bits)
+        let rc = VerbsCalls.ibv_modify_qp(qp, &attr, bits)
         guard rc == 0 else {
             throw .deviceFailure(device: device.name, operation: "ibv_modify_qp(\(state))", errno: .init(rawValue: rc))
         }
@@ -218,49 +215,8 @@ public final class QueuePair: @unchecked Sendable {
 
     private func post(_ opcode: ibv_wr_opcode, _ local: LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                       _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> Completion {
-        // Serialize: one outstanding request per caller keeps completions matched to requests.
-        let result: Result<Completion, DaxPinError> = postLock.withLock { nextID in
-            nextID += 1
-            let rc = postOneSided(on: qp, opcode, id: nextID, local: local, remote: remote, offset: offset)
-            guard rc == 0 else {
-                return .failure(.deviceFailure(device: device.name, operation: "ibv_post_send", errno: .init(rawValue: rc)))
-            }
-            return pollCompletion(id: nextID, timeout: timeout)
+        try sends.postAndWait(timeout: timeout) { id in
+            postOneSided(on: qp, opcode, id: id, local: local, remote: remote, offset: offset)
         }
-        return try result.get()
-    }
-
-    /// Busy-polls the CQ for one completion, bounded by `timeout` (loopback latency is
-    /// microseconds). The clock is read, and the CPU yielded to rxe's kernel work, only every
-    /// 64 empty polls, so the common case is a tight `ibv_poll_cq` loop like perftest's. The
-    /// timeout starts at the first of those reads, not before the first poll: most requests
-    /// complete sooner, and a clock read can be a system call (on a clocksource without vDSO
-    /// support, such as HPET).
-    private func pollCompletion(id: UInt64, timeout: Duration) -> Result<Completion, DaxPinError> {
-        var deadline: ContinuousClock.Instant?
-        var completion = ibv_wc()
-        var emptyPolls = 0
-        while true {
-            let count = daxpin_ibv_poll_cq(cq, 1, &completion)
-            if count < 0 {
-                return .failure(.deviceFailure(device: device.name, operation: "ibv_poll_cq", errno: .ioError))
-            }
-            if count == 0 {
-                emptyPolls += 1
-                if emptyPolls % 64 == 0 {
-                    let now = ContinuousClock.now
-                    if let deadline {
-                        if now >= deadline { break }
-                    } else {
-                        deadline = now + timeout
-                    }
-                    sched_yield()
-                }
-                continue
-            }
-            if completion.wr_id != id { continue }  // a stale completion of an abandoned request
-            return .success(Completion(completion.status))
-        }
-        return .failure(.deviceFailure(device: device.name, operation: "wait for a completion", errno: .timedOut))
     }
 }

@@ -28,7 +28,7 @@ func postOneSided(on qp: UnsafeMutablePointer<ibv_qp>, _ opcode: ibv_wr_opcode, 
     var bad: UnsafeMutablePointer<ibv_send_wr>?
     return withUnsafeMutablePointer(to: &sge) { pointer in
         request.sg_list = pointer
-        return daxpin_ibv_post_send(qp, &request, &bad)
+        return VerbsCalls.ibv_post_send(qp, &request, &bad)
     }
 }
 
@@ -49,7 +49,7 @@ func postWriteThenRead(on qp: UnsafeMutablePointer<ibv_qp>, write: QueuePair.Loc
             wr[0].next = wr + 1
             wr[1].sg_list = sge + 1
             var bad: UnsafeMutablePointer<ibv_send_wr>?
-            return daxpin_ibv_post_send(qp, wr, &bad)
+            return VerbsCalls.ibv_post_send(qp, wr, &bad)
         }
     }
 }
