@@ -8,7 +8,9 @@
 # write_lat.paired.{base,head}.R.txt; Benchmarks/report_compare.py reads them.
 COMPARE_REV_ROUNDS=${DAXPIN_BENCH_COMPARE_REV_ROUNDS:-21}  # breaks: REV1_REPS per holder process
 COMPARE_PIN_ROUNDS=${DAXPIN_BENCH_COMPARE_PIN_ROUNDS:-3}   # PIN_ITERATIONS per process
-COMPARE_LAT_ROUNDS=${DAXPIN_BENCH_COMPARE_LAT_ROUNDS:-5}
+# About 1 s a run; many, because a process's DaxPin / C can land in either of two modes (7.2: near
+# 1.05 or near 1.35, for BASE and HEAD alike) and 5 rounds let one build draw 3 high ones.
+COMPARE_LAT_ROUNDS=${DAXPIN_BENCH_COMPARE_LAT_ROUNDS:-15}
 
 # compare_use BUILD: the suites' DaxPinBench is BUILD's (base or head).
 compare_use() { DAXPINBENCH="$BUILD/$1/release/DaxPinBench"; }
