@@ -121,7 +121,7 @@ durable_paired() {
         return 1
     fi
     rserver=$DURABLE_SERVER
-    timeout -k 10 300 "$BIN/DaxPinBench" durable-paired "$PEERS/rpma_durable.so" "$DAXPIN_RDMA_ADDR" "$dport" "$rport" \
+    timeout -k 10 300 "$DAXPINBENCH" durable-paired "$PEERS/rpma_durable.so" "$DAXPIN_RDMA_ADDR" "$dport" "$rport" \
         "$DURABLE_BLOCK" "$DURABLE_PAIRED_BATCHES" "$DURABLE_PAIRED_BATCH" "$DURABLE_PAIRED_WARMUP" \
         >"$OUT/durable.paired.$round.out" 2>>"$log" || status=1
     sed "s/^/$round /" "$OUT/durable.paired.$round.out" >>"$OUT/durable.paired.txt"

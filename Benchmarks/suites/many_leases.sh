@@ -5,8 +5,8 @@ suite_many_leases() {
     local round
     for ((round = 1; round <= ROUNDS; round++)); do   # alternating, as in revocation.sh
         say "1000 leases, round $round/$ROUNDS"
-        "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1000 1 4096 $((REPS + 1)) "$DEV" >>"$LOCAL/many.1000.txt" 2>>"$LOCAL/holders.log"
-        "$PEERS/breaker" -- "$BIN/DaxPinBench" hold "$TMP" 1 1 4096 $((REPS + 1)) "$DEV" >>"$LOCAL/many.1.txt" 2>>"$LOCAL/holders.log"
+        "$PEERS/breaker" -- "$DAXPINBENCH" hold "$TMP" 1000 1 4096 $((REPS + 1)) "$DEV" >>"$LOCAL/many.1000.txt" 2>>"$LOCAL/holders.log"
+        "$PEERS/breaker" -- "$DAXPINBENCH" hold "$TMP" 1 1 4096 $((REPS + 1)) "$DEV" >>"$LOCAL/many.1.txt" 2>>"$LOCAL/holders.log"
     done
     keep_local
 }

@@ -21,14 +21,14 @@ suite_on_demand_paging() {
     say "odp: the check's cost, $ODP_CHECKS fresh processes per device"
     for ((i = 0; i < ODP_CHECKS; i++)); do
         for dev in "$DEV" "$DAXPIN_JUMBO_DEVICE"; do
-            echo "$dev $("$BIN/DaxPinBench" odp-check "$dev")" >>"$LOCAL/on_demand_paging.check.txt"
+            echo "$dev $("$DAXPINBENCH" odp-check "$dev")" >>"$LOCAL/on_demand_paging.check.txt"
         done
     done
     say "odp: pin + register $ODP_PIN_BYTES bytes, pinned against ODP, $ODP_PIN_ITERATIONS iterations"
-    "$BIN/DaxPinBench" odp-pin "$TMP" "$DAXPIN_FSDAX_EXT4_DIR" "$DAXPIN_DEVDAX_PATH" "$ODP_PIN_BYTES" \
+    "$DAXPINBENCH" odp-pin "$TMP" "$DAXPIN_FSDAX_EXT4_DIR" "$DAXPIN_DEVDAX_PATH" "$ODP_PIN_BYTES" \
         "$ODP_PIN_ITERATIONS" "$DEV" >>"$LOCAL/on_demand_paging.pin.txt"
     say "odp: first-touch WRITEs over $ODP_TOUCH_BYTES bytes, $ODP_TOUCH_ROUNDS rounds"
-    "$BIN/DaxPinBench" odp-first-touch "$TMP" "$ODP_TOUCH_BYTES" "$ODP_TOUCH_ROUNDS" \
+    "$DAXPINBENCH" odp-first-touch "$TMP" "$ODP_TOUCH_BYTES" "$ODP_TOUCH_ROUNDS" \
         "$DAXPIN_JUMBO_DEVICE" >>"$LOCAL/on_demand_paging.touch.txt"
     # Revocation of a 1-region lease, pinned against ODP, alternating holders by round.
     for ((round = 1; round <= ODP_REV_ROUNDS; round++)); do

@@ -20,11 +20,16 @@ pin_peer() {
     "$PEERS/pin_register" "$1" "$2" $((256 << 20)) 10 "$DEV" "$DAXPIN_RDMA_ADDR" | tail -n +2 >>"$OUT/$3"
 }
 
+# pin_paired FILE: one DaxPinBench pin-paired run (the gated rows) to $OUT/FILE (also suites/compare.sh).
+pin_paired() {
+    timeout -k 10 600 "$DAXPINBENCH" pin-paired "$PEERS/pin_register.so" "$TMP" "$DAXPIN_DEVDAX_PATH" $((256 << 20)) \
+        "$PIN_ITERATIONS" "$DEV" "$DAXPIN_RDMA_ADDR" >"$OUT/$1"
+}
+
 suite_pin_register_peers() {
     local round mode
     say "pin+register paired in one process: DaxPin, raw C, librpma x $PIN_ITERATIONS (tmpfs, device-dax)"
-    timeout -k 10 600 "$BIN/DaxPinBench" pin-paired "$PEERS/pin_register.so" "$TMP" "$DAXPIN_DEVDAX_PATH" $((256 << 20)) \
-        "$PIN_ITERATIONS" "$DEV" "$DAXPIN_RDMA_ADDR" >"$OUT/pin.paired.txt" || return 1
+    pin_paired pin.paired.txt || return 1
     for mode in raw rpma; do : >"$OUT/pin.$mode.tmpfs.txt"; : >"$OUT/pin.$mode.devdax.txt"; done
     for ((round = 1; round <= PIN_ROUNDS; round++)); do
         say "pin+register separate processes, round $round/$PIN_ROUNDS: DaxPin (package-benchmark), raw C, librpma"

@@ -42,7 +42,7 @@ profile_teardowns() {
 
 suite_profile() {
     local daxpin="$LOCAL/DaxPinBench.nodebug" revoke
-    objcopy --strip-debug "$BIN/DaxPinBench" "$daxpin"
+    objcopy --strip-debug "$DAXPINBENCH" "$daxpin"
     revoke=$(nm "$daxpin" | awk '$3 ~ /LeaseCoreC6revoke6reason9onWatcher.*tF$/ { print $3 }')
     [[ -n $revoke ]] || { echo "bench: no LeaseCore.revoke symbol in DaxPinBench" >&2; return 1; }
     say "profile: callgrind, DaxPin holder, $PROFILE_BREAKS breaks x $PROFILE_REGIONS regions"

@@ -20,16 +20,17 @@ REV1_REPS=${DAXPIN_BENCH_REV1_REPS:-7}
 
 # revocation_break HOLDER N BREAKS [PREFIX]: one holder process of kind HOLDER (daxpin,
 # daxpin-odp, c, cswift) with N regions, broken BREAKS times after a warm-up break; appends to
-# PREFIX.HOLDER.N.txt (PREFIX: revocation).
+# PREFIX.HOLDER.N.txt (PREFIX: revocation; suites/compare.sh: revocation.base, revocation.head).
 revocation_break() {
     local cmd
     case $1 in
-        daxpin) cmd=("$BIN/DaxPinBench" hold "$TMP" 1 "$2" 65536 $(($3 + 1)) "$DEV") ;;
-        daxpin-odp) cmd=("$BIN/DaxPinBench" hold-odp "$TMP" 1 "$2" 65536 $(($3 + 1)) "$DEV") ;;
+        daxpin) cmd=("$DAXPINBENCH" hold "$TMP" 1 "$2" 65536 $(($3 + 1)) "$DEV") ;;
+        daxpin-odp) cmd=("$DAXPINBENCH" hold-odp "$TMP" 1 "$2" 65536 $(($3 + 1)) "$DEV") ;;
         c) cmd=("$PEERS/lease_holder" "$TMP" "$2" 65536 $(($3 + 1)) "$DEV") ;;
-        cswift) cmd=("$BIN/DaxPinBench" hold-c "$PEERS/lease_holder.so" "$TMP" "$2" 65536 $(($3 + 1)) "$DEV") ;;
+        cswift) cmd=("$DAXPINBENCH" hold-c "$PEERS/lease_holder.so" "$TMP" "$2" 65536 $(($3 + 1)) "$DEV") ;;
     esac
-    "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/${4:-revocation}.$1.$2.txt" 2>>"$LOCAL/holders.log"
+    # A holder that never prints READY would leave the breaker waiting: bounded.
+    timeout -k 10 600 "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/${4:-revocation}.$1.$2.txt" 2>>"$LOCAL/holders.log"
 }
 
 suite_revocation() {

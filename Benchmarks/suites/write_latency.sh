@@ -24,13 +24,18 @@ ib_write_lat_once() {
     stop_process "$server" 30 || true
 }
 
+# write_latency_paired FILE: one DaxPinBench write-latency run (the gated row) to $OUT/FILE
+# (also suites/compare.sh).
+write_latency_paired() {
+    timeout -k 10 120 "$DAXPINBENCH" write-latency "$PEERS/write_lat.so" "$DEV" "$TMP" 5000 200 50 >"$OUT/$1"
+}
+
 suite_write_latency() {
     local round
     rm -f "$OUT"/write_lat.c.*.txt "$OUT"/write_lat.paired.*.txt "$OUT"/ib_write_lat.*.txt
     for ((round = 1; round <= LAT_ROUNDS; round++)); do
         say "64 B RDMA WRITE round $round/$LAT_ROUNDS: DaxPin and raw verbs C paired, DaxPin (package-benchmark), C, ib_write_lat"
-        timeout -k 10 120 "$BIN/DaxPinBench" write-latency "$PEERS/write_lat.so" "$DEV" "$TMP" 5000 200 50 \
-            >"$OUT/write_lat.paired.$round.txt" || return 1
+        write_latency_paired "write_lat.paired.$round.txt" || return 1
         package_benchmark_run "package-benchmark-rdma/round.$round" 'rdma.*' || return 1
         "$PEERS/write_lat" "$DEV" "$TMP/peer-write-lat" 5000 200 >"$OUT/write_lat.c.$round.txt" \
             || { rm -f "$TMP/peer-write-lat"; return 1; }
