@@ -32,7 +32,7 @@ extension DaxPin {
               .enabled(if: Testbed.isActive, Testbed.skipReason))
         func testbedSoak() throws {
             let device = try Testbed.required("DAXPIN_RDMA_DEVICE")
-            let cycles = Testbed.env["DAXPIN_SOAK_CYCLES"] ?? "25"
+            let cycles = Testbed.env["DAXPIN_SOAK_CYCLES"] ?? "50"
             for directory in [HostDirs.tmpfs, try Testbed.required("DAXPIN_FSDAX_EXT4_DIR")] {
                 let result = try Self.soak(["--processes", "2", "--threads", "2", "--cycles", cycles, "--bound", "120",
                                             "--device", device, "--directory", directory], timeout: 3000)
