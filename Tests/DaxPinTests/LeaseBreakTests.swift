@@ -321,25 +321,27 @@ extension DaxPin {
             }
             let leaseC = try LayoutLease(path: fileC.path)
             try #require(leaseC.core.fd == number, "C got descriptor \(leaseC.core.fd), not B's \(number)")
-            let verified = watcher.verifiedSignals.load(ordering: .relaxed)
+            let signals = SignalCounts()
+            Interleavings.set(signals.count)
+            defer { Interleavings.clear() }
             gate.signal()
             gateOpen = true
             #expect(breakerA.wait(timeout: .seconds(10))?.status == 0)
             #expect(leaseA.waitUntilRevoked(timeout: .seconds(10)) != nil)
             // The watcher takes B's stale signal next, checks it against the kernel and lets C be.
-            #expect(eventually(timeout: .seconds(10)) { watcher.verifiedSignals.load(ordering: .relaxed) > verified })
+            #expect(eventually(timeout: .seconds(10)) { signals.verified > 0 })
             #expect(eventually(timeout: .seconds(10)) { watcher.releasedCount == 0 }, "released numbers never forgotten")
             #expect(leaseC.state == .held)
             #expect(!leaseC.trace.steps.contains(.breakNoticed))
 
-            let trusted = watcher.trustedSignals.load(ordering: .relaxed)
+            let trusted = signals.trusted
             let breakerC = try Breaker.truncate(fileC.path)
             let result = try #require(breakerC.wait(timeout: .seconds(30)), "C's breaker never finished")
             #expect(result.status == 0)
             #expect(result.blocked < .seconds(5), "C's breaker blocked \(result.blocked)")
             #expect(leaseC.waitUntilRevoked(timeout: .seconds(10)) != nil)
             #expect(leaseC.trace.steps.first == .breakNoticed)
-            #expect(watcher.trustedSignals.load(ordering: .relaxed) > trusted)
+            #expect(signals.trusted > trusted)
         }
     }
 }
@@ -391,5 +393,22 @@ struct GatedLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         gate.pass("\(event.message) \(event.metadata?["path"].map { "\($0)" } ?? "")")
+    }
+}
+
+/// Counts the signals the lease watcher took, by how it judged them (through `Interleavings`).
+final class SignalCounts: Sendable {
+    private let counts = Mutex<(trusted: Int, verified: Int)>((0, 0))
+    var trusted: Int { counts.withLock { $0.trusted } }
+    var verified: Int { counts.withLock { $0.verified } }
+
+    var count: @Sendable (InterleavingPoint) -> Void {
+        { [self] point in
+            switch point {
+            case .signalTrusted: counts.withLock { $0.trusted += 1 }
+            case .signalVerified: counts.withLock { $0.verified += 1 }
+            default: break
+            }
+        }
     }
 }

@@ -28,9 +28,6 @@ final class LeaseWatcher: Sendable {
     /// The watcher thread's kernel thread id (`F_OWNER_TID` target).
     let threadID: pid_t
     private let table = AnnotatedMutex<WatchTable>(WatchTable())
-    /// Signals taken for a watched lease: checked with `F_GETLEASE`, or trusted (for tests).
-    let verifiedSignals = Atomic<Int>(0)
-    let trustedSignals = Atomic<Int>(0)
     /// The value of the signal queued to wake the watcher after a release on another thread.
     static let releaseMarker: Int32 = -1
 
@@ -116,11 +113,11 @@ final class LeaseWatcher: Sendable {
         let (found, reused) = table.withLock { t in (t.leases[fd], !t.released.isEmpty && t.released[fd] != nil) }
         guard let core = found else { return }
         if fromKernel, !reused {
-            trustedSignals.add(1, ordering: .relaxed)
+            Interleavings.reached(.signalTrusted)
             // Whether the lease is still held is checked under the lock that starts the teardown.
             Self.revoke(core, requireLease: true)
         } else {
-            verifiedSignals.add(1, ordering: .relaxed)
+            Interleavings.reached(.signalVerified)
             guard core.kernelIsBreaking() else { return }
             Self.revoke(core, requireLease: false)
         }

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// A point in pinning, unpinning or revocation where a test can hold a thread to force an
-/// interleaving with a lease break (races forced, not hoped for).
+/// A point in pinning, unpinning, revocation or the watcher where a test can hold a thread to
+/// force an interleaving with a lease break (races forced, not hoped for), or count what passed.
 package enum InterleavingPoint: Sendable, Hashable {
     /// `pin` has mapped the range (the lease lock is not held).
     case pinMapped
@@ -13,6 +13,10 @@ package enum InterleavingPoint: Sendable, Hashable {
     case unpinStarting
     /// A revocation has started (the lease is `revoking`), before its first step.
     case revocationBegan(RevocationReason)
+    /// The watcher took a signal for a watched lease and trusts it (sent by the kernel).
+    case signalTrusted
+    /// The watcher took a signal for a watched lease and checks it with `F_GETLEASE`.
+    case signalVerified
 }
 
 /// Test-only hook at each ``InterleavingPoint``: the thread that reaches a point runs the hook
