@@ -21,8 +21,7 @@ final class CMEventChannel: @unchecked Sendable {
         guard let channel = VerbsCalls.rdma_create_event_channel() else {
             throw .connectionFailed(peer: peer, operation: "rdma_create_event_channel", reason: errnoText())
         }
-        let flags = fcntl(channel.pointee.fd, F_GETFL)
-        _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        Syscalls.setNonBlocking(channel.pointee.fd)
         self.channel = channel
     }
 
@@ -48,7 +47,7 @@ final class CMEventChannel: @unchecked Sendable {
             if left <= .zero { return nil }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
             let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
-            _ = Glibc.poll(&descriptor, 1, milliseconds)
+            _ = Syscalls.poll(&descriptor, milliseconds)
         }
     }
 

@@ -44,8 +44,7 @@ final class CompletionQueue: @unchecked Sendable {
         guard let channel = VerbsCalls.ibv_create_comp_channel(context) else {
             throw .deviceFailure(device: deviceName, operation: "ibv_create_comp_channel", errno: .init(rawValue: errno))
         }
-        let flags = fcntl(channel.pointee.fd, F_GETFL)
-        _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        Syscalls.setNonBlocking(channel.pointee.fd)
         guard let cq = VerbsCalls.ibv_create_cq(context, Int32(depth), nil, channel, 0) else {
             let code = errno
             VerbsCalls.ibv_destroy_comp_channel(channel)
@@ -118,7 +117,7 @@ final class CompletionQueue: @unchecked Sendable {
             if let found = try take() { return found }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
             let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
-            _ = Glibc.poll(&descriptor, 1, milliseconds)
+            _ = Syscalls.poll(&descriptor, milliseconds)
             var eventCQ: UnsafeMutablePointer<ibv_cq>?
             var context: UnsafeMutableRawPointer?
             while VerbsCalls.ibv_get_cq_event(channel, &eventCQ, &context) == 0 { unacknowledged += 1 }

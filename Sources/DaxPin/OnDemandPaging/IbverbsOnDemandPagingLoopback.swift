@@ -18,19 +18,19 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
     /// Builds the loopback with `length`-byte buffers; every step's failure is a typed error.
     init(provider: IbverbsProvider, length: Int) throws(DaxPinError) {
         self.provider = provider
-        let fd = daxpin_memfd_create("daxpin-odp-check")
+        let fd = Syscalls.memfdCreate("daxpin-odp-check")
         guard fd >= 0 else { throw .systemCall(operation: "memfd_create", path: "daxpin-odp-check", errno: .init(rawValue: errno)) }
-        defer { close(fd) }
-        guard ftruncate(fd, off_t(length)) == 0 else {
+        defer { Syscalls.close(fd) }
+        guard Syscalls.ftruncate(fd, off_t(length)) == 0 else {
             throw .systemCall(operation: "ftruncate", path: "daxpin-odp-check", errno: .init(rawValue: errno))
         }
-        guard let shared = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), shared != MAP_FAILED else {
+        guard let shared = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), shared != MAP_FAILED else {
             throw .systemCall(operation: "mmap", path: "daxpin-odp-check", errno: .init(rawValue: errno))
         }
-        guard let anonymous = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+        guard let anonymous = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
               anonymous != MAP_FAILED else {
             let code = errno
-            munmap(shared, length)
+            Syscalls.munmap(shared, length)
             throw .systemCall(operation: "mmap", path: "anonymous memory", errno: .init(rawValue: code))
         }
         target = UnsafeMutableRawBufferPointer(start: shared, count: length)
@@ -62,8 +62,8 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
         responder = nil
         if let targetRegistration { _ = provider.deregister(targetRegistration) }
         if let localRegistration { _ = provider.deregister(localRegistration) }
-        munmap(target.baseAddress, target.count)
-        munmap(local.baseAddress, local.count)
+        Syscalls.munmap(target.baseAddress, target.count)
+        Syscalls.munmap(local.baseAddress, local.count)
     }
 
     func write(offset: Int, length: Int) -> Result<QueuePair.Completion, DaxPinError> {

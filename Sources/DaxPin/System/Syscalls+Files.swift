@@ -1,8 +1,9 @@
 import CLease
 import Glibc
 
-// The file, metadata and signal calls of ``Syscalls``: opening and classifying what is pinned,
-// the pin registry's files, `persist`, and the lease watcher's signals.
+// The file, descriptor, metadata and signal calls of ``Syscalls``: opening and classifying what
+// is pinned, the pin registry's files, `persist`, the ODP check's buffers, the completion and
+// connection channels' waits, and the lease watcher's signals.
 extension Syscalls {
     /// `open(2)`.
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
@@ -72,6 +73,39 @@ extension Syscalls {
     static func mkdir(_ path: String, _ mode: mode_t) -> Int32 {
         if let code = SyscallFaults.take(.mkdir) { errno = code; return -1 }
         return Glibc.mkdir(path, mode)
+    }
+
+    /// `memfd_create(2)` with `MFD_CLOEXEC`.
+    static func memfdCreate(_ name: String) -> Int32 {
+        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        return daxpin_memfd_create(name)
+    }
+
+    /// `ftruncate(2)`.
+    static func ftruncate(_ fd: Int32, _ length: off_t) -> Int32 {
+        if let code = SyscallFaults.take(.truncate) { errno = code; return -1 }
+        return Glibc.ftruncate(fd, length)
+    }
+
+    /// `fcntl(F_GETFL)` then `fcntl(F_SETFL)` with `O_NONBLOCK` added.
+    @discardableResult
+    static func setNonBlocking(_ fd: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.setFlags) { errno = code; return -1 }
+        let flags = Glibc.fcntl(fd, F_GETFL)
+        guard flags >= 0 else { return -1 }
+        return Glibc.fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    /// `poll(2)`.
+    static func poll(_ descriptors: inout [pollfd], _ milliseconds: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.poll) { errno = code; return -1 }
+        return Glibc.poll(&descriptors, nfds_t(descriptors.count), milliseconds)
+    }
+
+    /// `poll(2)` on one descriptor.
+    static func poll(_ descriptor: inout pollfd, _ milliseconds: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.poll) { errno = code; return -1 }
+        return Glibc.poll(&descriptor, 1, milliseconds)
     }
 
     /// `madvise(2)`.

@@ -64,7 +64,8 @@ enum Syscalls {
 /// A system call of ``Syscalls`` that a test can make fail.
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
-    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, madvise, msync, queueSignal, waitSignal
+    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, truncate, setFlags, poll
+    case madvise, msync, queueSignal, waitSignal
     case getDeviceList, openDevice, queryDevice, queryPort, queryGID, allocateProtectionDomain
     case registerMemory, deregisterMemory, adviseMemory
     case createCompletionChannel, createCompletionQueue, requestNotification, getCompletionEvent, pollCompletionQueue
