@@ -24,6 +24,10 @@ final class LeaseCore: Sendable {
     let serial: UInt64
     /// When the lease was taken (wall clock, for `daxpin ls`).
     let createdAt: timespec
+    /// The process that took the lease.
+    let owner = getpid()
+    /// Whether this is a forked child's copy of the parent's lease.
+    var isForkedCopy: Bool { getpid() != owner }
     private static let serials = Atomic<UInt64>(0)
     /// Set with the `revoked` phase, before the registry withdraws the lease: the registry reads
     /// it (not the lease lock) to drop a snapshot that was taken before the revocation.
@@ -214,6 +218,6 @@ final class LeaseCore: Sendable {
 
     deinit {
         // Backstop: LayoutLease's deinit revokes; this only runs if a core escaped it.
-        if case .held = state.withLock({ $0.phase }) { revoke(reason: .dropped) }
+        if case .held = state.withLock({ $0.phase }), !isForkedCopy { revoke(reason: .dropped) }
     }
 }

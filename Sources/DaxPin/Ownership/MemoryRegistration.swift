@@ -1,3 +1,4 @@
+import Glibc
 import SystemPackage
 
 /// Owns one memory registration (`ibv_mr`): ``deregister()`` releases it, and `deinit` does if
@@ -8,6 +9,9 @@ struct MemoryRegistration: ~Copyable, Sendable {
     let device: RDMADevice
     /// Cleared by ``deregister()``; `deinit` does nothing then.
     private var owned = true
+    /// The registering process: a forked child's copy does not deregister (its uverbs
+    /// descriptors were closed at fork, and the number may name another file by then).
+    private let owner = getpid()
 
     init(_ registration: Registration, on device: RDMADevice) {
         self.registration = registration
@@ -21,6 +25,6 @@ struct MemoryRegistration: ~Copyable, Sendable {
     }
 
     deinit {
-        if owned { _ = device.provider.deregister(registration) }
+        if owned, getpid() == owner { _ = device.provider.deregister(registration) }
     }
 }
