@@ -29,9 +29,13 @@ struct SoakOptions: ParsableArguments {
     @Option(help: "RDMA device to register on; without it a stand-in counts registrations.") var device: String?
     @Option(help: ArgumentHelp("Thread 0 of holder 0 stops at this cycle (proves the watchdog).", visibility: .hidden))
     var stallAt: Int?
+    @Option(help: ArgumentHelp("Names this run's files (run passes its pid), so that runs side by side never share one.",
+                               visibility: .hidden))
+    var runID = Int(getpid())
 
     var forwarded: [String] {
-        ["--threads", String(threads), "--cycles", String(cycles), "--bound", String(bound), "--directory", directory]
+        ["--threads", String(threads), "--cycles", String(cycles), "--bound", String(bound), "--directory", directory,
+         "--run-id", String(runID)]
             + (device.map { ["--device", $0] } ?? []) + (stallAt.map { ["--stall-at", String($0)] } ?? [])
     }
 }
@@ -74,7 +78,7 @@ extension Soak {
             let standIn: SoakVerbs? = options.device == nil ? SoakVerbs() : nil
             let device = try options.device.map { try RDMADevice.open(named: $0) } ?? RDMADevice(provider: standIn!)
             let before = Resources.now()
-            let failures = SoakHolder(id: id, threads: options.threads, cycles: options.cycles, directory: options.directory,
+            let failures = SoakHolder(runID: options.runID, id: id, threads: options.threads, cycles: options.cycles, directory: options.directory,
                                       device: device, standIn: standIn, bound: .seconds(options.bound),
                                       stallAt: options.stallAt, options: LeaseOptions(logger: logger)).run()
             var after = Resources.now()

@@ -12,6 +12,8 @@ import Synchronization
 /// release. It then checks the trace's order and, where the file keeps its data, that every
 /// acknowledged stamp is in it. Progress goes to stdout, one line per step, for the watchdog.
 struct SoakHolder {
+    /// The run (its watchdog's pid), in the file names.
+    let runID: Int
     let id: Int
     let threads: Int
     let cycles: Int
@@ -53,7 +55,7 @@ struct SoakHolder {
     }
 
     private func work(thread: Int, failures: SoakFailures) {
-        let path = "\(directory)/soak-\(id)-\(thread).dat"
+        let path = "\(directory)/soak-\(runID)-\(id)-\(thread).dat"
         defer { unlink(path) }
         for cycle in 0..<cycles {
             do throws(SoakFailure) {
