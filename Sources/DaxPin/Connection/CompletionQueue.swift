@@ -13,7 +13,9 @@ import Glibc
 /// A poll that finds completions reads no precise clock, and a spin reads it once per
 /// ``pollsPerClockRead`` polls: where the clocksource lacks vDSO support every precise read is a
 /// system call, which cost a queue-depth-1 client more than the polls themselves. The busy
-/// window is kept on ``CoarseClock`` (read without a system call).
+/// window is kept on ``CoarseClock`` (read without a system call). At each clock read the spin
+/// yields the CPU: with a software device (rxe) the completion is produced by kernel work that
+/// may be waiting for this very CPU.
 ///
 /// Not thread-safe: its owner serializes access.
 final class CompletionQueue: @unchecked Sendable {
@@ -102,6 +104,7 @@ final class CompletionQueue: @unchecked Sendable {
                 for _ in 0..<Self.pollsPerClockRead {
                     if let found = try take() { return found }
                 }
+                sched_yield()
             } while ContinuousClock.now < spinUntil
         }
         while true {

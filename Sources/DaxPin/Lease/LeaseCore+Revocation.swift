@@ -27,7 +27,7 @@ extension LeaseCore {
         unmap(&owned, &steps)                     // 4. munmap: the reservation, then the rest
         owned.unlock(&steps, onWatcher: onWatcher)  // 5. F_UNLCK: the breaker may go on
         owned.close(&steps)                       // 6. close the descriptor
-        return finish(reason, steps, onWatcher: onWatcher)
+        return finish(reason, steps, regions: owned.regions, onWatcher: onWatcher)
     }
 
     /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
@@ -52,7 +52,7 @@ extension LeaseCore {
     private func quiesce(_ reason: RevocationReason, _ steps: inout TeardownRecorder) {
         guard reason == .leaseBreak, let handler = options.quiesce else { return }
         let listeners = state.withLock { s in
-            steps.write(into: &s.trace)
+            steps.write(into: &s.trace, regions: RegionTable(capacity: 1))  // no region step yet
             return Array(s.listeners.values)
         }
         for listener in listeners { listener.yield(.breakNoticed(path: path)) }
@@ -91,12 +91,13 @@ extension LeaseCore {
     }
 
     /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log.
-    private func finish(_ reason: RevocationReason, _ recorded: consuming TeardownRecorder, onWatcher: Bool) -> RevocationTrace {
+    private func finish(_ reason: RevocationReason, _ recorded: consuming TeardownRecorder, regions: borrowing RegionTable,
+                        onWatcher: Bool) -> RevocationTrace {
         var steps = recorded
-        let failures = steps.failedDeregistrations, lost = steps.contains(.leaseLost)
+        let failures = regions.failedDeregistrations, lost = steps.contains(.leaseLost)
         let breakAnnounced = reason == .leaseBreak && hasQuiesce
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
-            steps.write(into: &s.trace)
+            steps.write(into: &s.trace, regions: regions)
             s.phase = .revoked(reason)
             isRevoked.store(true, ordering: .releasing)
             // The stop hooks have run; dropping them breaks a cycle through a hook that

@@ -13,6 +13,8 @@ struct OwnedRegion: ~Copyable, Sendable {
     private var mapping: Mapping?
     /// The bounce buffer of a staged region.
     private var staging: Mapping?
+    /// The errno of a failed deregistration.
+    private(set) var deregistrationFailure: Int32?
 
     init(id: Int, offset: Int, length: Int, strategy: Strategy, registration: consuming MemoryRegistration,
          mapping: consuming Mapping, staging: consuming Mapping?, flushIsDurable: Bool) {
@@ -27,9 +29,18 @@ struct OwnedRegion: ~Copyable, Sendable {
 
     var id: Int { info.id }
 
-    /// `ibv_dereg_mr`; its errno when it fails. Nothing the second time.
+    /// `ibv_dereg_mr`; its errno when it fails (kept in ``deregistrationFailure``). Nothing the
+    /// second time.
+    @discardableResult
     mutating func deregister() -> Errno? {
-        registration.take()?.deregister()
+        guard let failure = registration.take()?.deregister() else { return nil }
+        deregistrationFailure = failure.rawValue
+        return failure
+    }
+
+    /// The trace step of the deregistration: done, or failed with its errno.
+    var deregistrationStep: RevocationTrace.Step {
+        deregistrationFailure.map { .deregistrationFailed(region: id, errno: $0) } ?? .deregistered(region: id)
     }
 
     /// Removes the mappings: the file mapping given back to `reservation` when it lies in it

@@ -51,6 +51,20 @@ struct RegionTable: ~Copyable, @unchecked Sendable {
         for index in 0..<count { body(&storage[index]) }
     }
 
+    /// Runs `body` on each region in pin order.
+    func forEachRegion(_ body: (borrowing OwnedRegion) -> Void) {
+        for index in 0..<count { body(storage[index]) }
+    }
+
+    /// The regions whose deregistration failed, with errno.
+    var failedDeregistrations: [(region: Int, errno: Int32)] {
+        var failed: [(region: Int, errno: Int32)] = []
+        forEachRegion { region in
+            if let code = region.deregistrationFailure { failed.append((region.id, code)) }
+        }
+        return failed
+    }
+
     /// Takes every region out, leaving the table empty.
     mutating func takeAll() -> RegionTable {
         var taken = RegionTable(capacity: 1)

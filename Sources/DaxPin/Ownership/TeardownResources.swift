@@ -15,16 +15,11 @@ struct TeardownResources: ~Copyable, Sendable {
         }
     }
 
-    /// Step 3: `ibv_dereg_mr` for each region, in pin order; a failure is recorded and the
-    /// teardown goes on.
+    /// Step 3: `ibv_dereg_mr` for each region, in pin order; a failure is kept by its region
+    /// and the teardown goes on.
     mutating func deregister(_ steps: inout TeardownRecorder) {
-        regions.forEach { region in
-            if let code = region.deregister() {
-                steps.record(.deregistrationFailed(region: region.id, errno: code.rawValue))
-            } else {
-                steps.record(.deregistered(region: region.id))
-            }
-        }
+        regions.forEach { $0.deregister() }
+        steps.mark(.deregistrations)
     }
 
     /// Step 4 with the reservation in hand: bounce buffers and mappings outside the reservation
@@ -32,15 +27,13 @@ struct TeardownResources: ~Copyable, Sendable {
     mutating func unmapWithReservation(_ steps: inout TeardownRecorder) {
         regions.forEach { $0.unmapWithReservation() }
         reservation.take()?.unmap()
-        regions.forEach { steps.record(.unmapped(region: $0.id)) }
+        steps.mark(.unmappings)
     }
 
     /// Step 4 when the lease keeps its reservation: each region's mapping is given back to it.
     mutating func unmap(givingBackTo kept: inout ReservationState, _ steps: inout TeardownRecorder) {
-        regions.forEach { region in
-            region.unmap(givingBackTo: &kept)
-            steps.record(.unmapped(region: region.id))
-        }
+        regions.forEach { $0.unmap(givingBackTo: &kept) }
+        steps.mark(.unmappings)
     }
 
     /// Step 5: `F_UNLCK`, and the watcher forgets the descriptor. Recorded as `leaseLost` when
