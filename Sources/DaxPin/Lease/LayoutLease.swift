@@ -122,9 +122,6 @@ public struct LayoutLease: ~Copyable {
     }
 
     deinit {
-        // A child forked without exec drops its copies inertly: what they own was closed in it
-        // at fork or is the parent's (see LeaseHandle).
-        guard !core.isForkedCopy else { return }
         core.revoke(reason: .dropped)
     }
 }

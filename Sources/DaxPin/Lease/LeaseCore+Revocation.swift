@@ -13,6 +13,11 @@ extension LeaseCore {
     /// because the breaker is blocked until then.
     @discardableResult
     func revoke(reason: RevocationReason, onWatcher: Bool = false, requireLease: Bool = false) -> RevocationTrace {
+        // A child forked without exec has copies of the parent's leases (their descriptors were
+        // closed in it at fork): releasing or dropping one must not touch the parent's lease.
+        // Breaks come only to the watcher thread, which a child does not have. (Not even the
+        // lock is taken: another thread of the parent may have held it at the fork.)
+        guard reason == .leaseBreak || !isForkedCopy else { return RevocationTrace() }
         var steps = TeardownRecorder()
         if reason == .leaseBreak { steps.record(.breakNoticed) }
         guard begin(reason, requireLease: requireLease) else {
@@ -52,7 +57,7 @@ extension LeaseCore {
     private func quiesce(_ reason: RevocationReason, _ steps: inout TeardownRecorder) {
         guard reason == .leaseBreak, let handler = options.quiesce else { return }
         let listeners = state.withLock { s in
-            steps.write(into: &s.trace, regions: RegionTable(capacity: 1))  // no region step yet
+            steps.write(into: &s.trace, regions: RegionTable(capacity: 0))  // no region step yet
             return Array(s.listeners.values)
         }
         for listener in listeners { listener.yield(.breakNoticed(path: path)) }

@@ -5,8 +5,9 @@ import Glibc
 /// the lease back (`F_UNLCK`), ``close()`` closes the descriptor, and `deinit` does whatever of
 /// the two is left, in that order. A child forked without exec gets no copy: the descriptor is
 /// closed in it at fork (the lease lives on the open file description, so a copy would keep it
-/// alive after this process is gone), and a child's copy of the handle does nothing: its
-/// `deinit` would otherwise remove the parent's lease (`F_UNLCK` acts on the shared description).
+/// alive after this process is gone), and a child's copy of the handle does nothing when dropped:
+/// its `deinit` would otherwise remove the parent's lease (`F_UNLCK` acts on the shared
+/// description). A child's revocation stops before it reaches the handle (`LeaseCore.revoke`).
 struct LeaseHandle: ~Copyable, Sendable {
     let fd: Int32
     /// The `F_SETLEASE` type held, or nil without a lease.
@@ -43,7 +44,6 @@ struct LeaseHandle: ~Copyable, Sendable {
     mutating func unlock() -> (wasHeld: Bool, lost: Bool) {
         guard held != nil else { return (false, false) }
         held = nil
-        guard !isForkedCopy else { return (false, false) }
         let lost = Syscalls.setLease(fd, Int32(DAXPIN_F_UNLCK)) != 0 && errno == EAGAIN
         return (true, lost)
     }
@@ -52,7 +52,6 @@ struct LeaseHandle: ~Copyable, Sendable {
     consuming func close() {
         _ = unlock()
         open = false
-        guard !isForkedCopy else { return }
         Syscalls.close(fd)
         daxpin_fork_guard_remove(fd)  // after close: a fork in between closes the number in the child only
     }

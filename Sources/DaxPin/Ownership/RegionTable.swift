@@ -7,9 +7,10 @@ struct RegionTable: ~Copyable, @unchecked Sendable {
     private var capacity: Int
     private(set) var count = 0
 
+    /// Room for `capacity` regions; none allocated for 0 (a teardown leaves such a table behind).
     init(capacity: Int = 4) {
-        self.capacity = max(capacity, 1)
-        storage = .allocate(capacity: self.capacity)
+        self.capacity = capacity
+        storage = capacity > 0 ? .allocate(capacity: capacity) : UnsafeMutablePointer(bitPattern: MemoryLayout<OwnedRegion>.alignment)!
     }
 
     var isEmpty: Bool { count == 0 }
@@ -17,11 +18,11 @@ struct RegionTable: ~Copyable, @unchecked Sendable {
     /// Adds a region (after the others).
     mutating func add(_ region: consuming OwnedRegion) {
         if count == capacity {
-            let grown = UnsafeMutablePointer<OwnedRegion>.allocate(capacity: capacity * 2)
+            let grown = UnsafeMutablePointer<OwnedRegion>.allocate(capacity: max(4, capacity * 2))
             grown.moveInitialize(from: storage, count: count)
-            storage.deallocate()
+            if capacity > 0 { storage.deallocate() }
             storage = grown
-            capacity *= 2
+            capacity = max(4, capacity * 2)
         }
         (storage + count).initialize(to: region)
         count += 1
@@ -67,7 +68,7 @@ struct RegionTable: ~Copyable, @unchecked Sendable {
 
     /// Takes every region out, leaving the table empty.
     mutating func takeAll() -> RegionTable {
-        var taken = RegionTable(capacity: 1)
+        var taken = RegionTable(capacity: 0)
         swap(&self, &taken)
         return taken
     }
@@ -78,6 +79,6 @@ struct RegionTable: ~Copyable, @unchecked Sendable {
 
     deinit {
         storage.deinitialize(count: count)
-        storage.deallocate()
+        if capacity > 0 { storage.deallocate() }
     }
 }
