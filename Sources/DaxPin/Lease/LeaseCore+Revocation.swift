@@ -29,7 +29,7 @@ extension LeaseCore {
         stopQueuePairs(&steps)                    // 2. queue pairs to the error state
         var owned = closeAccess()                 //    no byte access runs, and none can start
         owned.deregister(&steps)                  // 3. ibv_dereg_mr, region by region
-        unmap(&owned, &steps)                     // 4. munmap: the reservation, then the rest
+        unmap(&owned, &steps)                     // 4. munmap every region (the reservation in one call)
         owned.unlock(&steps, onWatcher: onWatcher)  // 5. F_UNLCK: the breaker may go on
         owned.close(&steps)                       // 6. close the descriptor
         return finish(reason, steps, regions: owned.regions, onWatcher: onWatcher)
