@@ -24,12 +24,13 @@ final class CompletionQueue: @unchecked Sendable {
     static let spinBudget: Duration = .microseconds(200)
     /// The most completions one poll returns.
     static let batch = 16
-    /// How recent the last completion must be for a wait to spin first (measured on the coarse
-    /// clock, so up to one timer tick longer).
+    /// How recent the last completion must be for a wait to spin first. Measured on the coarse
+    /// clock, whose readings jump a whole tick (4 ms at HZ=250): the window is at least two
+    /// ticks, or a queue busy right across a tick would count as idle.
     static let busyWindow: Duration = .milliseconds(2)
-    private static let busyWindowNanoseconds = busyWindow.wholeNanoseconds
+    private static let busyWindowNanoseconds = max(busyWindow.wholeNanoseconds, 2 * CoarseClock.resolutionNanoseconds)
     /// Polls between two reads of the precise clock while spinning.
-    static let pollsPerClockRead = 32
+    static let pollsPerClockRead = 64
 
     let cq: UnsafeMutablePointer<ibv_cq>
     private let channel: UnsafeMutablePointer<ibv_comp_channel>
@@ -89,24 +90,23 @@ final class CompletionQueue: @unchecked Sendable {
         if let found = try take() { return found }
         if timeout <= .zero { return 0 }
         let busy = lastCompletion.map { CoarseClock.nanoseconds - $0 < Self.busyWindowNanoseconds } ?? false
+        // The timeout runs from the first precise clock read: a spin reads none before
+        // ``pollsPerClockRead`` polls, and a queue-depth-1 answer often arrives within them.
+        var start: ContinuousClock.Instant?
         if busy {
-            // A first round of polls before the precise clock is read at all: a queue-depth-1
-            // answer often arrives within it.
-            for _ in 0..<Self.pollsPerClockRead {
+            var empty = 0
+            while true {
                 if let found = try take() { return found }
+                empty += 1
+                guard empty % Self.pollsPerClockRead == 0 else { continue }
+                let now = ContinuousClock.now
+                let first = start ?? now
+                start = first
+                if now - first >= min(timeout, Self.spinBudget) { break }
+                sched_yield()
             }
         }
-        let start = ContinuousClock.now
-        let deadline = start + timeout
-        if busy {
-            let spinUntil = min(deadline, start + Self.spinBudget)
-            repeat {
-                for _ in 0..<Self.pollsPerClockRead {
-                    if let found = try take() { return found }
-                }
-                sched_yield()
-            } while ContinuousClock.now < spinUntil
-        }
+        let deadline = (start ?? ContinuousClock.now) + timeout
         while true {
             if let found = try take() { return found }
             let left = ContinuousClock.now.duration(to: deadline)

@@ -12,4 +12,12 @@ package enum CoarseClock {
         clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
+
+    /// How far the clock moves at a tick (`clock_getres`): two readings closer than this may
+    /// show the same time, and two a moment apart may differ by a whole tick.
+    package static let resolutionNanoseconds: Int64 = {
+        var resolution = timespec()
+        clock_getres(CLOCK_MONOTONIC_COARSE, &resolution)
+        return max(1, Int64(resolution.tv_sec) * 1_000_000_000 + Int64(resolution.tv_nsec))
+    }()
 }
