@@ -7,6 +7,14 @@ import Testing
 extension DaxPin {
     /// Application-initiated teardown follows the same dependency order as a lease break.
     @Suite struct TeardownOrder {
+        @Test("who revokes: only the owner waits for a teardown under way, only a trusted break signal needs a held lease, only the watcher must not wake itself")
+        func revokers() {
+            let callers: [Revoker] = [.owner, .watcher(.trusted), .watcher(.checked), .breakThread(.trusted), .breakThread(.checked)]
+            #expect(callers.map(\.waitsForTeardownUnderWay) == [true, false, false, false, false])
+            #expect(callers.map(\.requiresHeldLease) == [false, true, false, true, false])
+            #expect(callers.map(\.isWatcher) == [false, true, true, false, false])
+        }
+
         @Test("release deregisters every MR before unmapping any region, then unlocks and closes")
         func releaseOrder() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)

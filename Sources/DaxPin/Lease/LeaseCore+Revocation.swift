@@ -4,15 +4,14 @@ import Logging
 // Revocation in dependency order: quiesce, stop queue pairs, deregister, unmap, F_UNLCK, close.
 extension LeaseCore {
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
-    /// waits for the first teardown to finish (unless `onWatcher`: the watcher thread must
-    /// never block) and returns its trace. With `requireLease` (a break signal trusted without
-    /// F_GETLEASE) it does nothing, and does not wait, unless a kernel lease is held.
+    /// gets the first teardown's trace, and the owner waits for that teardown to finish first
+    /// (``Revoker`` says who waits, and when a break signal needs a held lease to start one).
     ///
     /// Nothing that wakes another thread runs before `F_UNLCK` unless a quiesce handler makes
     /// this a long revocation anyway: the events, the log line and the registry come after it,
     /// because the breaker is blocked until then.
     @discardableResult
-    func revoke(reason: RevocationReason, onWatcher: Bool = false, requireLease: Bool = false) -> RevocationTrace {
+    func revoke(reason: RevocationReason, by caller: Revoker = .owner) -> RevocationTrace {
         // A child forked without exec has copies of the parent's leases (their descriptors were
         // closed in it at fork): releasing or dropping one must not touch the parent's lease.
         // Breaks come only to the watcher thread, which a child does not have. (Not even the
@@ -20,8 +19,8 @@ extension LeaseCore {
         guard reason == .leaseBreak || !isForkedCopy else { return RevocationTrace() }
         var steps = TeardownRecorder()
         if reason == .leaseBreak { steps.record(.breakNoticed) }
-        guard begin(reason, requireLease: requireLease) else {
-            if !onWatcher, !requireLease { finished.wait() }
+        guard begin(reason, caller) else {
+            if caller.waitsForTeardownUnderWay { finished.wait() }
             return trace
         }
         Interleavings.reached(.revocationBegan(reason))
@@ -30,9 +29,9 @@ extension LeaseCore {
         var owned = closeAccess()                 //    no byte access runs, and none can start
         owned.deregister(&steps)                  // 3. ibv_dereg_mr, region by region
         unmap(&owned, &steps)                     // 4. munmap every region (the reservation in one call)
-        owned.unlock(&steps, onWatcher: onWatcher)  // 5. F_UNLCK: the breaker may go on
+        owned.unlock(&steps, by: caller)          // 5. F_UNLCK: the breaker may go on
         owned.close(&steps)                       // 6. close the descriptor
-        return finish(reason, steps, regions: owned.regions, onWatcher: onWatcher)
+        return finish(reason, steps, regions: owned.regions, by: caller)
     }
 
     /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
@@ -43,8 +42,9 @@ extension LeaseCore {
 
     /// Marks the lease `revoking`; false when it is not held (already revoked or revoking, or
     /// no kernel lease where one was required).
-    private func begin(_ reason: RevocationReason, requireLease: Bool) -> Bool {
-        state.withLock { s in
+    private func begin(_ reason: RevocationReason, _ caller: Revoker) -> Bool {
+        let requireLease = caller.requiresHeldLease
+        return state.withLock { s in
             guard case .held = s.phase, !requireLease || s.holdsLease else { return false }
             s.phase = .revoking(reason)
             s.trace.reason = reason
@@ -97,7 +97,7 @@ extension LeaseCore {
 
     /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log.
     private func finish(_ reason: RevocationReason, _ recorded: consuming TeardownRecorder, regions: borrowing RegionTable,
-                        onWatcher: Bool) -> RevocationTrace {
+                        by caller: Revoker) -> RevocationTrace {
         var steps = recorded
         let failures = regions.failedDeregistrations, lost = steps.contains(.leaseLost)
         let breakAnnounced = reason == .leaseBreak && hasQuiesce
@@ -119,7 +119,7 @@ extension LeaseCore {
         finished.leave()
         PinRegistry.shared.withdraw(self)
         let (logger, path) = (options.logger, path)
-        RevocationLog.write(offThread: onWatcher) {
+        RevocationLog.write(offThread: caller.isWatcher) {
             if lost {
                 logger.error("lease lost: the kernel dropped the lease (lease-break-time ran out) before DaxPin revoked; the file may have changed while the NIC could still write",
                              metadata: ["path": "\(path)"])

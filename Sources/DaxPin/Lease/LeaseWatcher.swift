@@ -115,11 +115,11 @@ final class LeaseWatcher: Sendable {
         if fromKernel, !reused {
             Interleavings.reached(.signalTrusted)
             // Whether the lease is still held is checked under the lock that starts the teardown.
-            Self.revoke(core, requireLease: true)
+            Self.revoke(core, .trusted)
         } else {
             Interleavings.reached(.signalVerified)
             guard core.kernelIsBreaking() else { return }
-            Self.revoke(core, requireLease: false)
+            Self.revoke(core, .checked)
         }
     }
 
@@ -137,17 +137,17 @@ final class LeaseWatcher: Sendable {
     /// thread of its own and the watcher stays free for other leases. Not a Dispatch worker:
     /// the application's own work may fill the global pool (as many threads as CPUs), and the
     /// revocation must not wait for a free worker.
-    private static func revoke(_ core: LeaseCore, requireLease: Bool) {
+    private static func revoke(_ core: LeaseCore, _ signal: Revoker.BreakSignal) {
         if !core.hasQuiesce {
-            core.revoke(reason: .leaseBreak, onWatcher: true, requireLease: requireLease)
-        } else if !DetachedThread.start({ core.revoke(reason: .leaseBreak, requireLease: requireLease) }) {
-            core.revoke(reason: .leaseBreak, onWatcher: true, requireLease: requireLease)  // no thread to be had: revoke here
+            core.revoke(reason: .leaseBreak, by: .watcher(signal))
+        } else if !DetachedThread.start({ core.revoke(reason: .leaseBreak, by: .breakThread(signal)) }) {
+            core.revoke(reason: .leaseBreak, by: .watcher(signal))  // no thread to be had: revoke here
         }
     }
 
     private func breakAllBreaking() {
         for core in table.withLock({ $0.leases.all }) where core.kernelIsBreaking() {
-            Self.revoke(core, requireLease: false)
+            Self.revoke(core, .checked)
         }
     }
 }

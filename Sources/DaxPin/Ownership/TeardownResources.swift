@@ -38,14 +38,14 @@ struct TeardownResources: ~Copyable, Sendable {
 
     /// Step 5: `F_UNLCK`, and the watcher forgets the descriptor. Recorded as `leaseLost` when
     /// the kernel had dropped the lease already.
-    mutating func unlock(_ steps: inout TeardownRecorder, onWatcher: Bool) {
+    mutating func unlock(_ steps: inout TeardownRecorder, by caller: Revoker) {
         guard var handle = lease.take() else { return }
         let (wasHeld, lost) = handle.unlock()
         let fd = handle.fd
         lease = consume handle
         guard wasHeld else { return }
         steps.record(lost ? .leaseLost : .leaseReleased)
-        LeaseWatcher.shared.unwatch(fd, onWatcher: onWatcher)
+        LeaseWatcher.shared.unwatch(fd, onWatcher: caller.isWatcher)
     }
 
     /// Step 6: closes the descriptor.
