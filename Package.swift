@@ -39,6 +39,13 @@ let package = Package(
             providers: [.apt(["libdaxctl-dev"])]
         ),
         .target(name: "CLease"),
+        // libmnl (rdma netlink, for `daxpin ls --all`) exports plain functions; its header shim
+        // wraps the one function-like macro Swift cannot call.
+        .systemLibrary(
+            name: "CMnl",
+            pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]
+        ),
         // librdmacm (connection setup) exports plain functions: a module map is enough.
         .systemLibrary(
             name: "CRdmacm",
@@ -48,7 +55,7 @@ let package = Package(
         .target(
             name: "DaxPin",
             dependencies: [
-                "CIbverbs", "CDaxctl", "CLease", "CRdmacm",
+                "CIbverbs", "CDaxctl", "CLease", "CRdmacm", "CMnl",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -90,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DaxPinTests",
-            dependencies: ["DaxPin", "CLease", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["DaxPin", "CLease", "CMnl", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),

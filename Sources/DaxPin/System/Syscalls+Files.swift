@@ -56,6 +56,15 @@ extension Syscalls {
         return Glibc.write(fd, buffer, count)
     }
 
+    /// `readlink(2)`: the link's target, or nil with errno set.
+    static func readLink(_ path: String) -> String? {
+        if let code = SyscallFaults.take(.readLink) { errno = code; return nil }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = Glibc.readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// `unlinkat(2)`.
     @discardableResult
     static func unlinkat(_ directory: Int32, _ name: String, _ flags: Int32) -> Int32 {
