@@ -3,11 +3,12 @@ import DaxPin
 import Foundation
 import Glibc
 
-/// `daxpin ls`: every live DaxPin pin on the machine, like lsof for long-term pins.
+/// `daxpin ls`: every live long-term pin on the machine, like lsof for long-term pins: what
+/// DaxPin processes publish and, with `--all`, what the kernel shows of every other process.
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
-        abstract: "List the live DaxPin pins and leases on this machine.",
+        abstract: "List the long-term pins and leases on this machine.",
         discussion: """
         Processes using DaxPin publish what they hold in a per-process file under the run
         directory (/run/daxpin for root, $XDG_RUNTIME_DIR/daxpin or /tmp/daxpin-$UID otherwise;
@@ -15,15 +16,30 @@ struct ListCommand: ParsableCommand {
         that no registry file explains are shown with state "lease only". Root sees every
         user's processes; other users see their own.
 
+        --all (the default for root) adds every process the kernel shows holding long-term
+        pins, DaxPin or not: its RDMA memory registrations per device (rdma netlink), VmPin,
+        io_uring registered buffers, and its shared file mappings with their memory kind and
+        lease. A process that pins memory while it maps a tmpfs or page-cache file writable
+        and shared without a lease gets a WARNING row: a truncate would leave its NIC writing
+        into orphaned pages. The warning says whether the evidence is exact (io_uring buffer
+        addresses inside the mapping) or circumstantial (MRs carry no address).
+
         Examples:
           daxpin ls
+          daxpin ls --all                      every pinning process (the default as root)
+          daxpin ls --no-all                   DaxPin's registry only
           daxpin ls --watch                    refresh every 2 s until interrupted
           daxpin ls --watch --interval 0.5 --count 10
           daxpin ls --json | jq '.pins[] | {pid, path, state}'
+          daxpin ls --all --json | jq '.processes[] | select(.warnings != []) | .pid'
         """
     )
 
-    @Flag(help: "Print JSON (schema in README.md); with --watch, one document per line.")
+    @Flag(inversion: .prefixedNo,
+          help: "Every process holding long-term pins, not only DaxPin's (default: on for root, off otherwise).")
+    var all: Bool?
+
+    @Flag(help: "Print JSON (schema in the DocC article TheDaxpinCommand.md); with --watch, one document per line.")
     var json = false
 
     @Flag(help: "Refresh like top.")
@@ -43,18 +59,33 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         let terminal = Terminal.standardOutput
+        let everything = all ?? (geteuid() == 0)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = watch ? [.sortedKeys] : [.prettyPrinted, .sortedKeys]
         var iteration = 0
         while true {
             iteration += 1
-            let list = PinCollector().collect()
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = watch ? [.sortedKeys] : [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(list), as: UTF8.self))
+            if watch, !json, terminal.isInteractive { terminal.clearScreen() }
+            if everything {
+                let list = MachinePinList.collect()
+                if json {
+                    print(String(decoding: try encoder.encode(list), as: UTF8.self))
+                } else {
+                    let warnings = list.processes.reduce(0) { $0 + $1.warnings.count }
+                    if watch {
+                        print(terminal.paint("daxpin ls --all, every \(interval) s: \(list.processes.count) process(es) "
+                                             + "pinning or publishing, \(warnings) warning(s)", .dim))
+                    }
+                    print(MachinePinTable(list: list, terminal: terminal).text)
+                }
             } else {
-                if watch, terminal.isInteractive { terminal.clearScreen() }
-                if watch { print(terminal.paint("daxpin ls, every \(interval) s: \(list.pins.count) lease(s)", .dim)) }
-                print(PinTable(list: list, terminal: terminal).text)
+                let list = PinCollector().collect()
+                if json {
+                    print(String(decoding: try encoder.encode(list), as: UTF8.self))
+                } else {
+                    if watch { print(terminal.paint("daxpin ls, every \(interval) s: \(list.pins.count) lease(s)", .dim)) }
+                    print(PinTable(list: list, terminal: terminal).text)
+                }
             }
             fflush(nil)
             guard watch, count.map({ iteration < $0 }) ?? true else { break }
@@ -74,7 +105,7 @@ struct PinTable {
         var table = TextTable(headers: Self.headers)
         for pin in list.pins {
             let common = [String(pin.pid), pin.process, pin.path, "\(pin.device):\(pin.inode)"]
-            let tail = [TextTable.Cell(pin.lease), TextTable.Cell(pin.state, colour(for: pin.state)),
+            let tail = [TextTable.Cell(pin.lease), TextTable.Cell(pin.state, Self.colour(for: pin.state)),
                         TextTable.Cell(pin.ageSeconds.map { Format.age(seconds: $0) } ?? "-")]
             if pin.regions.isEmpty {
                 table.append(common.map { TextTable.Cell($0) } + [.init("-"), .init("-"), .init("-")] + tail)
@@ -93,7 +124,8 @@ struct PinTable {
         return text
     }
 
-    private func colour(for state: String) -> Terminal.Colour? {
+    /// The colour of a lease state.
+    static func colour(for state: String) -> Terminal.Colour? {
         switch state {
         case "held": .green
         case "lease only": nil
