@@ -92,14 +92,15 @@ struct MachinePinList: Codable {
     var pins: [ListedPin]
     var rejected: [PinList.Rejected]
     var processes: [ListedProcess]
-    /// MRs owned by kernel modules, per device and owner (root only).
-    var kernelMemoryRegions: [KernelRegions]
+    /// MRs no process is named for, per device and owner (root only): kernel modules', and user
+    /// MRs whose registering thread has exited (the kernel then reports no pid).
+    var unattributedMemoryRegions: [UnattributedRegions]
     /// Sources that could not be read, with why.
     var problems: [String]
     var viewer: Viewer
 
-    /// Kernel-owned MRs of one owner on one device.
-    struct KernelRegions: Codable, Equatable {
+    /// MRs of one owner on one device: a kernel module's name, or `exited thread`.
+    struct UnattributedRegions: Codable, Equatable {
         var device: String
         var owner: String
         var count: Int
@@ -121,14 +122,14 @@ struct MachinePinList: Codable {
         let survey = PinSurvey.collect(viewerUID: viewer, registryPIDs: registryPIDs)
         let leases = KernelLease.current()
         let processes = survey.processes.map { ListedProcess(PinRiskAssessment.assess($0, leases: leases), keysShown: viewer == 0) }
-        var kernel: [String: KernelRegions] = [:]
-        for entry in survey.kernelMemoryRegions {
-            let owner = entry.kernelOwner ?? "?"
-            kernel["\(entry.device) \(owner)", default: KernelRegions(device: entry.device, owner: owner, count: 0, bytes: 0)].count += 1
+        var kernel: [String: UnattributedRegions] = [:]
+        for entry in survey.unattributedMemoryRegions {
+            let owner = entry.kernelOwner ?? "exited thread"
+            kernel["\(entry.device) \(owner)", default: UnattributedRegions(device: entry.device, owner: owner, count: 0, bytes: 0)].count += 1
             kernel["\(entry.device) \(owner)"]?.bytes += entry.length ?? 0
         }
         return MachinePinList(pins: registry.pins, rejected: registry.rejected, processes: processes,
-                              kernelMemoryRegions: kernel.values.sorted { ($0.device, $0.owner) < ($1.device, $1.owner) },
+                              unattributedMemoryRegions: kernel.values.sorted { ($0.device, $0.owner) < ($1.device, $1.owner) },
                               problems: survey.problems, viewer: Viewer(uid: viewer, allUsers: viewer == 0, keysShown: viewer == 0))
     }
 }

@@ -17,12 +17,12 @@ struct MachinePinTable {
             for pin in list.pins where pin.pid == pid { registryRows(pin, into: &table) }
             if let process = processes[pid] { processRows(process, into: &table) }
         }
-        for kernel in list.kernelMemoryRegions {
-            table.append(["-", "[kernel]", "MRs", "-", "-", "-",
+        for kernel in list.unattributedMemoryRegions {
+            table.append(["-", kernel.owner == "exited thread" ? "?" : "[kernel]", "MRs", "-", "-", "-",
                           "\(kernel.device): \(kernel.count) MR(s), \(Format.bytes(Int(kernel.bytes))) (\(kernel.owner))", "-", "-", "-"])
         }
         var text = table.render(on: terminal)
-        if pids.isEmpty && list.kernelMemoryRegions.isEmpty {
+        if pids.isEmpty && list.unattributedMemoryRegions.isEmpty {
             text += "\n" + terminal.paint("no long-term pins or DaxPin leases visible", .dim)
         }
         for problem in list.problems { text += "\n" + terminal.paint("note: \(problem)", .dim) }

@@ -49,9 +49,8 @@ extension DaxPin {
             let (rootChild, rootReady) = try UnleasedPin.start(["io-uring", mine.path, "65536", "120"])
             defer { rootChild.stop() }
             // In the testbed nobody pins through rxe0 (MRs whose keys must stay hidden); on the host through io_uring.
-            let arguments = Testbed.isActive
-                ? ["rdma", try Testbed.required("DAXPIN_RDMA_DEVICE"), theirs.path, "65536", "120"]
-                : ["io-uring", theirs.path, "65536", "120"]
+            var arguments = ["io-uring", theirs.path, "65536", "120"]
+            if Testbed.isActive { arguments = ["rdma", try Testbed.required("DAXPIN_RDMA_DEVICE"), theirs.path, "65536", "120"] }
             let (nobodyChild, nobodyReady) = try UnleasedPin.start(arguments, wrapper: asNobody)
             defer { nobodyChild.stop() }
             let run = ScratchRunDirectory()
@@ -103,7 +102,7 @@ extension DaxPin {
             SyscallFaults.arm(.netlinkBind, errno: EADDRINUSE)
             #expect(throws: VisibilityError.rdmaNetlinkFailed(operation: "bind", errno: EADDRINUSE)) { try RdmaMemoryRegionTable.current() }
             SyscallFaults.arm(.netlinkReceive, errno: EAGAIN)
-            #expect(throws: VisibilityError.rdmaNetlinkTimedOut(command: "nldev command 1",
+            #expect(throws: VisibilityError.rdmaNetlinkTimedOut(command: "RDMA_NLDEV_CMD_GET",
                                                                 milliseconds: RdmaNetlinkSocket.receiveTimeoutMilliseconds)) {
                 try RdmaMemoryRegionTable.current()
             }

@@ -78,7 +78,8 @@ package enum PinRiskAssessment {
     /// Judges `facts` against the kernel's `leases`; `kernel` says whether writable page-cache
     /// pins are possible at all.
     package static func assess(_ facts: ProcessPinFacts, leases: [KernelLease],
-                               kernel: KernelBehaviour = .running, pageSize: UInt64 = UInt64(SystemPage.size)) -> AssessedProcess {
+                               kernel: KernelBehaviour = .running, pageSize: UInt64? = nil) -> AssessedProcess {
+        let pageSize = pageSize ?? UInt64(SystemPage.size)
         var files: [AssessedFile] = []
         var warnings: [PinWarning] = []
         for file in facts.files {
@@ -117,7 +118,7 @@ package enum PinRiskAssessment {
         facts.rings.flatMap { ring in
             ring.buffers.filter { buffer in
                 file.ranges.contains { $0.writable && $0.overlaps(address: buffer.address, length: buffer.length) }
-            }.map { (ring.fd, $0) }
+            }.map { (fd: ring.fd, buffer: $0) }
         }
     }
 

@@ -6,8 +6,9 @@ import Glibc
 package struct PinSurvey: Sendable {
     /// The pinning processes (and the DaxPin publishers asked about), by pid.
     package var processes: [ProcessPinFacts] = []
-    /// MRs owned by the kernel (a kernel name instead of a pid); root only.
-    package var kernelMemoryRegions: [RdmaMemoryRegionEntry] = []
+    /// MRs without a process: owned by a kernel module (named instead of a pid), or registered
+    /// by a thread that has exited (the kernel then reports no pid); root only.
+    package var unattributedMemoryRegions: [RdmaMemoryRegionEntry] = []
     /// Sources that could not be read, each saying why and what to do.
     package var problems: [String] = []
 
@@ -16,12 +17,12 @@ package struct PinSurvey: Sendable {
     package static func collect(viewerUID: uid_t, registryPIDs: Set<Int32>) -> PinSurvey {
         var survey = PinSurvey()
         var regionsByProcess: [Int32: [RdmaMemoryRegionEntry]] = [:]
-        do {
+        do throws(VisibilityError) {
             for entry in try RdmaMemoryRegionTable.current() {
                 if let pid = entry.pid {
                     regionsByProcess[threadGroup(of: pid), default: []].append(entry)
                 } else if viewerUID == 0 {
-                    survey.kernelMemoryRegions.append(entry)
+                    survey.unattributedMemoryRegions.append(entry)
                 }
             }
         } catch {

@@ -53,7 +53,7 @@ package struct ProcessMapping: Sendable, Equatable {
               let device = DeviceNumber(parsing: fields.removeFirst(), hex: true),
               let inode = UInt64(fields.removeFirst()) else { return nil }
         // The path is the rest of the line after the padding (it may contain spaces).
-        let path = fields.first.map { String($0.drop { $0 == " " }) } ?? ""
+        let path = fields.first.map { rest in String(rest.drop { $0 == " " }) } ?? ""
         return ProcessMapping(start: start, end: end, readable: permissions[0] == UInt8(ascii: "r"),
                               writable: permissions[1] == UInt8(ascii: "w"), shared: permissions[3] == UInt8(ascii: "s"),
                               offset: offset, device: device, inode: inode, path: path)

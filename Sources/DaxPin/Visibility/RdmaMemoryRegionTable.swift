@@ -6,7 +6,17 @@ package enum RdmaMemoryRegionTable {
     /// The MRs of every device, in the kernel's order.
     package static func current() throws(VisibilityError) -> [RdmaMemoryRegionEntry] {
         var socket = try RdmaNetlinkSocket()
-        defer { socket.close() }
+        let result: Result<[RdmaMemoryRegionEntry], VisibilityError>
+        do throws(VisibilityError) {
+            result = .success(try memoryRegions(through: &socket))
+        } catch {
+            result = .failure(error)
+        }
+        socket.close()
+        return try result.get()
+    }
+
+    private static func memoryRegions(through socket: inout RdmaNetlinkSocket) throws(VisibilityError) -> [RdmaMemoryRegionEntry] {
         let devices = try decode(socket.dump(command: RdmaNetlink.getDevice), command: "RDMA_NLDEV_CMD_GET")
             .compactMap(RdmaResourceDecoder.device(in:))
         var entries: [RdmaMemoryRegionEntry] = []
@@ -22,7 +32,7 @@ package enum RdmaMemoryRegionTable {
     /// The data messages of a complete dump (pure: host tests feed captured bytes).
     package static func decode(_ dump: NetlinkDump, command: String) throws(VisibilityError) -> [NetlinkMessage] {
         var data: [NetlinkMessage] = []
-        do {
+        do throws(NetlinkDecodeError) {
             for datagram in dump.datagrams {
                 let replies = try NetlinkWire.dumpReplies(NetlinkWire.messages(in: datagram[...]), sequence: dump.sequence)
                 data += replies.data

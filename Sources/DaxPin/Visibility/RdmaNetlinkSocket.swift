@@ -36,7 +36,11 @@ package struct RdmaNetlinkSocket: ~Copyable {
     /// Sends an nldev dump request for `command` (restricted to one device when given) and
     /// returns every datagram of the answer, up to and including the one that ends it.
     package mutating func dump(command: UInt16, deviceIndex: UInt32? = nil) throws(VisibilityError) -> NetlinkDump {
-        let name = command == RdmaNetlink.getMemoryRegions ? "RDMA_NLDEV_CMD_RES_MR_GET" : "nldev command \(command)"
+        let name = switch command {
+        case RdmaNetlink.getDevice: "RDMA_NLDEV_CMD_GET"
+        case RdmaNetlink.getMemoryRegions: "RDMA_NLDEV_CMD_RES_MR_GET"
+        default: "nldev command \(command)"
+        }
         nextSequence &+= 1
         let sequence = nextSequence
         var request = [UInt64](repeating: 0, count: 8)  // 64 bytes, aligned for nlmsghdr
@@ -68,7 +72,7 @@ package struct RdmaNetlinkSocket: ~Copyable {
             }
             let datagram = Array(buffer[..<count])
             datagrams.append(datagram)
-            do {
+            do throws(NetlinkDecodeError) {
                 if try NetlinkWire.dumpReplies(NetlinkWire.messages(in: datagram[...]), sequence: sequence).done {
                     return NetlinkDump(sequence: sequence, datagrams: datagrams)
                 }

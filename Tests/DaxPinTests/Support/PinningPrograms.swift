@@ -102,7 +102,8 @@ enum UnleasedPin {
     /// Starts it (optionally through `wrapper`, e.g. setpriv) and waits for its ready line.
     static func start(_ arguments: [String], wrapper: [String] = []) throws -> (ChildProcess, Ready) {
         let program = try path()
-        let child = wrapper.isEmpty ? try ChildProcess(program, arguments) : try ChildProcess(wrapper[0], Array(wrapper.dropFirst()) + [program] + arguments)
+        let child = try wrapper.isEmpty ? ChildProcess(program, arguments)
+            : ChildProcess(wrapper[0], Array(wrapper.dropFirst()) + [program] + arguments)
         guard let line = child.line(startingWith: "ready ") else {
             child.stop()
             Issue.record("unleased_pin \(arguments) did not get ready: \(child.output)")
@@ -150,10 +151,10 @@ struct AllJSON: Decodable {
 func listAll(wrapper: [String] = [], runDirectory: String? = nil) throws -> (json: AllJSON, text: String, table: String) {
     let arguments = ["ls", "--all", "--json"]
     let environment = DaxPinBinary.environment(runDirectory: runDirectory)
-    let run = { (arguments: [String]) throws -> DaxPinBinary.Result in
-        wrapper.isEmpty ? try DaxPinBinary.run(arguments, runDirectory: runDirectory)
-            : try DaxPinBinary.run(Array(wrapper.dropFirst()) + [DaxPinBinary.path] + arguments, executable: wrapper[0],
-                                   environment: environment, timeout: 60)
+    func run(_ arguments: [String]) throws -> DaxPinBinary.Result {
+        if wrapper.isEmpty { return try DaxPinBinary.run(arguments, runDirectory: runDirectory) }
+        return try DaxPinBinary.run(Array(wrapper.dropFirst()) + [DaxPinBinary.path] + arguments, executable: wrapper[0],
+                                    environment: environment, timeout: 60)
     }
     let json = try run(arguments)
     try #require(json.status == 0, "daxpin ls --all --json: \(json.stderr)")
