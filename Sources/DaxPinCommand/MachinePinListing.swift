@@ -4,58 +4,70 @@ import Glibc
 /// One process holding long-term pins in `daxpin ls --all`; an element of `processes` in
 /// the `--json` output (schema in TheDaxpinCommand.md).
 struct ListedProcess: Codable, Equatable {
+    /// The process id.
     var pid: Int32
+    /// Its `/proc/<pid>/comm`.
     var process: String
+    /// Its effective uid (the owner of `/proc/<pid>`).
     var uid: UInt32
     /// Whether it publishes DaxPin leases (its exact rows are in `pins`).
     var daxpin: Bool
     /// `VmPin` in bytes, absent when unreadable.
     var vmPinBytes: Int?
+    /// Its MRs, per device (rdma netlink).
     var memoryRegions: [DeviceRegions]
+    /// Its io_uring instances with registered buffers.
     var ioUring: [Ring]
+    /// Its shared file mappings, one per file.
     var mappings: [Mapping]
+    /// One per mapping at risk.
     var warnings: [Warning]
 
     /// The MRs of one device.
     struct DeviceRegions: Codable, Equatable {
+        /// The RDMA device (`rxe0`).
         var device: String
-        var count: Int
-        var bytes: UInt64
+        /// How many MRs, and their bytes.
+        var count: Int, bytes: UInt64
+        /// Each MR.
         var regions: [Region]
     }
 
     /// One MR; `rkey` and `lkey` only for root (the kernel sends them only with CAP_NET_ADMIN).
     struct Region: Codable, Equatable {
-        var mrn: UInt32?
-        var length: UInt64?
-        var pdn: UInt32?
-        var rkey: UInt32?
-        var lkey: UInt32?
+        /// The MR's number, its bytes and its protection domain's number.
+        var mrn: UInt32?, length: UInt64?, pdn: UInt32?
+        /// Its keys.
+        var rkey: UInt32?, lkey: UInt32?
     }
 
     /// One io_uring instance with registered buffers.
     struct Ring: Codable, Equatable {
+        /// The ring's descriptor in its process.
         var fd: Int32
+        /// Registered buffers (empty slots not counted).
         var bufferCount: Int
         /// False when the kernel listed the count but not the addresses (its lock was busy).
         var addressesListed: Bool
+        /// The buffers with their addresses.
         var buffers: [Buffer]
     }
 
     /// One registered buffer.
     struct Buffer: Codable, Equatable {
-        var index: Int
-        var address: UInt64
-        var length: UInt64
+        /// Its slot, user address and bytes.
+        var index: Int, address: UInt64, length: UInt64
     }
 
     /// One shared file mapping (all ranges of one file).
     struct Mapping: Codable, Equatable {
+        /// The path `maps` shows.
         var path: String
-        var device: String
-        var inode: UInt64
-        var writable: Bool
-        var bytes: UInt64
+        /// The file's `major:minor` and inode.
+        var device: String, inode: UInt64
+        /// Whether any range is writable, and the bytes mapped over all ranges.
+        var writable: Bool, bytes: UInt64
+        /// Each mapped range (VMA).
         var ranges: [MappedRange]
         /// `MemoryKind` in words (`tmpfs file`), absent when it could not be inspected.
         var memory: String?
@@ -72,46 +84,48 @@ struct ListedProcess: Codable, Equatable {
 
     /// One mapped range.
     struct MappedRange: Codable, Equatable {
-        var start: UInt64
-        var end: UInt64
-        var offset: UInt64
-        var writable: Bool
+        /// `[start, end)` in the process, the file offset of `start`, and its access.
+        var start: UInt64, end: UInt64, offset: UInt64, writable: Bool
     }
 
     /// A warning: `evidence` is `exact` or `circumstantial`.
     struct Warning: Codable, Equatable {
+        /// The mapped file at risk.
         var path: String
-        var evidence: String
-        var reason: String
+        /// `exact` or `circumstantial`, and why, in words.
+        var evidence: String, reason: String
     }
 }
 
 /// The `--json` document of `daxpin ls --all`: the registry view of `daxpin ls` (`pins`,
 /// `rejected`) and every process the kernel shows holding long-term pins.
 struct MachinePinList: Codable {
+    /// The registry view, as `daxpin ls` shows it.
     var pins: [ListedPin]
+    /// Registry files skipped for safety.
     var rejected: [PinList.Rejected]
+    /// Every pinning process (and DaxPin publisher) the viewer may see, by pid.
     var processes: [ListedProcess]
     /// MRs no process is named for, per device and owner (root only): kernel modules', and user
     /// MRs whose registering thread has exited (the kernel then reports no pid).
     var unattributedMemoryRegions: [UnattributedRegions]
     /// Sources that could not be read, with why.
     var problems: [String]
+    /// Who looked.
     var viewer: Viewer
 
     /// MRs of one owner on one device: a kernel module's name, or `exited thread`.
     struct UnattributedRegions: Codable, Equatable {
-        var device: String
-        var owner: String
-        var count: Int
-        var bytes: UInt64
+        /// The device and the owner.
+        var device: String, owner: String
+        /// How many MRs, and their bytes.
+        var count: Int, bytes: UInt64
     }
 
     /// Who looked: root sees every process and the MR keys.
     struct Viewer: Codable, Equatable {
-        var uid: UInt32
-        var allUsers: Bool
-        var keysShown: Bool
+        /// The viewer's effective uid; whether every user's processes and the MR keys are shown.
+        var uid: UInt32, allUsers: Bool, keysShown: Bool
     }
 
     /// Collects the registry view and the kernel's view for the calling user.

@@ -39,7 +39,7 @@ extension DaxPin.Visibility {
         @Test("a raw C program's MR over an unleased tmpfs mapping: listed as rdma's own tool lists it, flagged circumstantially")
         func unleasedMemoryRegionIsFlagged() throws {
             let device = try Testbed.required("DAXPIN_RDMA_DEVICE")
-            let file = try Visibility.tmpfsFile(size: 1 << 20)
+            let file = try DaxPin.Visibility.tmpfsFile(size: 1 << 20)
             let (child, ready) = try UnleasedPin.start(["rdma", device, file.path, "\(1 << 20)", "120"])
             defer { child.stop() }
             let (listing, _, table) = try listAll()
@@ -96,7 +96,7 @@ extension DaxPin.Visibility {
 
         @Test("a DaxPin holder shows its registry row and its mapping as leased, without a warning")
         func daxpinHolderIsLeased() throws {
-            let file = try Visibility.tmpfsFile(size: 1 << 20)
+            let file = try DaxPin.Visibility.tmpfsFile(size: 1 << 20)
             let run = ScratchRunDirectory()
             let holder = try DaxPinBinary.hold(file.path, seconds: 120, runDirectory: run.path)
             defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }; holder.waitUntilExit() }
