@@ -64,6 +64,36 @@ extension DaxPin.Visibility {
             Testbed.ran()
         }
 
+        @Test("the live kernel's device and MR dumps, read in-process through libmnl, decode to what the rdma tool shows")
+        func liveDumpDecodes() throws {
+            let device = try Testbed.required("DAXPIN_RDMA_DEVICE")
+            let file = try DaxPin.Visibility.tmpfsFile(size: 1 << 16)
+            let (child, ready) = try UnleasedPin.start(["rdma", device, file.path, "65536", "120"])
+            defer { child.stop() }
+            var socket = try RdmaNetlinkSocket()
+            let devices = try RdmaMemoryRegionTable.decode(socket.dump(command: RdmaNetlink.getDevice), command: "devices")
+                .compactMap(RdmaResourceDecoder.device(in:))
+            let named = try #require(devices.first { $0.name == device }, "\(devices)")
+            let dump = try socket.dump(command: RdmaNetlink.getMemoryRegions, deviceIndex: named.index)
+            socket.close()
+            let entries = try RdmaMemoryRegionTable.decode(dump, command: "mrs").flatMap {
+                RdmaResourceDecoder.memoryRegions(in: $0, device: device)
+            }
+            let mine = entries.filter { $0.pid == ready.pid }
+            #expect(mine.count == 1 && mine.first?.length == 65536 && mine.first?.rkey == ready.rkey && mine.first?.iova == nil)
+            let oracle = try Self.oracle().filter { $0.ifname == device }
+            #expect(Set(oracle.map(\.mrn)) == Set(entries.compactMap(\.number)), "the same MRs as rdma resource show mr")
+            // Real datagrams for the decoder tests and the fuzzer's seeds (not committed as is).
+            if let out = Testbed.env["DAXPIN_TESTBED_OUT"] {
+                let directory = "\(out)/netlink-captures/\(runningKernelRelease())"
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                for (index, datagram) in dump.datagrams.enumerated() {
+                    try Data(datagram).write(to: URL(fileURLWithPath: "\(directory)/mr-dump-\(index)"))
+                }
+            }
+            Testbed.ran()
+        }
+
         @Test("ib_write_bw (anonymous memory) is listed with its MRs and not flagged")
         func perftestIsNotFlagged() throws {
             let device = try Testbed.required("DAXPIN_RDMA_DEVICE")
