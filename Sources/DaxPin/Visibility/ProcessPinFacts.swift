@@ -52,7 +52,7 @@ package struct MappedFile: Sendable {
     }
 
     /// Whether any range is writable.
-    package var writable: Bool { ranges.contains(\.writable) }
+    package var writable: Bool { ranges.contains { $0.writable } }
 
     /// Mapped bytes, over all ranges.
     package var mappedBytes: UInt64 { ranges.reduce(0) { $0 + $1.length } }

@@ -13,7 +13,7 @@ final class ChildProcess {
     /// Starts `executable ARGS` (stdout and stderr to a scratch file).
     init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
         outputPath = "/tmp/daxpin-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         defer { try? output.close() }
         process.executableURL = URL(fileURLWithPath: executable)
