@@ -33,11 +33,13 @@ package struct PinSurvey: Sendable {
             guard let owner = ProcessInfoReader.ownerUID(of: pid), viewerUID == 0 || owner == viewerUID else { continue }
             let pinned = ProcessInfoReader.readSmallFile("/proc/\(pid)/status", limit: 64 << 10).flatMap(ProcessStatus.pinnedBytes(in:))
             let regions = regionsByProcess[pid] ?? []
-            guard (pinned ?? 0) > 0 || !regions.isEmpty || registryPIDs.contains(pid) else { continue }
+            // Every process's rings are looked at: VmPin need not count registered buffers
+            // (Linux 7.2 leaves them out for a process with CAP_IPC_LOCK).
+            let rings = rings(of: pid).filter { $0.bufferCount > 0 }
+            guard (pinned ?? 0) > 0 || !regions.isEmpty || !rings.isEmpty || registryPIDs.contains(pid) else { continue }
             var facts = ProcessPinFacts(pid: pid, name: ProcessInfoReader.name(of: pid) ?? "?", uid: owner,
-                                        pinnedBytes: pinned, memoryRegions: regions,
+                                        pinnedBytes: pinned, memoryRegions: regions, rings: rings,
                                         publishesRegistry: registryPIDs.contains(pid))
-            facts.rings = rings(of: pid)
             facts.files = classifiedFiles(of: pid)
             survey.processes.append(facts)
         }
