@@ -50,6 +50,8 @@ package enum NetlinkDecodeError: Error, Equatable, Sendable {
     case kernelError(errno: Int32)
     /// The kernel dropped part of the answer (`NLMSG_OVERRUN`).
     case overrun
+    /// The datagrams of a dump end before its `NLMSG_DONE`.
+    case incomplete
 }
 
 /// Netlink message and attribute walking.

@@ -33,11 +33,13 @@ package enum RdmaMemoryRegionTable {
     package static func decode(_ dump: NetlinkDump, command: String) throws(VisibilityError) -> [NetlinkMessage] {
         var data: [NetlinkMessage] = []
         do throws(NetlinkDecodeError) {
-            for datagram in dump.datagrams {
+            var done = false
+            for datagram in dump.datagrams where !done {
                 let replies = try NetlinkWire.dumpReplies(NetlinkWire.messages(in: datagram[...]), sequence: dump.sequence)
                 data += replies.data
-                if replies.done { break }
+                done = replies.done
             }
+            guard done else { throw .incomplete }
         } catch {
             throw .rdmaNetlinkAnswer(command: command, error)
         }
