@@ -87,6 +87,7 @@ extension DaxPin {
                 "-fmodule-map-file=\(packageRoot.path)/Sources/LibIbverbs/module.modulemap",
                 "-fmodule-map-file=\(packageRoot.path)/Sources/CDaxctl/module.modulemap",
                 "-fmodule-map-file=\(packageRoot.path)/Sources/CRdmacm/module.modulemap",
+                "-fmodule-map-file=\(packageRoot.path)/Sources/CMnl/module.modulemap",
                 "-fmodule-map-file=\(scratch.path)/checkouts/swift-system/Sources/CSystem/include/module.modulemap",
                 "-I", "\(packageRoot.path)/Sources/CLease/include",
                 "-I", "\(packageRoot.path)/Sources/CIbverbs/include",
