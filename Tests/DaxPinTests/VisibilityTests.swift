@@ -79,6 +79,29 @@ extension DaxPin {
             }
         }
 
+        @Test("an MR's thread id (what rdma netlink reports) maps to its process")
+        func threadsMapToTheirProcess() throws {
+            let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { Int32($0) }
+            #expect(threads.allSatisfy { PinSurvey.threadGroup(of: $0) == getpid() }, "\(threads)")
+            #expect(PinSurvey.threadGroup(of: Int32.max) == Int32.max, "an unknown id stays as it is")
+        }
+
+        @Test("--all is root's default; --no-all gives DaxPin's registry view alone, as before")
+        func allIsRootsDefault() throws {
+            let run = ScratchRunDirectory()
+            let registryOnly = try DaxPinBinary.run(["ls", "--no-all", "--json"], runDirectory: run.path)
+            #expect(registryOnly.status == 0 && registryOnly.stdout.contains("\"pins\"") && !registryOnly.stdout.contains("\"processes\""))
+            let table = try DaxPinBinary.run(["ls", "--no-all"], runDirectory: run.path)
+            #expect(table.stdout.hasPrefix("PID ") && table.stdout.contains("STRATEGY") && !table.stdout.contains("WHAT"))
+            let byDefault = try DaxPinBinary.run(["ls", "--json"], runDirectory: run.path)
+            #expect(byDefault.stdout.contains("\"processes\"") == (geteuid() == 0))
+            let asNobodyAll = try DaxPinBinary.run(Array(asNobody.dropFirst()) + [DaxPinBinary.path, "ls", "--json"],
+                                                   executable: asNobody[0], environment: DaxPinBinary.environment(runDirectory: run.path),
+                                                   timeout: 60)
+            #expect(asNobodyAll.status == 0 && !asNobodyAll.stdout.contains("\"processes\""), "not the default without root")
+            if Testbed.isActive { Testbed.ran() }
+        }
+
         @Test("without RDMA support the listing still works and says why MRs are missing",
               .disabled(if: Testbed.isActive, "the testbed has RDMA"))
         func withoutRDMASupport() throws {

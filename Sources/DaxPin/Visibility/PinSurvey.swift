@@ -17,10 +17,13 @@ package struct PinSurvey: Sendable {
     package static func collect(viewerUID: uid_t, registryPIDs: Set<Int32>) -> PinSurvey {
         var survey = PinSurvey()
         var regionsByProcess: [Int32: [RdmaMemoryRegionEntry]] = [:]
+        var processOfThread: [Int32: Int32] = [:]
         do throws(VisibilityError) {
             for entry in try RdmaMemoryRegionTable.current() {
-                if let pid = entry.pid {
-                    regionsByProcess[threadGroup(of: pid), default: []].append(entry)
+                if let tid = entry.pid {
+                    let pid = processOfThread[tid] ?? threadGroup(of: tid)
+                    processOfThread[tid] = pid
+                    regionsByProcess[pid, default: []].append(entry)
                 } else if viewerUID == 0 {
                     survey.unattributedMemoryRegions.append(entry)
                 }
