@@ -102,6 +102,16 @@ extension DaxPin {
             #expect(onModern.warnings[0].reason.contains("refuses writable long-term pins of page-cache files"))
         }
 
+        @Test("MRs with VmPin 0 are On-Demand Paging MRs, which pin nothing: not flagged; unknown VmPin stays circumstantial")
+        func onDemandPagingMemoryRegions() {
+            let file = Self.file(.sharedMemory(fileSystem: "tmpfs"))
+            let odp = PinRiskAssessment.assess(Self.facts(files: [file], regions: 1, pinned: 0), leases: [], kernel: modern)
+            #expect(odp.files.map(\.verdict) == [.notPinned] && odp.warnings.isEmpty)
+            var unknown = Self.facts(files: [file], regions: 1)
+            unknown.pinnedBytes = nil
+            #expect(PinRiskAssessment.assess(unknown, leases: [], kernel: modern).files.map(\.verdict) == [.atRisk(.circumstantial)])
+        }
+
         @Test("a process that pins nothing (a DaxPin publisher with a lease only) gets no warning")
         func noPinsNoWarning() {
             let facts = ProcessPinFacts(pid: 5, name: "daxpin", uid: 0, pinnedBytes: 0,

@@ -94,6 +94,31 @@ extension DaxPin.Visibility {
             Testbed.ran()
         }
 
+        @Test("an On-Demand Paging MR over an unleased tmpfs mapping (where rxe offers ODP) is listed, pins nothing, and is not flagged")
+        func onDemandPagingIsNotFlagged() throws {
+            let device = try Testbed.required("DAXPIN_RDMA_DEVICE")
+            guard KernelBehaviour.running.rxeAdvertisesOnDemandPaging else {
+                // rxe without ODP refuses the registration: nothing to list.
+                let file = try DaxPin.Visibility.tmpfsFile(size: 1 << 16)
+                let child = try ChildProcess(try UnleasedPin.path(), ["rdma-odp", device, file.path, "65536", "60"])
+                _ = child.line(startingWith: "unleased_pin: ibv_reg_mr")  // waits (bounded) for the refusal
+                #expect(child.stop() == 1 && child.output.contains("ibv_reg_mr"), "\(child.output)")
+                Testbed.ran()
+                return
+            }
+            let file = try DaxPin.Visibility.tmpfsFile(size: 1 << 16)
+            let (child, ready) = try UnleasedPin.start(["rdma-odp", device, file.path, "65536", "120"])
+            defer { child.stop() }
+            let (listing, _, table) = try listAll()
+            let process = try #require(listing.process(ready.pid), "pid \(ready.pid) not listed:\n\(table)")
+            #expect(process.memoryRegions.first?.count == 1 && process.memoryRegions.first?.bytes == 65536)
+            #expect(process.vmPinBytes == 0, "an ODP MR pins nothing")
+            #expect(process.mappings.first { $0.path == file.path }?.state == "not pinned")
+            #expect(process.warnings.isEmpty, "\(process.warnings.map(\.reason))")
+            expectTableMatches(process, table: table)
+            Testbed.ran()
+        }
+
         @Test("ib_write_bw (anonymous memory) is listed with its MRs and not flagged")
         func perftestIsNotFlagged() throws {
             let device = try Testbed.required("DAXPIN_RDMA_DEVICE")

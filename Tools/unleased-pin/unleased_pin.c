@@ -4,6 +4,7 @@
 // testbed (Scripts/test builds it next to the test binary).
 //
 // usage: unleased_pin rdma DEVICE PATH BYTES SECONDS
+//        unleased_pin rdma-odp DEVICE PATH BYTES SECONDS   (an On-Demand Paging MR: pins nothing)
 //        unleased_pin io-uring PATH BYTES SECONDS
 // Prints one line "ready pid P address 0xA length N" (io-uring: also "anonymous 0xB length M"
 // for a second buffer in anonymous memory), then holds the pin until SIGTERM, SIGINT or SECONDS
@@ -70,7 +71,7 @@ static void hold(unsigned seconds) {
     sigprocmask(SIG_SETMASK, &previous, NULL);
 }
 
-static int pin_rdma(const char *device_name, const char *path, size_t bytes, unsigned seconds) {
+static int pin_rdma(const char *device_name, const char *path, size_t bytes, unsigned seconds, int extra_access) {
     int count = 0;
     struct ibv_device **devices = ibv_get_device_list(&count);
     if (!devices) return fail("ibv_get_device_list");
@@ -89,7 +90,8 @@ static int pin_rdma(const char *device_name, const char *path, size_t bytes, uns
     if (!pd) return fail("ibv_alloc_pd");
     void *memory = map_file(path, bytes);
     if (!memory) return fail("open and mmap MAP_SHARED");
-    struct ibv_mr *mr = ibv_reg_mr(pd, memory, bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
+    int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | extra_access;
+    struct ibv_mr *mr = ibv_reg_mr(pd, memory, bytes, access);
     if (!mr) return fail("ibv_reg_mr");
     printf("ready pid %d address %p length %zu rkey 0x%x\n", (int)getpid(), memory, bytes, mr->rkey);
     fflush(stdout);
@@ -129,13 +131,17 @@ static int pin_io_uring(const char *path, size_t bytes, unsigned seconds) {
 
 static int usage(void) {
     fprintf(stderr, "usage: unleased_pin rdma DEVICE PATH BYTES SECONDS\n"
+                    "       unleased_pin rdma-odp DEVICE PATH BYTES SECONDS\n"
                     "       unleased_pin io-uring PATH BYTES SECONDS\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "rdma") == 0)
-        return pin_rdma(argv[2], argv[3], strtoull(argv[4], NULL, 0), (unsigned)strtoul(argv[5], NULL, 0));
+        return pin_rdma(argv[2], argv[3], strtoull(argv[4], NULL, 0), (unsigned)strtoul(argv[5], NULL, 0), 0);
+    if (argc == 6 && strcmp(argv[1], "rdma-odp") == 0)
+        return pin_rdma(argv[2], argv[3], strtoull(argv[4], NULL, 0), (unsigned)strtoul(argv[5], NULL, 0),
+                        IBV_ACCESS_ON_DEMAND);
     if (argc == 5 && strcmp(argv[1], "io-uring") == 0)
         return pin_io_uring(argv[2], strtoull(argv[3], NULL, 0), (unsigned)strtoul(argv[4], NULL, 0));
     return usage();

@@ -15,7 +15,8 @@ package enum MappingVerdict: Sendable, Equatable {
     case atRisk(PinEvidence)
     /// The mapping is read-only: a pin of it cannot write.
     case readOnly
-    /// The process pins nothing, or its only pins (io_uring buffers) lie elsewhere.
+    /// The process pins nothing: no pins at all, only On-Demand Paging MRs (VmPin 0), or only
+    /// io_uring buffers that lie elsewhere.
     case notPinned
     /// fs-dax: the kernel refuses long-term pins (On-Demand Paging MRs do not pin).
     case notLongTermPinnable
@@ -106,7 +107,9 @@ package enum PinRiskAssessment {
         if leasedByProcess { return .leased }
         guard facts.pinsMemory else { return .notPinned }
         if !overlappingBuffers(file, facts: facts).isEmpty { return .atRisk(.exact) }
-        if !facts.memoryRegions.isEmpty { return .atRisk(.circumstantial) }
+        // A pinned MR always adds its pages to VmPin; On-Demand Paging MRs pin nothing. So MRs
+        // with VmPin 0 are all On-Demand Paging, which follows a truncate instead of orphaning.
+        if !facts.memoryRegions.isEmpty, facts.pinnedBytes != 0 { return .atRisk(.circumstantial) }
         // Only io_uring buffers (or nothing) are known: they lie elsewhere when every buffer is
         // listed and they account for all of VmPin.
         let allListed = facts.rings.allSatisfy(\.addressesListed)
