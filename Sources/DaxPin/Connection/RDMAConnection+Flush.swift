@@ -54,6 +54,18 @@ extension RDMAConnection {
         #endif
     }
 
+    /// The responder access of the queue pair as the kernel reports it (`ibv_query_qp`), or nil
+    /// when the query fails.
+    var responderAccess: RegistrationAccess? {
+        guard let qp = id.pointee.qp else { return nil }
+        var attributes = ibv_qp_attr()
+        var initAttributes = ibv_qp_init_attr()
+        guard VerbsCalls.ibv_query_qp(qp, &attributes, Int32(bitPattern: IBV_QP_ACCESS_FLAGS.rawValue), &initAttributes) == 0 else {
+            return nil
+        }
+        return RegistrationAccess(rawValue: Int32(bitPattern: attributes.qp_access_flags))
+    }
+
     /// Moves the queue pair to ready-to-send as `rdma_accept` would (rdma_cm's attributes for
     /// INIT, RTR and RTS), with FLUSH added to its responder access in INIT, before the accept
     /// tells the peer the connection is up: the peer's first FLUSH is then admitted. Adding the

@@ -175,6 +175,13 @@ enum VerbsCalls {
     @discardableResult
     static func ibv_destroy_qp(_ qp: UnsafeMutablePointer<ibv_qp>) -> Int32 { LibIbverbs.ibv_destroy_qp(qp) }
 
+    /// `ibv_query_qp`. Forced failure (the `modifyQueuePair` fault point): the errno.
+    static func ibv_query_qp(_ qp: UnsafeMutablePointer<ibv_qp>, _ attributes: UnsafeMutablePointer<ibv_qp_attr>, _ mask: Int32,
+                             _ initAttributes: UnsafeMutablePointer<ibv_qp_init_attr>) -> Int32 {
+        if let code = forced(.modifyQueuePair) { return code }
+        return LibIbverbs.ibv_query_qp(qp, attributes, mask, initAttributes)
+    }
+
     /// `ibv_modify_qp`. Forced failure: the errno.
     static func ibv_modify_qp(_ qp: UnsafeMutablePointer<ibv_qp>, _ attributes: UnsafeMutablePointer<ibv_qp_attr>, _ mask: Int32) -> Int32 {
         if let code = forced(.modifyQueuePair) { return code }

@@ -20,8 +20,9 @@ public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
         rdmaCoreRelease: daxpin_rdma_core_release() > 0 ? Int(daxpin_rdma_core_release()) : nil,
         flush: daxpin_rdma_flush_compiled() != 0)
 
-    /// The refusal for RDMA FLUSH when this build lacks it; nil when it has it.
-    var flushRefusal: DaxPinError? {
+    /// The refusal for RDMA FLUSH when this build lacks it, saying how to get a build with it;
+    /// nil when it has it.
+    public var flushRefusal: DaxPinError? {
         guard !flush else { return nil }
         let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "an rdma-core whose release pkg-config did not report"
         return .featureUnavailable(
