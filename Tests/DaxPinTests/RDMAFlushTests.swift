@@ -88,6 +88,11 @@ extension DaxPin {
                 return QueuePair.LocalBuffer(address: region.memoryRegion.remote.address, length: block,
                                              localKey: region.memoryRegion.localKey)
             }
+            // The accepted side was made without postsFlush: it cannot post one.
+            #expect(throws: DaxPinError.featureUnavailable(
+                feature: "RDMA FLUSH", reason: "the connection to \(server.peer) was made without Options.postsFlush: connect with it to post FLUSH")) {
+                _ = try server.flush(remote, length: 4096)
+            }
             // The WRITE unsignaled, the FLUSH behind it: the FLUSH's success covers both.
             try connection.postWrite(local, to: remote, offset: 8192, id: 1, signaled: false)
             #expect(try connection.flush(remote, offset: 8192, length: block) == .success)

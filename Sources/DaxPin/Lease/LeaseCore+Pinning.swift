@@ -12,10 +12,10 @@ extension LeaseCore {
              remoteAtomics: Bool, remoteFlush: Bool) throws(DaxPinError) -> Int {
         guard case .held = phase else { throw .revoked(path: path) }
         if remoteFlush {
-            if let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
             guard access == .readWrite else {
                 throw .featureUnavailable(feature: "RDMA FLUSH", reason: "\(path) is leased read-only, and a FLUSH makes peers' WRITEs durable: lease it read-write")
             }
+            if let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
         }
         // Files can grow or shrink, so their size is read per pin; a device's is fixed.
         let size: Int
