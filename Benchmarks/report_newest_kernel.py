@@ -94,6 +94,19 @@ else:
         add(f"DaxPin's ODP check on {device}, first pin of a fresh process ({len(lines)} processes)", ms(seconds), "-",
             "-", f"verdict: {', '.join(verdicts)}", None)
 
+pending = read("durable_flush.pending")
+if pending:
+    rows.append(f"| durable 4 KiB writes with RDMA FLUSH | - | - | - | - | not measured: {pending.strip()} |")
+elif plain_numbers("durable.daxpin-flush.txt"):
+    f = median(plain_numbers("durable.daxpin-flush.txt"))
+    for other, name, target in (("rpma", "librpma (rpma_write + rpma_flush)", "≥ 1.0"),
+                                ("daxpin", "DaxPin read after write", "context")):
+        o = median(plain_numbers(f"durable.{other}.txt"))
+        r = ratio(f, o)
+        add(f"durable 4 KiB writes, queue depth 1, device-dax: DaxPin native FLUSH / {name} (separate processes)",
+            "-" if f is None else f"{f / 1048576:.2f} MiB/s", "-" if o is None else f"{o / 1048576:.2f} MiB/s", r3(r), target,
+            None if target == "context" or r is None else r >= 1.0)
+
 md = [
     "# Benchmarks on the newest kernel",
     "",
