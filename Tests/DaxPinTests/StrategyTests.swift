@@ -40,6 +40,24 @@ extension DaxPin {
             if case .prefetch = calls.last {} else { Issue.record("no prefetch: \(calls)") }
         }
 
+        @Test("an ODP region is not prefetched when the lease's options say so")
+        func onDemandPagingWithoutPrefetch() throws {
+            let file = try ScratchFile(in: FileManager.default.temporaryDirectory.path, size: 64 << 10)
+            var options = LeaseOptions()
+            options.prefetchOnDemandPaging = false
+            var lease = try LayoutLease(path: file.path, options: options)
+            guard case .pageCache = lease.memory else {
+                Issue.record("expected a page-cache file in \(FileManager.default.temporaryDirectory.path), got \(lease.memory)")
+                return
+            }
+            let recording = RecordingVerbs(odp: true, refusePinned: .badAddress)
+            let id = try lease.pin(on: RDMADevice(provider: recording))
+            #expect(try lease.withRegion(id) { $0.strategy } == .onDemandPaging)
+            #expect(recording.calls.count == 1, "\(recording.calls)")
+            #expect(!recording.calls.contains { if case .prefetch = $0 { true } else { false } }, "prefetched: \(recording.calls)")
+            _ = lease.release()
+        }
+
         @Test("without ODP a refused pin stages, and zeroCopy refuses")
         func stagingAndZeroCopy() throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
