@@ -93,6 +93,14 @@ extension DaxPin {
                 feature: "RDMA FLUSH", reason: "the connection to \(server.peer) was made without Options.postsFlush: connect with it to post FLUSH")) {
                 _ = try server.flush(remote, length: 4096)
             }
+            // A FLUSH whose post fails (forced at the seam) is a typed error, and posts nothing:
+            // the next FLUSH on the same queue pair completes normally.
+            SyscallFaults.arm(.postSend, errno: ENOMEM)
+            #expect(throws: DaxPinError.deviceFailure(device: connection.device.name, operation: "ibv_wr_complete", errno: .noMemory)) {
+                _ = try connection.flush(remote, length: 4096)
+            }
+            SyscallFaults.disarm()
+            #expect(try connection.flush(remote, length: 4096) == .success)
             // The WRITE unsignaled, the FLUSH behind it: the FLUSH's success covers both.
             try connection.postWrite(local, to: remote, offset: 8192, id: 1, signaled: false)
             #expect(try connection.flush(remote, offset: 8192, length: block) == .success)

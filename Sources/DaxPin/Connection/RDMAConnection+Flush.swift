@@ -16,7 +16,7 @@ extension RDMAConnection {
     public func postFlush(_ remote: MemoryRegion.RemoteAccess, offset: Int, length: Int, id wrID: UInt64) throws(DaxPinError) {
         precondition(wrID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
         let qp = try flushingQueuePair()
-        try sends.post { Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
+        try sends.post(operation: "ibv_wr_complete") { Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
     }
 
     /// RDMA FLUSH (as ``postFlush(_:offset:length:id:)``) that waits for its completion (at most
@@ -24,7 +24,7 @@ extension RDMAConnection {
     public func flush(_ remote: MemoryRegion.RemoteAccess, offset: Int = 0, length: Int,
                       timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
         let qp = try flushingQueuePair()
-        return try sends.postAndWait(timeout: timeout) { wrID in
+        return try sends.postAndWait(timeout: timeout, failure: { self.sends.postFailure($0, operation: "ibv_wr_complete") }) { wrID in
             Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length)
         }
     }
