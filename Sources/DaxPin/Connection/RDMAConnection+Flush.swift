@@ -19,6 +19,34 @@ extension RDMAConnection {
         try sends.post(operation: "ibv_wr_complete") { Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
     }
 
+    /// Posts an RDMA WRITE of `local` to `remote` at `offset` and an RDMA FLUSH of
+    /// `flushLength` bytes at `flushOffset` behind it, in one batch (one doorbell for both), as
+    /// ``postFlush(_:offset:length:id:)`` would after a ``postWrite(_:to:offset:id:signaled:)``.
+    /// With `signaled` false the WRITE produces a completion only if it fails, and the FLUSH's
+    /// successful completion stands for both: durable.
+    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
+                          signaled: Bool = true, thenFlush flushOffset: Int, length flushLength: Int,
+                          flushID: UInt64) throws(DaxPinError) {
+        precondition(id & SendQueue.ownBit == 0 && flushID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
+        let qp = try flushingQueuePair()
+        try sends.post(operation: "ibv_wr_complete") {
+            #if DAXPIN_HAVE_RDMA_FLUSH
+            VerbsCalls.ibv_wr_start(qp)
+            qp.pointee.wr_id = id
+            qp.pointee.wr_flags = signaled ? UInt32(IBV_SEND_SIGNALED.rawValue) : 0
+            VerbsCalls.ibv_wr_rdma_write(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), local: local)
+            qp.pointee.wr_id = flushID
+            qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
+            let added = VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(flushOffset), length: flushLength,
+                                                type: UInt8(IBV_FLUSH_PERSISTENT.rawValue), level: UInt8(IBV_FLUSH_RANGE.rawValue))
+            guard added == 0 else { VerbsCalls.ibv_wr_abort(qp); return added }
+            return VerbsCalls.ibv_wr_complete(qp)
+            #else
+            return EOPNOTSUPP  // not reached: flushingQueuePair refuses first in such a build
+            #endif
+        }
+    }
+
     /// RDMA FLUSH (as ``postFlush(_:offset:length:id:)``) that waits for its completion (at most
     /// `timeout`). `.success` means the WRITEs posted before it on this connection are persistent.
     public func flush(_ remote: MemoryRegion.RemoteAccess, offset: Int = 0, length: Int,
@@ -31,11 +59,11 @@ extension RDMAConnection {
 
     private func flushingQueuePair() throws(DaxPinError) -> UnsafeMutablePointer<ibv_qp_ex> {
         if let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
-        guard let flushQueuePair else {
+        guard options.postsFlush, let extendedQueuePair else {
             throw .featureUnavailable(feature: "RDMA FLUSH",
                                       reason: "the connection to \(peer) was made without Options.postsFlush: connect with it to post FLUSH")
         }
-        return flushQueuePair
+        return extendedQueuePair
     }
 
     /// One signaled FLUSH in its own batch; returns `ibv_wr_complete`'s status.
