@@ -29,21 +29,9 @@ extension RDMAConnection {
                           flushID: UInt64) throws(DaxPinError) {
         precondition(id & SendQueue.ownBit == 0 && flushID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
         let qp = try flushingQueuePair()
+        let write = BatchedWrite(local: local, offset: offset, id: id, signaled: signaled)
         try sends.post(operation: "ibv_wr_complete") {
-            #if DAXPIN_HAVE_RDMA_FLUSH
-            VerbsCalls.ibv_wr_start(qp)
-            qp.pointee.wr_id = id
-            qp.pointee.wr_flags = signaled ? UInt32(IBV_SEND_SIGNALED.rawValue) : 0
-            VerbsCalls.ibv_wr_rdma_write(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), local: local)
-            qp.pointee.wr_id = flushID
-            qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
-            let added = VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(flushOffset), length: flushLength,
-                                                type: UInt8(IBV_FLUSH_PERSISTENT.rawValue), level: UInt8(IBV_FLUSH_RANGE.rawValue))
-            guard added == 0 else { VerbsCalls.ibv_wr_abort(qp); return added }
-            return VerbsCalls.ibv_wr_complete(qp)
-            #else
-            return EOPNOTSUPP  // not reached: flushingQueuePair refuses first in such a build
-            #endif
+            Self.postFlush(on: qp, id: flushID, remote: remote, offset: flushOffset, length: flushLength, after: write)
         }
     }
 
@@ -66,11 +54,22 @@ extension RDMAConnection {
         return extendedQueuePair
     }
 
-    /// One signaled FLUSH in its own batch; returns `ibv_wr_complete`'s status.
+    /// A WRITE to the FLUSH's region, posted in the same batch just before it.
+    private struct BatchedWrite {
+        let local: QueuePair.LocalBuffer, offset: Int, id: UInt64, signaled: Bool
+    }
+
+    /// One signaled FLUSH in a batch of its own, after `write` when given; returns
+    /// `ibv_wr_complete`'s status.
     private static func postFlush(on qp: UnsafeMutablePointer<ibv_qp_ex>, id: UInt64, remote: MemoryRegion.RemoteAccess,
-                                  offset: Int, length: Int) -> Int32 {
+                                  offset: Int, length: Int, after write: BatchedWrite? = nil) -> Int32 {
         #if DAXPIN_HAVE_RDMA_FLUSH
         VerbsCalls.ibv_wr_start(qp)
+        if let write {
+            qp.pointee.wr_id = write.id
+            qp.pointee.wr_flags = write.signaled ? UInt32(IBV_SEND_SIGNALED.rawValue) : 0
+            VerbsCalls.ibv_wr_rdma_write(qp, rkey: remote.rkey, address: remote.address + UInt64(write.offset), local: write.local)
+        }
         qp.pointee.wr_id = id
         qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
         let added = VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), length: length,
