@@ -21,9 +21,11 @@ private func lease(_ path: String) -> LayoutLease {
     do { return try LayoutLease(path: path) } catch { fail("lease on \(path): \(error)") }
 }
 
-/// "odp-pin": seconds of one `lease.pin` of `bytes` (map, populate unless ODP, register,
-/// prefetch) per variant and iteration, in a rotating order after one unrecorded round.
-/// Prints "<tmpfs|fsdax|devdax> <pinned|odp> <seconds>".
+/// "odp-pin": seconds of one `lease.pin` of `bytes` (map, populate unless ODP, register) per
+/// variant and iteration, in a rotating order after one unrecorded round. The ODP variants
+/// register without the prefetch (`prefetchOnDemandPaging` off: the registration's own cost),
+/// and "fsdax odp-prefetch" with it (where rdma-core has rxe's prefetch, 59 and later, it maps
+/// the whole range before the pin returns). Prints "<tmpfs|fsdax|devdax> <pinned|odp|odp-prefetch> <seconds>".
 func onDemandPagingPin(tmpfsDir: String, fsdaxDir: String, devdaxPath: String, bytes: Int, iterations: Int, deviceName: String) {
     let device = openTrusted(deviceName)
     let tmpfsPath = "\(tmpfsDir)/daxpin-odp-pin-\(getpid())", fsdaxPath = "\(fsdaxDir)/daxpin-odp-pin-\(getpid())"
@@ -34,12 +36,16 @@ func onDemandPagingPin(tmpfsDir: String, fsdaxDir: String, devdaxPath: String, b
         ("tmpfs pinned", tmpfsPath, .only(.pinned)),
         ("tmpfs odp", tmpfsPath, .only(.onDemandPaging)),
         ("fsdax odp", fsdaxPath, .only(.onDemandPaging)),
+        ("fsdax odp-prefetch", fsdaxPath, .only(.onDemandPaging)),
         ("devdax pinned", devdaxPath, .only(.pinned)),
     ]
     for iteration in 0...iterations {
         for step in 0..<variants.count {
             let variant = variants[(iteration + step) % variants.count]
-            var held = lease(variant.path)
+            var options = LeaseOptions()
+            options.prefetchOnDemandPaging = variant.label.hasSuffix("prefetch")
+            var held: LayoutLease
+            do { held = try LayoutLease(path: variant.path, options: options) } catch { fail("lease on \(variant.path): \(error)") }
             BackgroundWork.settle()
             let start = monotonicNanoseconds()
             do { _ = try held.pin(offset: 0, length: bytes, on: device, policy: variant.policy) } catch { fail("\(variant.label): \(error)") }
