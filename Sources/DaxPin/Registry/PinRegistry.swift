@@ -27,6 +27,8 @@ final class PinRegistry: Sendable {
         /// What each lease adds to the gauges (kept whether or not metrics are on: a backend
         /// may be bootstrapped later).
         var gaugeInputs: [UInt64: PinGauges.Lease] = [:]
+        /// Told of every write (``observe(_:)``).
+        var observers: [@Sendable (ProcessPinRecord?) -> Void] = []
     }
 
     /// What one write puts on disk.
@@ -73,6 +75,17 @@ final class PinRegistry: Sendable {
             return Self.markChanged(&s)
         }
         if schedule { scheduleWrite() }
+    }
+
+    /// Calls `observer` on the registry's queue with this process's record after every write
+    /// (nil once it holds no lease), and once now: `daxpin-server --metrics-file` rewrites its
+    /// textfile from it.
+    package func observe(_ observer: @escaping @Sendable (ProcessPinRecord?) -> Void) {
+        state.withLock { s in
+            s.observers.append(observer)
+            if s.directory == nil { _ = Self.markChanged(&s) }
+        }
+        writer.async { self.writePending(force: true) }
     }
 
     /// Writes every change made so far before returning (for tests and orderly shutdown).
@@ -147,10 +160,12 @@ final class PinRegistry: Sendable {
     private func writePending(force: Bool) {
         let metrics = LeaseMetrics.backend
         var gaugeInputs: [UInt64: PinGauges.Lease]?
+        var observers: [@Sendable (ProcessPinRecord?) -> Void] = []
         let snapshot: Snapshot? = state.withLock { s in
             guard s.flushScheduled || force else { return nil }
             s.flushScheduled = false
             if metrics != nil { gaugeInputs = s.gaugeInputs }
+            observers = s.observers
             guard let directory = s.directory else { return nil }
             guard !s.leases.isEmpty else { return Snapshot(directory: directory, record: nil) }
             return Snapshot(directory: directory, record: ProcessPinRecord(
@@ -159,7 +174,10 @@ final class PinRegistry: Sendable {
                 leases: s.leases.values.sorted { $0.serial < $1.serial }))
         }
         if let metrics, let gaugeInputs { gauges.withLock { $0.record(gaugeInputs, to: metrics) } }
-        if let snapshot { write(snapshot) }
+        if let snapshot {
+            write(snapshot)
+            for observer in observers { observer(snapshot.record) }
+        }
     }
 
     private static func record(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionInfo],
