@@ -28,6 +28,7 @@ enum LeaseMetrics {
     }
 
     /// A teardown finished; `teardown` holds its steps (the trace without earlier `unpin` steps).
+    @inline(never)  // a symbol of its own: Benchmarks/suites/profile.sh counts its instructions
     static func revoked(memory: MemoryKind, reason: RevocationReason, teardown: ArraySlice<RevocationTrace.Entry>) {
         guard let factory = backend else { return }
         let kind = memory.metricLabel
