@@ -14,7 +14,18 @@ import Synchronization
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daxpin-server",
-        abstract: "Export a pinned file range over RDMA; revoke in order when the file's lease breaks.")
+        abstract: "Export a pinned file range over RDMA; revoke in order when the file's lease breaks.",
+        discussion: """
+        Prints "ready port=N ..." once clients may connect. When another process truncates,
+        punches or opens the file, the server tells its clients to stop, DaxPin revokes in
+        order (queue pairs, MRs, mappings, then the lease) and the server exits 0.
+
+        Examples:
+          daxpin-server --file /dev/shm/export --size 67108864 --address 192.0.2.1
+          daxpin-server --file /mnt/pmem/export --length 1048576 --port 0
+          daxpin-server --file /dev/dax0.0 --direct-write-to-pmem --max-clients 4
+          daxpin-server --file /dev/shm/export --metrics-file /var/lib/node_exporter/textfile/daxpin-server.prom
+        """)
 
     @Option(help: "The file to export (tmpfs, fs-dax, page cache or /dev/daxX.Y).")
     var file: String
