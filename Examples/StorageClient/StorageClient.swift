@@ -49,8 +49,8 @@ struct ClientCommand: ParsableCommand {
     @Option(help: "Ask for durability every this many blocks.")
     var persistEvery: Int = 16
     @Option(help: ArgumentHelp(
-        "How a batch is made durable: send (ask the server to flush), read (an RDMA READ after the WRITEs; the server must advertise direct-write-to-pmem), auto (read if the server advertises it, else send).",
-        valueName: "auto|send|read"))
+        "How a batch is made durable: flush (a native RDMA FLUSH after the WRITEs; the server must offer it), send (ask the server to flush), read (an RDMA READ after the WRITEs; the server must advertise direct-write-to-pmem), auto (flush if both ends and the device offer it, else read if the server advertises direct-write-to-pmem, else send).",
+        valueName: "auto|flush|send|read"))
     var persistMethod: PersistMethod = .auto
     @Option(help: "Passes over the range.")
     var passes: Int = 1
@@ -86,24 +86,46 @@ struct ClientCommand: ParsableCommand {
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
         let logger = Logger(label: "daxpin-client")
-        let connection: RDMAConnection
-        do {
-            connection = try RDMAConnection.connect(to: address, port: port, source: source, privateData: ClientHello().encoded,
-                                                    options: .init(depth: queueDepth))
-        } catch let DaxPinError.connectionRejected(_, reason) {
-            fail(Status.rejected, "the server refused the connection: \(String(decoding: reason, as: UTF8.self))")
-        } catch {
-            fail(Status.failed, "cannot connect to \(address):\(port): \(error)")
+        // A queue pair that posts FLUSH must be asked for before connecting, before the server's
+        // hello says whether it offers FLUSH: auto asks when this build has it, and connects
+        // again without it when the device refuses such a queue pair.
+        if persistMethod == .flush, let refusal = RDMABuildFeatures.current.flushRefusal {
+            fail(Status.failed, "--persist-method flush: \(refusal)")
         }
+        var postsFlush = (persistMethod == .flush || persistMethod == .auto) && RDMABuildFeatures.current.flush
+        var connection: RDMAConnection?
+        while connection == nil {
+            do {
+                connection = try RDMAConnection.connect(to: address, port: port, source: source, privateData: ClientHello().encoded,
+                                                        options: .init(depth: queueDepth, postsFlush: postsFlush))
+            } catch let DaxPinError.connectionRejected(_, reason) {
+                fail(Status.rejected, "the server refused the connection: \(String(decoding: reason, as: UTF8.self))")
+            } catch DaxPinError.featureUnavailable(let feature, let reason) where postsFlush && persistMethod == .auto {
+                logger.notice("no \(feature) from this side; connecting without it", metadata: ["reason": "\(reason)"])
+                postsFlush = false
+            } catch {
+                fail(Status.failed, "cannot connect to \(address):\(port): \(persistMethod == .flush ? "--persist-method flush: " : "")\(error)")
+            }
+        }
+        guard let connection else { fail(Status.failed, "not connected") }
         guard let hello = ServerHello(decoding: connection.peerPrivateData) else {
             fail(Status.failed, "the server's hello is malformed")
         }
         let remote = MemoryRegion.RemoteAccess(address: hello.address, length: Int(hello.length), rkey: hello.rkey)
         let pmem = hello.flags.contains(.directWriteToPMem)
+        let flush = hello.flags.contains(.remoteFlush) && postsFlush
         let durability: Durability
         switch persistMethod {
         case .send: durability = .send
-        case .auto: durability = pmem ? .read : .send
+        case .auto: durability = flush ? .flush : pmem ? .read : .send
+        case .flush:
+            // The server offers FLUSH only for a persistent-memory export registered for it, on
+            // a device and kernel that accepted that registration and its queue pairs' access.
+            guard hello.flags.contains(.remoteFlush) else {
+                connection.disconnect()
+                fail(Status.failed, "--persist-method flush needs a server that offers RDMA FLUSH for its export; this one does not (an older server, an export that is not persistent memory, or a device or kernel without FLUSH; its log says which): use send or auto")
+            }
+            durability = .flush
         case .read:
             // A READ only proves the WRITEs were placed; without the server's promise that placed
             // means persistent, calling that durable would be a lie.
@@ -138,7 +160,7 @@ func printError(_ text: String) {
 
 /// `--persist-method`.
 enum PersistMethod: String, ExpressibleByArgument, CaseIterable {
-    case auto, send, read
+    case auto, flush, send, read
 }
 
 /// How a batch of WRITEs is made durable (the resolved `--persist-method`).
@@ -151,6 +173,10 @@ enum Durability: String, CustomStringConvertible {
     /// a server that declared direct-write-to-pmem means persistent (the appliance method,
     /// librpma's rpma_flush).
     case read
+    /// Post a native RDMA FLUSH (persistent placement) of the batch's range right after its
+    /// WRITEs: the responder executes it after them and completes it once they are in the
+    /// persistence domain (IBTA 1.5's FLUSH; the server offers it for persistent memory only).
+    case flush
     var description: String { rawValue }
 }
 
@@ -460,7 +486,7 @@ struct Session: ~Copyable {
 
     /// How a batch's durability is being established once ``transfer(blocks:pass:write:persist:)`` returns.
     enum PendingPersist {
-        /// The persist READ completed after every WRITE: durable.
+        /// The persist READ or FLUSH completed after every WRITE: durable.
         case read
         /// The persist request with this id was sent; its answer is still to come (or in `early`).
         case request(UInt32)
@@ -491,7 +517,7 @@ struct Session: ~Copyable {
         var next = range.lowerBound
         var stop: Interruption?
         var pending: PendingPersist?
-        var readInFlight = false
+        var persistInFlight = false  // the persist READ or FLUSH
         // A failed persist SEND is reported only after draining: a failed WRITE (its cause) goes first.
         var sendFailure: Interruption?
         // The batch's last WRITE goes unsignaled when the persist SEND or READ follows it at once:
@@ -501,7 +527,7 @@ struct Session: ~Copyable {
         func settleAll() {
             inFlight.drain { slot in bytesWritten += options.blockSize; freeSlots.append(slot) }
         }
-        while next < range.upperBound || !inFlight.isEmpty || readInFlight {
+        while next < range.upperBound || !inFlight.isEmpty || persistInFlight {
             if stop == nil, let message = try? checkMessagesOrStop() { stop = message }
             while stop == nil, next < range.upperBound, let slot = freeSlots.popLast() {
                 if write, !options.staticData { try fill(slot: slot, block: next, pass: pass) }
@@ -513,7 +539,13 @@ struct Session: ~Copyable {
                         try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
                                                  signaled: false, thenRead: persistReadTarget, at: Int(blockOffset(next)),
                                                  readID: Self.persistReadID)
-                        readInFlight = true
+                        persistInFlight = true
+                        pending = .read
+                    } else if write, !signaled, durability == .flush, let persist {
+                        // The batch's last WRITE, then a FLUSH of the whole batch behind it.
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id, signaled: false)
+                        try connection.postFlush(remote, offset: Int(persist.offset), length: Int(persist.length), id: Self.persistReadID)
+                        persistInFlight = true
                         pending = .read
                     } else if write {
                         try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id,
@@ -539,17 +571,17 @@ struct Session: ~Copyable {
                     if let unsignaled { _ = inFlight.remove(id: unsignaled) }
                 }
             }
-            if stop != nil || sendFailure != nil, inFlight.isEmpty, !readInFlight { break }
-            if next == range.upperBound, inFlight.isEmpty, !readInFlight { continue }  // settled by the persist SEND
+            if stop != nil || sendFailure != nil, inFlight.isEmpty, !persistInFlight { break }
+            if next == range.upperBound, inFlight.isEmpty, !persistInFlight { continue }  // settled by the persist SEND
             done.removeAll(keepingCapacity: true)
             do { try connection.completions(into: &done, timeout: .seconds(10)) } catch { throw Interruption.rdmaFailed("\(error)") }
             if done.isEmpty { throw Interruption.rdmaFailed("no completion within 10 s (\(inFlight.count) in flight)") }
             for completion in done {
-                if completion.id == Self.persistReadID, readInFlight {
+                if completion.id == Self.persistReadID, persistInFlight {
                     guard completion.status == .success else {
-                        throw Interruption.rdmaFailed("persist READ after block \(range.upperBound - 1): \(completion.status)")
+                        throw Interruption.rdmaFailed("\(durability == .flush ? "FLUSH" : "persist READ") after block \(range.upperBound - 1): \(completion.status)")
                     }
-                    readInFlight = false
+                    persistInFlight = false
                     settleAll()  // the READ completed after them: every WRITE before it did too
                     continue
                 }

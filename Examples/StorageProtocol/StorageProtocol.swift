@@ -134,6 +134,11 @@ public struct ServerHello: Sendable, Hashable {
         /// RDMA READ after the WRITEs (SNIA's appliance persistency method) instead of asking the
         /// server to flush. Only ever set for persistent-memory exports.
         public static let directWriteToPMem = Flags(rawValue: 1 << 0)
+        /// The export is registered for native RDMA FLUSH to persistence
+        /// (`IBV_ACCESS_FLUSH_PERSISTENT`) and the server's queue pairs admit FLUSH: a client may
+        /// make its WRITEs durable with an RDMA FLUSH after them. Only ever set for
+        /// persistent-memory exports whose registration the kernel accepted with that access.
+        public static let remoteFlush = Flags(rawValue: 1 << 1)
     }
 
     /// The protocol version.

@@ -51,6 +51,10 @@ struct ServerCommand: AsyncParsableCommand {
         "Declare that RDMA WRITEs to the export reach the persistence domain once placed, and advertise it to clients, who may then make writes durable with an RDMA READ after them instead of asking this server to flush (--persist-method read).",
         discussion: "Only correct on platforms where the NIC's writes go straight to persistent memory: ADR with DDIO off for the NIC's port, or eADR. Otherwise acknowledged writes can be lost on power failure. Refused unless the export is persistent memory (device-dax or fs-dax). Like librpma's rpma_peer_cfg_set_direct_write_to_pmem."))
     var directWriteToPmem = false
+    @Option(help: ArgumentHelp(
+        "Which durability methods to offer besides clients' persist requests: auto (offer native RDMA FLUSH when the export is persistent memory and this build, the device and the kernel allow it), flush (the same, and refuse to start when FLUSH cannot be offered), send (persist requests only).",
+        valueName: "auto|flush|send"))
+    var persistMethod: ServerPersistMethod = .auto
 
     func validate() throws {
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
@@ -98,7 +102,8 @@ struct ServerCommand: AsyncParsableCommand {
         do {
             server = try StorageServer(file: file, address: address, port: port, length: length,
                                        quiesceBudget: .milliseconds(quiesceBudget), maxClients: maxClients,
-                                       maxExportBytes: maxExportBytes, directWriteToPMem: directWriteToPmem, logger: logger)
+                                       maxExportBytes: maxExportBytes, directWriteToPMem: directWriteToPmem,
+                                       persistMethod: persistMethod, logger: logger)
         } catch {
             logger.error("cannot start: \(error)")
             throw ExitCode(2)
@@ -131,6 +136,17 @@ enum ExportLimit {
         let bytes: Int, limit: Int
         var description: String { ExportLimit.message(bytes: bytes, limit: limit) }
     }
+}
+
+/// `--persist-method` of the server: whether it offers native RDMA FLUSH.
+enum ServerPersistMethod: String, ExpressibleByArgument, CaseIterable {
+    case auto, flush, send
+}
+
+/// `--persist-method flush` when FLUSH cannot be offered for the export.
+struct FlushRefused: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "--persist-method flush: RDMA FLUSH cannot be offered: \(reason)" }
 }
 
 /// `--direct-write-to-pmem` on an export that is not persistent memory: RDMA WRITEs to it are
@@ -214,6 +230,8 @@ final class StorageServer: Service, Sendable {
     let maxClients: Int
     /// Advertised in every ``ServerHello``.
     let helloFlags: ServerHello.Flags
+    /// The export is registered for RDMA FLUSH, and clients' queue pairs are made to admit it.
+    let offersFlush: Bool
     let clients = Mutex<[UInt32: Client]>([:])
     let phase = Mutex(Phase.serving)
     let nextClient = Atomic<UInt32>(0)
@@ -223,10 +241,10 @@ final class StorageServer: Service, Sendable {
     private let doneContinuation: AsyncStream<Void>.Continuation
 
     init(file: String, address: String, port: UInt16, length: Int?, quiesceBudget: Duration,
-         maxClients: Int, maxExportBytes: Int?, directWriteToPMem: Bool, logger: Logger) throws {
+         maxClients: Int, maxExportBytes: Int?, directWriteToPMem: Bool, persistMethod: ServerPersistMethod,
+         logger: Logger) throws {
         self.logger = logger
         self.maxClients = maxClients
-        helloFlags = directWriteToPMem ? [.directWriteToPMem] : []
         let bridge = self.bridge
         // The lease first: its memory kind decides whether --direct-write-to-pmem may be declared,
         // before any RDMA resource exists.
@@ -239,7 +257,30 @@ final class StorageServer: Service, Sendable {
             throw DirectWriteRefused(file: file, memory: "\(memory)")
         }
         listener = try RDMAListener(address: address, port: port)
-        let id = try lease.pin(offset: 0, length: length, on: listener.device)
+        // FLUSH is offered only once the kernel accepted the export's registration with FLUSH
+        // access; otherwise the export is pinned without it and the reason is logged.
+        var flushUnavailable: String?
+        var pinned: PinnedRegion.ID?
+        if persistMethod == .send {
+            flushUnavailable = "--persist-method send"
+        } else if let refusal = RDMABuildFeatures.current.flushRefusal {
+            flushUnavailable = "\(refusal)"
+        } else if !lease.memory.isPersistentMemory {
+            flushUnavailable = "the export is \(lease.memory), not persistent memory"
+        } else {
+            do {
+                pinned = try lease.pin(offset: 0, length: length, on: listener.device, remoteFlush: true)
+            } catch {
+                flushUnavailable = "\(error)"
+            }
+        }
+        if persistMethod == .flush, let flushUnavailable {
+            _ = lease.release()
+            throw FlushRefused(reason: flushUnavailable)
+        }
+        let id = try pinned ?? lease.pin(offset: 0, length: length, on: listener.device)
+        offersFlush = flushUnavailable == nil
+        helloFlags = ServerHello.Flags(directWriteToPMem ? [.directWriteToPMem] : []).union(offersFlush ? [.remoteFlush] : [])
         let (strategy, remote) = try lease.withRegion(id) { ($0.strategy, $0.memoryRegion.remote) }
         // Backstop for exports whose size was unknown before pinning (device-dax, a file that grew).
         if let maxExportBytes, remote.length > maxExportBytes {
@@ -248,7 +289,8 @@ final class StorageServer: Service, Sendable {
         }
         logger.info("exporting", metadata: ["file": "\(file)", "memory": "\(lease.memory)", "lease": "\(lease.kind)",
                                             "strategy": "\(strategy)", "bytes": "\(remote.length)", "device": "\(listener.device.name)",
-                                            "direct-write-to-pmem": "\(directWriteToPMem)"])
+                                            "direct-write-to-pmem": "\(directWriteToPMem)",
+                                            "rdma-flush": "\(flushUnavailable.map { "not offered: \($0)" } ?? "offered")"])
         export = Export(lease: lease, region: id, remote: remote)
         (done, doneContinuation) = AsyncStream<Void>.makeStream()
         bridge.handler.withLock { $0 = { [weak self] request in self?.quiesce(request) } }
@@ -289,7 +331,8 @@ final class StorageServer: Service, Sendable {
             var assigned: UInt32 = 0
             let connection: RDMAConnection?
             do {
-                connection = try listener.accept(timeout: .milliseconds(250)) { privateData in
+                connection = try listener.accept(timeout: .milliseconds(250),
+                                                 options: RDMAConnection.Options(acceptsFlush: offersFlush)) { privateData in
                     guard let hello = ClientHello(decoding: privateData) else {
                         return .reject(reason: Array("not a daxpin storage client".utf8))
                     }

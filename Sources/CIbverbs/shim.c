@@ -1,5 +1,7 @@
 #include "CIbverbs.h"
 
+#include <errno.h>
+
 struct ibv_mr *daxpin_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access) {
     return ibv_reg_mr(pd, addr, length, access);
 }
@@ -31,4 +33,33 @@ int daxpin_ibv_query_port(struct ibv_context *context, uint8_t port_num, struct 
 
 int daxpin_ibv_req_notify_cq(struct ibv_cq *cq, int solicited_only) {
     return ibv_req_notify_cq(cq, solicited_only);
+}
+
+void daxpin_ibv_wr_start(struct ibv_qp_ex *qp) { ibv_wr_start(qp); }
+
+int daxpin_ibv_wr_complete(struct ibv_qp_ex *qp) { return ibv_wr_complete(qp); }
+
+void daxpin_ibv_wr_abort(struct ibv_qp_ex *qp) { ibv_wr_abort(qp); }
+
+// Package.swift defines DAXPIN_HAVE_RDMA_FLUSH when pkg-config reports rdma-core 45 or later:
+// the preprocessor cannot test for enum members or static inline functions.
+int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, size_t length,
+                        uint8_t type, uint8_t level) {
+#ifdef DAXPIN_HAVE_RDMA_FLUSH
+    ibv_wr_flush(qp, rkey, remote_addr, length, type, level);
+    return 0;
+#else
+    (void)qp; (void)rkey; (void)remote_addr; (void)length; (void)type; (void)level;
+    return EOPNOTSUPP;
+#endif
+}
+
+int daxpin_rdma_core_release(void) { return DAXPIN_RDMA_CORE_RELEASE; }
+
+int daxpin_rdma_flush_compiled(void) {
+#ifdef DAXPIN_HAVE_RDMA_FLUSH
+    return 1;
+#else
+    return 0;
+#endif
 }

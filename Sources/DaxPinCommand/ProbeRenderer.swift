@@ -31,6 +31,7 @@ struct ProbeRenderer {
                     add("ODP check", verdict, verdict == "verified" ? .green : verdict == "not offered" ? nil : .red)
                 }
             }
+            add("verbs build", device.verbsBuild)
         }
         if let lease = report.lease {
             add("lease", lease.detail, lease.possible ? .green : .red)

@@ -43,6 +43,9 @@ struct ProbeReport: Codable {
         var odpVerdict: String?
         /// The largest registration in bytes.
         var maxMRSize: UInt64?
+        /// The verbs this build of DaxPin has (``RDMABuildFeatures``): the rdma-core it was
+        /// compiled against and whether RDMA FLUSH is compiled in.
+        var verbsBuild: String = RDMABuildFeatures.current.description
     }
 
     /// The lease a pin would take.

@@ -52,6 +52,28 @@ extension DaxPin {
             }
         }
 
+        @Test("remoteFlush on a read-only lease is refused before anything is mapped")
+        func flushOnReadOnlyLease() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 65536)
+            var lease = try LayoutLease(path: file.path, access: .readOnly)
+            let device = try testDevice()
+            expectClean({ if case .featureUnavailable("RDMA FLUSH", let reason) = $0 { reason.contains("read-only") } else { false } }) {
+                _ = try lease.pin(length: 65536, on: device, remoteFlush: true)
+            }
+            _ = lease.release()
+        }
+
+        @Test("remoteFlush in a build without FLUSH names the rdma-core it needs", .enabled(if: !RDMABuildFeatures.current.flush))
+        func flushWithoutBuildSupport() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 65536)
+            var lease = try LayoutLease(path: file.path)
+            let device = try testDevice()
+            expectClean({ if case .featureUnavailable("RDMA FLUSH", let reason) = $0 { reason.contains("rdma-core 45") } else { false } }) {
+                _ = try lease.pin(length: 65536, on: device, remoteFlush: true)
+            }
+            _ = lease.release()
+        }
+
         @Test func otherCharacterDevice() {
             expectClean({ if case .unsupportedFileType(_, let type) = $0 { type.contains("not device-dax") } else { false } }) {
                 _ = try LayoutLease(path: "/dev/null")

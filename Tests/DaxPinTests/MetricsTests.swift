@@ -125,9 +125,10 @@ extension DaxPin {
             #expect(Set(reasons) == Set(Names.revocationReasonValues) && reasons.count == 4)
             let errors: [DaxPinError] = [.invalidRange(path: "/p", offset: 0, length: 0, problem: .zeroLength),
                                          .revoked(path: "/p"), .noRDMADevice,
-                                         .systemCall(operation: "mmap", path: "/p", errno: .noMemory)]
+                                         .systemCall(operation: "mmap", path: "/p", errno: .noMemory),
+                                         .featureUnavailable(feature: "RDMA FLUSH", reason: "r")]
             #expect(Set(errors.map(\.refusalLabel)).isSubset(of: Set(Names.refusalReasonValues)))
-            #expect(errors.map(\.refusalLabel) == ["invalid-range", "revoked", "other", "system-call"])
+            #expect(errors.map(\.refusalLabel) == ["invalid-range", "revoked", "other", "system-call", "feature-unavailable"])
         }
 
         @Test("gauge totals: leases by memory kind, regions and bytes by device, memory and strategy")

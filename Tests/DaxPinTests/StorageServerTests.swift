@@ -318,6 +318,74 @@ extension DaxPin {
         }
     }
 
+    /// Native RDMA FLUSH as a durability method (`--persist-method flush`), for both outcomes:
+    /// offered where this build (rdma-core 45+), the kernel and persistent memory allow it,
+    /// refused with the reason everywhere else. Serialized with the device-dax tests above: the
+    /// servers export the same device range.
+    @Suite(.serialized, .enabled(if: Testbed.isActive, Testbed.skipReason)) struct StorageServerFlush {
+        static var flushPossible: Bool { RDMABuildFeatures.current.flush && KernelBehaviour.running.rxeAcceptsFlushAccess }
+
+        @Test("--persist-method flush against a device-dax server: durable acks from FLUSH, or a refusal that names the cause")
+        func flushOnDevDAX() throws {
+            let dax = try Testbed.required("DAXPIN_DEVDAX_PATH")
+            let server = try StorageProcess.server(file: dax, ["--length", "\(2 << 20)"])
+            let flush = try StorageProcess.client(port: server.port, ["--seed", "7", "--blocks", "32", "--persist-every", "8",
+                                                                      "--persist-method", "flush", "--verify"])
+            let flushStatus = flush.waitExit(timeout: .seconds(60))
+            let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2", "--offset", "262144"])
+            #expect(auto.waitExit(timeout: .seconds(60)) == 0, "client: \(auto.everything)")
+            if Self.flushPossible {
+                #expect(server.stderr.contains("rdma-flush=offered"), "\(server.everything)")
+                #expect(flushStatus == 0, "client: \(flush.everything)")
+                #expect(flush.stdout.contains("persist-method=flush"))
+                #expect(DurableAck.parse(flush.stdout).map(\.offset) == [0, 32768, 65536, 98304])
+                #expect(flush.stdout.contains("verified pass=0"))
+                // A FLUSH per block at queue depth 1: every block acknowledged, in order.
+                let single = try StorageProcess.client(port: server.port, ["--seed", "3", "--blocks", "8", "--queue-depth", "1",
+                                                                           "--persist-every", "1", "--persist-method", "flush",
+                                                                           "--verify", "--offset", "524288"])
+                #expect(single.waitExit(timeout: .seconds(60)) == 0, "client: \(single.everything)")
+                #expect(DurableAck.parse(single.stdout).map(\.offset) == (0..<8).map { 524288 + UInt64($0 * 4096) })
+                #expect(single.stdout.contains("verified pass=0"))
+                // auto prefers FLUSH when both ends offer it.
+                #expect(auto.stdout.contains("persist-method=flush"), "\(auto.everything)")
+            } else {
+                #expect(server.stderr.contains("rdma-flush=not offered"), "\(server.everything)")
+                #expect(flushStatus == 4, "client: \(flush.everything)")
+                let cause = RDMABuildFeatures.current.flush ? "needs a server that offers RDMA FLUSH" : "compiled against rdma-core"
+                #expect(flush.stderr.contains("--persist-method flush") && flush.stderr.contains(cause), "\(flush.everything)")
+                #expect(DurableAck.parse(flush.stdout).isEmpty)
+                #expect(auto.stdout.contains("persist-method=send"), "\(auto.everything)")
+            }
+            #expect(DurableAck.parse(auto.stdout).count == 2)
+            try server.stop()
+            Testbed.ran()
+        }
+
+        @Test("FLUSH is never offered for a tmpfs export: the client asking for it and a server required to offer it are refused")
+        func flushRefusedOnTmpfs() throws {
+            let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: 1 << 20, fill: 0)
+            let required = try StorageProcess([StorageProcess.binaries.appendingPathComponent("daxpin-server").path,
+                                               "--file", file.path, "--port", "0", "--persist-method", "flush"])
+            #expect(required.waitExit(timeout: .seconds(60)) == 2, "\(required.everything)")
+            let why = RDMABuildFeatures.current.flush ? "not persistent memory" : "compiled against rdma-core"
+            #expect(required.stderr.contains("--persist-method flush: RDMA FLUSH cannot be offered") && required.stderr.contains(why),
+                    "\(required.everything)")
+            #expect(!required.stdout.contains("ready"))
+
+            let server = try StorageProcess.server(file: file.path)
+            let client = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-method", "flush"])
+            #expect(client.waitExit(timeout: .seconds(60)) == 4, "client: \(client.everything)")
+            let cause = RDMABuildFeatures.current.flush ? "needs a server that offers RDMA FLUSH" : "compiled against rdma-core"
+            #expect(client.stderr.contains(cause), "\(client.everything)")
+            #expect(DurableAck.parse(client.stdout).isEmpty)
+            try server.stop()
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            #expect(bytes[0..<65536].allSatisfy { $0 == 0 }, "the refused client wrote anyway")
+            Testbed.ran()
+        }
+    }
+
     /// The request decoder is pure: these run on any host.
     @Suite struct StorageProtocolDecoder {
         let length: UInt64 = 1 << 20

@@ -20,7 +20,7 @@ function __daxpin-server_parse_tokens -S
     set -l unparsed_tokens (__daxpin-server_tokens -pc)
     switch $unparsed_tokens[1]
     case 'daxpin-server'
-        __daxpin-server_parse_subcommand 0 'file=' 'size=' 'address=' 'port=' 'length=' 'quiesce-budget=' 'max-clients=' 'max-export-bytes=' 'log-level=' 'metrics-file=' 'direct-write-to-pmem' 'h/help'
+        __daxpin-server_parse_subcommand 0 'file=' 'size=' 'address=' 'port=' 'length=' 'quiesce-budget=' 'max-clients=' 'max-export-bytes=' 'log-level=' 'metrics-file=' 'direct-write-to-pmem' 'persist-method=' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __daxpin-server_parse_subcommand -r 1 
@@ -88,5 +88,6 @@ complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_fla
 complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_flags_or_options "daxpin-server" log-level' -l 'log-level' -d 'Log level (trace, debug, info, notice, warning, error).' -rfka ''
 complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_flags_or_options "daxpin-server" metrics-file' -l 'metrics-file' -d 'Keep this file in node_exporter\'s textfile format (*.prom) up to date with the server\'s leases, rewritten atomically on every change.' -rfka ''
 complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_flags_or_options "daxpin-server" direct-write-to-pmem' -l 'direct-write-to-pmem' -d 'Declare that RDMA WRITEs to the export reach the persistence domain once placed, and advertise it to clients, who may then make writes durable with an RDMA READ after them instead of asking this server to flush (--persist-method read).'
+complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_flags_or_options "daxpin-server" persist-method' -l 'persist-method' -d 'Which durability methods to offer besides clients\' persist requests: auto (offer native RDMA FLUSH when the export is persistent memory and this build, the device and the kernel allow it), flush (the same, and refuse to start when FLUSH cannot be offered), send (persist requests only).' -rfka 'auto flush send'
 complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_flags_or_options "daxpin-server" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'daxpin-server' -n '__daxpin-server_should_offer_completions_for_positional "daxpin-server" -eq 1' -fa 'help' -d 'Show subcommand help information.'

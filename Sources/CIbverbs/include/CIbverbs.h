@@ -27,4 +27,20 @@ int daxpin_ibv_query_port(struct ibv_context *context, uint8_t port_num, struct 
 /// `ibv_req_notify_cq` is static inline (arm the CQ's completion channel).
 int daxpin_ibv_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 
+/// The work-request API of extended queue pairs (`ibv_wr_start`, `ibv_wr_complete`,
+/// `ibv_wr_abort`) is static inline.
+void daxpin_ibv_wr_start(struct ibv_qp_ex *qp);
+int daxpin_ibv_wr_complete(struct ibv_qp_ex *qp);
+void daxpin_ibv_wr_abort(struct ibv_qp_ex *qp);
+
+/// `ibv_wr_flush` (static inline, rdma-core 45 and later). Returns 0 once the FLUSH is added
+/// to the batch; EOPNOTSUPP, adding nothing, when this build's headers predate it.
+int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, size_t length,
+                        uint8_t type, uint8_t level);
+
+/// What the build found at compile time: the rdma-core release of the headers (0 when unknown)
+/// and whether RDMA FLUSH was compiled in (1) or not (0).
+int daxpin_rdma_core_release(void);
+int daxpin_rdma_flush_compiled(void);
+
 #endif

@@ -2,6 +2,7 @@ import CIbverbs
 import CRdmacm
 import Glibc
 import Synchronization
+import SystemPackage
 
 /// A reliable connection set up through librdmacm: an rdma_cm id with its queue pair
 /// (`rdma_create_qp` on the connection's ``device``), a send and a receive completion queue,
@@ -28,9 +29,20 @@ public final class RDMAConnection: @unchecked Sendable {
         public var receiveSlots: Int
         /// The largest control message in bytes.
         public var messageSize: Int
+        /// This side posts RDMA FLUSH (``RDMAConnection/postFlush(_:offset:length:id:)``): the
+        /// queue pair is an extended one created with `IBV_QP_EX_WITH_FLUSH`. Needs a build with
+        /// ``RDMABuildFeatures/flush`` and a device that offers it, or the connection is refused
+        /// with ``DaxPinError/featureUnavailable(feature:reason:)``.
+        public var postsFlush: Bool
+        /// This side (the server, accepting) lets the peer FLUSH memory registered with
+        /// ``RegistrationAccess/flushPersistent``: its queue pair's responder access includes
+        /// FLUSH before the peer learns the connection is up, so the peer's first FLUSH is served.
+        public var acceptsFlush: Bool
         /// Creates options; the defaults suit a storage protocol with small control messages.
-        public init(depth: Int = 32, receiveSlots: Int = 16, messageSize: Int = 256) {
+        public init(depth: Int = 32, receiveSlots: Int = 16, messageSize: Int = 256,
+                    postsFlush: Bool = false, acceptsFlush: Bool = false) {
             self.depth = depth; self.receiveSlots = receiveSlots; self.messageSize = messageSize
+            self.postsFlush = postsFlush; self.acceptsFlush = acceptsFlush
         }
     }
 
@@ -60,6 +72,8 @@ public final class RDMAConnection: @unchecked Sendable {
     let bufferRegistration: Registration
     let receiveLock = AnnotatedMutex(())
     let closed = Atomic<Bool>(false)
+    /// The extended view of the queue pair, for FLUSH; nil unless ``Options/postsFlush``.
+    let flushQueuePair: UnsafeMutablePointer<ibv_qp_ex>?
     private let qpDestroyed = Atomic<Bool>(false)
     /// False when `init` failed: the caller still owns the rdma_cm id, and destroys it.
     private let ownsID = Atomic<Bool>(true)
@@ -70,6 +84,7 @@ public final class RDMAConnection: @unchecked Sendable {
         guard let provider = device.ibverbs else {
             throw .deviceFailure(device: device.name, operation: "create a connection (not a libibverbs device)", errno: .notSupported)
         }
+        if options.postsFlush || options.acceptsFlush, let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
         guard let verbs = id.pointee.verbs, verbs == provider.context else {
             throw .connectionFailed(peer: peer, operation: "rdma_create_qp",
                                     reason: "the rdma_cm id is not on \(device.name)'s verbs context; open the device through the connection or listener")
@@ -107,17 +122,51 @@ public final class RDMAConnection: @unchecked Sendable {
         buffer = memory
         // Every stored property is set: a throw from here on runs `deinit`, which releases the
         // pool, the queue pair (if made) and the CQs once. The id stays the caller's to destroy.
-        guard VerbsCalls.rdma_create_qp(id, provider.pd, &attributes) == 0 else {
+        let (made, extended) = Self.createQueuePair(id, pd: provider.pd, attributes, postsFlush: options.postsFlush)
+        guard made else {
             let code = errno
+            flushQueuePair = nil
             abandon(queuePairMade: false)
-            throw .deviceFailure(device: device.name, operation: "rdma_create_qp", errno: .init(rawValue: code))
+            guard options.postsFlush, code == EINVAL || code == EOPNOTSUPP else {
+                throw .deviceFailure(device: device.name, operation: options.postsFlush ? "rdma_create_qp_ex" : "rdma_create_qp",
+                                     errno: .init(rawValue: code))
+            }
+            throw .featureUnavailable(feature: "RDMA FLUSH", reason: "\(device.name) refused a queue pair that posts FLUSH (\(Errno(rawValue: code).daxName)): the device, its provider or the kernel does not offer it; make writes durable another way")
         }
+        flushQueuePair = extended
         do {
             for slot in 0..<options.receiveSlots { try postReceive(slot: slot) }
         } catch {
             abandon(queuePairMade: true)
             throw error
         }
+    }
+
+    /// Creates the id's queue pair: an extended one that can post FLUSH when `postsFlush` (its
+    /// extended view is returned too), a plain one otherwise. On failure `made` is false and
+    /// `errno` is set.
+    private static func createQueuePair(_ id: UnsafeMutablePointer<rdma_cm_id>, pd: UnsafeMutablePointer<ibv_pd>,
+                                        _ attributes: ibv_qp_init_attr,
+                                        postsFlush: Bool) -> (made: Bool, flush: UnsafeMutablePointer<ibv_qp_ex>?) {
+        var attributes = attributes
+        guard postsFlush else { return (VerbsCalls.rdma_create_qp(id, pd, &attributes) == 0, nil) }
+        #if DAXPIN_HAVE_RDMA_FLUSH
+        var extended = ibv_qp_init_attr_ex()
+        extended.send_cq = attributes.send_cq
+        extended.recv_cq = attributes.recv_cq
+        extended.qp_type = attributes.qp_type
+        extended.sq_sig_all = attributes.sq_sig_all
+        extended.cap = attributes.cap
+        extended.pd = pd
+        extended.comp_mask = IBV_QP_INIT_ATTR_PD.rawValue | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS.rawValue
+        extended.send_ops_flags = UInt64(IBV_QP_EX_WITH_RDMA_WRITE.rawValue | IBV_QP_EX_WITH_RDMA_READ.rawValue
+                                         | IBV_QP_EX_WITH_SEND.rawValue | IBV_QP_EX_WITH_FLUSH.rawValue)
+        guard VerbsCalls.rdma_create_qp_ex(id, &extended) == 0, let qp = id.pointee.qp else { return (false, nil) }
+        return (true, ibv_qp_to_qp_ex(qp))
+        #else
+        errno = EOPNOTSUPP  // not reached: init refuses FLUSH first in such a build
+        return (false, nil)
+        #endif
     }
 
     /// Leaves the rdma_cm id to the caller of a failed `init` (and its queue pair to `deinit`,
@@ -196,9 +245,18 @@ public final class RDMAConnection: @unchecked Sendable {
     /// Server side: accepts with `privateData` and waits for the connection to be established.
     func accept(privateData: [UInt8], request: CMEventChannel.Event, timeout: Duration) throws(DaxPinError) {
         peerPrivateData = request.privateData
-        let rc = Self.withConnectionParameters(privateData, responderResources: min(request.initiatorDepth, 16),
-                                               initiatorDepth: min(request.responderResources, 16)) {
-            VerbsCalls.rdma_accept(id, $0)
+        let (responderResources, initiatorDepth) = (min(request.initiatorDepth, 16), min(request.responderResources, 16))
+        if options.acceptsFlush {
+            try moveToReadyToSendAcceptingFlush(responderResources: responderResources, initiatorDepth: initiatorDepth)
+        }
+        let rc = Self.withConnectionParameters(privateData, responderResources: responderResources, initiatorDepth: initiatorDepth) {
+            guard options.acceptsFlush, let qp = id.pointee.qp else { return VerbsCalls.rdma_accept(id, $0) }
+            // rdma_accept would reset the queue pair's access (INIT again, then RTR, RTS) before
+            // answering; with the queue pair detached it only answers, naming it by number.
+            $0.pointee.qp_num = qp.pointee.qp_num
+            id.pointee.qp = nil
+            defer { id.pointee.qp = qp }
+            return VerbsCalls.rdma_accept(id, $0)
         }
         guard rc == 0 else {
             throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: errnoText())

@@ -40,6 +40,9 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
     case connectionRejected(peer: String, reason: [UInt8])
     /// The peer disconnected or the connection's queue pair is in the error state.
     case disconnected(peer: String)
+    /// A verbs feature this build, device or peer does not offer (for example RDMA FLUSH);
+    /// `reason` says which and what to do. Nothing weaker was done instead.
+    case featureUnavailable(feature: String, reason: String)
 
     /// What is wrong with a requested range.
     public enum RangeProblem: Sendable, Equatable, CustomStringConvertible {
@@ -102,6 +105,8 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(peer) rejected the connection: \(String(decoding: reason.prefix { $0 != 0 }, as: UTF8.self))"
         case .disconnected(let peer):
             "\(peer): the connection is closed (the peer disconnected or the queue pair is in the error state)"
+        case .featureUnavailable(let feature, let reason):
+            "\(feature) is not available: \(reason)"
         }
     }
 }

@@ -5,7 +5,7 @@ import SystemPackage
 /// Opening a `LayoutLease` opens the path, finds out what memory backs it and takes the
 /// strongest lease the kernel offers: a layout lease if the kernel has one, else a write
 /// lease (read-write) or a read lease (read-only) on the descriptor that maps the file.
-/// Regions are pinned with ``pin(offset:length:on:policy:remoteAtomics:)`` and reached
+/// Regions are pinned with ``pin(offset:length:on:policy:remoteAtomics:remoteFlush:)`` and reached
 /// through ``withRegion(_:_:)``; they cannot outlive the lease because they live inside it.
 ///
 /// When another process truncates, punches a hole in or opens the file, the kernel breaks
@@ -82,12 +82,20 @@ public struct LayoutLease: ~Copyable {
     ///   - device: The RDMA device (and protection domain) to register the range on.
     ///   - policy: Which strategies DaxPin may choose: ``StrategyPolicy/auto`` by default.
     ///   - remoteAtomics: Also allow remote atomics (off by default: narrowest access).
+    ///   - remoteFlush: Also let peers make their WRITEs durable with a native RDMA FLUSH to the
+    ///     persistence domain (`IBV_ACCESS_FLUSH_PERSISTENT`; off by default). Needs read-write
+    ///     persistent memory (device-dax, fs-dax), a device and kernel that offer FLUSH (rxe:
+    ///     Linux 6.2 and later), and a build with rdma-core 45 or later
+    ///     (``RDMABuildFeatures/flush``). Never staged: a FLUSH of a copy persists nothing.
     /// - Returns: The region's identifier, for ``withRegion(_:_:)`` and ``unpin(_:)``.
     /// - Throws: `.invalidRange`, `.registrationRefused` (with every strategy tried, the
-    ///   kernel's errno and what to do instead), `.revoked`, `.systemCall`.
+    ///   kernel's errno and what to do instead), `.featureUnavailable` (FLUSH asked of a build
+    ///   without it, or of read-only access), `.revoked`, `.systemCall`.
     public mutating func pin(offset: Int = 0, length: Int? = nil, on device: RDMADevice,
-                             policy: StrategyPolicy = .auto, remoteAtomics: Bool = false) throws(DaxPinError) -> PinnedRegion.ID {
-        PinnedRegion.ID(rawValue: try core.pin(offset: offset, length: length, device: device, policy: policy, remoteAtomics: remoteAtomics))
+                             policy: StrategyPolicy = .auto, remoteAtomics: Bool = false,
+                             remoteFlush: Bool = false) throws(DaxPinError) -> PinnedRegion.ID {
+        PinnedRegion.ID(rawValue: try core.pin(offset: offset, length: length, device: device, policy: policy,
+                                               remoteAtomics: remoteAtomics, remoteFlush: remoteFlush))
     }
 
     /// Lends the region `id` to `body`. The region cannot escape the closure.

@@ -10,10 +10,10 @@ extension LeaseCore {
     /// Maps, populates and registers a range; returns the new region's id. Counts the pin, or
     /// the refusal by its reason, in the metrics.
     func pin(offset: Int, length: Int?, device: RDMADevice, policy: StrategyPolicy,
-             remoteAtomics: Bool) throws(DaxPinError) -> Int {
+             remoteAtomics: Bool, remoteFlush: Bool) throws(DaxPinError) -> Int {
         do {
             let (id, strategy) = try mapAndRegister(offset: offset, length: length, device: device, policy: policy,
-                                                    remoteAtomics: remoteAtomics)
+                                                    remoteAtomics: remoteAtomics, remoteFlush: remoteFlush)
             LeaseMetrics.pinned(device: device.name, memory: memory, strategy: strategy)
             return id
         } catch {
@@ -23,8 +23,14 @@ extension LeaseCore {
     }
 
     private func mapAndRegister(offset: Int, length requested: Int?, device: RDMADevice, policy: StrategyPolicy,
-                                remoteAtomics: Bool) throws(DaxPinError) -> (id: Int, strategy: Strategy) {
+                                remoteAtomics: Bool, remoteFlush: Bool) throws(DaxPinError) -> (id: Int, strategy: Strategy) {
         guard case .held = phase else { throw .revoked(path: path) }
+        if remoteFlush {
+            guard access == .readWrite else {
+                throw .featureUnavailable(feature: "RDMA FLUSH", reason: "\(path) is leased read-only, and a FLUSH makes peers' WRITEs durable: lease it read-write")
+            }
+            if let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
+        }
         // Files can grow or shrink, so their size is read per pin; a device's is fixed.
         let size: Int
         if let deviceSize {
@@ -75,7 +81,7 @@ extension LeaseCore {
             Populate.range(base, length: mappedLength, write: privateWritable, alignment: alignment)
         }
         Interleavings.reached(.pinPopulated)
-        let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics)
+        let flagsWanted = RegistrationAccess.narrowest(for: access, remoteAtomics: remoteAtomics, remoteFlush: remoteFlush)
         var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: Strategy?
         var registration: MemoryRegistration?
@@ -92,8 +98,11 @@ extension LeaseCore {
                     chosen = strategy
                     registration = MemoryRegistration(registered, on: device)
                 case .failure(let code):
-                    attempts.append(.init(strategy: strategy, errno: code, reason: explain(strategy, code, memory)))
+                    attempts.append(.init(strategy: strategy, errno: code, reason: explain(strategy, code, memory, remoteFlush: remoteFlush)))
                 }
+            case .staged where remoteFlush:
+                attempts.append(.init(strategy: .staged, errno: nil,
+                                      reason: "a staged region is a copy: an RDMA FLUSH to it would make nothing in \(path) durable"))
             case .staged:
                 guard case .success(let bounce) = Mapping.map(length: mappedLength, protection: PROT_READ | PROT_WRITE,
                                                               flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, fd: -1, offset: 0) else {
@@ -118,7 +127,8 @@ extension LeaseCore {
             attempts += plan.skipped.map { .init(strategy: $0.strategy, errno: nil, reason: $0.reason) }
             throw .registrationRefused(RegistrationRefusal(
                 path: path, memory: memory, device: device.name, attempts: attempts,
-                advice: StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy)))
+                advice: (remoteFlush ? ["pin without remoteFlush and make writes durable another way (msync by the process that owns the file)"] : [])
+                    + StrategyPlan.advice(memory: memory, onDemandPaging: onDemandPaging, policy: policy)))
         }
         let id: Int? = state.withLock { s in
             guard case .held = s.phase else { return nil }  // the discard below ends the flight
@@ -168,7 +178,14 @@ extension LeaseCore {
         }
     }
 
-    private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind) -> String {
+    private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind, remoteFlush: Bool = false) -> String {
+        if remoteFlush, code == .invalidArgument {
+            // The kernel answers EINVAL both for FLUSH on memory that is not persistent and for a
+            // device or kernel without FLUSH; the memory kind tells which.
+            return memory.isPersistentMemory
+                ? "the device or kernel does not offer RDMA FLUSH to persistent memory (IBV_ACCESS_FLUSH_PERSISTENT; rxe has it from Linux 6.2): pin without remoteFlush and make writes durable another way"
+                : "the kernel accepts RDMA FLUSH to persistence (IBV_ACCESS_FLUSH_PERSISTENT) only on persistent memory, and this is \(memory): pin without remoteFlush and make writes durable another way (msync on the server)"
+        }
         if let known = KernelBehaviour.running.refusal(of: strategy, memory: memory, access: access),
            known.errno == code.rawValue {
             return known.reason

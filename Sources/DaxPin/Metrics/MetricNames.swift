@@ -36,7 +36,8 @@ public enum DaxPinMetricNames {
     /// ended first (lease-break-time ran out).
     public static let revocationReasonValues = ["break", "release", "dropped", "lost"]
     /// The values of the `reason` label of ``pinRefusals``.
-    public static let refusalReasonValues = ["registration-refused", "invalid-range", "revoked", "system-call", "other"]
+    public static let refusalReasonValues = ["registration-refused", "invalid-range", "revoked", "system-call",
+                                             "feature-unavailable", "other"]
 }
 
 extension MemoryKind {
@@ -71,6 +72,7 @@ extension DaxPinError {
         case .invalidRange: "invalid-range"
         case .revoked: "revoked"
         case .systemCall: "system-call"
+        case .featureUnavailable: "feature-unavailable"
         default: "other"
         }
     }

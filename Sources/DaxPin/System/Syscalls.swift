@@ -73,6 +73,7 @@ package enum Syscall: Sendable, Hashable {
     case createQueuePair, modifyQueuePair, postSend, postReceive
     case rdmaCreateEventChannel, rdmaGetEvent, rdmaCreateID, rdmaMigrateID, rdmaBind, rdmaListen
     case rdmaResolveAddress, rdmaResolveRoute, rdmaCreateQueuePair, rdmaConnect, rdmaAccept
+    case rdmaInitQueuePairAttributes
 }
 
 /// Test-only fault injection into ``Syscalls``: a failure armed for a call makes that call

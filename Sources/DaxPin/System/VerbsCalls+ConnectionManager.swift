@@ -87,6 +87,22 @@ extension VerbsCalls {
         return CRdmacm.rdma_create_qp(id, pd, attributes)
     }
 
+    /// `rdma_create_qp_ex` (an extended queue pair, for RDMA FLUSH). Forced failure: -1 (the
+    /// same fault point as `rdma_create_qp`).
+    static func rdma_create_qp_ex(_ id: UnsafeMutablePointer<rdma_cm_id>,
+                                  _ attributes: UnsafeMutablePointer<ibv_qp_init_attr_ex>) -> Int32 {
+        if forced(.rdmaCreateQueuePair) != nil { return -1 }
+        return CRdmacm.rdma_create_qp_ex(id, attributes)
+    }
+
+    /// `rdma_init_qp_attr`: the attributes rdma_cm would use to move the id's queue pair to
+    /// `attributes.qp_state`. Forced failure: -1.
+    static func rdma_init_qp_attr(_ id: UnsafeMutablePointer<rdma_cm_id>, _ attributes: UnsafeMutablePointer<ibv_qp_attr>,
+                                  _ mask: UnsafeMutablePointer<Int32>) -> Int32 {
+        if forced(.rdmaInitQueuePairAttributes) != nil { return -1 }
+        return CRdmacm.rdma_init_qp_attr(id, attributes, mask)
+    }
+
     /// `rdma_destroy_qp`.
     static func rdma_destroy_qp(_ id: UnsafeMutablePointer<rdma_cm_id>) { CRdmacm.rdma_destroy_qp(id) }
 

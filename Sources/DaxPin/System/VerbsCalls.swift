@@ -175,6 +175,13 @@ enum VerbsCalls {
     @discardableResult
     static func ibv_destroy_qp(_ qp: UnsafeMutablePointer<ibv_qp>) -> Int32 { LibIbverbs.ibv_destroy_qp(qp) }
 
+    /// `ibv_query_qp`. Forced failure (the `modifyQueuePair` fault point): the errno.
+    static func ibv_query_qp(_ qp: UnsafeMutablePointer<ibv_qp>, _ attributes: UnsafeMutablePointer<ibv_qp_attr>, _ mask: Int32,
+                             _ initAttributes: UnsafeMutablePointer<ibv_qp_init_attr>) -> Int32 {
+        if let code = forced(.modifyQueuePair) { return code }
+        return LibIbverbs.ibv_query_qp(qp, attributes, mask, initAttributes)
+    }
+
     /// `ibv_modify_qp`. Forced failure: the errno.
     static func ibv_modify_qp(_ qp: UnsafeMutablePointer<ibv_qp>, _ attributes: UnsafeMutablePointer<ibv_qp_attr>, _ mask: Int32) -> Int32 {
         if let code = forced(.modifyQueuePair) { return code }
@@ -188,6 +195,26 @@ enum VerbsCalls {
         if let code = forced(.postSend) { bad.pointee = request; return code }
         return daxpin_ibv_post_send(qp, request, bad)
     }
+
+    /// `ibv_wr_start` (static inline, through the shim): opens a batch on an extended queue pair.
+    static func ibv_wr_start(_ qp: UnsafeMutablePointer<ibv_qp_ex>) { daxpin_ibv_wr_start(qp) }
+
+    /// `ibv_wr_flush` (static inline, through the shim): adds an RDMA FLUSH to the open batch.
+    /// Returns EOPNOTSUPP, adding nothing, in a build whose rdma-core predates FLUSH.
+    static func ibv_wr_flush(_ qp: UnsafeMutablePointer<ibv_qp_ex>, rkey: UInt32, address: UInt64, length: Int,
+                             type: UInt8, level: UInt8) -> Int32 {
+        daxpin_ibv_wr_flush(qp, rkey, address, length, type, level)
+    }
+
+    /// `ibv_wr_complete` (static inline, through the shim): posts the batch. Forced failure (the
+    /// `postSend` fault point): the errno, after aborting the batch (nothing was posted).
+    static func ibv_wr_complete(_ qp: UnsafeMutablePointer<ibv_qp_ex>) -> Int32 {
+        if let code = forced(.postSend) { daxpin_ibv_wr_abort(qp); return code }
+        return daxpin_ibv_wr_complete(qp)
+    }
+
+    /// `ibv_wr_abort` (static inline, through the shim): drops the open batch.
+    static func ibv_wr_abort(_ qp: UnsafeMutablePointer<ibv_qp_ex>) { daxpin_ibv_wr_abort(qp) }
 
     /// `ibv_post_recv` (static inline, through the shim). Forced failure: the errno, with
     /// `bad` at the first request (none was posted).

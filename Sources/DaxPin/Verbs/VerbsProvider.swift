@@ -44,12 +44,20 @@ public struct RegistrationAccess: OptionSet, Sendable, Hashable {
     public static let remoteRead = RegistrationAccess(rawValue: 1 << 2)
     /// Peers may perform atomics on it.
     public static let remoteAtomic = RegistrationAccess(rawValue: 1 << 3)
+    /// Peers may RDMA FLUSH it to the persistence domain (`IBV_ACCESS_FLUSH_PERSISTENT`, the
+    /// uverbs ABI value). Kernels accept it only on persistent memory, and rxe from Linux 6.2.
+    public static let flushPersistent = RegistrationAccess(rawValue: 1 << 9)
 
-    /// The narrowest flags for `access`: no remote write on read-only memory, atomics only on request.
-    public static func narrowest(for access: Access, remoteAtomics: Bool = false) -> RegistrationAccess {
+    /// The narrowest flags for `access`: no remote write on read-only memory, atomics and
+    /// FLUSH only on request (FLUSH only with write access: it makes peers' WRITEs durable).
+    public static func narrowest(for access: Access, remoteAtomics: Bool = false, remoteFlush: Bool = false) -> RegistrationAccess {
         switch access {
         case .readOnly: return [.remoteRead]
-        case .readWrite: return remoteAtomics ? [.localWrite, .remoteWrite, .remoteRead, .remoteAtomic] : [.localWrite, .remoteWrite, .remoteRead]
+        case .readWrite:
+            var flags: RegistrationAccess = [.localWrite, .remoteWrite, .remoteRead]
+            if remoteAtomics { flags.insert(.remoteAtomic) }
+            if remoteFlush { flags.insert(.flushPersistent) }
+            return flags
         }
     }
 }

@@ -1,0 +1,38 @@
+import CIbverbs
+
+/// The verbs this build of DaxPin can use, fixed when it was compiled: the rdma-core headers it
+/// was built against, and what they offer beyond Debian 12's rdma-core 44.
+///
+/// A feature the build lacks is refused with ``DaxPinError/featureUnavailable(feature:reason:)``,
+/// never emulated with something weaker. A feature the build has still needs the device and the
+/// kernel: DaxPin trusts it only once the kernel accepts the request (the registration, the queue
+/// pair) and each operation's completion says it succeeded.
+public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
+    /// The rdma-core release of the headers this build compiled against (44 for Debian 12's),
+    /// or nil when the build could not tell.
+    public let rdmaCoreRelease: Int?
+    /// Native RDMA FLUSH (`ibv_wr_flush`, rdma-core 45 and later): posting a FLUSH after WRITEs,
+    /// and registering persistent memory with `IBV_ACCESS_FLUSH_PERSISTENT`.
+    public let flush: Bool
+
+    /// What this build has.
+    public static let current = RDMABuildFeatures(
+        rdmaCoreRelease: daxpin_rdma_core_release() > 0 ? Int(daxpin_rdma_core_release()) : nil,
+        flush: daxpin_rdma_flush_compiled() != 0)
+
+    /// The refusal for RDMA FLUSH when this build lacks it, saying how to get a build with it;
+    /// nil when it has it.
+    public var flushRefusal: DaxPinError? {
+        guard !flush else { return nil }
+        let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "an rdma-core whose release pkg-config did not report"
+        return .featureUnavailable(
+            feature: "RDMA FLUSH",
+            reason: "this build of DaxPin was compiled against \(headers), and ibv_wr_flush needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
+    }
+
+    /// For `daxpin probe` and logs: `rdma-core 65, RDMA FLUSH compiled in`.
+    public var description: String {
+        let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "rdma-core (release unknown)"
+        return "\(headers), RDMA FLUSH \(flush ? "compiled in" : "not compiled in (needs rdma-core 45)")"
+    }
+}
