@@ -58,6 +58,14 @@ for n in (1, 16, 64):
                 fmt(cs / 1e3, "µs"), fmt(c / 1e3, "µs"), ratio_text(cs / c), "context", None,
                 "the same C as its own process")
 
+# The same holder without and with a metrics backend (suites/revocation_metrics.sh, when run).
+_off = median(numbers("revocation-metrics.off.daxpin.16.txt", drop_first=False))
+_on = median(numbers("revocation-metrics.on.daxpin.16.txt", drop_first=False))
+if _off and _on:
+    add("revocation latency, 16 regions, metrics backend bootstrapped (truncate blocked)",
+        fmt(_on / 1e3, "µs"), fmt(_off / 1e3, "µs"), ratio_text(_on / _off), "with / without ≤ 1.05",
+        _on / _off <= 1.05, "the same holder without a backend")
+
 # --- pin + register throughput ---------------------------------------------------------
 GIB = 256 / 1024  # 256 MiB in GiB
 
