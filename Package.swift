@@ -22,7 +22,7 @@ func rdmaCoreRelease() -> Int? {
 }
 
 let rdmaCore = rdmaCoreRelease()
-/// `ibv_wr_flush` and the FLUSH access and QP flags: rdma-core 45 and later.
+/// `ibv_wr_flush` and `ibv_wr_atomic_write`, with their access and QP flags: rdma-core 45 and later.
 let rdmaFlush = (rdmaCore ?? 0) >= 45
 let rdmaCFlags: [CSetting] = [.define("DAXPIN_RDMA_CORE_RELEASE", to: "\(rdmaCore ?? 0)")]
     + (rdmaFlush ? [.define("DAXPIN_HAVE_RDMA_FLUSH")] : [])

@@ -85,6 +85,16 @@ else:
         p = median(labelled("on_demand_paging.touch.txt", "pinned", which))
         add(f"{which} pass of 4 KiB WRITEs over 16 MiB (rxe3, path MTU 4096), ODP / pinned", ms(o), ms(p), r3(ratio(o, p)),
             "context (first touch: ODP faults every page in)" if which == "first" else "context", None)
+    for which in ("first", "second"):
+        with_prefetch = median(labelled("on_demand_paging.touch.txt", "odp", which))
+        without = median(labelled("on_demand_paging.touch.txt", "odp-noprefetch", which))
+        if with_prefetch is not None and without is not None:
+            mapped = [line.split() for line in (read("on_demand_paging.touch.txt") or "").splitlines() if " mapped " in line]
+            shown = ", ".join(f"{v} {min(int(f[2]) for f in mapped if f[0] == v)}-{max(int(f[2]) for f in mapped if f[0] == v)}"
+                              f"/{mapped[0][3]} pages mapped after the pin"
+                              for v in ("odp", "odp-noprefetch") if any(f[0] == v for f in mapped))
+            add(f"{which} pass of 4 KiB WRITEs over 16 MiB, ODP prefetched at pin / not prefetched", ms(with_prefetch), ms(without),
+                r3(ratio(with_prefetch, without)), f"context ({shown})", None)
     d, o = median(plain_numbers("odp_rev.daxpin.1.txt")), median(plain_numbers("odp_rev.daxpin-odp.1.txt"))
     add("revocation latency, 1 region, ODP / pinned", us(o), us(d), r3(ratio(o, d)), "context", None)
     for device in sorted({line.split()[0] for line in (read("on_demand_paging.check.txt") or "").splitlines() if line.strip()}):
@@ -93,6 +103,19 @@ else:
         verdicts = sorted({fields[3] for fields in lines})
         add(f"DaxPin's ODP check on {device}, first pin of a fresh process ({len(lines)} processes)", ms(seconds), "-",
             "-", f"verdict: {', '.join(verdicts)}", None)
+
+pending = read("durable_flush.pending")
+if pending:
+    rows.append(f"| durable 4 KiB writes with RDMA FLUSH | - | - | - | - | not measured: {pending.strip()} |")
+elif plain_numbers("durable.daxpin-flush.txt"):
+    f = median(plain_numbers("durable.daxpin-flush.txt"))
+    for other, name, target in (("rpma", "librpma (rpma_write + rpma_flush)", "≥ 1.0"),
+                                ("daxpin", "DaxPin read after write", "context")):
+        o = median(plain_numbers(f"durable.{other}.txt"))
+        r = ratio(f, o)
+        add(f"durable 4 KiB writes, queue depth 1, device-dax: DaxPin native FLUSH / {name} (separate processes)",
+            "-" if f is None else f"{f / 1048576:.2f} MiB/s", "-" if o is None else f"{o / 1048576:.2f} MiB/s", r3(r), target,
+            None if target == "context" or r is None else r >= 1.0)
 
 md = [
     "# Benchmarks on the newest kernel",

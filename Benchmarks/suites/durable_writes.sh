@@ -46,7 +46,8 @@ durable_client() {
     local kind=$1 port=$2 blocks=$3 out="$OUT/durable.$1.client.out" log="$OUT/durable.$1.log" t0 t1 status=0
     t0=$(date +%s%N)
     if [[ $kind == daxpin* ]]; then
-        local method=read; [[ $kind == daxpin-send ]] && method=send
+        local method=read
+        case $kind in daxpin-send) method=send ;; daxpin-flush) method=flush ;; esac
         timeout 300 "$APPS/daxpin-client" --address "$DAXPIN_RDMA_ADDR" --port "$port" --block-size "$DURABLE_BLOCK" \
             --queue-depth 1 --persist-every 1 --persist-method "$method" --static-data --blocks "$blocks" \
             --log-level warning >"$out" 2>>"$log" || status=$?
@@ -69,7 +70,8 @@ durable_client() {
 
 # durable_start_server KIND PORT OUT LOG [CONNECTIONS OFFSET]: starts KIND's server in the
 # background and waits for its "ready" line; sets DURABLE_SERVER to its pid. daxpin: daxpin-server
-# --direct-write-to-pmem; daxpin-send: the plain daxpin-server; rpma: rpma_durable's server,
+# --direct-write-to-pmem; daxpin-send and daxpin-flush: the plain daxpin-server (which offers
+# native RDMA FLUSH for device-dax where its build and the kernel allow it); rpma: rpma_durable's server,
 # which exits by itself after CONNECTIONS clients (default 2) and exports from OFFSET (default 0).
 # Every run of either series starts its servers here, so that they are started alike.
 durable_start_server() {
@@ -151,6 +153,41 @@ suite_durable_writes() {
             # nothing to subtract. The failed attempt stays in the kind's log.
             durable_run "$kind" "$port" || {
                 say "durable writes run $run: $kind failed once, retrying (see durable.$kind.log)"
+                durable_run "$kind" $((port + 20))
+            } || return 1
+        done
+    done
+}
+
+# Native RDMA FLUSH (issue 22; the newest kernel's boot, apps built against the newest
+# rdma-core): durable 4 KiB writes at queue depth 1, daxpin-client --persist-method flush (the
+# WRITE, then a FLUSH of it; the FLUSH's completion is the ack) against --persist-method read
+# (the WRITE and an 8-byte READ behind it) and librpma's rpma_durable (rpma_write +
+# rpma_flush, a read after write), as separate client processes timed like the context rows
+# above: DURABLE_RUNS runs of each, the order flipping every run. A server that does not offer
+# FLUSH (a build or kernel without it) makes the flush client fail: the suite then writes
+# durable_flush.pending with the server's reason instead.
+suite_durable_flush() {
+    local run kind port probe="$OUT/durable_flush.probe.out"
+    "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" --persist-method flush \
+        --address "$DAXPIN_RDMA_ADDR" --port 7899 --log-level info >"$probe" 2>&1 &
+    local server=$!
+    if ! wait_for_line "$probe" '^ready' 60 "$server"; then
+        stop_process "$server" 30 TERM
+        grep -o 'RDMA FLUSH cannot be offered.*' "$probe" | head -n 1 >"$OUT/durable_flush.pending"
+        [[ -s "$OUT/durable_flush.pending" ]] || echo "daxpin-server --persist-method flush did not start" >"$OUT/durable_flush.pending"
+        return 0
+    fi
+    stop_process "$server" 30 TERM
+    for kind in daxpin-flush daxpin rpma; do : >"$OUT/durable.$kind.txt"; : >"$OUT/durable.$kind.log"; : >"$OUT/durable.$kind.loop.txt"; done
+    for ((run = 1; run <= DURABLE_RUNS; run++)); do
+        local order=(daxpin-flush daxpin rpma)
+        ((run % 2)) || order=(rpma daxpin daxpin-flush)
+        say "durable writes with FLUSH, run $run/$DURABLE_RUNS: $DURABLE_BLOCKS x $DURABLE_BLOCK B (${order[*]})"
+        for kind in "${order[@]}"; do
+            case $kind in daxpin) port=$((7600 + run)) ;; rpma) port=$((7700 + run)) ;; *) port=$((7900 + run)) ;; esac
+            durable_run "$kind" "$port" || {
+                say "durable writes with FLUSH, run $run: $kind failed once, retrying (see durable.$kind.log)"
                 durable_run "$kind" $((port + 20))
             } || return 1
         done

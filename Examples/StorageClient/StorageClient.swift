@@ -393,7 +393,7 @@ struct Session: ~Copyable {
         var answerWaits: Duration = .zero
         defer { writeTime += passStarted.duration(to: .now) - answerWaits }
         var block = 0
-        let oneBlockAtATime = options.queueDepth == 1 && options.persistEvery == 1 && durability == .read
+        let oneBlockAtATime = options.queueDepth == 1 && options.persistEvery == 1 && (durability == .read || durability == .flush)
         while block < blocks {
             if oneBlockAtATime {
                 try writeDurably(block: block, pass: pass)
@@ -430,8 +430,9 @@ struct Session: ~Copyable {
         }
     }
 
-    /// Queue depth 1 with a persist READ after every block (`--queue-depth 1 --persist-every 1`,
-    /// persist method read): one post of the WRITE and its READ, one completion, and none of
+    /// Queue depth 1 with a persist READ or FLUSH after every block (`--queue-depth 1
+    /// --persist-every 1`, persist method read or flush): one post of the WRITE and its READ or
+    /// FLUSH, one completion, and none of
     /// ``transfer(blocks:pass:write:persist:)``'s window bookkeeping, which cost more
     /// instructions than the block's own verbs calls. Returns once the block is durable.
     mutating func writeDurably(block: Int, pass: Int) throws {
@@ -440,10 +441,16 @@ struct Session: ~Copyable {
         if !options.staticData { try fill(slot: 0, block: block, pass: pass) }
         let offset = Int(blockOffset(block))
         do {
-            // The WRITE unsignaled: the READ's successful completion means it completed (RC
-            // completes in order), and a failed WRITE still reports.
-            try connection.postWrite(slotBuffer(0), to: remote, offset: offset, id: InFlightTable.id(block: block, slot: 0),
-                                     signaled: false, thenRead: persistReadTarget, at: offset, readID: Self.persistReadID)
+            // The WRITE unsignaled: the READ's or FLUSH's successful completion means it completed
+            // (RC completes in order), and a failed WRITE still reports.
+            let id = InFlightTable.id(block: block, slot: 0)
+            if durability == .flush {
+                try connection.postWrite(slotBuffer(0), to: remote, offset: offset, id: id, signaled: false,
+                                         thenFlush: offset, length: options.blockSize, flushID: Self.persistReadID)
+            } else {
+                try connection.postWrite(slotBuffer(0), to: remote, offset: offset, id: id,
+                                         signaled: false, thenRead: persistReadTarget, at: offset, readID: Self.persistReadID)
+            }
         } catch {
             throw Interruption.rdmaFailed("post: \(error)")
         }
@@ -454,7 +461,7 @@ struct Session: ~Copyable {
             for completion in completionScratch {
                 let isRead = completion.id == Self.persistReadID
                 guard completion.status == .success else {
-                    throw Interruption.rdmaFailed(isRead ? "persist READ after block \(block): \(completion.status)"
+                    throw Interruption.rdmaFailed(isRead ? "\(durability == .flush ? "FLUSH" : "persist READ") after block \(block): \(completion.status)"
                                                          : "WRITE of block \(block): \(completion.status)")
                 }
                 if isRead {
@@ -542,9 +549,9 @@ struct Session: ~Copyable {
                         persistInFlight = true
                         pending = .read
                     } else if write, !signaled, durability == .flush, let persist {
-                        // The batch's last WRITE, then a FLUSH of the whole batch behind it.
-                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id, signaled: false)
-                        try connection.postFlush(remote, offset: Int(persist.offset), length: Int(persist.length), id: Self.persistReadID)
+                        // The batch's last WRITE and a FLUSH of the whole batch behind it, in one post.
+                        try connection.postWrite(slotBuffer(slot), to: remote, offset: Int(blockOffset(next)), id: id, signaled: false,
+                                                 thenFlush: Int(persist.offset), length: Int(persist.length), flushID: Self.persistReadID)
                         persistInFlight = true
                         pending = .read
                     } else if write {

@@ -41,6 +41,14 @@ int daxpin_ibv_wr_complete(struct ibv_qp_ex *qp) { return ibv_wr_complete(qp); }
 
 void daxpin_ibv_wr_abort(struct ibv_qp_ex *qp) { ibv_wr_abort(qp); }
 
+void daxpin_ibv_wr_rdma_write(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr) {
+    ibv_wr_rdma_write(qp, rkey, remote_addr);
+}
+
+void daxpin_ibv_wr_set_sge(struct ibv_qp_ex *qp, uint32_t lkey, uint64_t addr, uint32_t length) {
+    ibv_wr_set_sge(qp, lkey, addr, length);
+}
+
 // Package.swift defines DAXPIN_HAVE_RDMA_FLUSH when pkg-config reports rdma-core 45 or later:
 // the preprocessor cannot test for enum members or static inline functions.
 int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, size_t length,
@@ -50,6 +58,16 @@ int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_add
     return 0;
 #else
     (void)qp; (void)rkey; (void)remote_addr; (void)length; (void)type; (void)level;
+    return EOPNOTSUPP;
+#endif
+}
+
+int daxpin_ibv_wr_atomic_write(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, const void *value) {
+#ifdef DAXPIN_HAVE_RDMA_FLUSH
+    ibv_wr_atomic_write(qp, rkey, remote_addr, value);
+    return 0;
+#else
+    (void)qp; (void)rkey; (void)remote_addr; (void)value;
     return EOPNOTSUPP;
 #endif
 }

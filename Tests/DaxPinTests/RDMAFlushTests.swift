@@ -93,6 +93,14 @@ extension DaxPin {
                 feature: "RDMA FLUSH", reason: "the connection to \(server.peer) was made without Options.postsFlush: connect with it to post FLUSH")) {
                 _ = try server.flush(remote, length: 4096)
             }
+            // A FLUSH whose post fails (forced at the seam) is a typed error, and posts nothing:
+            // the next FLUSH on the same queue pair completes normally.
+            SyscallFaults.arm(.postSend, errno: ENOMEM)
+            #expect(throws: DaxPinError.deviceFailure(device: connection.device.name, operation: "ibv_wr_complete", errno: .noMemory)) {
+                _ = try connection.flush(remote, length: 4096)
+            }
+            SyscallFaults.disarm()
+            #expect(try connection.flush(remote, length: 4096) == .success)
             // The WRITE unsignaled, the FLUSH behind it: the FLUSH's success covers both.
             try connection.postWrite(local, to: remote, offset: 8192, id: 1, signaled: false)
             #expect(try connection.flush(remote, offset: 8192, length: block) == .success)
@@ -124,6 +132,63 @@ extension DaxPin {
                     "rdma_cm's default access 0x\(String(plainAccess.rawValue, radix: 16)) and the FLUSH's \(plainResult) disagree")
             plain.disconnect(); plainServer.disconnect()
             _ = source.release()
+            _ = lease.release()
+            Testbed.ran()
+        }
+
+        @Test("an ATOMIC WRITE places 8 bytes whole in device-dax, a misaligned one writes nothing (or it is refused with the reason)")
+        func atomicWriteToDeviceDAX() throws {
+            let address = try Testbed.required("DAXPIN_RDMA_ADDR")
+            let path = try Testbed.required("DAXPIN_DEVDAX_PATH")
+            let listener = try RDMAListener(address: address)
+            guard Self.build.atomicWrite else {
+                #expect {
+                    _ = try RDMAConnection.connect(to: address, port: listener.port, options: .init(postsAtomicWrite: true), timeout: .seconds(10))
+                } throws: { error in
+                    guard case .featureUnavailable("RDMA ATOMIC WRITE", let reason)? = error as? DaxPinError else { return false }
+                    return reason.contains("rdma-core 45")
+                }
+                Testbed.ran()
+                return
+            }
+            var lease = try LayoutLease(path: path)
+            let id = try lease.pin(offset: Self.daxOffset, length: Self.daxLength, on: listener.device, remoteFlush: true)
+            let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
+            let client = Background {
+                Result { () throws(DaxPinError) -> RDMAConnection in
+                    try RDMAConnection.connect(to: address, port: listener.port, options: .init(postsFlush: true, postsAtomicWrite: true),
+                                               timeout: .seconds(10))
+                }
+            }
+            let server = try #require(try listener.accept(timeout: .seconds(10)) { _ in .accept(privateData: []) })
+            let connection = try #require(client.wait()).get()
+            defer { connection.disconnect(); server.disconnect() }
+            // The accepted side did not ask for it.
+            #expect {
+                _ = try server.atomicWrite(1, to: remote, offset: 0)
+            } throws: { error in
+                if case .featureUnavailable("RDMA ATOMIC WRITE", let reason)? = error as? DaxPinError { reason.contains("postsAtomicWrite") } else { false }
+            }
+
+            let fd = open(path, O_RDWR | O_CLOEXEC)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            let mapped = mmap(nil, Self.daxLength, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(Self.daxOffset))
+            try #require(mapped != MAP_FAILED)
+            let view = try #require(mapped)
+            defer { munmap(view, Self.daxLength) }
+            memset(view + 12288, 0x5A, 64)  // around both targets: what must stay
+            let record: UInt64 = 0x1122_3344_5566_7788
+            #expect(try connection.atomicWrite(record, to: remote, offset: 12288 + 8) == .success)
+            #expect(try connection.flush(remote, offset: 12288, length: 64) == .success)
+            #expect(view.load(fromByteOffset: 12288 + 8, as: UInt64.self) == record)
+            #expect(view.load(fromByteOffset: 12288, as: UInt64.self) == 0x5A5A_5A5A_5A5A_5A5A)
+            #expect(view.load(fromByteOffset: 12288 + 16, as: UInt64.self) == 0x5A5A_5A5A_5A5A_5A5A)
+            // Misaligned: the responder refuses it and writes nothing (the queue pair then errs).
+            let misaligned = try connection.atomicWrite(0xFFFF_FFFF_FFFF_FFFF, to: remote, offset: 12288 + 36)
+            #expect(misaligned != .success)
+            #expect((32..<48).allSatisfy { view.load(fromByteOffset: 12288 + $0, as: UInt8.self) == 0x5A },
+                    "a misaligned ATOMIC WRITE changed bytes")
             _ = lease.release()
             Testbed.ran()
         }

@@ -184,37 +184,75 @@ extension DaxPin {
         /// rx/tx bytes of both veth ends, from /sys/class/net/NETDEV/statistics.
         struct Counters {
             var clientTx = 0, clientRx = 0, serverTx = 0, serverRx = 0
-            init() throws {
-                func read(_ netdev: String, _ name: String) throws -> Int {
+            /// The veth pair of this namespace, or (`namespaces`) of the two network namespaces.
+            init(namespaces: Bool = false) throws {
+                func read(_ netdev: String, _ name: String, in namespace: String?) throws -> Int {
                     let path = "/sys/class/net/\(netdev)/statistics/\(name)"
-                    guard let value = Int(try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
-                    else { throw StorageProcess.StartFailure() }
+                    let text: String
+                    if let namespace {
+                        // `ip netns exec` mounts that namespace's /sys for the command.
+                        let cat = try StorageProcess(StorageProcess.inNamespace(namespace) + ["/bin/cat", path])
+                        guard cat.waitExit(timeout: .seconds(20)) == 0 else { throw StorageProcess.StartFailure() }
+                        text = cat.stdout
+                    } else {
+                        text = try String(contentsOfFile: path, encoding: .utf8)
+                    }
+                    guard let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw StorageProcess.StartFailure() }
                     return value
                 }
-                let client = try Testbed.required("DAXPIN_VETH_CLIENT_NETDEV"), server = try Testbed.required("DAXPIN_VETH_SERVER_NETDEV")
-                clientTx = try read(client, "tx_bytes"); clientRx = try read(client, "rx_bytes")
-                serverTx = try read(server, "tx_bytes"); serverRx = try read(server, "rx_bytes")
+                let prefix = namespaces ? "DAXPIN_NETNS" : "DAXPIN_VETH"
+                let client = try Testbed.required("\(prefix)_CLIENT_NETDEV"), server = try Testbed.required("\(prefix)_SERVER_NETDEV")
+                let clientSpace = namespaces ? try Testbed.required("DAXPIN_NETNS_CLIENT") : nil
+                let serverSpace = namespaces ? try Testbed.required("DAXPIN_NETNS_SERVER") : nil
+                clientTx = try read(client, "tx_bytes", in: clientSpace); clientRx = try read(client, "rx_bytes", in: clientSpace)
+                serverTx = try read(server, "tx_bytes", in: serverSpace); serverRx = try read(server, "rx_bytes", in: serverSpace)
             }
         }
 
         @Test("round trip and a truncate between rxe1 and rxe2 across the veth pair")
         func roundTripAndTruncateAcrossVeth() throws {
+            try Self.roundTripAndTruncate(namespaces: false)
+        }
+
+        @Test("from Linux 7.1: round trip and a truncate between rxe4 and rxe5 in two network namespaces")
+        func roundTripAndTruncateAcrossNamespaces() throws {
+            guard KernelBehaviour.running.rxeWorksAcrossNetworkNamespaces else {
+                // This kernel's rxe works only in the initial namespace: the testbed made no
+                // namespaces, and the single-namespace veth pair above is its cross-link test.
+                #expect(Testbed.env["DAXPIN_NETNS_SERVER"] == nil, "the testbed made namespaces on a kernel whose rxe cannot use them")
+                return
+            }
+            try Self.roundTripAndTruncate(namespaces: true)
+        }
+
+        /// The server on the server end, the client on the client end (of the veth pair in this
+        /// namespace, or in their own network namespaces), a verified round trip whose bytes
+        /// cross the link, then a truncate during traffic that revokes in order.
+        static func roundTripAndTruncate(namespaces: Bool) throws {
             let size = 1 << 20, truncated = 256 << 10
-            let serverAddress = try Testbed.required("DAXPIN_VETH_SERVER_ADDR")
-            let clientAddress = try Testbed.required("DAXPIN_VETH_CLIENT_ADDR")
-            let clientDevice = try Testbed.required("DAXPIN_VETH_CLIENT_DEVICE")
+            let prefix = namespaces ? "DAXPIN_NETNS" : "DAXPIN_VETH"
+            let serverAddress = try Testbed.required("\(prefix)_SERVER_ADDR")
+            let clientAddress = try Testbed.required("\(prefix)_CLIENT_ADDR")
+            let clientDevice = try Testbed.required("\(prefix)_CLIENT_DEVICE")
+            let serverSpace = namespaces ? try Testbed.required("DAXPIN_NETNS_SERVER") : nil
+            let clientSpace = namespaces ? try Testbed.required("DAXPIN_NETNS_CLIENT") : nil
             let file = try ScratchFile(in: Testbed.required("DAXPIN_TMPFS_DIR"), size: size, fill: 0)
-            let server = try StorageProcess.server(file: file.path, address: serverAddress, ["--quiesce-budget", "4000"])
+            let server = try StorageProcess.server(file: file.path, address: serverAddress, ["--quiesce-budget", "4000"],
+                                                   namespace: serverSpace)
             #expect(server.stdout.contains("address=\(serverAddress)"), "server: \(server.everything)")
+            if namespaces {
+                #expect(server.stderr.contains("device=\(try Testbed.required("DAXPIN_NETNS_SERVER_DEVICE"))"), "server: \(server.everything)")
+            }
 
             // Round trip: two passes of WRITEs, each read back (READ) and checksummed.
-            let before = try Counters()
+            let before = try Counters(namespaces: namespaces)
             let client = try StorageProcess.client(port: server.port, address: serverAddress, source: clientAddress,
-                                                   ["--seed", "7", "--block-size", "16384", "--queue-depth", "4", "--passes", "2", "--verify"])
+                                                   ["--seed", "7", "--block-size", "16384", "--queue-depth", "4", "--passes", "2", "--verify"],
+                                                   namespace: clientSpace)
             #expect(client.waitExit(timeout: .seconds(120)) == 0, "client: \(client.everything)")
             #expect(client.stdout.contains("device=\(clientDevice)"), "the client is not on \(clientDevice): \(client.stdout)")
             #expect(client.stdout.contains("verified pass=1"))
-            let after = try Counters()
+            let after = try Counters(namespaces: namespaces)
             // The WRITE payload (2 MiB) left the client's end and arrived at the server's end; the
             // READ responses (2 MiB) went the other way. Headers and acks only add to it.
             let written = 2 * size
@@ -222,15 +260,15 @@ extension DaxPin {
             #expect(after.serverRx - before.serverRx >= written, "server end rx \(before.serverRx) -> \(after.serverRx)")
             #expect(after.serverTx - before.serverTx >= written, "server end tx \(before.serverTx) -> \(after.serverTx)")
             #expect(after.clientRx - before.clientRx >= written, "client end rx \(before.clientRx) -> \(after.clientRx)")
-            print("veth round trip: client end tx +\(after.clientTx - before.clientTx) rx +\(after.clientRx - before.clientRx) bytes,"
+            print("\(namespaces ? "two namespaces" : "veth") round trip: client end tx +\(after.clientTx - before.clientTx) rx +\(after.clientRx - before.clientRx) bytes,"
                   + " server end tx +\(after.serverTx - before.serverTx) rx +\(after.serverRx - before.serverRx) bytes")
 
             // Truncate during traffic: the stop and the revocation cross the link too.
             let looper = try StorageProcess.client(port: server.port, address: serverAddress, source: clientAddress,
                                                    ["--seed", "11", "--block-size", "65536", "--queue-depth", "8",
-                                                    "--persist-every", "4", "--loop"])
+                                                    "--persist-every", "4", "--loop"], namespace: clientSpace)
             #expect(looper.waitFor("durable", timeout: .seconds(60)), "client: \(looper.everything)")
-            let beforeTruncate = try Counters()
+            let beforeTruncate = try Counters(namespaces: namespaces)
             let breaker = try StorageProcess(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
                                               file.path, "\(truncated)"])
             #expect(breaker.waitExit(timeout: .seconds(40)) == 0, "truncate: \(breaker.everything)")
@@ -244,10 +282,10 @@ extension DaxPin {
             #expect(positions.allSatisfy { $0 != nil }, "trace: \(trace)")
             #expect(positions.compactMap { $0 } == positions.compactMap { $0 }.sorted(), "trace order: \(trace)")
             #expect(file.size == truncated)
-            let afterTruncate = try Counters()
+            let afterTruncate = try Counters(namespaces: namespaces)
             // The stop message went server -> client over the veth, `stopped` came back.
             #expect(afterTruncate.serverTx > beforeTruncate.serverTx && afterTruncate.clientTx > beforeTruncate.clientTx)
-            Testbed.ran()
+            Testbed.ran(namespaces ? "roundTripAndTruncateAcrossNamespaces()" : "roundTripAndTruncateAcrossVeth()")
         }
     }
 
@@ -529,9 +567,15 @@ final class StorageProcess {
     }
 
     /// Starts daxpin-server on `file` (any free port) and waits for its ready line.
+    /// The command prefix that runs a program in network namespace `namespace` (`ip netns exec`
+    /// execs it: the process is the program itself).
+    static func inNamespace(_ namespace: String?) -> [String] {
+        namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0] } ?? []
+    }
+
     static func server(file: String, address: String? = nil, _ extra: [String] = [],
-                       environment: [String: String]? = nil) throws -> StorageProcess {
-        let server = try StorageProcess([binaries.appendingPathComponent("daxpin-server").path, "--file", file,
+                       environment: [String: String]? = nil, namespace: String? = nil) throws -> StorageProcess {
+        let server = try StorageProcess(inNamespace(namespace) + [binaries.appendingPathComponent("daxpin-server").path, "--file", file,
                                          "--address", address ?? Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "0"] + extra,
                                         environment: environment)
         guard server.waitFor("ready", timeout: .seconds(60)),
@@ -545,8 +589,9 @@ final class StorageProcess {
     }
 
     /// Starts daxpin-client; `source` picks the local RDMA device (`--source`).
-    static func client(port: UInt16, address: String? = nil, source: String? = nil, _ arguments: [String]) throws -> StorageProcess {
-        try StorageProcess([binaries.appendingPathComponent("daxpin-client").path,
+    static func client(port: UInt16, address: String? = nil, source: String? = nil, _ arguments: [String],
+                       namespace: String? = nil) throws -> StorageProcess {
+        try StorageProcess(inNamespace(namespace) + [binaries.appendingPathComponent("daxpin-client").path,
                             "--address", address ?? Testbed.required("DAXPIN_RDMA_ADDR"), "--port", "\(port)"]
                            + (source.map { ["--source", $0] } ?? []) + arguments)
     }

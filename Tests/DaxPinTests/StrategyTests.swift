@@ -18,10 +18,13 @@ extension DaxPin {
             #expect(StrategyPlan(memory: .anonymous, odp: false, policy: .only(.staged)).candidates == [.staged])
         }
 
-        @Test("a refused pin of a page-cache file falls back to ODP and prefetches")
-        func pageCacheFallsBackToODP() throws {
+        @Test("a refused pin of a page-cache file falls back to ODP, prefetched unless the lease's options say not",
+              arguments: [true, false])
+        func pageCacheFallsBackToODP(prefetch: Bool) throws {
             let file = try ScratchFile(in: FileManager.default.temporaryDirectory.path, size: 64 << 10)
-            var lease = try LayoutLease(path: file.path)
+            var options = LeaseOptions()
+            options.prefetchOnDemandPaging = prefetch
+            var lease = try LayoutLease(path: file.path, options: options)
             guard case .pageCache = lease.memory else {
                 Issue.record("expected a page-cache file in \(FileManager.default.temporaryDirectory.path), got \(lease.memory)")
                 return
@@ -31,13 +34,14 @@ extension DaxPin {
             let id = try lease.pin(on: RDMADevice(provider: recording))
             #expect(try lease.withRegion(id) { $0.strategy } == .onDemandPaging)
             let calls = recording.calls
-            #expect(calls.count == 2)
+            #expect(calls.count == (prefetch ? 2 : 1), "\(calls)")
             if case .register(_, onDemand: true, let access) = calls.first {
                 #expect(access == [.localWrite, .remoteWrite, .remoteRead])
             } else {
                 Issue.record("no ODP registration: \(calls)")
             }
-            if case .prefetch = calls.last {} else { Issue.record("no prefetch: \(calls)") }
+            #expect(calls.contains { if case .prefetch = $0 { true } else { false } } == prefetch, "\(calls)")
+            _ = lease.release()
         }
 
         @Test("without ODP a refused pin stages, and zeroCopy refuses")

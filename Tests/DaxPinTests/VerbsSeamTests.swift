@@ -95,6 +95,11 @@ extension DaxPin {
                     var attributes = ibv_qp_attr()
                     return VerbsCalls.ibv_modify_qp(qp.pointer, &attributes, 0)
                 },
+                .init(call: .modifyQueuePair, name: "ibv_query_qp", convention: .errnoValue) {
+                    var attributes = ibv_qp_attr()
+                    var initAttributes = ibv_qp_init_attr()
+                    return VerbsCalls.ibv_query_qp(qp.pointer, &attributes, 0, &initAttributes)
+                },
                 .init(call: .rdmaCreateEventChannel, name: "rdma_create_event_channel", convention: .null) {
                     isNil(VerbsCalls.rdma_create_event_channel().map { UnsafeMutableRawPointer($0) })
                 },
@@ -122,6 +127,15 @@ extension DaxPin {
                 .init(call: .rdmaCreateQueuePair, name: "rdma_create_qp", convention: .minusOne) {
                     var attributes = ibv_qp_init_attr()
                     return VerbsCalls.rdma_create_qp(id.pointer, pd.pointer, &attributes)
+                },
+                .init(call: .rdmaCreateQueuePair, name: "rdma_create_qp_ex", convention: .minusOne) {
+                    var attributes = ibv_qp_init_attr_ex()
+                    return VerbsCalls.rdma_create_qp_ex(id.pointer, &attributes)
+                },
+                .init(call: .rdmaInitQueuePairAttributes, name: "rdma_init_qp_attr", convention: .minusOne) {
+                    var attributes = ibv_qp_attr()
+                    var mask: Int32 = 0
+                    return VerbsCalls.rdma_init_qp_attr(id.pointer, &attributes, &mask)
                 },
                 .init(call: .rdmaConnect, name: "rdma_connect", convention: .minusOne) { VerbsCalls.rdma_connect(id.pointer, nil) },
                 .init(call: .rdmaAccept, name: "rdma_accept", convention: .minusOne) { VerbsCalls.rdma_accept(id.pointer, nil) },

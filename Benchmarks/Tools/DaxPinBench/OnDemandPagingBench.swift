@@ -51,9 +51,12 @@ func onDemandPagingPin(tmpfsDir: String, fsdaxDir: String, devdaxPath: String, b
 }
 
 /// "odp-first-touch": a peer on the same device writes every 4 KiB block of a fresh `bytes`
-/// region once (the first pass: ODP faults each page in, answered with RNR NAKs), then once
-/// more (the second pass), for a pinned and an ODP tmpfs region, alternating per round.
-/// Prints "<pinned|odp> <first|second> <seconds>".
+/// region once (the first pass: ODP faults in each page not yet mapped, answered with RNR
+/// NAKs), then once more (the second pass), for a pinned tmpfs region, an ODP one prefetched
+/// at pin (the default) and an ODP one pinned with `prefetchOnDemandPaging` off, rotating per
+/// round. Prints "<pinned|odp|odp-noprefetch> <first|second> <seconds>", and per ODP pin
+/// "<odp|odp-noprefetch> mapped <pages present after the pin> <pages>" (/proc/self/pagemap):
+/// what shows that the prefetch ran, or that it did not.
 func onDemandPagingFirstTouch(tmpfsDir: String, bytes: Int, rounds: Int, deviceName: String) {
     let device = openTrusted(deviceName)
     let block = 4096
@@ -71,12 +74,17 @@ func onDemandPagingFirstTouch(tmpfsDir: String, bytes: Int, rounds: Int, deviceN
     }
     let path = "\(tmpfsDir)/daxpin-odp-touch-\(getpid())"
     defer { unlink(path) }
+    let variants = ["pinned", "odp", "odp-noprefetch"]
     for round in 0...rounds {
-        for step in 0..<2 {
-            let odp = (round + step) % 2 == 1
+        for step in 0..<variants.count {
+            let variant = variants[(round + step) % variants.count]
+            let odp = variant != "pinned"
             unlink(path)
             createFile(path, size: bytes)
-            var held = lease(path)
+            var options = LeaseOptions()
+            options.prefetchOnDemandPaging = variant == "odp"
+            var held: LayoutLease
+            do { held = try LayoutLease(path: path, options: options) } catch { fail("lease on \(path): \(error)") }
             let remote: MemoryRegion.RemoteAccess
             do {
                 let id = try held.pin(offset: 0, length: bytes, on: device, policy: .only(odp ? .onDemandPaging : .pinned))
@@ -84,6 +92,7 @@ func onDemandPagingFirstTouch(tmpfsDir: String, bytes: Int, rounds: Int, deviceN
             } catch {
                 fail("pin: \(error)")
             }
+            if odp, round > 0 { print("\(variant) mapped \(presentPages(at: remote.address, pages: bytes / block)) \(bytes / block)") }
             for pass in ["first", "second"] {
                 let start = monotonicNanoseconds()
                 for offset in stride(from: 0, to: bytes, by: block) {
@@ -92,7 +101,7 @@ func onDemandPagingFirstTouch(tmpfsDir: String, bytes: Int, rounds: Int, deviceN
                     guard completion == .success else { fail("write at \(offset): \(completion)") }
                 }
                 let elapsed = monotonicNanoseconds() - start
-                if round > 0 { print("\(odp ? "odp" : "pinned") \(pass) \(Double(elapsed) / 1e9)") }
+                if round > 0 { print("\(variant) \(pass) \(Double(elapsed) / 1e9)") }
             }
             _ = held.release()
         }
@@ -109,4 +118,16 @@ func onDemandPagingCheckCost(deviceName: String) {
     let elapsed = monotonicNanoseconds() - start
     let word = switch verdict { case .verified: "verified"; case .notOffered: "not-offered"; case .failed: "failed" }
     print("CHECK \(Double(elapsed) / 1e9) \(word)")
+}
+
+/// How many of `pages` 4 KiB pages from `address` are present in this process's page tables
+/// (`/proc/self/pagemap`, bit 63).
+private func presentPages(at address: UInt64, pages: Int) -> Int {
+    let fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { fail("open /proc/self/pagemap: errno \(errno)") }
+    defer { close(fd) }
+    var entries = [UInt64](repeating: 0, count: pages)
+    let read = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(address / 4096 * 8)) }
+    guard read == pages * 8 else { fail("pread /proc/self/pagemap: \(read)") }
+    return entries.filter { $0 & (1 << 63) != 0 }.count
 }

@@ -33,10 +33,19 @@ void daxpin_ibv_wr_start(struct ibv_qp_ex *qp);
 int daxpin_ibv_wr_complete(struct ibv_qp_ex *qp);
 void daxpin_ibv_wr_abort(struct ibv_qp_ex *qp);
 
+/// `ibv_wr_rdma_write` and `ibv_wr_set_sge` are static inline: a WRITE in the open batch.
+void daxpin_ibv_wr_rdma_write(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr);
+void daxpin_ibv_wr_set_sge(struct ibv_qp_ex *qp, uint32_t lkey, uint64_t addr, uint32_t length);
+
 /// `ibv_wr_flush` (static inline, rdma-core 45 and later). Returns 0 once the FLUSH is added
 /// to the batch; EOPNOTSUPP, adding nothing, when this build's headers predate it.
 int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, size_t length,
                         uint8_t type, uint8_t level);
+
+/// `ibv_wr_atomic_write` (static inline, rdma-core 45 and later): an 8-byte ATOMIC WRITE of
+/// `*value`. Returns 0 once it is added to the batch; EOPNOTSUPP, adding nothing, when this
+/// build's headers predate it.
+int daxpin_ibv_wr_atomic_write(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, const void *value);
 
 /// What the build found at compile time: the rdma-core release of the headers (0 when unknown)
 /// and whether RDMA FLUSH was compiled in (1) or not (0).

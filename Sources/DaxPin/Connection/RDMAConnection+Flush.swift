@@ -16,7 +16,23 @@ extension RDMAConnection {
     public func postFlush(_ remote: MemoryRegion.RemoteAccess, offset: Int, length: Int, id wrID: UInt64) throws(DaxPinError) {
         precondition(wrID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
         let qp = try flushingQueuePair()
-        try sends.post { Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
+        try sends.post(operation: "ibv_wr_complete") { Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
+    }
+
+    /// Posts an RDMA WRITE of `local` to `remote` at `offset` and an RDMA FLUSH of
+    /// `flushLength` bytes at `flushOffset` behind it, in one batch (one doorbell for both), as
+    /// ``postFlush(_:offset:length:id:)`` would after a ``postWrite(_:to:offset:id:signaled:)``.
+    /// With `signaled` false the WRITE produces a completion only if it fails, and the FLUSH's
+    /// successful completion stands for both: durable.
+    public func postWrite(_ local: QueuePair.LocalBuffer, to remote: MemoryRegion.RemoteAccess, offset: Int, id: UInt64,
+                          signaled: Bool = true, thenFlush flushOffset: Int, length flushLength: Int,
+                          flushID: UInt64) throws(DaxPinError) {
+        precondition(id & SendQueue.ownBit == 0 && flushID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
+        let qp = try flushingQueuePair()
+        let write = BatchedWrite(local: local, offset: offset, id: id, signaled: signaled)
+        try sends.post(operation: "ibv_wr_complete") {
+            Self.postFlush(on: qp, id: flushID, remote: remote, offset: flushOffset, length: flushLength, after: write)
+        }
     }
 
     /// RDMA FLUSH (as ``postFlush(_:offset:length:id:)``) that waits for its completion (at most
@@ -24,25 +40,36 @@ extension RDMAConnection {
     public func flush(_ remote: MemoryRegion.RemoteAccess, offset: Int = 0, length: Int,
                       timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
         let qp = try flushingQueuePair()
-        return try sends.postAndWait(timeout: timeout) { wrID in
+        return try sends.postAndWait(timeout: timeout, failure: { self.sends.postFailure($0, operation: "ibv_wr_complete") }) { wrID in
             Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length)
         }
     }
 
     private func flushingQueuePair() throws(DaxPinError) -> UnsafeMutablePointer<ibv_qp_ex> {
         if let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
-        guard let flushQueuePair else {
+        guard options.postsFlush, let extendedQueuePair else {
             throw .featureUnavailable(feature: "RDMA FLUSH",
                                       reason: "the connection to \(peer) was made without Options.postsFlush: connect with it to post FLUSH")
         }
-        return flushQueuePair
+        return extendedQueuePair
     }
 
-    /// One signaled FLUSH in its own batch; returns `ibv_wr_complete`'s status.
+    /// A WRITE to the FLUSH's region, posted in the same batch just before it.
+    private struct BatchedWrite {
+        let local: QueuePair.LocalBuffer, offset: Int, id: UInt64, signaled: Bool
+    }
+
+    /// One signaled FLUSH in a batch of its own, after `write` when given; returns
+    /// `ibv_wr_complete`'s status.
     private static func postFlush(on qp: UnsafeMutablePointer<ibv_qp_ex>, id: UInt64, remote: MemoryRegion.RemoteAccess,
-                                  offset: Int, length: Int) -> Int32 {
+                                  offset: Int, length: Int, after write: BatchedWrite? = nil) -> Int32 {
         #if DAXPIN_HAVE_RDMA_FLUSH
         VerbsCalls.ibv_wr_start(qp)
+        if let write {
+            qp.pointee.wr_id = write.id
+            qp.pointee.wr_flags = write.signaled ? UInt32(IBV_SEND_SIGNALED.rawValue) : 0
+            VerbsCalls.ibv_wr_rdma_write(qp, rkey: remote.rkey, address: remote.address + UInt64(write.offset), local: write.local)
+        }
         qp.pointee.wr_id = id
         qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
         let added = VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), length: length,

@@ -38,11 +38,20 @@ public final class RDMAConnection: @unchecked Sendable {
         /// ``RegistrationAccess/flushPersistent``: its queue pair's responder access includes
         /// FLUSH before the peer learns the connection is up, so the peer's first FLUSH is served.
         public var acceptsFlush: Bool
+        /// This side posts RDMA ATOMIC WRITE (``RDMAConnection/postAtomicWrite(_:to:offset:id:)``):
+        /// the queue pair is an extended one created with `IBV_QP_EX_WITH_ATOMIC_WRITE`. Needs
+        /// ``RDMABuildFeatures/atomicWrite`` and a device that offers it, as ``postsFlush``.
+        public var postsAtomicWrite: Bool
         /// Creates options; the defaults suit a storage protocol with small control messages.
         public init(depth: Int = 32, receiveSlots: Int = 16, messageSize: Int = 256,
-                    postsFlush: Bool = false, acceptsFlush: Bool = false) {
+                    postsFlush: Bool = false, acceptsFlush: Bool = false, postsAtomicWrite: Bool = false) {
             self.depth = depth; self.receiveSlots = receiveSlots; self.messageSize = messageSize
-            self.postsFlush = postsFlush; self.acceptsFlush = acceptsFlush
+            self.postsFlush = postsFlush; self.acceptsFlush = acceptsFlush; self.postsAtomicWrite = postsAtomicWrite
+        }
+
+        /// The extended queue pair's operations beyond WRITE, READ and SEND that these options ask for.
+        var extendedOperations: [String] {
+            (postsFlush ? ["FLUSH"] : []) + (postsAtomicWrite ? ["ATOMIC WRITE"] : [])
         }
     }
 
@@ -72,8 +81,9 @@ public final class RDMAConnection: @unchecked Sendable {
     let bufferRegistration: Registration
     let receiveLock = AnnotatedMutex(())
     let closed = Atomic<Bool>(false)
-    /// The extended view of the queue pair, for FLUSH; nil unless ``Options/postsFlush``.
-    let flushQueuePair: UnsafeMutablePointer<ibv_qp_ex>?
+    /// The extended view of the queue pair, for FLUSH and ATOMIC WRITE; nil unless
+    /// ``Options/postsFlush`` or ``Options/postsAtomicWrite``.
+    let extendedQueuePair: UnsafeMutablePointer<ibv_qp_ex>?
     private let qpDestroyed = Atomic<Bool>(false)
     /// False when `init` failed: the caller still owns the rdma_cm id, and destroys it.
     private let ownsID = Atomic<Bool>(true)
@@ -85,6 +95,7 @@ public final class RDMAConnection: @unchecked Sendable {
             throw .deviceFailure(device: device.name, operation: "create a connection (not a libibverbs device)", errno: .notSupported)
         }
         if options.postsFlush || options.acceptsFlush, let refusal = RDMABuildFeatures.current.flushRefusal { throw refusal }
+        if options.postsAtomicWrite, let refusal = RDMABuildFeatures.current.atomicWriteRefusal { throw refusal }
         guard let verbs = id.pointee.verbs, verbs == provider.context else {
             throw .connectionFailed(peer: peer, operation: "rdma_create_qp",
                                     reason: "the rdma_cm id is not on \(device.name)'s verbs context; open the device through the connection or listener")
@@ -122,18 +133,20 @@ public final class RDMAConnection: @unchecked Sendable {
         buffer = memory
         // Every stored property is set: a throw from here on runs `deinit`, which releases the
         // pool, the queue pair (if made) and the CQs once. The id stays the caller's to destroy.
-        let (made, extended) = Self.createQueuePair(id, pd: provider.pd, attributes, postsFlush: options.postsFlush)
+        let extendedOperations = options.extendedOperations
+        let (made, extended) = Self.createQueuePair(id, pd: provider.pd, attributes, options: options)
         guard made else {
             let code = errno
-            flushQueuePair = nil
+            extendedQueuePair = nil
             abandon(queuePairMade: false)
-            guard options.postsFlush, code == EINVAL || code == EOPNOTSUPP else {
-                throw .deviceFailure(device: device.name, operation: options.postsFlush ? "rdma_create_qp_ex" : "rdma_create_qp",
+            guard !extendedOperations.isEmpty, code == EINVAL || code == EOPNOTSUPP else {
+                throw .deviceFailure(device: device.name, operation: extendedOperations.isEmpty ? "rdma_create_qp" : "rdma_create_qp_ex",
                                      errno: .init(rawValue: code))
             }
-            throw .featureUnavailable(feature: "RDMA FLUSH", reason: "\(device.name) refused a queue pair that posts FLUSH (\(Errno(rawValue: code).daxName)): the device, its provider or the kernel does not offer it; make writes durable another way")
+            let asked = extendedOperations.joined(separator: " and ")
+            throw .featureUnavailable(feature: "RDMA \(asked)", reason: "\(device.name) refused a queue pair that posts \(asked) (\(Errno(rawValue: code).daxName)): the device, its provider or the kernel does not offer it")
         }
-        flushQueuePair = extended
+        extendedQueuePair = extended
         do {
             for slot in 0..<options.receiveSlots { try postReceive(slot: slot) }
         } catch {
@@ -142,14 +155,16 @@ public final class RDMAConnection: @unchecked Sendable {
         }
     }
 
-    /// Creates the id's queue pair: an extended one that can post FLUSH when `postsFlush` (its
-    /// extended view is returned too), a plain one otherwise. On failure `made` is false and
-    /// `errno` is set.
+    /// Creates the id's queue pair: an extended one that can post FLUSH and ATOMIC WRITE as
+    /// `options` ask (its extended view is returned too), a plain one otherwise. On failure
+    /// `made` is false and `errno` is set.
     private static func createQueuePair(_ id: UnsafeMutablePointer<rdma_cm_id>, pd: UnsafeMutablePointer<ibv_pd>,
                                         _ attributes: ibv_qp_init_attr,
-                                        postsFlush: Bool) -> (made: Bool, flush: UnsafeMutablePointer<ibv_qp_ex>?) {
+                                        options: Options) -> (made: Bool, extended: UnsafeMutablePointer<ibv_qp_ex>?) {
         var attributes = attributes
-        guard postsFlush else { return (VerbsCalls.rdma_create_qp(id, pd, &attributes) == 0, nil) }
+        guard options.postsFlush || options.postsAtomicWrite else {
+            return (VerbsCalls.rdma_create_qp(id, pd, &attributes) == 0, nil)
+        }
         #if DAXPIN_HAVE_RDMA_FLUSH
         var extended = ibv_qp_init_attr_ex()
         extended.send_cq = attributes.send_cq
@@ -159,8 +174,10 @@ public final class RDMAConnection: @unchecked Sendable {
         extended.cap = attributes.cap
         extended.pd = pd
         extended.comp_mask = IBV_QP_INIT_ATTR_PD.rawValue | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS.rawValue
-        extended.send_ops_flags = UInt64(IBV_QP_EX_WITH_RDMA_WRITE.rawValue | IBV_QP_EX_WITH_RDMA_READ.rawValue
-                                         | IBV_QP_EX_WITH_SEND.rawValue | IBV_QP_EX_WITH_FLUSH.rawValue)
+        var operations = IBV_QP_EX_WITH_RDMA_WRITE.rawValue | IBV_QP_EX_WITH_RDMA_READ.rawValue | IBV_QP_EX_WITH_SEND.rawValue
+        if options.postsFlush { operations |= IBV_QP_EX_WITH_FLUSH.rawValue }
+        if options.postsAtomicWrite { operations |= IBV_QP_EX_WITH_ATOMIC_WRITE.rawValue }
+        extended.send_ops_flags = UInt64(operations)
         guard VerbsCalls.rdma_create_qp_ex(id, &extended) == 0, let qp = id.pointee.qp else { return (false, nil) }
         return (true, ibv_qp_to_qp_ex(qp))
         #else

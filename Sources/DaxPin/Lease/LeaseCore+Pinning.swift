@@ -92,7 +92,8 @@ extension LeaseCore {
                 let onDemand = strategy == .onDemandPaging
                 switch device.provider.register(address: base, length: length, access: flagsWanted, onDemand: onDemand) {
                 case .success(let registered):
-                    if onDemand, let code = device.provider.prefetch(registered, writable: access == .readWrite) {
+                    if onDemand, options.prefetchOnDemandPaging,
+                       let code = device.provider.prefetch(registered, writable: access == .readWrite) {
                         options.logger.notice("ODP prefetch failed; pages fault in on first access", metadata: ["errno": "\(code)"])
                     }
                     chosen = strategy

@@ -1,6 +1,6 @@
 import Logging
 
-/// How a lease reacts when the kernel breaks it.
+/// How a lease reacts when the kernel breaks it, and how its regions are pinned.
 public struct LeaseOptions: Sendable {
     /// Called on a thread of its own when the kernel breaks the lease, before anything is torn
     /// down: stop RDMA on the regions (tell peers, drain in-flight work) by `request.deadline`.
@@ -11,6 +11,13 @@ public struct LeaseOptions: Sendable {
     public var quiesceBudget: Duration?
     /// Where teardown steps are logged (label `DaxPin.lease`).
     public var logger: Logger
+    /// Whether a region registered with On-Demand Paging is prefetched when pinned
+    /// (`ibv_advise_mr` PREFETCH[_WRITE] with FLUSH: the pin returns once the range is mapped
+    /// for the device), so the NIC's first touch of each page does not fault. On by default;
+    /// off suits sparse access, where faulting in only what peers touch is cheaper. Where the
+    /// device or rdma-core lacks prefetch (rxe before rdma-core 59) the pin logs it and pages
+    /// fault in on first access either way.
+    public var prefetchOnDemandPaging = true
 
     /// Options with an optional quiesce budget, a logger and the quiesce handler.
     public init(quiesceBudget: Duration? = nil, logger: Logger = Logger(label: "DaxPin.lease"),

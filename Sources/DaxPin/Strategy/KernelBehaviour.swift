@@ -39,6 +39,12 @@ public struct KernelBehaviour: Sendable, Hashable {
     /// (`IBV_ACCESS_FLUSH_PERSISTENT`) is accepted by rxe (from 6.2, release notes; 6.1: EINVAL).
     public var rxeAcceptsFlushAccess: Bool { version >= KernelVersion(6, 2) }
 
+    /// An rxe device made inside a network namespace sends and receives through that namespace,
+    /// so a server and a client in two namespaces can talk over a veth between them (from 7.1,
+    /// release notes; measured on 7.2). On 6.1 rxe sends and receives only through the initial
+    /// namespace: such a peer is unreachable.
+    public var rxeWorksAcrossNetworkNamespaces: Bool { version >= KernelVersion(7, 1) }
+
     /// The errno and reason the kernel gives when it refuses `strategy` for `memory` and
     /// `access`, or nil when it allows it (as far as this table knows: `pin` remains the proof).
     public func refusal(of strategy: Strategy, memory: MemoryKind, access: Access) -> (errno: Int32, reason: String)? {

@@ -199,11 +199,26 @@ enum VerbsCalls {
     /// `ibv_wr_start` (static inline, through the shim): opens a batch on an extended queue pair.
     static func ibv_wr_start(_ qp: UnsafeMutablePointer<ibv_qp_ex>) { daxpin_ibv_wr_start(qp) }
 
+    /// `ibv_wr_rdma_write` and `ibv_wr_set_sge` (static inline, through the shim): an RDMA
+    /// WRITE of `local` to `address` in the open batch.
+    static func ibv_wr_rdma_write(_ qp: UnsafeMutablePointer<ibv_qp_ex>, rkey: UInt32, address: UInt64, local: QueuePair.LocalBuffer) {
+        daxpin_ibv_wr_rdma_write(qp, rkey, address)
+        daxpin_ibv_wr_set_sge(qp, local.localKey, local.address, UInt32(clamping: local.length))
+    }
+
     /// `ibv_wr_flush` (static inline, through the shim): adds an RDMA FLUSH to the open batch.
     /// Returns EOPNOTSUPP, adding nothing, in a build whose rdma-core predates FLUSH.
     static func ibv_wr_flush(_ qp: UnsafeMutablePointer<ibv_qp_ex>, rkey: UInt32, address: UInt64, length: Int,
                              type: UInt8, level: UInt8) -> Int32 {
         daxpin_ibv_wr_flush(qp, rkey, address, length, type, level)
+    }
+
+    /// `ibv_wr_atomic_write` (static inline, through the shim): adds an 8-byte ATOMIC WRITE of
+    /// `*value` to the open batch. Returns EOPNOTSUPP, adding nothing, in a build whose
+    /// rdma-core predates it.
+    static func ibv_wr_atomic_write(_ qp: UnsafeMutablePointer<ibv_qp_ex>, rkey: UInt32, address: UInt64,
+                                    value: UnsafeRawPointer) -> Int32 {
+        daxpin_ibv_wr_atomic_write(qp, rkey, address, value)
     }
 
     /// `ibv_wr_complete` (static inline, through the shim): posts the batch. Forced failure (the

@@ -14,6 +14,9 @@ public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
     /// Native RDMA FLUSH (`ibv_wr_flush`, rdma-core 45 and later): posting a FLUSH after WRITEs,
     /// and registering persistent memory with `IBV_ACCESS_FLUSH_PERSISTENT`.
     public let flush: Bool
+    /// RDMA ATOMIC WRITE (`ibv_wr_atomic_write`, rdma-core 45 and later, with FLUSH): an 8-byte
+    /// write the responder places whole, never torn.
+    public var atomicWrite: Bool { flush }
 
     /// What this build has.
     public static let current = RDMABuildFeatures(
@@ -30,9 +33,18 @@ public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
             reason: "this build of DaxPin was compiled against \(headers), and ibv_wr_flush needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
     }
 
-    /// For `daxpin probe` and logs: `rdma-core 65, RDMA FLUSH compiled in`.
+    /// The refusal for RDMA ATOMIC WRITE when this build lacks it; nil when it has it.
+    public var atomicWriteRefusal: DaxPinError? {
+        guard !atomicWrite else { return nil }
+        let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "an rdma-core whose release pkg-config did not report"
+        return .featureUnavailable(
+            feature: "RDMA ATOMIC WRITE",
+            reason: "this build of DaxPin was compiled against \(headers), and ibv_wr_atomic_write needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
+    }
+
+    /// For `daxpin probe` and logs: `rdma-core 65, RDMA FLUSH and ATOMIC WRITE compiled in`.
     public var description: String {
         let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "rdma-core (release unknown)"
-        return "\(headers), RDMA FLUSH \(flush ? "compiled in" : "not compiled in (needs rdma-core 45)")"
+        return "\(headers), RDMA FLUSH and ATOMIC WRITE \(flush ? "compiled in" : "not compiled in (need rdma-core 45)")"
     }
 }

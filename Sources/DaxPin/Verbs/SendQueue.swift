@@ -31,15 +31,16 @@ final class SendQueue: @unchecked Sendable {
         self.deviceName = deviceName
     }
 
-    /// The error for a failed `ibv_post_send`, unless the caller maps it otherwise.
-    private func postFailure(_ status: Int32) -> DaxPinError {
-        .deviceFailure(device: deviceName, operation: "ibv_post_send", errno: .init(rawValue: status))
+    /// The error for a failed post (`ibv_post_send` unless `operation` names another call, such
+    /// as `ibv_wr_complete`), unless the caller maps it otherwise.
+    func postFailure(_ status: Int32, operation: String = "ibv_post_send") -> DaxPinError {
+        .deviceFailure(device: deviceName, operation: operation, errno: .init(rawValue: status))
     }
 
     /// ``postAndWait(timeout:failure:_:)`` with a failed post reported as `.deviceFailure`
     /// naming `ibv_post_send`.
     func postAndWait(timeout: Duration, _ post: (_ id: UInt64) -> Int32) throws(DaxPinError) -> QueuePair.Completion {
-        try postAndWait(timeout: timeout, failure: postFailure, post)
+        try postAndWait(timeout: timeout, failure: { self.postFailure($0) }, post)
     }
 
     /// Posts one request with an id of the queue's own and waits up to about `timeout` for its
@@ -64,10 +65,11 @@ final class SendQueue: @unchecked Sendable {
     }
 
     /// Posts requests with the caller's ids without waiting (serialized with every other post).
-    /// `post` returns `ibv_post_send`'s status.
-    func post(_ post: () -> Int32) throws(DaxPinError) {
+    /// `post` returns the status of `operation` (`ibv_post_send`, or `ibv_wr_complete` for the
+    /// work-request API of extended queue pairs).
+    func post(operation: String = "ibv_post_send", _ post: () -> Int32) throws(DaxPinError) {
         let status = state.withLock { _ in post() }
-        guard status == 0 else { throw postFailure(status) }
+        guard status == 0 else { throw postFailure(status, operation: operation) }
     }
 
     /// Appends the completions of the caller's requests to `done`; waits up to `timeout` for
