@@ -49,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // libibverbs as found by pkg-config; the shim in CIbverbs wraps what Swift cannot call.
@@ -84,6 +85,7 @@ let package = Package(
                 "CIbverbs", "CDaxctl", "CLease", "CRdmacm", "CMnl",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict + verbsFeatures
         ),
@@ -124,7 +126,9 @@ let package = Package(
         .testTarget(
             name: "DaxPinTests",
             dependencies: ["DaxPin", "CLease", "CMnl", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: strict
         ),
     ]

@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(name: "DaxPin", path: ".."),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // package-benchmark suite: in-process measurements (pin + register, 64 B RDMA WRITE).
@@ -31,6 +32,9 @@ let package = Package(
             dependencies: [
                 .product(name: "DaxPin", package: "DaxPin"),
                 .product(name: "StorageProtocol", package: "DaxPin"),
+                // DAXPIN_BENCH_METRICS=1 bootstraps a metrics backend (the profile's metrics row).
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             path: "Tools/DaxPinBench",
             swiftSettings: strict

@@ -58,6 +58,14 @@ for n in (1, 16, 64):
                 fmt(cs / 1e3, "µs"), fmt(c / 1e3, "µs"), ratio_text(cs / c), "context", None,
                 "the same C as its own process")
 
+# The same holder without and with a metrics backend (suites/revocation_metrics.sh, when run).
+_off = median(numbers("revocation-metrics.off.daxpin.16.txt", drop_first=False))
+_on = median(numbers("revocation-metrics.on.daxpin.16.txt", drop_first=False))
+if _off and _on:
+    add("revocation latency, 16 regions, metrics backend bootstrapped (truncate blocked)",
+        fmt(_on / 1e3, "µs"), fmt(_off / 1e3, "µs"), ratio_text(_on / _off), "with / without ≤ 1.05",
+        _on / _off <= 1.05, "the same holder without a backend")
+
 # --- pin + register throughput ---------------------------------------------------------
 GIB = 256 / 1024  # 256 MiB in GiB
 
@@ -457,7 +465,8 @@ def teardown_counts(kind):
 counts = dict(zip(*[iter((read("profile.teardowns.txt") or "").split())] * 2))
 instructions = []
 breaks = int(counts.get("breaks", 0))
-for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.revoke`")):
+for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.revoke`"),
+                   ("daxpin-metrics", "DaxPin `LeaseCore.revoke`, metrics backend bootstrapped")):
     # The first break is a warm-up (first use of every path); DaxPin's holder also drops its
     # last lease at exit, a teardown that is not a break.
     measured = teardown_counts(kind)[1:breaks]
@@ -465,6 +474,12 @@ for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.re
         instructions.append(f"| {name} | {median([m[0] for m in measured]):,.0f} | {median([m[1] for m in measured]):,.0f} |")
     elif counts:
         instructions.append(f"| {name} | missing: callgrind counted nothing (raw/profile.{kind}.*) | |")
+
+# The metrics of one revocation (LeaseMetrics.revoked, after F_UNLCK, off the watcher thread).
+emission = [int(x) for x in (read("profile.metrics.parts.txt") or "").split()]
+if emission:
+    instructions.append(f"| DaxPin metrics of one revocation (`LeaseMetrics.revoked`, after `F_UNLCK`, "
+                        f"off the watcher thread; median of {len(emission)} calls) | - | {median(emission):,.0f} |")
 
 durable_profile = (read("profile.durable.txt") or "").split()
 per_block = []

@@ -40,13 +40,40 @@ profile_teardowns() {
     rm -f "$out" "$out".*
 }
 
+# profile_metrics_emission FUNCTION HOLDER...: runs HOLDER (with a metrics backend) under the
+# breaker and callgrind, collecting inside FUNCTION (LeaseMetrics.revoked: the metrics of one
+# revocation, recorded after F_UNLCK off the watcher thread) with a dump after each call; writes
+# profile.metrics.parts.txt, one line per call with its instructions.
+profile_metrics_emission() {
+    local function=$1 out="$OUT/profile.metrics.callgrind" part ir
+    shift
+    rm -f "$out" "$out".*
+    DAXPIN_BENCH_METRICS=1 "$PEERS/breaker" -- /usr/bin/valgrind --tool=callgrind --toggle-collect="$function" \
+        --dump-after="$function" --callgrind-out-file="$out" \
+        "$@" >"$OUT/profile.metrics.breaks.txt" 2>"$OUT/profile.metrics.log" \
+        || { tail -n 20 "$OUT/profile.metrics.log" >&2; return 1; }
+    : >"$OUT/profile.metrics.parts.txt"
+    for part in $(ls "$out".* | sort -V); do
+        ir=$(sed -n 's/^summary:[[:space:]]*\([0-9]*\).*/\1/p' "$part" | head -n 1)
+        [[ -n $ir && $ir != 0 ]] && echo "$ir" >>"$OUT/profile.metrics.parts.txt"
+    done
+    rm -f "$out" "$out".*
+}
+
 suite_profile() {
-    local daxpin="$LOCAL/DaxPinBench.nodebug" revoke
+    local daxpin="$LOCAL/DaxPinBench.nodebug" revoke emission
     objcopy --strip-debug "$DAXPINBENCH" "$daxpin"
-    revoke=$(nm "$daxpin" | awk '$3 ~ /LeaseCoreC6revoke6reason9onWatcher.*tF$/ { print $3 }')
+    revoke=$(nm "$daxpin" | awk '$3 ~ /LeaseCoreC6revoke6reason2by.*tF$/ { print $3 }')
     [[ -n $revoke ]] || { echo "bench: no LeaseCore.revoke symbol in DaxPinBench" >&2; return 1; }
+    emission=$(nm "$daxpin" | awk '$3 ~ /12LeaseMetricsO7revoked6memory6reason8teardown.*FZ(Tf[0-9a-z_]*)?$/ { print $3 }')
+    [[ -n $emission ]] || { echo "bench: no LeaseMetrics.revoked symbol in DaxPinBench" >&2; return 1; }
     say "profile: callgrind, DaxPin holder, $PROFILE_BREAKS breaks x $PROFILE_REGIONS regions"
     profile_teardowns daxpin "$revoke" daxpin_set_lease "$daxpin" hold "$TMP" 1 $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" || return 1
+    # The same with a metrics backend bootstrapped: the teardown must not change up to F_UNLCK.
+    say "profile: callgrind, DaxPin holder with a metrics backend"
+    DAXPIN_BENCH_METRICS=1 profile_teardowns daxpin-metrics "$revoke" daxpin_set_lease "$daxpin" hold "$TMP" 1 $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" || return 1
+    say "profile: callgrind, the metrics of each revocation"
+    profile_metrics_emission "$emission" "$daxpin" hold "$TMP" 1 $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" || return 1
     say "profile: callgrind, raw C holder"
     profile_teardowns c teardown '*fcntl*' "$PEERS/lease_holder" "$TMP" $PROFILE_REGIONS 65536 $PROFILE_BREAKS "$DEV" || return 1
     echo "breaks $PROFILE_BREAKS regions $PROFILE_REGIONS" >"$OUT/profile.teardowns.txt"

@@ -58,14 +58,14 @@ struct CoreDemo {
         while written.load(ordering: .relaxed) < 20 { usleep(1000) }
         print("traffic  peer is writing with RDMA WRITE (\(written.load(ordering: .relaxed)) writes so far)")
 
-        print("truncate another process truncates the file now")
-        let started = ContinuousClock.now
-        let truncator = try spawn(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], 0)", path])
+        print("truncate another process truncates the file now (the kernel would wait up to \(LeaseBreakTime.current))")
+        fflush(nil)  // before the child writes its line to the same stdout
+        // Tools/timed-truncate, next to this binary (Scripts/demo --core builds it): it prints how
+        // long its own truncate(2) blocked, without its start-up.
+        let truncator = try spawn([Self.timedTruncate, path, "0"])
         var status: Int32 = 0
         waitpid(truncator, &status, 0)
-        let blocked = started.duration(to: .now)
         _ = peer.wait(timeout: .now() + 10)
-        print("truncate returned after \(blocked) (the kernel would have waited up to \(LeaseBreakTime.current))")
         print("peer     \(written.load(ordering: .relaxed)) writes acknowledged before the break")
 
         let late = try client.write(local, to: remote, offset: 0, timeout: .seconds(5))
@@ -85,6 +85,14 @@ struct CoreDemo {
         let fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { throw DaxPinError.systemCall(operation: "create", path: path, errno: .ioError) }
         close(fd)
+    }
+
+    /// Tools/timed-truncate's binary, beside this one.
+    static var timedTruncate: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let exe = count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "."
+        return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/timed_truncate"
     }
 
     static func spawn(_ arguments: [String]) throws -> pid_t {

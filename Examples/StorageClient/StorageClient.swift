@@ -23,7 +23,14 @@ enum Status {
 struct ClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daxpin-client",
-        abstract: "Write, persist, read and verify a daxpin-server export with one-sided RDMA.")
+        abstract: "Write, persist, read and verify a daxpin-server export with one-sided RDMA.",
+        discussion: """
+        Examples:
+          daxpin-client --address 192.0.2.1 --verify           write the export once, persist, read back, compare
+          daxpin-client --address 192.0.2.1 --block-size 65536 --queue-depth 8 --loop
+                                                               write until the server stops the client
+          daxpin-client --address 192.0.2.1 --port 7471 --offset 1048576 --blocks 16 --persist-every 4
+        """)
 
     @Option(help: "Server address.")
     var address: String = ProcessInfo.processInfo.environment["DAXPIN_RDMA_ADDR"] ?? "192.0.2.1"

@@ -14,7 +14,18 @@ import Synchronization
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daxpin-server",
-        abstract: "Export a pinned file range over RDMA; revoke in order when the file's lease breaks.")
+        abstract: "Export a pinned file range over RDMA; revoke in order when the file's lease breaks.",
+        discussion: """
+        Prints "ready port=N ..." once clients may connect. When another process truncates,
+        punches or opens the file, the server tells its clients to stop, DaxPin revokes in
+        order (queue pairs, MRs, mappings, then the lease) and the server exits 0.
+
+        Examples:
+          daxpin-server --file /dev/shm/export --size 67108864 --address 192.0.2.1
+          daxpin-server --file /mnt/pmem/export --length 1048576 --port 0
+          daxpin-server --file /dev/dax0.0 --direct-write-to-pmem --max-clients 4
+          daxpin-server --file /dev/shm/export --metrics-file /var/lib/node_exporter/textfile/daxpin-server.prom
+        """)
 
     @Option(help: "The file to export (tmpfs, fs-dax, page cache or /dev/daxX.Y).")
     var file: String
@@ -34,6 +45,8 @@ struct ServerCommand: AsyncParsableCommand {
     var maxExportBytes: Int?
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
+    @Option(help: "Keep this file in node_exporter's textfile format (*.prom) up to date with the server's leases, rewritten atomically on every change.")
+    var metricsFile: String?
     @Flag(help: ArgumentHelp(
         "Declare that RDMA WRITEs to the export reach the persistence domain once placed, and advertise it to clients, who may then make writes durable with an RDMA READ after them instead of asking this server to flush (--persist-method read).",
         discussion: "Only correct on platforms where the NIC's writes go straight to persistent memory: ADR with DDIO off for the NIC's port, or eADR. Otherwise acknowledged writes can be lost on power failure. Refused unless the export is persistent memory (device-dax or fs-dax). Like librpma's rpma_peer_cfg_set_direct_write_to_pmem."))
@@ -77,6 +90,14 @@ struct ServerCommand: AsyncParsableCommand {
             logger.error("cannot start: \(ExportLimit.message(bytes: bytes, limit: maxExportBytes))")
             throw ExitCode(2)
         }
+        if let metricsFile {
+            do {
+                try PinTextfile.keepWritten(to: metricsFile)
+            } catch {
+                logger.error("cannot start: --metrics-file: \(error)")
+                throw ExitCode(2)
+            }
+        }
         let server: StorageServer
         do {
             server = try StorageServer(file: file, address: address, port: port, length: length,
@@ -92,6 +113,7 @@ struct ServerCommand: AsyncParsableCommand {
             services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        if metricsFile != nil { PinTextfile.flush() }
     }
 }
 

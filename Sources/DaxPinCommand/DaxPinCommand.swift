@@ -17,6 +17,7 @@ struct DaxPinCommand: ParsableCommand {
           daxpin ls --all                              every pinning process, DaxPin or not (root's default)
           daxpin ls --watch --interval 1               refresh every second, like top
           daxpin ls --json | jq '.pins[].path'         for scripts
+          daxpin ls --format prometheus                for node_exporter's textfile collector
         """,
         subcommands: [ProbeCommand.self, ListCommand.self, HoldCommand.self]
     )

@@ -32,6 +32,8 @@ struct ListCommand: ParsableCommand {
           daxpin ls --watch --interval 0.5 --count 10
           daxpin ls --json | jq '.pins[] | {pid, path, state}'
           daxpin ls --all --json | jq '.processes[] | select(.warnings != []) | .pid'
+          daxpin ls --format prometheus > /var/lib/node_exporter/textfile/daxpin.prom.$$ \\
+            && mv /var/lib/node_exporter/textfile/daxpin.prom.$$ /var/lib/node_exporter/textfile/daxpin.prom
         """
     )
 
@@ -39,8 +41,11 @@ struct ListCommand: ParsableCommand {
           help: "Every process holding long-term pins, not only DaxPin's (default: on for root, off otherwise).")
     var all: Bool?
 
-    @Flag(help: "Print JSON (schema in the DocC article TheDaxpinCommand.md); with --watch, one document per line.")
+    @Flag(help: "Print JSON (schema in the DocC article TheDaxpinCommand.md); with --watch, one document per line. Same as --format json.")
     var json = false
+
+    @Option(help: "table, json, or prometheus (node_exporter's textfile format; one snapshot, not with --watch).")
+    var format: ListFormat?
 
     @Flag(help: "Refresh like top.")
     var watch = false
@@ -51,7 +56,14 @@ struct ListCommand: ParsableCommand {
     @Option(help: "Stop after this many refreshes with --watch (default: until interrupted).")
     var count: Int?
 
+    /// The output format: `--format`, else `--json`, else the table.
+    var output: ListFormat { format ?? (json ? .json : .table) }
+
     func validate() throws {
+        if json, let format, format != .json { throw ValidationError("--json and --format \(format.rawValue) contradict each other") }
+        if watch, output == .prometheus {
+            throw ValidationError("--format prometheus writes one snapshot for a collector; run it from a timer instead of --watch")
+        }
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if count != nil, !watch { throw ValidationError("--count needs --watch") }
@@ -68,7 +80,9 @@ struct ListCommand: ParsableCommand {
             if watch, !json, terminal.isInteractive { terminal.clearScreen() }
             if everything {
                 let list = MachinePinList.collect()
-                if json {
+                if output == .prometheus {
+                    print(PinListPrometheus.render(list), terminator: "")
+                } else if output == .json {
                     print(String(decoding: try encoder.encode(list), as: UTF8.self))
                 } else {
                     let warnings = list.processes.reduce(0) { $0 + $1.warnings.count }
@@ -80,7 +94,9 @@ struct ListCommand: ParsableCommand {
                 }
             } else {
                 let list = PinCollector().collect()
-                if json {
+                if output == .prometheus {
+                    print(PinListPrometheus.render(list), terminator: "")
+                } else if output == .json {
                     print(String(decoding: try encoder.encode(list), as: UTF8.self))
                 } else {
                     if watch { print(terminal.paint("daxpin ls, every \(interval) s: \(list.pins.count) lease(s)", .dim)) }

@@ -15,6 +15,9 @@ extension DaxPin {
             (["ls", "--watch", "--count", "0"], 64, "--count must be at least 1"),
             (["probe", "/dev/null"], 1, "/dev/null is a character device that is not device-dax"),
             (["hold", "/nonexistent/daxpin", "--seconds", "1"], 1, "/nonexistent/daxpin: no such file; create it first"),
+            (["ls", "--watch", "--format", "prometheus"], 64, "--format prometheus writes one snapshot for a collector; run it from a timer instead of --watch"),
+            (["ls", "--json", "--format", "prometheus"], 64, "--json and --format prometheus contradict each other"),
+            (["ls", "--format", "xml"], 64, "The value 'xml' is invalid for '--format <format>'"),
         ]
 
         @Test("daxpin refuses bad arguments with a message", arguments: 0..<cases.count)
@@ -31,6 +34,15 @@ extension DaxPin {
             let result = try DaxPinBinary.run(["probe", file.path, "--device", "nosuch9"])
             #expect(result.status == 1)
             #expect(result.stderr.contains("no RDMA device named nosuch9; available: "), "\(result.stderr)")
+        }
+
+        @Test("daxpin-server refuses a --metrics-file it cannot write, before any RDMA resource exists")
+        func serverMetricsFileRefused() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let server = StorageProcess.binaries.appendingPathComponent("daxpin-server").path
+            let process = try StorageProcess([server, "--file", file.path, "--metrics-file", "/nonexistent/daxpin/server.prom"])
+            #expect(process.waitExit(timeout: .seconds(30)) == 2, "\(process.everything)")
+            #expect(process.stderr.contains("cannot start: --metrics-file: /nonexistent/daxpin: open failed"), "\(process.everything)")
         }
 
         @Test("daxpin-client refuses bad options before connecting")

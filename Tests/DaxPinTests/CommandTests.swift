@@ -278,12 +278,18 @@ extension DaxPin {
             #expect(try DaxPinBinary.run(["ls", "--count", "2"]).status != 0, "--count needs --watch")
         }
 
-        @Test("--help shows examples")
+        @Test("--help shows examples, for daxpin, daxpin-server and daxpin-client")
         func helpShowsExamples() throws {
             for arguments in [["--help"], ["probe", "--help"], ["ls", "--help"]] {
                 let result = try DaxPinBinary.run(arguments)
                 #expect(result.status == 0)
                 #expect(result.stdout.contains("Examples:"))
+            }
+            for command in ["daxpin-server", "daxpin-client"] {
+                let result = try DaxPinBinary.run(["--help"], executable: StorageProcess.binaries.appendingPathComponent(command).path,
+                                                  environment: ProcessInfo.processInfo.environment, timeout: 60)
+                #expect(result.status == 0)
+                #expect(result.stdout.contains("Examples:\n  \(command) --"), "\(command) --help: \(result.stdout)")
             }
         }
 

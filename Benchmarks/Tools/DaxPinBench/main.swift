@@ -142,6 +142,7 @@ func isRevoked(_ slot: Slot) -> Bool {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+if MetricsBackend.bootstrapIfRequested() { _ = write(2, "DaxPinBench: metrics backend bootstrapped\n", 42) }
 switch arguments.first {
 case "hold" where arguments.count == 7, "hold-odp" where arguments.count == 7:
     let dir = arguments[1]

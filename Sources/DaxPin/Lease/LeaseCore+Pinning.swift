@@ -7,9 +7,23 @@ import SystemPackage
 
 // Pinning: map (into the lease's reservation), populate, choose the strategy, register.
 extension LeaseCore {
-    /// Maps, populates and registers a range; returns the new region's id.
-    func pin(offset: Int, length requested: Int?, device: RDMADevice, policy: StrategyPolicy,
+    /// Maps, populates and registers a range; returns the new region's id. Counts the pin, or
+    /// the refusal by its reason, in the metrics.
+    func pin(offset: Int, length: Int?, device: RDMADevice, policy: StrategyPolicy,
              remoteAtomics: Bool, remoteFlush: Bool) throws(DaxPinError) -> Int {
+        do {
+            let (id, strategy) = try mapAndRegister(offset: offset, length: length, device: device, policy: policy,
+                                                    remoteAtomics: remoteAtomics, remoteFlush: remoteFlush)
+            LeaseMetrics.pinned(device: device.name, memory: memory, strategy: strategy)
+            return id
+        } catch {
+            LeaseMetrics.refused(device: device.name, memory: memory, error: error)
+            throw error
+        }
+    }
+
+    private func mapAndRegister(offset: Int, length requested: Int?, device: RDMADevice, policy: StrategyPolicy,
+                                remoteAtomics: Bool, remoteFlush: Bool) throws(DaxPinError) -> (id: Int, strategy: Strategy) {
         guard case .held = phase else { throw .revoked(path: path) }
         if remoteFlush {
             guard access == .readWrite else {
@@ -136,7 +150,7 @@ extension LeaseCore {
         }
         publishToRegistry()
         options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
-        return id
+        return (id, strategy)
     }
 
     /// Maps a region under the lease lock, so that a teardown cannot remove the reservation or

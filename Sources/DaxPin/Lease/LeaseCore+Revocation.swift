@@ -19,7 +19,7 @@ extension LeaseCore {
         guard reason == .leaseBreak || !isForkedCopy else { return RevocationTrace() }
         var steps = TeardownRecorder()
         if reason == .leaseBreak { steps.record(.breakNoticed) }
-        guard begin(reason, caller) else {
+        guard let firstEntry = begin(reason, caller) else {
             if caller.waitsForTeardownUnderWay { finished.wait() }
             return trace
         }
@@ -31,7 +31,7 @@ extension LeaseCore {
         unmap(&owned, &steps)                     // 4. munmap every region (the reservation in one call)
         owned.unlock(&steps, by: caller)          // 5. F_UNLCK: the breaker may go on
         owned.close(&steps)                       // 6. close the descriptor
-        return finish(reason, steps, regions: owned.regions, by: caller)
+        return finish(reason, steps, regions: owned.regions, by: caller, firstEntry: firstEntry)
     }
 
     /// Blocks until the teardown has finished, up to `timeout`; the trace, or nil on timeout.
@@ -40,15 +40,16 @@ extension LeaseCore {
         return trace
     }
 
-    /// Marks the lease `revoking`; false when it is not held (already revoked or revoking, or
-    /// no kernel lease where one was required).
-    private func begin(_ reason: RevocationReason, _ caller: Revoker) -> Bool {
+    /// Marks the lease `revoking` and returns where this teardown's steps will start in the
+    /// trace (earlier ones are `unpin`'s); nil when it is not held (already revoked or revoking,
+    /// or no kernel lease where one was required).
+    private func begin(_ reason: RevocationReason, _ caller: Revoker) -> Int? {
         let requireLease = caller.requiresHeldLease
         return state.withLock { s in
-            guard case .held = s.phase, !requireLease || s.holdsLease else { return false }
+            guard case .held = s.phase, !requireLease || s.holdsLease else { return nil }
             s.phase = .revoking(reason)
             s.trace.reason = reason
-            return true
+            return s.trace.entries.count
         }
     }
 
@@ -95,9 +96,10 @@ extension LeaseCore {
         }
     }
 
-    /// After `F_UNLCK`: writes the trace, tells the listeners, the registry and the log.
+    /// After `F_UNLCK`: writes the trace, tells the listeners, the registry, the log and the
+    /// metrics (the teardown's steps are the trace's from `firstEntry`).
     private func finish(_ reason: RevocationReason, _ recorded: consuming TeardownRecorder, regions: borrowing RegionTable,
-                        by caller: Revoker) -> RevocationTrace {
+                        by caller: Revoker, firstEntry: Int) -> RevocationTrace {
         var steps = recorded
         let failures = regions.failedDeregistrations, lost = steps.contains(.leaseLost)
         let breakAnnounced = reason == .leaseBreak && hasQuiesce
@@ -118,8 +120,10 @@ extension LeaseCore {
         }
         finished.leave()
         PinRegistry.shared.withdraw(self)
-        let (logger, path) = (options.logger, path)
+        let (logger, path, memory) = (options.logger, path, memory)
+        // The log line and the metrics go together: off the watcher thread, after F_UNLCK.
         RevocationLog.write(offThread: caller.isWatcher) {
+            LeaseMetrics.revoked(memory: memory, reason: reason, teardown: final.entries[min(firstEntry, final.entries.count)...])
             if lost {
                 logger.error("lease lost: the kernel dropped the lease (lease-break-time ran out) before DaxPin revoked; the file may have changed while the NIC could still write",
                              metadata: ["path": "\(path)"])

@@ -24,6 +24,11 @@ final class PinRegistry: Sendable {
         var processName = ""
         /// A write is queued and will pick up every change made before it runs.
         var flushScheduled = false
+        /// What each lease adds to the gauges (kept whether or not metrics are on: a backend
+        /// may be bootstrapped later).
+        var gaugeInputs: [UInt64: PinGauges.Lease] = [:]
+        /// Told of every write (``observe(_:)``).
+        var observers: [@Sendable (ProcessPinRecord?) -> Void] = []
     }
 
     /// What one write puts on disk.
@@ -33,6 +38,8 @@ final class PinRegistry: Sendable {
     }
 
     private let state = AnnotatedMutex(State())
+    /// Touched only by writes, on `writer`.
+    private let gauges = AnnotatedMutex(PinGauges())
     /// Writes run here, in order, never on the thread that pins or revokes: a lease break
     /// must not wait for file I/O, and a burst of changes (a thousand leases broken at
     /// once) becomes a few writes instead of one rewrite per change.
@@ -47,7 +54,9 @@ final class PinRegistry: Sendable {
             let revokedSnapshot = if case .revoked = phase { true } else { false }
             if revokedSnapshot || core.isRevoked.load(ordering: .acquiring) {
                 s.leases.removeValue(forKey: core.serial)
+                s.gaugeInputs.removeValue(forKey: core.serial)
             } else {
+                s.gaugeInputs[core.serial] = PinGauges.Lease(memory: core.memory, regions: regions)
                 let (device, inode) = s.leases[core.serial].map { ($0.device, $0.inode) } ?? Self.identity(of: core.fd)
                 s.leases[core.serial] = Self.record(core, phase: phase, kind: kind, regions: regions, device: device, inode: inode)
             }
@@ -62,9 +71,21 @@ final class PinRegistry: Sendable {
     func withdraw(_ core: LeaseCore) {
         let schedule = state.withLock { s in
             guard s.leases.removeValue(forKey: core.serial) != nil else { return false }
+            s.gaugeInputs.removeValue(forKey: core.serial)
             return Self.markChanged(&s)
         }
         if schedule { scheduleWrite() }
+    }
+
+    /// Calls `observer` on the registry's queue with this process's record after every write
+    /// (nil once it holds no lease), and once now: `daxpin-server --metrics-file` rewrites its
+    /// textfile from it.
+    package func observe(_ observer: @escaping @Sendable (ProcessPinRecord?) -> Void) {
+        state.withLock { s in
+            s.observers.append(observer)
+            if s.directory == nil { _ = Self.markChanged(&s) }
+        }
+        writer.async { self.writePending(force: true) }
     }
 
     /// Writes every change made so far before returning (for tests and orderly shutdown).
@@ -137,9 +158,14 @@ final class PinRegistry: Sendable {
     /// Runs on `writer`: takes the current state and puts it on disk. A queued write that
     /// finds nothing pending (a `flush` already wrote it) does nothing.
     private func writePending(force: Bool) {
+        let metrics = LeaseMetrics.backend
+        var gaugeInputs: [UInt64: PinGauges.Lease]?
+        var observers: [@Sendable (ProcessPinRecord?) -> Void] = []
         let snapshot: Snapshot? = state.withLock { s in
             guard s.flushScheduled || force else { return nil }
             s.flushScheduled = false
+            if metrics != nil { gaugeInputs = s.gaugeInputs }
+            observers = s.observers
             guard let directory = s.directory else { return nil }
             guard !s.leases.isEmpty else { return Snapshot(directory: directory, record: nil) }
             return Snapshot(directory: directory, record: ProcessPinRecord(
@@ -147,7 +173,11 @@ final class PinRegistry: Sendable {
                 updatedAt: wallClockSeconds(),
                 leases: s.leases.values.sorted { $0.serial < $1.serial }))
         }
-        if let snapshot { write(snapshot) }
+        if let metrics, let gaugeInputs { gauges.withLock { $0.record(gaugeInputs, to: metrics) } }
+        if let snapshot {
+            write(snapshot)
+            for observer in observers { observer(snapshot.record) }
+        }
     }
 
     private static func record(_ core: LeaseCore, phase: LeaseState, kind: LeaseKind, regions: [RegionInfo],
