@@ -308,7 +308,10 @@ extension DaxPin {
             #expect(breakerB.wait(timeout: .seconds(10))?.status == 0)
 
             // C takes the lowest free number: fill the holes below B's (a file the library
-            // closed meanwhile leaves one) so that C lands on it.
+            // closed meanwhile leaves one) so that C lands on it. The registry's writer, which
+            // B's release woke, opens two descriptors while it writes: let it finish first, or
+            // it can take B's number between the fill and C's open.
+            PinRegistry.shared.flush()
             var fillers: [Int32] = []
             defer { fillers.forEach { close($0) } }
             while fillers.count < 256 {
