@@ -324,10 +324,12 @@ extension DaxPin {
             #expect(single.waitExit(timeout: .seconds(60)) == 0, "client: \(single.everything)")
             #expect(DurableAck.parse(single.stdout).map(\.offset) == (0..<16).map { UInt64($0 * 4096) })
             #expect(single.stdout.contains("verified pass=0"))
-            // auto picks read from the hello; send still works against the same server.
+            // auto picks from the hello: native FLUSH where this build and kernel offer it (the
+            // server offers it for device-dax too), else read; send still works against the same server.
             let auto = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "2"])
+            let autoMethod = StorageServerFlush.flushPossible ? "flush" : "read"
             #expect(auto.waitExit(timeout: .seconds(60)) == 0, "client: \(auto.everything)")
-            #expect(auto.stdout.contains("persist-method=read") && DurableAck.parse(auto.stdout).count == 2)
+            #expect(auto.stdout.contains("persist-method=\(autoMethod)") && DurableAck.parse(auto.stdout).count == 2, "\(auto.everything)")
             let send = try StorageProcess.client(port: server.port, ["--blocks", "4", "--persist-every", "1", "--persist-method", "send"])
             #expect(send.waitExit(timeout: .seconds(60)) == 0, "client: \(send.everything)")
             #expect(send.stdout.contains("persist-method=send") && DurableAck.parse(send.stdout).count == 4)
