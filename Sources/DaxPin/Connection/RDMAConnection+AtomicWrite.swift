@@ -28,7 +28,7 @@ extension RDMAConnection {
     public func atomicWrite(_ value: UInt64, to remote: MemoryRegion.RemoteAccess, offset: Int,
                             timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
         let qp = try atomicWritingQueuePair()
-        return try sends.postAndWait(timeout: timeout, failure: { self.sends.postFailure($0, operation: "ibv_wr_complete") }) { wrID in
+        return try sends.postAndWait(timeout: timeout, operation: "ibv_wr_complete") { wrID in
             Self.postAtomicWrite(on: qp, id: wrID, value: value, remote: remote, offset: offset)
         }
     }

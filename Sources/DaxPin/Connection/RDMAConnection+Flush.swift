@@ -40,7 +40,7 @@ extension RDMAConnection {
     public func flush(_ remote: MemoryRegion.RemoteAccess, offset: Int = 0, length: Int,
                       timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
         let qp = try flushingQueuePair()
-        return try sends.postAndWait(timeout: timeout, failure: { self.sends.postFailure($0, operation: "ibv_wr_complete") }) { wrID in
+        return try sends.postAndWait(timeout: timeout, operation: "ibv_wr_complete") { wrID in
             Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length)
         }
     }

@@ -26,20 +26,20 @@ public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
     /// The refusal for RDMA FLUSH when this build lacks it, saying how to get a build with it;
     /// nil when it has it.
     public var flushRefusal: DaxPinError? {
-        guard !flush else { return nil }
-        let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "an rdma-core whose release pkg-config did not report"
-        return .featureUnavailable(
-            feature: "RDMA FLUSH",
-            reason: "this build of DaxPin was compiled against \(headers), and ibv_wr_flush needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
+        flush ? nil : missing("RDMA FLUSH", call: "ibv_wr_flush")
     }
 
     /// The refusal for RDMA ATOMIC WRITE when this build lacks it; nil when it has it.
     public var atomicWriteRefusal: DaxPinError? {
-        guard !atomicWrite else { return nil }
+        atomicWrite ? nil : missing("RDMA ATOMIC WRITE", call: "ibv_wr_atomic_write")
+    }
+
+    /// The refusal for `feature`, whose verb `call` needs rdma-core 45 or later.
+    private func missing(_ feature: String, call: String) -> DaxPinError {
         let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "an rdma-core whose release pkg-config did not report"
         return .featureUnavailable(
-            feature: "RDMA ATOMIC WRITE",
-            reason: "this build of DaxPin was compiled against \(headers), and ibv_wr_atomic_write needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
+            feature: feature,
+            reason: "this build of DaxPin was compiled against \(headers), and \(call) needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
     }
 
     /// For `daxpin probe` and logs: `rdma-core 65, RDMA FLUSH and ATOMIC WRITE compiled in`.

@@ -33,14 +33,15 @@ final class SendQueue: @unchecked Sendable {
 
     /// The error for a failed post (`ibv_post_send` unless `operation` names another call, such
     /// as `ibv_wr_complete`), unless the caller maps it otherwise.
-    func postFailure(_ status: Int32, operation: String = "ibv_post_send") -> DaxPinError {
+    private func postFailure(_ status: Int32, operation: String = "ibv_post_send") -> DaxPinError {
         .deviceFailure(device: deviceName, operation: operation, errno: .init(rawValue: status))
     }
 
     /// ``postAndWait(timeout:failure:_:)`` with a failed post reported as `.deviceFailure`
-    /// naming `ibv_post_send`.
-    func postAndWait(timeout: Duration, _ post: (_ id: UInt64) -> Int32) throws(DaxPinError) -> QueuePair.Completion {
-        try postAndWait(timeout: timeout, failure: { self.postFailure($0) }, post)
+    /// naming `operation` (`ibv_post_send`, or `ibv_wr_complete` for the work-request API).
+    func postAndWait(timeout: Duration, operation: String = "ibv_post_send",
+                     _ post: (_ id: UInt64) -> Int32) throws(DaxPinError) -> QueuePair.Completion {
+        try postAndWait(timeout: timeout, failure: { self.postFailure($0, operation: operation) }, post)
     }
 
     /// Posts one request with an id of the queue's own and waits up to about `timeout` for its
