@@ -43,12 +43,27 @@ enum Testbed {
         try RDMADevice.open(named: required("DAXPIN_JUMBO_DEVICE"))
     }
 
+    /// Whether the testbed loaded the rdma_rxe patched by Tools/rxe-odp-fix (`Scripts/testbed
+    /// --rxe fixed`), rather than the kernel's own.
+    static var rxeIsFixed: Bool { env["DAXPIN_RXE"] == "fixed" }
+
     /// What DaxPin's On-Demand Paging check must conclude on the testbed's rxe under the
-    /// running kernel, from the library's kernel table.
+    /// running kernel, from the library's kernel table and which rxe module is loaded.
     static var expectedRXEVerdictIsFailure: Bool? {
         let kernel = KernelBehaviour.running
         guard kernel.rxeAdvertisesOnDemandPaging else { return nil }  // not offered
-        return kernel.rxeOnDemandPagingMisplacesWrites
+        return kernel.rxeOnDemandPagingMisplacesWrites && !rxeIsFixed
+    }
+
+    /// Records that a test moved a peer's bytes through a verified On-Demand Paging
+    /// registration (counted per leg by Scripts/test, which fails the fixed-rxe leg without any).
+    static func movedBytesThroughODP(_ test: String = #function) {
+        guard let out = env["DAXPIN_TESTBED_OUT"] else { return }
+        let line = test + "\n"
+        let fd = open(out + "/testbed-odp-moved.txt", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = line.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
     }
 }
 
