@@ -88,7 +88,12 @@ extension DaxPin {
                 #expect(isDAX)
                 #expect(refusal.attempts.first?.errno == .notSupported)
             }
-            if isDAX {
+            if isDAX, verdict.isUsable {
+                // Zero copy through verified ODP (the fixed rxe).
+                let id = try lease.pin(on: device, policy: .zeroCopy)
+                #expect(try lease.withRegion(id) { $0.strategy } == .onDemandPaging)
+                try lease.unpin(id)
+            } else if isDAX {
                 #expect {
                     _ = try lease.pin(on: device, policy: .zeroCopy)
                 } throws: { error in

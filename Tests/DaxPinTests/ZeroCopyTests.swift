@@ -114,9 +114,13 @@ extension DaxPin {
                     let write = try peer.write(payload, to: remote, offset: transfer.offset)
                     #expect(write == .success, "\(name) \(target): WRITE \(transfer) completed \(write)")
                     model.replaceSubrange(transfer.offset..<(transfer.offset + transfer.length), with: payload)
-                    let file = try lease.withRegion(id) { region in try region.withBytes { span in span.withUnsafeBytes { Array($0) } } }
-                    let wrong = zip(file, model).filter { $0 != $1 }.count
-                    #expect(wrong == 0, "\(name) \(target): after WRITE \(transfer), \(wrong) bytes of the file differ")
+                    // The whole file against the model: a misplaced byte anywhere is caught.
+                    let same = try lease.withRegion(id) { region in
+                        try region.withBytes { span in
+                            span.withUnsafeBytes { file in model.withUnsafeBytes { memcmp(file.baseAddress!, $0.baseAddress!, size) == 0 } }
+                        }
+                    }
+                    #expect(same, "\(name) \(target): after WRITE \(transfer), bytes of the file differ from what was written")
                     let read = try peer.read(length: transfer.length, from: remote, offset: transfer.offset)
                     #expect(read == Array(model[transfer.offset..<(transfer.offset + transfer.length)]),
                             "\(name) \(target): READ \(transfer) returned other bytes")
@@ -188,9 +192,13 @@ extension DaxPin {
             #expect(file.size == 0)
             // New files take the freed blocks; the peer then tries every block it once could reach.
             let reusers = try (0..<2).map { _ in try ScratchFile(in: directory, size: size / 2, fill: 0x5A) }
-            for block in stride(from: 0, to: size / Peer.blockSize, by: 16) {
-                #expect(try peer.write(block: block, pattern: 0xEE, to: remote) == .remoteAccessError, "block \(block)")
+            // The first WRITE fails with a remote access error and puts the queue pair in error;
+            // a fresh pair per try keeps every later WRITE reaching the responder.
+            for block in stride(from: 0, to: size / Peer.blockSize, by: 64) {
+                let fresh = try Peer(device: device)
+                #expect(try fresh.write(block: block, pattern: 0xEE, to: remote) == .remoteAccessError, "block \(block)")
             }
+            #expect(try peer.write(block: 128, pattern: 0xEE, to: remote) == .remoteAccessError)
             for reuser in reusers {
                 let bytes = try #require(FileManager.default.contents(atPath: reuser.path))
                 #expect(bytes.allSatisfy { $0 == 0x5A }, "the peer's bytes reached \(reuser.path)")
