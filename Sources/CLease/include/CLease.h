@@ -44,7 +44,8 @@ int daxpin_get_owner(int fd, int *type, pid_t *pid);
 pid_t daxpin_gettid(void);
 int daxpin_sigrtmin(void);
 /// `memfd_create(name, MFD_CLOEXEC)`: glibc declares it only with _GNU_SOURCE. A tmpfs file
-/// with no path, for scratch shared mappings (the On-Demand Paging check's target).
+/// with no path, for scratch shared mappings (the On-Demand Paging check's target for memory
+/// that is not a file on fs-dax or in the page cache).
 int daxpin_memfd_create(const char *name);
 
 /// ThreadSanitizer's annotations (its runtime defines them); only sanitizer builds call them
