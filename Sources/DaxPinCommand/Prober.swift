@@ -30,7 +30,9 @@ struct Prober {
         report.lease = probeLease(inspection, &report)
 
         // The device's ODP is checked (moved bytes compared) before the forecast relies on it.
-        let onDemandPaging = device?.onDemandPaging(for: access) ?? .notOffered
+        // On the memory kind and file system of `path`, as a pin of it would be.
+        let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let onDemandPaging = device?.onDemandPaging(for: access, memory: memory, directory: directory) ?? .notOffered
         if device != nil { report.device?.odpVerdict = onDemandPaging.description }
         let forecast = StrategyForecast(path: path, memory: memory, access: access, device: device?.name ?? "none",
                                         onDemandPaging: onDemandPaging, policy: policy)

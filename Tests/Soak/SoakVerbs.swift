@@ -9,6 +9,7 @@ final class SoakVerbs: VerbsProvider {
     let name = "soak-stand-in"
     let capabilities = DeviceCapabilities(maxMRSize: 1 << 40, maxMRCount: 1 << 20)
     let verdictKey = "soak-stand-in"
+    let pathMTU = 1024
     private let live = Atomic<Int>(0)
     private let keys = Atomic<UInt32>(0x100)
 
@@ -30,7 +31,7 @@ final class SoakVerbs: VerbsProvider {
 
     func prefetch(_ registration: Registration, writable: Bool) -> Errno? { .notSupported }
 
-    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
+    func makeOnDemandPagingLoopback(length: Int, target: OnDemandPagingTarget) -> Result<any OnDemandPagingLoopback, DaxPinError> {
         .failure(.deviceFailure(device: name, operation: "ibv_reg_mr(IBV_ACCESS_ON_DEMAND)", errno: .notSupported))
     }
 }

@@ -25,6 +25,12 @@ enum {
     DAXPIN_MAP_SYNC = 0x80000,
 };
 
+/// `O_TMPFILE` (<fcntl.h> defines it only with _GNU_SOURCE): an unnamed file in a directory,
+/// for scratch targets on the file system being pinned (the On-Demand Paging check's).
+enum {
+    DAXPIN_O_TMPFILE = 020200000,
+};
+
 /// `statx` attribute bit telling that a file is accessed through DAX.
 #define DAXPIN_STATX_ATTR_DAX 0x00200000ULL
 
@@ -38,7 +44,8 @@ int daxpin_get_owner(int fd, int *type, pid_t *pid);
 pid_t daxpin_gettid(void);
 int daxpin_sigrtmin(void);
 /// `memfd_create(name, MFD_CLOEXEC)`: glibc declares it only with _GNU_SOURCE. A tmpfs file
-/// with no path, for scratch shared mappings (the On-Demand Paging check's target).
+/// with no path, for scratch shared mappings (the On-Demand Paging check's target for memory
+/// that is not a file on fs-dax or in the page cache).
 int daxpin_memfd_create(const char *name);
 
 /// ThreadSanitizer's annotations (its runtime defines them); only sanitizer builds call them
@@ -77,7 +84,8 @@ int daxpin_flush_cache(const void *addr, size_t len);
 int daxpin_fs_magic(int fd, unsigned long long *magic);
 
 /// fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), hidden by glibc without _GNU_SOURCE:
-/// the hole punch that breaks a lease (used by the soak).
+/// the hole punch that breaks a lease (used by the soak), and that drops the On-Demand Paging
+/// check's scratch pages so that the device must fault them in again.
 int daxpin_punch_hole(int fd, long long offset, long long length);
 
 /// Fork guard: a descriptor added here is closed in every child forked (without exec) from now

@@ -65,10 +65,13 @@ extension LeaseCore {
         let (base, reserved) = (mapped.base, mapped.isReserved)
         var mapping: Mapping? = .some(mapped)
         Interleavings.reached(.pinMapped)
-        // ODP is used only once the device has passed DaxPin's check (cached per device).
-        // A plan that cannot use ODP never reads the verdict, so it does not pay for the check.
+        // ODP is used only once the device has passed DaxPin's check on this kind of memory, in
+        // the pinned file's file system (cached). A plan that cannot use ODP never reads the
+        // verdict, so it does not pay for the check.
         let onDemandPaging: OnDemandPagingVerdict = StrategyPlan.considersOnDemandPaging(memory: memory, policy: policy)
-            ? device.onDemandPaging(for: access) : .notOffered
+            ? device.onDemandPaging(for: access, memory: memory, directory: Self.directory(of: path),
+                                    remoteAtomics: remoteAtomics, remoteFlush: remoteFlush)
+            : .notOffered
         let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)
 
         // Outside the lease lock. Device-dax is not populated: the registration's long-term pin
@@ -177,6 +180,12 @@ extension LeaseCore {
         case .success(let mapping): return mapping
         case .failure(let code): throw .systemCall(operation: "mmap", path: path, errno: code)
         }
+    }
+
+    /// The directory holding `path` (a lease's path is the file's, as opened).
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     private func explain(_ strategy: Strategy, _ code: Errno, _ memory: MemoryKind, remoteFlush: Bool = false) -> String {

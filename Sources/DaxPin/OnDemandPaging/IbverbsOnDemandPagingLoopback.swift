@@ -1,14 +1,17 @@
 import CIbverbs
-import CLease
 import Glibc
 
 /// The real loopback of the On-Demand Paging check on a libibverbs device: two RC queue pairs
-/// connected to each other, a memfd (tmpfs) target mapped shared and registered with
-/// `IBV_ACCESS_ON_DEMAND`, and a pinned anonymous local buffer.
+/// connected to each other, a scratch target of the kind being pinned (``OnDemandPagingTarget``)
+/// mapped shared, left untouched and registered with `IBV_ACCESS_ON_DEMAND`, and a pinned
+/// anonymous local buffer.
 final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
     let pathMTU: Int
-    let target: UnsafeMutableRawBufferPointer
     let local: UnsafeMutableRawBufferPointer
+    var target: UnsafeMutableRawBufferPointer { scratch.bytes }
+    var invalidationKeepsContents: Bool { scratch.invalidationKeepsContents }
+    /// Released after deinit has deregistered it.
+    private let scratch: OnDemandPagingScratch
     private let provider: IbverbsProvider
     private var targetRegistration: Registration?
     private var localRegistration: Registration?
@@ -16,28 +19,18 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
     private var responder: QueuePair?
 
     /// Builds the loopback with `length`-byte buffers; every step's failure is a typed error.
-    init(provider: IbverbsProvider, length: Int) throws(DaxPinError) {
+    init(provider: IbverbsProvider, length: Int, target kind: OnDemandPagingTarget) throws(DaxPinError) {
         self.provider = provider
-        let fd = Syscalls.memfdCreate("daxpin-odp-check")
-        guard fd >= 0 else { throw .systemCall(operation: "memfd_create", path: "daxpin-odp-check", errno: .init(rawValue: errno)) }
-        defer { Syscalls.close(fd) }
-        guard Syscalls.ftruncate(fd, off_t(length)) == 0 else {
-            throw .systemCall(operation: "ftruncate", path: "daxpin-odp-check", errno: .init(rawValue: errno))
-        }
-        guard let shared = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), shared != MAP_FAILED else {
-            throw .systemCall(operation: "mmap", path: "daxpin-odp-check", errno: .init(rawValue: errno))
-        }
+        let scratch = try OnDemandPagingScratch(kind, length: length)
         guard let anonymous = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
               anonymous != MAP_FAILED else {
-            let code = errno
-            Syscalls.munmap(shared, length)
-            throw .systemCall(operation: "mmap", path: "anonymous memory", errno: .init(rawValue: code))
+            throw .systemCall(operation: "mmap", path: "anonymous memory", errno: .init(rawValue: errno))
         }
-        target = UnsafeMutableRawBufferPointer(start: shared, count: length)
+        self.scratch = scratch
         local = UnsafeMutableRawBufferPointer(start: anonymous, count: length)
-        pathMTU = Self.activeMTU(provider)
+        pathMTU = provider.pathMTU
         // From here deinit undoes whatever was made.
-        switch provider.register(address: shared, length: length, access: [.localWrite, .remoteWrite, .remoteRead], onDemand: true) {
+        switch provider.register(address: scratch.bytes.baseAddress!, length: length, access: [.localWrite, .remoteWrite, .remoteRead], onDemand: true) {
         case .success(let registration): targetRegistration = registration
         case .failure(let code): throw .deviceFailure(device: provider.name, operation: "ibv_reg_mr(IBV_ACCESS_ON_DEMAND)", errno: code)
         }
@@ -54,7 +47,10 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
         try responder.connect(to: requester.endpoint)
     }
 
-    /// Queue pairs first, then registrations, then mappings: the dependency order.
+    func invalidate() -> Result<Void, DaxPinError> { scratch.invalidate() }
+
+    /// Queue pairs first, then registrations, then mappings (the scratch target's as it is
+    /// released): the dependency order.
     deinit {
         requester?.moveToError()
         responder?.moveToError()
@@ -62,7 +58,6 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
         responder = nil
         if let targetRegistration { _ = provider.deregister(targetRegistration) }
         if let localRegistration { _ = provider.deregister(localRegistration) }
-        Syscalls.munmap(target.baseAddress, target.count)
         Syscalls.munmap(local.baseAddress, local.count)
     }
 
@@ -93,12 +88,5 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
         } catch {
             return .failure(error)
         }
-    }
-
-    /// The port's active MTU in bytes (`IBV_MTU_256` is 1, each step doubles).
-    private static func activeMTU(_ provider: IbverbsProvider) -> Int {
-        var attributes = ibv_port_attr()
-        guard VerbsCalls.ibv_query_port(provider.context, 1, &attributes) == 0, attributes.active_mtu.rawValue >= 1 else { return 1024 }
-        return 128 << Int(attributes.active_mtu.rawValue)
     }
 }

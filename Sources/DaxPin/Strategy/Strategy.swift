@@ -59,7 +59,9 @@ public struct StrategyPlan: Sendable, Equatable {
     }
 
     /// Builds the plan. `onDemandPaging` is the device's verdict for the operations the access
-    /// needs on RC queue pairs (``RDMADevice/onDemandPaging(for:)``): only a verified ODP is used.
+    /// needs on RC queue pairs, on this kind of memory
+    /// (``RDMADevice/onDemandPaging(for:memory:directory:remoteAtomics:remoteFlush:)``): only a
+    /// verified ODP is used.
     public init(memory: MemoryKind, onDemandPaging: OnDemandPagingVerdict, policy: StrategyPolicy) {
         let odp = onDemandPaging.isUsable
         var preferred: [Strategy]

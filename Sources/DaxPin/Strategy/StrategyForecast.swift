@@ -12,8 +12,9 @@ public struct StrategyForecast: Sendable {
     public let refusal: RegistrationRefusal?
 
     /// Predicts the outcome of `pin` for `memory` on a device called `device` whose On-Demand
-    /// Paging verdict is `onDemandPaging` (``RDMADevice/onDemandPaging(for:)``), on a kernel
-    /// that behaves as `kernel` says.
+    /// Paging verdict is `onDemandPaging`
+    /// (``RDMADevice/onDemandPaging(for:memory:directory:remoteAtomics:remoteFlush:)``), on a
+    /// kernel that behaves as `kernel` says.
     public init(path: String, memory: MemoryKind, access: Access, device: String, onDemandPaging: OnDemandPagingVerdict,
                 policy: StrategyPolicy, kernel: KernelBehaviour = .running) {
         let plan = StrategyPlan(memory: memory, onDemandPaging: onDemandPaging, policy: policy)

@@ -90,6 +90,19 @@ extension Syscalls {
         return daxpin_memfd_create(name)
     }
 
+    /// `open(2)` of an unnamed file in `directory` (`O_RDWR | O_TMPFILE | O_EXCL | O_CLOEXEC`):
+    /// gone with its last descriptor, never linked.
+    static func openTemporaryFile(in directory: String, _ mode: mode_t) -> Int32 {
+        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        return Glibc.open(directory, O_RDWR | Int32(DAXPIN_O_TMPFILE) | O_EXCL | O_CLOEXEC, mode)
+    }
+
+    /// `fallocate(2)` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`.
+    static func punchHole(_ fd: Int32, _ offset: off_t, _ length: off_t) -> Int32 {
+        if let code = SyscallFaults.take(.fallocate) { errno = code; return -1 }
+        return daxpin_punch_hole(fd, Int64(offset), Int64(length))
+    }
+
     /// `ftruncate(2)`.
     static func ftruncate(_ fd: Int32, _ length: off_t) -> Int32 {
         if let code = SyscallFaults.take(.truncate) { errno = code; return -1 }

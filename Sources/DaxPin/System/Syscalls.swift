@@ -64,7 +64,7 @@ enum Syscalls {
 /// A system call of ``Syscalls`` that a test can make fail.
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
-    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, truncate, setFlags, poll
+    case open, stat, statfs, statx, read, write, unlink, rename, mkdir, truncate, fallocate, setFlags, poll
     case madvise, msync, queueSignal, waitSignal, readLink
     case netlinkOpen, netlinkBind, netlinkSend, netlinkReceive, setReceiveTimeout
     case getDeviceList, openDevice, queryDevice, queryPort, queryGID, allocateProtectionDomain

@@ -132,9 +132,17 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
         "\(name) (node GUID \(String(VerbsCalls.ibv_get_device_guid(context.pointee.device), radix: 16)))"
     }
 
-    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
+    /// The port's active MTU in bytes (`IBV_MTU_256` is 1, each step doubles), 1024 when the
+    /// port cannot be queried.
+    var pathMTU: Int {
+        var attributes = ibv_port_attr()
+        guard VerbsCalls.ibv_query_port(context, 1, &attributes) == 0, attributes.active_mtu.rawValue >= 1 else { return 1024 }
+        return 128 << Int(attributes.active_mtu.rawValue)
+    }
+
+    func makeOnDemandPagingLoopback(length: Int, target: OnDemandPagingTarget) -> Result<any OnDemandPagingLoopback, DaxPinError> {
         do throws(DaxPinError) {
-            return .success(try IbverbsOnDemandPagingLoopback(provider: self, length: length))
+            return .success(try IbverbsOnDemandPagingLoopback(provider: self, length: length, target: target))
         } catch {
             return .failure(error)
         }

@@ -28,18 +28,46 @@ public final class RDMADevice: Sendable {
         RDMADevice(provider: try IbverbsProvider(named: nil))
     }
 
-    /// Whether this device's On-Demand Paging may be relied on for `access`.
+    /// Whether this device's On-Demand Paging may be relied on for `access`, judged on a memfd
+    /// (tmpfs) target: ``onDemandPaging(for:memory:directory:remoteAtomics:remoteFlush:)`` for
+    /// anonymous memory.
+    public func onDemandPaging(for access: Access) -> OnDemandPagingVerdict {
+        onDemandPaging(for: access, memory: .anonymous, directory: nil)
+    }
+
+    /// Whether this device's On-Demand Paging may be relied on for `access` to `memory`.
     ///
     /// ``DeviceCapabilities/odpUsable(for:)`` only says what the device advertises. The first
-    /// call on a device that advertises ODP runs DaxPin's check (RDMA WRITEs and READs on
-    /// loopback queue pairs through an ODP registration, several packets long, some off page
-    /// boundaries, every byte and the bytes around it compared); the verdict is cached per
-    /// device and kernel for the life of the process. The check takes the device's own path
-    /// MTU and about 112 KiB of memory.
-    public func onDemandPaging(for access: Access) -> OnDemandPagingVerdict {
+    /// call for a device, kind of memory and path MTU runs DaxPin's check on a scratch target of
+    /// that kind: an unnamed (`O_TMPFILE`) file in `directory` for fs-dax (mapped `MAP_SYNC`)
+    /// and page-cache files, a memfd otherwise. On loopback queue pairs at the device's own
+    /// path MTU it RDMA WRITEs into pages nothing has touched, so that the device faults them
+    /// in, READs, invalidates the target's pages (a punched hole, or `MADV_DONTNEED` for a
+    /// memfd) and transfers again, so that it faults them in anew. Transfers are several
+    /// packets long, some off page boundaries, and every byte and the bytes around it are
+    /// compared. The verdict is cached per device (name and node GUID), kernel, kind of memory
+    /// (with the file system's device for files) and path MTU for the life of the process. The
+    /// check maps two buffers of 112 KiB (with 4 KiB pages) and moves less than 100 KiB.
+    ///
+    /// The check moves no atomics and no RDMA FLUSH: a registration that allows them
+    /// (`remoteAtomics`, `remoteFlush`, read-write only) gets a failed verdict that says so.
+    ///
+    /// - Parameters:
+    ///   - access: The access the registration gives peers.
+    ///   - memory: What is being pinned.
+    ///   - directory: The directory of the file being pinned, where the check's scratch file is
+    ///     made for fs-dax and page-cache memory; nil checks on a memfd.
+    ///   - remoteAtomics: Whether the registration allows remote atomics.
+    ///   - remoteFlush: Whether the registration allows RDMA FLUSH.
+    public func onDemandPaging(for access: Access, memory: MemoryKind, directory: String?,
+                               remoteAtomics: Bool = false, remoteFlush: Bool = false) -> OnDemandPagingVerdict {
         guard capabilities.odpUsable(for: access) else { return .notOffered }
         if odpTrustedWithoutCheck.load(ordering: .relaxed) { return .verified }
-        return OnDemandPagingVerdicts.shared.verdict(for: provider)
+        if access == .readWrite, remoteAtomics || remoteFlush {
+            let what = [remoteAtomics ? "remote atomics" : nil, remoteFlush ? "RDMA FLUSH" : nil].compactMap { $0 }.joined(separator: " and ")
+            return .failed(reason: "DaxPin's check does not cover \(what) (it moves RDMA WRITEs and READs only), and this registration allows them")
+        }
+        return OnDemandPagingVerdicts.shared.verdict(for: provider, target: OnDemandPagingTarget(memory: memory, directory: directory))
     }
 
     /// Testing only (`@_spi(Testing) import DaxPin`): trusts this device object's On-Demand

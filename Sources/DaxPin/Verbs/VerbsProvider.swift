@@ -25,10 +25,15 @@ package protocol VerbsProvider: Sendable {
     func deregister(_ registration: Registration) -> Errno?
     /// `ibv_advise_mr(IBV_ADVISE_MR_ADVICE_PREFETCH[_WRITE])` on an ODP registration.
     func prefetch(_ registration: Registration, writable: Bool) -> Errno?
-    /// Names the device (not this object) for caching its On-Demand Paging verdict.
+    /// Names the device (not this object) for caching its On-Demand Paging verdict: its name
+    /// and node GUID.
     var verdictKey: String { get }
-    /// The loopback DaxPin's On-Demand Paging check runs on, with `length`-byte buffers.
-    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError>
+    /// The path MTU, in bytes, of queue pairs on the device's port (its active MTU): the
+    /// packet size DaxPin's On-Demand Paging check moves data at.
+    var pathMTU: Int { get }
+    /// The loopback DaxPin's On-Demand Paging check runs on, with `length`-byte buffers and a
+    /// target of the kind `target` names.
+    func makeOnDemandPagingLoopback(length: Int, target: OnDemandPagingTarget) -> Result<any OnDemandPagingLoopback, DaxPinError>
 }
 
 /// The access flags of a registration, narrowest that serves the request.

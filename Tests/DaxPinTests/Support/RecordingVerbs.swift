@@ -26,12 +26,14 @@ final class RecordingVerbs: VerbsProvider {
     let simulatedODP: SimulatedODP
     /// Path MTU of the simulated loopback.
     let pathMTU: Int
-    /// Unique per stand-in, so that each gets its own cached ODP verdict.
+    /// Unique per stand-in unless given, so that each gets its own cached ODP verdict.
     let verdictKey: String
     private static let instances = Atomic<Int>(0)
     /// How many ODP loopbacks (checks) this stand-in made.
-    var checksRun: Int { checks.load(ordering: .relaxed) }
-    private let checks = Atomic<Int>(0)
+    var checksRun: Int { checks.withLock { $0.count } }
+    /// The target of each check this stand-in ran, in order.
+    var checkedTargets: [OnDemandPagingTarget] { checks.withLock { $0 } }
+    private let checks = Mutex<[OnDemandPagingTarget]>([])
     /// Errno to answer for pinned (file-backed memory only, as the kernel refuses pins of
     /// fs-dax and page-cache files but not of anonymous bounce buffers) and on-demand
     /// registrations, to play a refusing kernel.
@@ -41,10 +43,10 @@ final class RecordingVerbs: VerbsProvider {
     private let nextKey = Atomic<UInt32>(0x100)
 
     init(odp: Bool = false, refusePinned: Errno? = nil, refuseOnDemand: Errno? = nil,
-         simulatedODP: SimulatedODP = .faithful, pathMTU: Int = 1024) {
+         simulatedODP: SimulatedODP = .faithful, pathMTU: Int = 1024, verdictKey: String? = nil) {
         self.simulatedODP = simulatedODP
         self.pathMTU = pathMTU
-        self.verdictKey = "recording\(Self.instances.add(1, ordering: .relaxed).newValue)"
+        self.verdictKey = verdictKey ?? "recording\(Self.instances.add(1, ordering: .relaxed).newValue)"
         let support = DeviceCapabilities.ODPSupport(write: odp, read: odp)
         self.capabilities = DeviceCapabilities(odp: odp, odpRC: support, maxMRSize: 1 << 40, maxMRCount: 1 << 20)
         self.refusePinned = refusePinned
@@ -91,12 +93,12 @@ final class RecordingVerbs: VerbsProvider {
     }
     private let deregisterFault = Mutex<(skip: Int, errno: Errno?)>((0, nil))
 
-    func makeOnDemandPagingLoopback(length: Int) -> Result<any OnDemandPagingLoopback, DaxPinError> {
-        checks.add(1, ordering: .relaxed)
+    func makeOnDemandPagingLoopback(length: Int, target: OnDemandPagingTarget) -> Result<any OnDemandPagingLoopback, DaxPinError> {
+        checks.withLock { $0.append(target) }
         if case .refused(let code) = simulatedODP {
             return .failure(.deviceFailure(device: name, operation: "ibv_reg_mr(IBV_ACCESS_ON_DEMAND)", errno: code))
         }
-        return .success(SimulatedODPLoopback(length: length, pathMTU: pathMTU, behaviour: simulatedODP))
+        return .success(SimulatedODPLoopback(length: length, pathMTU: pathMTU, behaviour: simulatedODP, target: target))
     }
 
     func prefetch(_ registration: Registration, writable: Bool) -> Errno? {
