@@ -1,6 +1,7 @@
 @testable import DaxPin
 import Foundation
 import Glibc
+import StorageProtocol
 import Testing
 
 extension DaxPin {
@@ -14,6 +15,18 @@ extension DaxPin {
         enum Target: String, CaseIterable, CustomTestStringConvertible {
             case ext4DAX, xfsDAX, pageCache, tmpfs
             var testDescription: String { rawValue }
+            var memory: MemoryKind {
+                switch self {
+                case .ext4DAX: .fsDAX(fileSystem: "ext4")
+                case .xfsDAX: .fsDAX(fileSystem: "xfs")
+                case .pageCache: .pageCache(fileSystem: "ext4")
+                case .tmpfs: .sharedMemory(fileSystem: "tmpfs")
+                }
+            }
+            /// The device's verdict for this memory: the check runs on a scratch target of its kind.
+            func verdict(on device: RDMADevice) throws -> OnDemandPagingVerdict {
+                device.onDemandPaging(for: .readWrite, memory: memory, directory: try directory)
+            }
             var directory: String {
                 get throws {
                     switch self {
@@ -42,11 +55,14 @@ extension DaxPin {
             }
         }
 
-        @Test("DaxPin's ODP check on rxe0 and rxe3: verified with the fixed rxe, failed with the stock one, absent before 6.15")
+        @Test("DaxPin's ODP check on rxe0 and rxe3, on every memory kind ODP serves: verified with the fixed rxe, failed with the stock one, absent before 6.15")
         func checkJudgesTheLoadedRXE() throws {
             for name in try Self.devices {
-                let verdict = try RDMADevice.open(named: name).onDemandPaging(for: .readWrite)
-                Self.expect(verdict, name)
+                let device = try RDMADevice.open(named: name)
+                Self.expect(device.onDemandPaging(for: .readWrite), "\(name) memfd")
+                for target in Target.allCases {
+                    Self.expect(try target.verdict(on: device), "\(name) \(target)")
+                }
             }
             Testbed.ran()
         }
@@ -59,7 +75,7 @@ extension DaxPin {
         func autoChoosesZeroCopy(target: Target) throws {
             #expect(LeaseOptions().prefetchOnDemandPaging, "the default options prefetch")
             let device = try Testbed.rdmaDevice()
-            let verdict = device.onDemandPaging(for: .readWrite)
+            let verdict = try target.verdict(on: device)
             Self.expect(verdict, device.name)
             let file = try ScratchFile(in: target.directory, size: 256 << 10)
             var lease = try LayoutLease(path: file.path)
@@ -86,7 +102,7 @@ extension DaxPin {
         func peerTransfersAreExact(target: Target) throws {
             for name in try Self.devices {
                 let device = try RDMADevice.open(named: name)
-                let verdict = device.onDemandPaging(for: .readWrite)
+                let verdict = try target.verdict(on: device)
                 Self.expect(verdict, name)
                 let size = 256 << 10
                 let file = try ScratchFile(in: target.directory, size: size)
@@ -138,7 +154,7 @@ extension DaxPin {
               arguments: [Target.ext4DAX, .xfsDAX])
         func breakDuringTraffic(target: Target) throws {
             let device = try Testbed.rdmaDevice()
-            let verdict = device.onDemandPaging(for: .readWrite)
+            let verdict = try target.verdict(on: device)
             Self.expect(verdict, device.name)
             let file = try ScratchFile(in: target.directory, size: RealDevices.regionSize)
             let writer = Writer()
@@ -166,7 +182,8 @@ extension DaxPin {
               arguments: [Target.ext4DAX, .xfsDAX])
         func truncateCutsThePeerOff(target: Target) throws {
             let device = try Testbed.rdmaDevice()
-            let verdict = device.onDemandPaging(for: .readWrite)
+            let verdict = try target.verdict(on: device)
+            Self.expect(verdict, device.name)
             let directory = try target.directory
             let size = 1 << 20
             let file = try ScratchFile(in: directory, size: size)
@@ -204,6 +221,33 @@ extension DaxPin {
                 #expect(bytes.allSatisfy { $0 == 0x5A }, "the peer's bytes reached \(reuser.path)")
             }
             Testbed.movedBytesThroughODP("\(#function) \(target)")
+            Testbed.ran()
+        }
+
+        /// daxpin-server exporting an ext4-dax file: through On-Demand Paging where the check
+        /// verified rxe's ODP on fs-dax, staged elsewhere; either way the client's verified pass
+        /// is in the file byte for byte, and the server's log and `daxpin ls` name the strategy.
+        @Test("the storage server serves an fs-dax export zero copy where the check verified ODP, staged elsewhere")
+        func storageServerExportsFSDAX() throws {
+            let device = try Testbed.rdmaDevice()
+            let verdict = try Target.ext4DAX.verdict(on: device)
+            Self.expect(verdict, device.name)
+            let strategy = verdict.isUsable ? "on-demand paging" : "staged"
+            let size = 1 << 20
+            let file = try ScratchFile(in: Target.ext4DAX.directory, size: size, fill: 0)
+            let server = try StorageProcess.server(file: file.path)
+            #expect(server.stderr.contains("strategy=\(strategy)"), "\(server.everything)")
+            let listing = try DaxPinBinary.run(["ls"])
+            #expect(listing.stdout.contains(file.path) && listing.stdout.contains(strategy), "\(listing.stdout)")
+            let client = try StorageProcess.client(port: server.port, ["--seed", "11", "--block-size", "16384", "--queue-depth", "4", "--verify"])
+            #expect(client.waitExit(timeout: .seconds(120)) == 0, "client: \(client.everything)")
+            #expect(client.stdout.contains("verified pass=0"), "\(client.stdout)")
+            try server.stop()
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
+            #expect(bytes.count == size)
+            let wrong = bytes.indices.filter { bytes[$0] != StorageProtocol.patternByte(seed: 11, offset: UInt64($0)) }.count
+            #expect(wrong == 0, "\(wrong) bytes of the DAX file differ from the client's pattern")
+            if verdict.isUsable { Testbed.movedBytesThroughODP() }
             Testbed.ran()
         }
     }
