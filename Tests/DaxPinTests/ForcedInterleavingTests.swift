@@ -66,15 +66,18 @@ extension DaxPin {
             _ = try lease.pin(offset: 0, length: 64 << 10, on: RDMADevice(provider: recording))
             let (core, path) = (lease.core, file.path)
             let breaker = Mutex<Breaker?>(nil)
+            let breakStarted = Atomic<Bool>(false)
             Interleavings.set { point in
                 guard point == .revocationBegan(.released), breaker.withLock({ $0 == nil }) else { return }
                 let started = try? Breaker.truncate(path)
                 breaker.withLock { $0 = started }
                 // Hold the release until the kernel is breaking the lease (its signal is then on its way).
-                _ = eventually(timeout: .seconds(10)) { core.kernelIsBreaking() }
+                breakStarted.store(eventually(timeout: .seconds(10)) { core.kernelIsBreaking() }, ordering: .relaxed)
             }
             let trace = lease.release()
             Interleavings.clear()
+            let forced = breakStarted.load(ordering: .relaxed)
+            #expect(forced, "the kernel never started breaking the lease: no race was forced")
             #expect(trace.reason == .released)
             #expect(trace.steps == [.deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
             let started = try #require(breaker.withLock { $0 }, "the breaker did not start")

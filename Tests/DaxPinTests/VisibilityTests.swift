@@ -110,6 +110,10 @@ extension DaxPin {
                 #expect(listing.problems.contains { $0.contains("rdma netlink unavailable") && $0.contains("modprobe") },
                         "\(listing.problems)")
                 #expect(table.contains("note: rdma netlink unavailable"))
+            } else {
+                // Netlink answers: the listing must not claim it is missing.
+                #expect(!listing.problems.contains { $0.contains("rdma netlink unavailable") }, "\(listing.problems)")
+                #expect(!table.contains("note: rdma netlink unavailable"))
             }
         }
 

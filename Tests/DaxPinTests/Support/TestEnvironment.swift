@@ -23,10 +23,11 @@ enum Testbed {
 
     struct TestbedIncomplete: Error { let variable: String }
 
-    /// Records that a test needing RDMA or DAX really ran (counted by Scripts/test).
-    static func ran(_ test: String = #function) {
+    /// Records that a test needing RDMA or DAX really ran, once per test case, as
+    /// `FILE:FUNCTION` (Scripts/test compares the counts with Tests/TestbedExpected/LEG.txt).
+    static func ran(_ test: String = #function, file: String = #fileID) {
         guard let out = env["DAXPIN_TESTBED_OUT"] else { return }
-        let line = test + "\n"
+        let line = "\(file.split(separator: "/").last ?? Substring(file)):\(test)\n"
         let fd = open(out + "/testbed-tests-ran.txt", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         _ = line.withCString { write(fd, $0, strlen($0)) }
