@@ -1,33 +1,7 @@
 // swift-tools-version:6.1
-import Foundation
 import PackageDescription
 
-/// The rdma-core release of the libibverbs this build compiles against (pkg-config, which
-/// honours PKG_CONFIG_PATH), e.g. 44 for `1.14.44.0`; nil when pkg-config cannot say.
-/// Verbs that appeared after Debian 12's rdma-core 44 are compiled in only when the headers have
-/// them: the preprocessor cannot see them (they are enum members and static inline functions),
-/// so the manifest asks pkg-config, as a configure script would.
-func rdmaCoreRelease() -> Int? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["pkg-config", "--modversion", "libibverbs"]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return nil }
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    let parts = text.split(separator: ".")
-    return parts.count >= 3 ? Int(parts[2].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
-}
-
-let rdmaCore = rdmaCoreRelease()
-/// `ibv_wr_flush` and `ibv_wr_atomic_write`, with their access and QP flags: rdma-core 45 and later.
-let rdmaFlush = (rdmaCore ?? 0) >= 45
-let rdmaCFlags: [CSetting] = [.define("DAXPIN_RDMA_CORE_RELEASE", to: "\(rdmaCore ?? 0)")]
-    + (rdmaFlush ? [.define("DAXPIN_HAVE_RDMA_FLUSH")] : [])
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
-let verbsFeatures: [SwiftSetting] = rdmaFlush ? [.define("DAXPIN_HAVE_RDMA_FLUSH")] : []
 
 let package = Package(
     name: "DaxPin",
@@ -58,7 +32,7 @@ let package = Package(
             pkgConfig: "libibverbs",
             providers: [.apt(["libibverbs-dev"])]
         ),
-        .target(name: "CIbverbs", dependencies: ["LibIbverbs"], cSettings: rdmaCFlags),
+        .target(name: "CIbverbs", dependencies: ["LibIbverbs"]),
         // libdaxctl exports plain functions only, so a module map is all it needs.
         .systemLibrary(
             name: "CDaxctl",
@@ -87,7 +61,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            swiftSettings: strict + verbsFeatures
+            swiftSettings: strict
         ),
         .executableTarget(
             name: "DaxPinCommand",

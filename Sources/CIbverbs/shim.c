@@ -49,35 +49,3 @@ void daxpin_ibv_wr_set_sge(struct ibv_qp_ex *qp, uint32_t lkey, uint64_t addr, u
     ibv_wr_set_sge(qp, lkey, addr, length);
 }
 
-// Package.swift defines DAXPIN_HAVE_RDMA_FLUSH when pkg-config reports rdma-core 45 or later:
-// the preprocessor cannot test for enum members or static inline functions.
-int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, size_t length,
-                        uint8_t type, uint8_t level) {
-#ifdef DAXPIN_HAVE_RDMA_FLUSH
-    ibv_wr_flush(qp, rkey, remote_addr, length, type, level);
-    return 0;
-#else
-    (void)qp; (void)rkey; (void)remote_addr; (void)length; (void)type; (void)level;
-    return EOPNOTSUPP;
-#endif
-}
-
-int daxpin_ibv_wr_atomic_write(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, const void *value) {
-#ifdef DAXPIN_HAVE_RDMA_FLUSH
-    ibv_wr_atomic_write(qp, rkey, remote_addr, value);
-    return 0;
-#else
-    (void)qp; (void)rkey; (void)remote_addr; (void)value;
-    return EOPNOTSUPP;
-#endif
-}
-
-int daxpin_rdma_core_release(void) { return DAXPIN_RDMA_CORE_RELEASE; }
-
-int daxpin_rdma_flush_compiled(void) {
-#ifdef DAXPIN_HAVE_RDMA_FLUSH
-    return 1;
-#else
-    return 0;
-#endif
-}

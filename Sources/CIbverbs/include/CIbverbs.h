@@ -6,6 +6,10 @@
 
 #include <infiniband/verbs.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /// `ibv_reg_mr` is a macro (it picks an access-flag-checked variant).
 struct ibv_mr *daxpin_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access);
 
@@ -42,14 +46,26 @@ void daxpin_ibv_wr_set_sge(struct ibv_qp_ex *qp, uint32_t lkey, uint64_t addr, u
 int daxpin_ibv_wr_flush(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, size_t length,
                         uint8_t type, uint8_t level);
 
-/// `ibv_wr_atomic_write` (static inline, rdma-core 45 and later): an 8-byte ATOMIC WRITE of
+/// `ibv_wr_atomic_write` (static inline, rdma-core 44 and later): an 8-byte ATOMIC WRITE of
 /// `*value`. Returns 0 once it is added to the batch; EOPNOTSUPP, adding nothing, when this
 /// build's headers predate it.
 int daxpin_ibv_wr_atomic_write(struct ibv_qp_ex *qp, uint32_t rkey, uint64_t remote_addr, const void *value);
 
-/// What the build found at compile time: the rdma-core release of the headers (0 when unknown)
-/// and whether RDMA FLUSH was compiled in (1) or not (0).
-int daxpin_rdma_core_release(void);
+/// Whether this build's headers declare RDMA FLUSH (`ibv_wr_flush`) and RDMA ATOMIC WRITE
+/// (`ibv_wr_atomic_write`): 1 or 0, decided when the shim compiled (features.cpp).
 int daxpin_rdma_flush_compiled(void);
+int daxpin_rdma_atomic_write_compiled(void);
+
+/// The constants that come with FLUSH (rdma-core 45's `verbs.h`), for builds whose headers
+/// lack them: they are libibverbs ABI, and only used once `daxpin_rdma_flush_compiled()` is 1.
+enum {
+    DAXPIN_IBV_QP_EX_WITH_FLUSH = 1 << 11,
+    DAXPIN_IBV_FLUSH_PERSISTENT = 1 << 1,
+    DAXPIN_IBV_FLUSH_RANGE = 0,
+};
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -63,7 +63,6 @@ extension RDMAConnection {
     /// `ibv_wr_complete`'s status.
     private static func postFlush(on qp: UnsafeMutablePointer<ibv_qp_ex>, id: UInt64, remote: MemoryRegion.RemoteAccess,
                                   offset: Int, length: Int, after write: BatchedWrite? = nil) -> Int32 {
-        #if DAXPIN_HAVE_RDMA_FLUSH
         VerbsCalls.ibv_wr_start(qp)
         if let write {
             qp.pointee.wr_id = write.id
@@ -73,12 +72,9 @@ extension RDMAConnection {
         qp.pointee.wr_id = id
         qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
         let added = VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), length: length,
-                                            type: UInt8(IBV_FLUSH_PERSISTENT.rawValue), level: UInt8(IBV_FLUSH_RANGE.rawValue))
+                                            type: UInt8(DAXPIN_IBV_FLUSH_PERSISTENT), level: UInt8(DAXPIN_IBV_FLUSH_RANGE))
         guard added == 0 else { VerbsCalls.ibv_wr_abort(qp); return added }
         return VerbsCalls.ibv_wr_complete(qp)
-        #else
-        return EOPNOTSUPP  // not reached: flushingQueuePair refuses first in such a build
-        #endif
     }
 
     /// The responder access of the queue pair as the kernel reports it (`ibv_query_qp`), or nil

@@ -165,7 +165,6 @@ public final class RDMAConnection: @unchecked Sendable {
         guard options.postsFlush || options.postsAtomicWrite else {
             return (VerbsCalls.rdma_create_qp(id, pd, &attributes) == 0, nil)
         }
-        #if DAXPIN_HAVE_RDMA_FLUSH
         var extended = ibv_qp_init_attr_ex()
         extended.send_cq = attributes.send_cq
         extended.recv_cq = attributes.recv_cq
@@ -175,15 +174,11 @@ public final class RDMAConnection: @unchecked Sendable {
         extended.pd = pd
         extended.comp_mask = IBV_QP_INIT_ATTR_PD.rawValue | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS.rawValue
         var operations = IBV_QP_EX_WITH_RDMA_WRITE.rawValue | IBV_QP_EX_WITH_RDMA_READ.rawValue | IBV_QP_EX_WITH_SEND.rawValue
-        if options.postsFlush { operations |= IBV_QP_EX_WITH_FLUSH.rawValue }
+        if options.postsFlush { operations |= UInt32(DAXPIN_IBV_QP_EX_WITH_FLUSH) }
         if options.postsAtomicWrite { operations |= IBV_QP_EX_WITH_ATOMIC_WRITE.rawValue }
         extended.send_ops_flags = UInt64(operations)
         guard VerbsCalls.rdma_create_qp_ex(id, &extended) == 0, let qp = id.pointee.qp else { return (false, nil) }
         return (true, ibv_qp_to_qp_ex(qp))
-        #else
-        errno = EOPNOTSUPP  // not reached: init refuses FLUSH first in such a build
-        return (false, nil)
-        #endif
     }
 
     /// Leaves the rdma_cm id to the caller of a failed `init` (and its queue pair to `deinit`,

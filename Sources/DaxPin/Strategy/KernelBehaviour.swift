@@ -39,6 +39,11 @@ public struct KernelBehaviour: Sendable, Hashable {
     /// (`IBV_ACCESS_FLUSH_PERSISTENT`) is accepted by rxe (from 6.2, release notes; 6.1: EINVAL).
     public var rxeAcceptsFlushAccess: Bool { version >= KernelVersion(6, 2) }
 
+    /// rxe places RDMA ATOMIC WRITEs (from 6.2, release notes; measured: 7.2 places the 8 bytes
+    /// whole, 6.1 fails the work request locally with `IBV_WC_LOC_QP_OP_ERR` although rdma-core
+    /// 44's headers and provider accept the queue pair).
+    public var rxePlacesAtomicWrite: Bool { version >= KernelVersion(6, 2) }
+
     /// An rxe device made inside a network namespace sends and receives through that namespace,
     /// so a server and a client in two namespaces can talk over a veth between them (from 7.1,
     /// release notes; measured on 7.2). On 6.1 rxe sends and receives only through the initial
