@@ -84,7 +84,7 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
         case .leaseUnavailable(let path, let errno):
             "\(path): the kernel refused the lease (\(errno.daxName)); check /proc/sys/fs/leases-enable and that the file system supports leases"
         case .noRDMADevice:
-            "no RDMA device found; load a driver (for example `rdma link add rxe0 type rxe netdev IFACE` for Soft-RoCE) or use the testbed"
+            "no RDMA device found; install and load the driver of an RDMA NIC (for example mlx5_ib), or add Soft-RoCE on an Ethernet interface: `modprobe rdma_rxe` then `rdma link add rxe0 type rxe netdev IFACE`"
         case .unknownDevice(let name, let available):
             "no RDMA device named \(name); available: \(available.isEmpty ? "none" : available.joined(separator: ", "))"
         case .deviceFailure(let device, let operation, let errno):

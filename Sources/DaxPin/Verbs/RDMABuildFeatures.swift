@@ -39,7 +39,7 @@ public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
         let headers = rdmaCoreRelease.map { "rdma-core \($0)" } ?? "an rdma-core whose release pkg-config did not report"
         return .featureUnavailable(
             feature: feature,
-            reason: "this build of DaxPin was compiled against \(headers), and \(call) needs rdma-core 45 or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
+            reason: "this build of DaxPin was compiled against \(headers), and \(call) needs rdma-core 45 or later: rebuild DaxPin against a newer rdma-core (install it, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
     }
 
     /// For `daxpin probe` and logs: `rdma-core 65, RDMA FLUSH and ATOMIC WRITE compiled in`.
