@@ -12,6 +12,7 @@ extension DaxPin {
             .unsupportedFileType(path: "/p", type: "FIFO"), .readOnlyFileSystem(path: "/p"),
             .invalidRange(path: "/p", offset: 0, length: 0, problem: .zeroLength),
             .fileInUse(path: "/p", lease: "write"), .fileInUse(path: "/p", lease: "existing"),
+            .alreadyLeased(path: "/p", existingPath: "/q", existingAccess: .readWrite),
             .leaseUnavailable(path: "/p", errno: .invalidArgument), .noRDMADevice,
             .unknownDevice(name: "x", available: []), .deviceFailure(device: "rxe0", operation: "ibv_query_device", errno: .ioError),
             .registrationRefused(RegistrationRefusal(path: "/p", memory: .anonymous, device: "rxe0", attempts: [], advice: [])),
@@ -42,6 +43,12 @@ extension DaxPin {
             }
             let noDevice = DaxPinError.noRDMADevice.description
             #expect(noDevice.contains("modprobe rdma_rxe") && noDevice.contains("rdma link add"))
+        }
+
+        @Test("fileInUse says what F_SETLEASE reported, without blaming another process")
+        func fileInUseText() {
+            let text = DaxPinError.fileInUse(path: "/p", lease: "write").description
+            #expect(text.contains("EAGAIN from F_SETLEASE") && text.contains("in this one"))
         }
 
         struct Own: Error, Equatable {}

@@ -25,7 +25,7 @@ extension LeaseCore {
         return Result { () throws(E) -> R in try body(region) }
     }
 
-    private func endAccess() {
+    func endAccess() {
         let waiters: [DispatchSemaphore] = state.withLock { s in
             s.accessors -= 1
             guard s.accessors == 0, !s.accessDrainWaiters.isEmpty else { return [] }

@@ -103,6 +103,8 @@ extension LeaseCore {
         var steps = recorded
         let failures = regions.failedDeregistrations, lost = steps.contains(.leaseLost)
         let breakAnnounced = reason == .leaseBreak && hasQuiesce
+        // The descriptor is closed: a new lease on the file may be taken from here on.
+        if let claim { OwnLeases.shared.release(claim) }
         let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
             steps.write(into: &s.trace, regions: regions)
             s.phase = .revoked(reason)

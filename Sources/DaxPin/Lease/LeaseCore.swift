@@ -20,6 +20,9 @@ final class LeaseCore: Sendable {
     let options: LeaseOptions
     /// Whether `options` has a quiesce handler (read by the watcher without copying the options).
     let hasQuiesce: Bool
+    /// This lease's entry among the process's own leases (nil for device-dax and anonymous
+    /// memory, which no open breaks); given up once the descriptor is closed.
+    let claim: OwnLeases.Claim?
     /// Unique within the process, for the pin registry.
     let serial: UInt64
     /// When the lease was taken (wall clock, for `daxpin ls`).
@@ -73,8 +76,10 @@ final class LeaseCore: Sendable {
         }
     }
 
-    private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions) {
+    private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions,
+                 claim: OwnLeases.Claim? = nil) {
         self.path = path
+        self.claim = claim
         self.access = access
         self.memory = memory
         self.fd = fd
@@ -94,17 +99,38 @@ final class LeaseCore: Sendable {
     }
 
     /// Opens `path`, classifies it and takes the strongest lease the kernel offers.
+    /// A file this process already leases is refused before the open, which would break that
+    /// lease (see ``OwnLeases``).
     static func acquire(path: String, access: Access, options: LeaseOptions) throws(DaxPinError) -> LeaseCore {
-        let opened = try MemoryProbe.open(path, access: access)
+        let info = try MemoryProbe.statPinnable(path)
+        var claim: OwnLeases.Claim?
+        if info.st_mode & S_IFMT == S_IFREG {
+            claim = try OwnLeases.shared.claim(OwnLeases.FileIdentity(info), path: path, access: access)
+        }
+        let opened: OpenedMemory
+        do {
+            opened = try MemoryProbe.openPinnable(path, access: access)
+        } catch {
+            claim.map(OwnLeases.shared.release)
+            throw error
+        }
+        if let made = claim {
+            do {
+                claim = try OwnLeases.shared.confirm(made, fd: opened.fd.rawValue, path: path, access: access)
+            } catch {
+                Syscalls.close(opened.fd.rawValue)
+                throw error
+            }
+        }
         guard opened.kind.isLeasable else {
-                let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
+            let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
             let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
-                                 kind: .none(reason: reason), options: options)
+                                 kind: .none(reason: reason), options: options, claim: claim)
             core.publishToRegistry()
             return core
         }
         let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
-                             kind: .none(reason: "not yet taken"), options: options)
+                             kind: .none(reason: "not yet taken"), options: options, claim: claim)
         do {
             try core.takeLease()
         } catch {
@@ -113,6 +139,7 @@ final class LeaseCore: Sendable {
                 s.phase = .revoked(.released)
                 s.accessClosed = true
             }
+            claim.map(OwnLeases.shared.release)
             core.isRevoked.store(true, ordering: .releasing)
             core.finished.leave()
             throw error
