@@ -58,7 +58,13 @@ public struct LayoutLease: ~Copyable {
     public var trace: RevocationTrace { core.trace }
 
     /// Lease events as an `AsyncSequence`: `breakNoticed`, then `revoked` with the trace,
-    /// after which the sequence ends. Each call returns a new sequence.
+    /// after which the sequence ends (a ``release()`` or drop has only `revoked`).
+    ///
+    /// Each call returns a new sequence, which first replays every event so far, then gets each
+    /// later one, in order: a sequence made at any time, even during or after a break, sees
+    /// `breakNoticed` before `revoked`, and several sequences each get every event. While the
+    /// lease is held nothing has happened yet (``state`` says so); after revocation the
+    /// sequence holds every event and ends at once.
     ///
     /// With a quiesce handler, `breakNoticed` arrives when the break is noticed, before the
     /// handler runs. Without one, the teardown starts at once on the watcher thread and both

@@ -58,6 +58,10 @@ final class LeaseCore: Sendable {
         var nextRegionID = 1
         var trace = RevocationTrace()
         var listeners: [Int: AsyncStream<LeaseEvent>.Continuation] = [:]
+        /// Every event so far, in order (a `breakNoticed`, a `revoked`): a new listener gets
+        /// them first. Appended under this lock, which also registers listeners, so none is
+        /// missed or seen twice.
+        var history: [LeaseEvent] = []
         var nextListener = 0
         var stopHooks: [Int: @Sendable () -> Void] = [:]
         var nextHook = 0
@@ -224,22 +228,27 @@ final class LeaseCore: Sendable {
 
     // MARK: Events
 
+    /// A new stream that replays the events so far, then every later one. It is seeded and
+    /// registered in one critical section with the code that appends an event and takes the
+    /// listeners to tell (yielding to a stream nobody consumes yet only buffers).
     func events() -> AsyncStream<LeaseEvent> {
         let (stream, continuation) = AsyncStream<LeaseEvent>.makeStream()
-        let finalTrace: RevocationTrace? = state.withLock { s in
-            if case .revoked = s.phase { return s.trace }
+        let ended: Bool = state.withLock { s in
+            for event in s.history { continuation.yield(event) }
+            if case .revoked = s.phase {
+                if !s.history.contains(where: \.isRevoked) { continuation.yield(.revoked(s.trace)) }
+                return true
+            }
             s.nextListener += 1
             let id = s.nextListener
             s.listeners[id] = continuation
             continuation.onTermination = { [weak self] _ in
                 _ = self?.state.withLock { $0.listeners.removeValue(forKey: id) }
             }
-            return nil
+            return false
         }
-        if let finalTrace {
-            continuation.yield(.revoked(finalTrace))
-            continuation.finish()
-        }
+        // Outside the lock: nothing else can reach this stream any more.
+        if ended { continuation.finish() }
         return stream
     }
 
