@@ -137,12 +137,21 @@ extension DaxPin {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
             let other = open(file.path, O_RDONLY | O_CLOEXEC)
             defer { close(other) }
-            expectClean({ $0 == .fileInUse(path: file.path, lease: "write") }) {
+            expectClean({ $0 == .fileInUse(path: file.path, lease: "write") && $0.description.contains("in this one") }) {
                 _ = try LayoutLease(path: file.path, access: .readWrite)
             }
             // Readers do not conflict with a read lease.
             let reader = try LayoutLease(path: file.path, access: .readOnly)
             #expect(reader.kind == .read)
+        }
+
+        @Test func secondLeaseOnALeasedFile() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let first = try LayoutLease(path: file.path, access: .readOnly)
+            expectClean({ $0 == .alreadyLeased(path: file.path, existingPath: file.path, existingAccess: .readOnly) }) {
+                _ = try LayoutLease(path: file.path, access: .readWrite)
+            }
+            #expect(first.state == .held)
         }
 
         @Test func fileOpenElsewhereInAnotherProcess() throws {

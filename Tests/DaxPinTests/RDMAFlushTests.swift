@@ -44,7 +44,7 @@ extension DaxPin {
                     _ = try lease.pin(offset: Self.daxOffset, length: Self.daxLength, on: listener.device, remoteFlush: true)
                 } throws: { error in
                     guard case .featureUnavailable("RDMA FLUSH", let reason)? = error as? DaxPinError else { return false }
-                    return reason.contains("rdma-core 45") && reason.contains("Scripts/build-rdma-core")
+                    return reason.contains("rdma-core 45") && reason.contains("PKG_CONFIG_PATH") && !reason.contains("Scripts/")
                 }
                 #expect {
                     _ = try RDMAConnection.connect(to: address, port: listener.port, options: .init(postsFlush: true), timeout: .seconds(10))

@@ -131,7 +131,7 @@ extension DaxPin {
             let core = lease.core
             _ = lease.attach {
                 // The region must still be pinned and registered while queue pairs stop.
-                if (try? core.access(id.rawValue) { _ in true }) == true, Testbed.isActive || recording.liveRegistrations == 1 {
+                if (try? core.access(id.rawValue) { _ in true }.get()) == true, Testbed.isActive || recording.liveRegistrations == 1 {
                     regionWasLiveDuringStop.set()
                 }
             }

@@ -14,8 +14,17 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
     case readOnlyFileSystem(path: String)
     /// The requested range cannot be pinned.
     case invalidRange(path: String, offset: Int, length: Int, problem: RangeProblem)
-    /// Another open of the file exists, so the kernel refuses the lease (EAGAIN).
+    /// The kernel refused the lease (`F_SETLEASE` returned EAGAIN) because the file is open
+    /// through another descriptor: in another process, or in this one (an earlier `open`, or a
+    /// writable shared mapping). `lease` is `write` or `read`; `existing` when `open(2)` itself
+    /// returned EAGAIN because another process holds a lease the open has now started breaking.
     case fileInUse(path: String, lease: String)
+    /// This process already holds a lease on the file (`existingPath`, taken for
+    /// `existingAccess`; the same device and inode as `path`). Refused before opening: any
+    /// `open(2)` of a leased file, even by the lease holder, breaks that lease. Pin more regions
+    /// under the existing lease, or use ``LayoutLease/read(into:at:)`` and
+    /// ``LayoutLease/write(_:at:)`` for file I/O; two read-only leases may coexist.
+    case alreadyLeased(path: String, existingPath: String, existingAccess: Access)
     /// The kernel refused the lease for another reason (leases disabled, lease limit, ...).
     case leaseUnavailable(path: String, errno: Errno)
     /// No RDMA device is present on this machine.
@@ -79,12 +88,16 @@ public enum DaxPinError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path) is on a read-only mount; pin it with access .readOnly or remount read-write"
         case .invalidRange(let path, let offset, let length, let problem):
             "\(path): cannot pin \(length) bytes at offset \(offset): \(problem)"
+        case .fileInUse(let path, "existing"):
+            "\(path): open(2) returned EAGAIN: another process holds a lease on the file, and this open has started breaking it; try again once that process has released it"
         case .fileInUse(let path, let lease):
-            "\(path): the kernel refused the \(lease) lease (EAGAIN) because the file is open elsewhere (another process or another descriptor); close the other opens, or pin with access .readOnly if only readers hold it"
+            "\(path): the kernel refused the \(lease) lease (EAGAIN from F_SETLEASE): the file is open through another descriptor, in another process or in this one (an earlier open, or a writable shared mapping); close those descriptors, or pin with access .readOnly if only readers hold it"
+        case .alreadyLeased(let path, let existingPath, let existingAccess):
+            "\(path): this process already holds a \(existingAccess) lease on this file (taken as \(existingPath)); a second lease would open the file, and any open of a leased file breaks the lease, even in the process that holds it. Pin more regions under the existing lease, use its read(into:at:) and write(_:at:) for file I/O, or release it first"
         case .leaseUnavailable(let path, let errno):
             "\(path): the kernel refused the lease (\(errno.daxName)); check /proc/sys/fs/leases-enable and that the file system supports leases"
         case .noRDMADevice:
-            "no RDMA device found; load a driver (for example `rdma link add rxe0 type rxe netdev IFACE` for Soft-RoCE) or use the testbed"
+            "no RDMA device found; install and load the driver of an RDMA NIC (for example mlx5_ib), or add Soft-RoCE on an Ethernet interface: `modprobe rdma_rxe` then `rdma link add rxe0 type rxe netdev IFACE`"
         case .unknownDevice(let name, let available):
             "no RDMA device named \(name); available: \(available.isEmpty ? "none" : available.joined(separator: ", "))"
         case .deviceFailure(let device, let operation, let errno):

@@ -58,7 +58,13 @@ public struct LayoutLease: ~Copyable {
     public var trace: RevocationTrace { core.trace }
 
     /// Lease events as an `AsyncSequence`: `breakNoticed`, then `revoked` with the trace,
-    /// after which the sequence ends. Each call returns a new sequence.
+    /// after which the sequence ends (a ``release()`` or drop has only `revoked`).
+    ///
+    /// Each call returns a new sequence, which first replays every event so far, then gets each
+    /// later one, in order: a sequence made at any time, even during or after a break, sees
+    /// `breakNoticed` before `revoked`, and several sequences each get every event. While the
+    /// lease is held nothing has happened yet (``state`` says so); after revocation the
+    /// sequence holds every event and ends at once.
     ///
     /// With a quiesce handler, `breakNoticed` arrives when the break is noticed, before the
     /// handler runs. Without one, the teardown starts at once on the watcher thread and both
@@ -99,11 +105,38 @@ public struct LayoutLease: ~Copyable {
     }
 
     /// Lends the region `id` to `body`. The region cannot escape the closure.
+    ///
+    /// Typed throws when `body` throws nothing or ``DaxPinError``, so a `do`/`catch` around it
+    /// catches a ``DaxPinError``. A closure that calls a throwing function is inferred as
+    /// throwing `any Error` (Swift 6 without the `FullTypedThrows` feature) and picks the
+    /// general overload, `withRegion<R, E: Error>(_:_: (borrowing PinnedRegion) throws(E) -> R) throws -> R`,
+    /// whose error is untyped (the lease's ``DaxPinError`` or the closure's `E`); declare the
+    /// closure's error to keep this one:
+    ///
+    /// ```swift
+    /// try lease.withRegion(id) { region throws(DaxPinError) in
+    ///     try region.persist(offset: 0, length: 4096)
+    /// }
+    /// ```
     /// - Throws: `.revoked` after a break or release, `.regionNotFound`, or what `body` throws.
-    public func withRegion<R>(_ id: PinnedRegion.ID, _ body: (borrowing PinnedRegion) throws -> R) throws -> R {
-        let snapshot = try core.access(id.rawValue) { $0 }
-        let region = PinnedRegion(core: core, resources: snapshot)
-        return try body(region)
+    public func withRegion<R>(_ id: PinnedRegion.ID, _ body: (borrowing PinnedRegion) throws(DaxPinError) -> R) throws(DaxPinError) -> R {
+        try body(try region(id))
+    }
+
+    // Hidden from the reference only because DocC cannot tell the two overloads apart in a
+    // link; the typed overload's documentation describes it.
+    /// Lends the region `id` to a `body` that throws its own error `E`. Either a
+    /// ``DaxPinError`` (the lease's) or an `E` (the body's) can come out, so the error is
+    /// untyped: one typed error for both would need a wrapper type around each.
+    /// - Throws: `.revoked` after a break or release, `.regionNotFound`, or what `body` throws.
+    @_documentation(visibility: internal)
+    public func withRegion<R, E: Error>(_ id: PinnedRegion.ID, _ body: (borrowing PinnedRegion) throws(E) -> R) throws -> R {
+        try body(try region(id))
+    }
+
+    private func region(_ id: PinnedRegion.ID) throws(DaxPinError) -> PinnedRegion {
+        let snapshot = try core.access(id.rawValue) { (info) -> RegionInfo in info }.get()
+        return PinnedRegion(core: core, resources: snapshot)
     }
 
     /// Deregisters and unmaps one region, in that order.

@@ -10,8 +10,9 @@ extension LeaseCore {
     /// Runs `body` on a region's resources as a byte access: revocation and `unpin` wait for it
     /// before they deregister or unmap, and no access starts once revocation has begun (it
     /// throws `.revoked`). The lease lock is not held while `body` runs, so `body` may call
-    /// back into the lease.
-    func access<R>(_ id: Int, _ body: (RegionInfo) throws -> R) throws -> R {
+    /// back into the lease. The lease's own failure is thrown; `body`'s is returned, so both
+    /// stay typed.
+    func access<R, E: Error>(_ id: Int, _ body: (RegionInfo) throws(E) -> R) throws(DaxPinError) -> Result<R, E> {
         let region = try state.withLock { (s: inout State) throws(DaxPinError) -> RegionInfo in
             guard !s.accessClosed else { throw .revoked(path: path) }
             guard let region = s.regions.info(of: id) else {
@@ -21,10 +22,10 @@ extension LeaseCore {
             return region
         }
         defer { endAccess() }
-        return try body(region)
+        return Result { () throws(E) -> R in try body(region) }
     }
 
-    private func endAccess() {
+    func endAccess() {
         let waiters: [DispatchSemaphore] = state.withLock { s in
             s.accessors -= 1
             guard s.accessors == 0, !s.accessDrainWaiters.isEmpty else { return [] }

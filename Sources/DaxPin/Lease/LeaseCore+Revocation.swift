@@ -59,6 +59,7 @@ extension LeaseCore {
         guard reason == .leaseBreak, let handler = options.quiesce else { return }
         let listeners = state.withLock { s in
             steps.write(into: &s.trace, regions: RegionTable(capacity: 0))  // no region step yet
+            s.history.append(.breakNoticed(path: path))
             return Array(s.listeners.values)
         }
         for listener in listeners { listener.yield(.breakNoticed(path: path)) }
@@ -103,19 +104,24 @@ extension LeaseCore {
         var steps = recorded
         let failures = regions.failedDeregistrations, lost = steps.contains(.leaseLost)
         let breakAnnounced = reason == .leaseBreak && hasQuiesce
-        let (final, listeners): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation]) = state.withLock { s in
+        // The descriptor is closed: a new lease on the file may be taken from here on.
+        if let claim { OwnLeases.shared.release(claim) }
+        let (final, listeners, events): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation], [LeaseEvent]) = state.withLock { s in
             steps.write(into: &s.trace, regions: regions)
             s.phase = .revoked(reason)
             isRevoked.store(true, ordering: .releasing)
             // The stop hooks have run; dropping them breaks a cycle through a hook that
             // captures something holding this lease.
             s.stopHooks.removeAll()
+            var events: [LeaseEvent] = []
+            if reason == .leaseBreak, !breakAnnounced { events.append(.breakNoticed(path: self.path)) }
+            events.append(.revoked(s.trace))
+            s.history += events
             defer { s.listeners.removeAll() }
-            return (s.trace, Array(s.listeners.values))
+            return (s.trace, Array(s.listeners.values), events)
         }
         for listener in listeners {
-            if reason == .leaseBreak, !breakAnnounced { listener.yield(.breakNoticed(path: path)) }
-            listener.yield(.revoked(final))
+            for event in events { listener.yield(event) }
             listener.finish()
         }
         finished.leave()

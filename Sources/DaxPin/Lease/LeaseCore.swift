@@ -20,6 +20,9 @@ final class LeaseCore: Sendable {
     let options: LeaseOptions
     /// Whether `options` has a quiesce handler (read by the watcher without copying the options).
     let hasQuiesce: Bool
+    /// This lease's entry among the process's own leases (nil for device-dax and anonymous
+    /// memory, which no open breaks); given up once the descriptor is closed.
+    let claim: OwnLeases.Claim?
     /// Unique within the process, for the pin registry.
     let serial: UInt64
     /// When the lease was taken (wall clock, for `daxpin ls`).
@@ -55,6 +58,10 @@ final class LeaseCore: Sendable {
         var nextRegionID = 1
         var trace = RevocationTrace()
         var listeners: [Int: AsyncStream<LeaseEvent>.Continuation] = [:]
+        /// Every event so far, in order (a `breakNoticed`, a `revoked`): a new listener gets
+        /// them first. Appended under this lock, which also registers listeners, so none is
+        /// missed or seen twice.
+        var history: [LeaseEvent] = []
         var nextListener = 0
         var stopHooks: [Int: @Sendable () -> Void] = [:]
         var nextHook = 0
@@ -73,8 +80,10 @@ final class LeaseCore: Sendable {
         }
     }
 
-    private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions) {
+    private init(path: String, access: Access, memory: MemoryKind, fd: Int32, kind: LeaseKind, options: LeaseOptions,
+                 claim: OwnLeases.Claim? = nil) {
         self.path = path
+        self.claim = claim
         self.access = access
         self.memory = memory
         self.fd = fd
@@ -94,17 +103,38 @@ final class LeaseCore: Sendable {
     }
 
     /// Opens `path`, classifies it and takes the strongest lease the kernel offers.
+    /// A file this process already leases is refused before the open, which would break that
+    /// lease (see ``OwnLeases``).
     static func acquire(path: String, access: Access, options: LeaseOptions) throws(DaxPinError) -> LeaseCore {
-        let opened = try MemoryProbe.open(path, access: access)
+        let info = try MemoryProbe.statPinnable(path)
+        var claim: OwnLeases.Claim?
+        if info.st_mode & S_IFMT == S_IFREG {
+            claim = try OwnLeases.shared.claim(OwnLeases.FileIdentity(info), path: path, access: access)
+        }
+        let opened: OpenedMemory
+        do {
+            opened = try MemoryProbe.openPinnable(path, access: access)
+        } catch {
+            claim.map(OwnLeases.shared.release)
+            throw error
+        }
+        if let made = claim {
+            do {
+                claim = try OwnLeases.shared.confirm(made, fd: opened.fd.rawValue, path: path, access: access)
+            } catch {
+                Syscalls.close(opened.fd.rawValue)
+                throw error
+            }
+        }
         guard opened.kind.isLeasable else {
-                let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
+            let reason = "device-dax is a character device: it cannot be truncated, so no lease is needed"
             let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
-                                 kind: .none(reason: reason), options: options)
+                                 kind: .none(reason: reason), options: options, claim: claim)
             core.publishToRegistry()
             return core
         }
         let core = LeaseCore(path: path, access: access, memory: opened.kind, fd: opened.fd.rawValue,
-                             kind: .none(reason: "not yet taken"), options: options)
+                             kind: .none(reason: "not yet taken"), options: options, claim: claim)
         do {
             try core.takeLease()
         } catch {
@@ -113,6 +143,7 @@ final class LeaseCore: Sendable {
                 s.phase = .revoked(.released)
                 s.accessClosed = true
             }
+            claim.map(OwnLeases.shared.release)
             core.isRevoked.store(true, ordering: .releasing)
             core.finished.leave()
             throw error
@@ -197,22 +228,27 @@ final class LeaseCore: Sendable {
 
     // MARK: Events
 
+    /// A new stream that replays the events so far, then every later one. It is seeded and
+    /// registered in one critical section with the code that appends an event and takes the
+    /// listeners to tell (yielding to a stream nobody consumes yet only buffers).
     func events() -> AsyncStream<LeaseEvent> {
         let (stream, continuation) = AsyncStream<LeaseEvent>.makeStream()
-        let finalTrace: RevocationTrace? = state.withLock { s in
-            if case .revoked = s.phase { return s.trace }
+        let ended: Bool = state.withLock { s in
+            for event in s.history { continuation.yield(event) }
+            if case .revoked = s.phase {
+                if !s.history.contains(where: \.isRevoked) { continuation.yield(.revoked(s.trace)) }
+                return true
+            }
             s.nextListener += 1
             let id = s.nextListener
             s.listeners[id] = continuation
             continuation.onTermination = { [weak self] _ in
                 _ = self?.state.withLock { $0.listeners.removeValue(forKey: id) }
             }
-            return nil
+            return false
         }
-        if let finalTrace {
-            continuation.yield(.revoked(finalTrace))
-            continuation.finish()
-        }
+        // Outside the lock: nothing else can reach this stream any more.
+        if ended { continuation.finish() }
         return stream
     }
 

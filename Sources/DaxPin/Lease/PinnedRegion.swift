@@ -42,18 +42,52 @@ public struct PinnedRegion: ~Copyable {
     public var strategy: Strategy { resources.strategy }
 
     /// Reads the registered bytes (the file's pages, or the bounce buffer of a staged region).
-    public func withBytes<R>(_ body: (RawSpan) throws -> R) throws -> R {
-        try core.access(resources.id) { region in
+    ///
+    /// Typed throws when `body` throws nothing or ``DaxPinError``: a closure that calls a
+    /// throwing function is inferred as throwing `any Error` (Swift 6 without the
+    /// `FullTypedThrows` feature) and picks the general overload, generic over the closure's
+    /// error `E`, whose error is untyped (the lease's ``DaxPinError`` or the closure's `E`);
+    /// declare it `{ bytes throws(DaxPinError) in ... }` to keep this one.
+    /// - Throws: `.revoked` after a break or release, `.regionNotFound` after `unpin`, or what
+    ///   `body` throws.
+    public func withBytes<R>(_ body: (RawSpan) throws(DaxPinError) -> R) throws(DaxPinError) -> R {
+        try core.access(resources.id) { (region) throws(DaxPinError) -> R in
             try body(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(start: region.registered, count: region.length)))
-        }
+        }.get()
+    }
+
+    /// Reads the registered bytes, for a `body` that throws its own error `E`: then either a
+    /// ``DaxPinError`` or an `E` can come out, so the error is untyped.
+    @_documentation(visibility: internal)  // DocC cannot tell the overloads apart in a link
+    public func withBytes<R, E: Error>(_ body: (RawSpan) throws(E) -> R) throws -> R {
+        try core.access(resources.id) { (region) throws(E) -> R in
+            try body(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(start: region.registered, count: region.length)))
+        }.get()
     }
 
     /// Writes the registered bytes. Read-only leases throw `.systemCall(EACCES)`.
-    public func withMutableBytes<R>(_ body: (inout MutableRawSpan) throws -> R) throws -> R {
+    ///
+    /// Typed throws when `body` throws nothing or ``DaxPinError``; a closure that calls a
+    /// throwing function must say `throws(DaxPinError)` to keep it, or it picks the general
+    /// overload (generic over the closure's error, untyped), as for reading.
+    /// - Throws: `.systemCall(EACCES)` on a read-only lease, `.revoked` after a break or
+    ///   release, `.regionNotFound` after `unpin`, or what `body` throws.
+    public func withMutableBytes<R>(_ body: (inout MutableRawSpan) throws(DaxPinError) -> R) throws(DaxPinError) -> R {
+        try mutableAccess(body).get()
+    }
+
+    /// Writes the registered bytes, for a `body` that throws its own error `E` (the error is
+    /// then untyped: a ``DaxPinError`` or an `E`).
+    @_documentation(visibility: internal)  // DocC cannot tell the overloads apart in a link
+    public func withMutableBytes<R, E: Error>(_ body: (inout MutableRawSpan) throws(E) -> R) throws -> R {
+        try mutableAccess(body).get()
+    }
+
+    private func mutableAccess<R, E: Error>(_ body: (inout MutableRawSpan) throws(E) -> R) throws(DaxPinError) -> Result<R, E> {
         guard core.access == .readWrite else {
-            throw DaxPinError.systemCall(operation: "write to a read-only pin", path: core.path, errno: .permissionDenied)
+            throw .systemCall(operation: "write to a read-only pin", path: core.path, errno: .permissionDenied)
         }
-        return try core.access(resources.id) { region in
+        return try core.access(resources.id) { (region) throws(E) -> R in
             var span = MutableRawSpan(_unsafeBytes: UnsafeMutableRawBufferPointer(start: region.registered, count: region.length))
             return try body(&span)
         }
@@ -64,15 +98,9 @@ public struct PinnedRegion: ~Copyable {
     public func persist(offset: Int = 0, length: Int? = nil) throws(DaxPinError) {
         let length = length ?? (resources.length - offset)
         try checkRange(offset, length)
-        do {
-            try core.access(resources.id) { region in
-                try Self.persistFile(region, offset: offset, length: length, path: core.path)
-            }
-        } catch let error as DaxPinError {
-            throw error
-        } catch {
-            throw .systemCall(operation: "persist", path: core.path, errno: .ioError)
-        }
+        try core.access(resources.id) { (region) throws(DaxPinError) in
+            try Self.persistFile(region, offset: offset, length: length, path: core.path)
+        }.get()
     }
 
     /// Staged regions: copies file bytes into the registered bounce buffer.
@@ -91,24 +119,18 @@ public struct PinnedRegion: ~Copyable {
         }
         let length = length ?? (resources.length - offset)
         try checkRange(offset, length)
-        do {
-            try core.access(resources.id) { region in
-                let file = region.mapping + offset, bounce = region.registered + offset
-                if toFile {
-                    guard core.access == .readWrite else {
-                        throw DaxPinError.systemCall(operation: "writeBack on a read-only pin", path: core.path, errno: .permissionDenied)
-                    }
-                    file.copyMemory(from: bounce, byteCount: length)
-                    try Self.persistFile(region, offset: offset, length: length, path: core.path)
-                } else {
-                    bounce.copyMemory(from: file, byteCount: length)
+        try core.access(resources.id) { (region) throws(DaxPinError) in
+            let file = region.mapping + offset, bounce = region.registered + offset
+            if toFile {
+                guard core.access == .readWrite else {
+                    throw .systemCall(operation: "writeBack on a read-only pin", path: core.path, errno: .permissionDenied)
                 }
+                file.copyMemory(from: bounce, byteCount: length)
+                try Self.persistFile(region, offset: offset, length: length, path: core.path)
+            } else {
+                bounce.copyMemory(from: file, byteCount: length)
             }
-        } catch let error as DaxPinError {
-            throw error
-        } catch {
-            throw .systemCall(operation: "copy", path: core.path, errno: .ioError)
-        }
+        }.get()
     }
 
     private func checkRange(_ offset: Int, _ length: Int) throws(DaxPinError) {

@@ -133,6 +133,11 @@ public enum LeaseEvent: Sendable {
     case breakNoticed(path: String)
     /// Every region was revoked; the trace tells how.
     case revoked(RevocationTrace)
+
+    /// Whether this is the last event, ``revoked(_:)``.
+    var isRevoked: Bool {
+        if case .revoked = self { true } else { false }
+    }
 }
 
 /// Where a lease is in its life.

@@ -10,9 +10,9 @@ struct OpenedMemory {
 
 /// Finds out what a path is and opens it the way its memory kind needs.
 enum MemoryProbe {
-    /// Opens `path` for `access` and classifies it; nothing stays open on error.
-    static func open(_ path: String, access: Access) throws(DaxPinError) -> OpenedMemory {
-        _ = try statPinnable(path)
+    /// Opens `path` (checked first with ``statPinnable(_:)``) for `access` and classifies it;
+    /// nothing stays open on error.
+    static func openPinnable(_ path: String, access: Access) throws(DaxPinError) -> OpenedMemory {
         // O_NONBLOCK: never wait for another process's lease to be broken on our behalf.
         let raw = Syscalls.open(path, (access == .readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK)
         guard raw >= 0 else { throw openError(path, Errno(rawValue: errno)) }

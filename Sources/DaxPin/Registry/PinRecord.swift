@@ -83,7 +83,7 @@ package struct RegionRecord: Codable, Sendable, Equatable {
     }
 }
 
-// MARK: JSON writing (the library stays free of Foundation; readers use JSONDecoder)
+// MARK: JSON writing (the library links no Foundation encoders; readers use JSONDecoder)
 
 extension ProcessPinRecord {
     /// The record as compact JSON with the same keys `Codable` synthesizes.

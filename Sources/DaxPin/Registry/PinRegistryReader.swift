@@ -21,7 +21,7 @@ package enum PinRegistryReader {
 
     /// Scans `directories`. `viewerUID` 0 sees every process; others see only processes
     /// whose `/proc/<pid>` belongs to them. `decode` turns file bytes into a record (the
-    /// command uses `JSONDecoder`; the library has no Foundation).
+    /// command uses `JSONDecoder`; the library links no Foundation encoders).
     package static func scan(directories: [String], viewerUID: uid_t, removeStale: Bool = true,
                             decode: ([UInt8]) -> ProcessPinRecord?) -> Scan {
         var scan = Scan()

@@ -56,6 +56,18 @@ extension Syscalls {
         return Glibc.write(fd, buffer, count)
     }
 
+    /// `pread(2)`.
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int, _ offset: Int) -> Int {
+        if let code = SyscallFaults.take(.read) { errno = code; return -1 }
+        return Glibc.pread(fd, buffer, count, off_t(offset))
+    }
+
+    /// `pwrite(2)`.
+    static func pwrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int, _ offset: Int) -> Int {
+        if let code = SyscallFaults.take(.write) { errno = code; return -1 }
+        return Glibc.pwrite(fd, buffer, count, off_t(offset))
+    }
+
     /// `readlink(2)`: the link's target, or nil with errno set.
     static func readLink(_ path: String) -> String? {
         if let code = SyscallFaults.take(.readLink) { errno = code; return nil }

@@ -54,7 +54,7 @@ public struct RDMABuildFeatures: Sendable, Hashable, CustomStringConvertible {
     private func missing(_ feature: String, call: String, since: Int) -> DaxPinError {
         .featureUnavailable(
             feature: feature,
-            reason: "this build of DaxPin was compiled against rdma-core headers without \(call), which needs rdma-core \(since) or later: rebuild against a newer rdma-core (Scripts/build-rdma-core, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
+            reason: "this build of DaxPin was compiled against rdma-core headers without \(call), which needs rdma-core \(since) or later: rebuild DaxPin against a newer rdma-core (install it, then PKG_CONFIG_PATH=PREFIX/lib/pkgconfig swift build)")
     }
 
     /// For `daxpin probe` and logs: `rdma-core 65; RDMA FLUSH compiled in; RDMA ATOMIC WRITE compiled in`.
