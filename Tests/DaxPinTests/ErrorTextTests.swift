@@ -21,8 +21,8 @@ extension DaxPin {
             .connectionFailed(peer: "h", operation: "rdma_connect", reason: "timed out"),
             .connectionRejected(peer: "h", reason: Array("no".utf8)), .disconnected(peer: "h"),
             .featureUnavailable(feature: "RDMA FLUSH", reason: "r"),
-            RDMABuildFeatures(rdmaCoreRelease: 44, flush: false).flushRefusal!,
-            RDMABuildFeatures(rdmaCoreRelease: 44, flush: false).atomicWriteRefusal!,
+            RDMABuildFeatures(rdmaCoreRelease: 44, flush: false, atomicWrite: false).flushRefusal!,
+            RDMABuildFeatures(rdmaCoreRelease: 44, flush: false, atomicWrite: false).atomicWriteRefusal!,
         ]
 
         @Test("localizedDescription is the message, not \"The operation could not be completed\"")
