@@ -55,6 +55,14 @@ extension DaxPin {
             }
         }
 
+        /// rxe0 and its ODP verdict for `target`, checked against what the loaded rxe calls for.
+        static func rxe0(for target: Target) throws -> (RDMADevice, OnDemandPagingVerdict) {
+            let device = try Testbed.rdmaDevice()
+            let verdict = try target.verdict(on: device)
+            expect(verdict, "\(device.name) \(target)")
+            return (device, verdict)
+        }
+
         @Test("DaxPin's ODP check on rxe0 and rxe3, on every memory kind ODP serves: verified with the fixed rxe, failed with the stock one, absent before 6.15")
         func checkJudgesTheLoadedRXE() throws {
             for name in try Self.devices {
@@ -74,9 +82,7 @@ extension DaxPin {
               arguments: [Target.ext4DAX, .xfsDAX, .pageCache])
         func autoChoosesZeroCopy(target: Target) throws {
             #expect(LeaseOptions().prefetchOnDemandPaging, "the default options prefetch")
-            let device = try Testbed.rdmaDevice()
-            let verdict = try target.verdict(on: device)
-            Self.expect(verdict, device.name)
+            let (device, verdict) = try Self.rxe0(for: target)
             let file = try ScratchFile(in: target.directory, size: 256 << 10)
             var lease = try LayoutLease(path: file.path)
             let id = try lease.pin(on: device)
@@ -153,9 +159,7 @@ extension DaxPin {
         @Test("a break during ODP traffic revokes in order and loses no acknowledged write",
               arguments: [Target.ext4DAX, .xfsDAX])
         func breakDuringTraffic(target: Target) throws {
-            let device = try Testbed.rdmaDevice()
-            let verdict = try target.verdict(on: device)
-            Self.expect(verdict, device.name)
+            let (device, verdict) = try Self.rxe0(for: target)
             let file = try ScratchFile(in: target.directory, size: RealDevices.regionSize)
             let writer = Writer()
             var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(5)) { _ in
@@ -181,9 +185,7 @@ extension DaxPin {
         @Test("after a truncate the peer's next WRITE fails and nothing lands in reused blocks",
               arguments: [Target.ext4DAX, .xfsDAX])
         func truncateCutsThePeerOff(target: Target) throws {
-            let device = try Testbed.rdmaDevice()
-            let verdict = try target.verdict(on: device)
-            Self.expect(verdict, device.name)
+            let (device, verdict) = try Self.rxe0(for: target)
             let directory = try target.directory
             let size = 1 << 20
             let file = try ScratchFile(in: directory, size: size)
@@ -229,9 +231,7 @@ extension DaxPin {
         /// is in the file byte for byte, and the server's log and `daxpin ls` name the strategy.
         @Test("the storage server serves an fs-dax export zero copy where the check verified ODP, staged elsewhere")
         func storageServerExportsFSDAX() throws {
-            let device = try Testbed.rdmaDevice()
-            let verdict = try Target.ext4DAX.verdict(on: device)
-            Self.expect(verdict, device.name)
+            let (_, verdict) = try Self.rxe0(for: .ext4DAX)
             let strategy = verdict.isUsable ? "on-demand paging" : "staged"
             let size = 1 << 20
             let file = try ScratchFile(in: Target.ext4DAX.directory, size: size, fill: 0)
