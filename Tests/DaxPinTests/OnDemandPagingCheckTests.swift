@@ -194,6 +194,20 @@ extension DaxPin {
             #expect(scratch.bytes[4096 + 7] == 0x5A)
         }
 
+        @Test("where O_TMPFILE is refused, the target is a new name unlinked at once")
+        func fileTargetWithoutTmpfile() throws {
+            defer { SyscallFaults.disarm() }
+            let directory = FileManager.default.temporaryDirectory.path + "/daxpin-odp-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            SyscallFaults.arm(.open, errno: EOPNOTSUPP)  // the O_TMPFILE open only: the fault is taken once
+            let scratch = try OnDemandPagingScratch(.file(directory: directory, dax: false), length: 16 << 10)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "the name was not unlinked")
+            #expect(Self.residentPages(scratch.bytes) == 0)
+            try scratch.invalidate().get()
+            #expect(scratch.bytes.allSatisfy { $0 == 0 })
+        }
+
         @Test("a failed hole punch is a typed error naming the target")
         func failedInvalidation() throws {
             let scratch = try OnDemandPagingScratch(.file(directory: FileManager.default.temporaryDirectory.path, dax: false), length: 4096)

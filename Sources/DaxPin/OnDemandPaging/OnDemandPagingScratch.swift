@@ -14,11 +14,30 @@ final class OnDemandPagingScratch {
     /// Kept open to punch holes through.
     private let fd: Int32
 
+    /// An unnamed file in `directory`: `O_TMPFILE` where the file system has it, else a new
+    /// name made exclusively and unlinked at once (overlayfs, 9p and older file systems answer
+    /// `O_TMPFILE` with EOPNOTSUPP, EISDIR or EINVAL). The descriptor (or -1 with errno set),
+    /// the operation and the path for an error.
+    private static func unnamedFile(in directory: String) -> (Int32, String, String) {
+        let fd = Syscalls.openTemporaryFile(in: directory, 0o600)
+        guard fd < 0, [EOPNOTSUPP, EISDIR, EINVAL].contains(errno) else { return (fd, "open(O_TMPFILE)", directory) }
+        let name = "\(directory)/.daxpin-odp-check-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let named = Syscalls.open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard named >= 0 else { return (named, "open(O_CREAT|O_EXCL)", name) }
+        guard Syscalls.unlinkat(AT_FDCWD, name, 0) == 0 else {
+            let code = errno
+            Syscalls.close(named)
+            errno = code
+            return (-1, "unlink", name)
+        }
+        return (named, "open(O_CREAT|O_EXCL)", name)
+    }
+
     /// Makes a `length`-byte scratch target; every step's failure is a typed error.
     init(_ kind: OnDemandPagingTarget, length: Int) throws(DaxPinError) {
         let (fd, operation, path): (Int32, String, String) = switch kind {
         case .memory: (Syscalls.memfdCreate("daxpin-odp-check"), "memfd_create", "daxpin-odp-check")
-        case .file(let directory, _): (Syscalls.openTemporaryFile(in: directory, 0o600), "open(O_TMPFILE)", directory)
+        case .file(let directory, _): Self.unnamedFile(in: directory)
         }
         guard fd >= 0 else { throw .systemCall(operation: operation, path: path, errno: .init(rawValue: errno)) }
         guard Syscalls.ftruncate(fd, off_t(length)) == 0 else {
