@@ -54,6 +54,30 @@ extension DaxPin {
             #expect(throws: DaxPinError.self) { _ = try lease.pin(on: refusing, policy: .zeroCopy) }
         }
 
+        /// Peers write a staged region's bounce buffer: persist must copy those bytes back to
+        /// the file, or a durable acknowledgement would promise bytes the file never gets.
+        @Test("persist on a staged region writes the bounce buffer back to the file")
+        func stagedPersistWritesBack() throws {
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10, fill: 0)
+            var lease = try LayoutLease(path: file.path)
+            let id = try lease.pin(on: RDMADevice(provider: RecordingVerbs(refusePinned: .notSupported)))
+            #expect(try lease.withRegion(id) { $0.strategy } == .staged)
+            try lease.withRegion(id) { region in
+                try region.withMutableBytes { span in
+                    for offset in 4096..<8192 { span.storeBytes(of: 0x3C, toByteOffset: offset, as: UInt8.self) }
+                }
+                try region.persist(offset: 4096, length: 4096)
+            }
+            var bytes = [UInt8](repeating: 0, count: 8192)
+            let read = try bytes.withUnsafeMutableBytes { buffer in
+                var span = MutableRawSpan(_unsafeBytes: buffer)
+                return try lease.read(into: &span, at: 0)
+            }
+            #expect(read == 8192)
+            #expect(bytes[4096..<8192].allSatisfy { $0 == 0x3C } && bytes[0..<4096].allSatisfy { $0 == 0 })
+            _ = lease.release()
+        }
+
         @Test("remote atomics only on request")
         func atomicsOnRequest() throws {
             var lease = LayoutLease.anonymous()

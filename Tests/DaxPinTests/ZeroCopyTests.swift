@@ -227,8 +227,9 @@ extension DaxPin {
         }
 
         /// daxpin-server exporting an ext4-dax file: through On-Demand Paging where the check
-        /// verified rxe's ODP on fs-dax, staged elsewhere; either way the client's verified pass
-        /// is in the file byte for byte, and the server's log and `daxpin ls` name the strategy.
+        /// verified rxe's ODP on fs-dax, staged elsewhere; either way the client's verified and
+        /// persisted pass is in the file byte for byte (a staged export writes its bounce buffer
+        /// back when it persists), and the server's log and `daxpin ls` name the strategy.
         @Test("the storage server serves an fs-dax export zero copy where the check verified ODP, staged elsewhere")
         func storageServerExportsFSDAX() throws {
             let (_, verdict) = try Self.rxe0(for: .ext4DAX)
@@ -239,7 +240,7 @@ extension DaxPin {
             #expect(server.stderr.contains("strategy=\(strategy)"), "\(server.everything)")
             let listing = try DaxPinBinary.run(["ls"])
             #expect(listing.stdout.contains(file.path) && listing.stdout.contains(strategy), "\(listing.stdout)")
-            let client = try StorageProcess.client(port: server.port, ["--seed", "11", "--block-size", "16384", "--queue-depth", "4", "--verify"])
+            let client = try StorageProcess.client(port: server.port, ["--seed", "11", "--block-size", "16384", "--queue-depth", "4", "--persist-every", "16", "--verify"])
             #expect(client.waitExit(timeout: .seconds(120)) == 0, "client: \(client.everything)")
             #expect(client.stdout.contains("verified pass=0"), "\(client.stdout)")
             try server.stop()

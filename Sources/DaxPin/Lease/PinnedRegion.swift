@@ -93,9 +93,12 @@ public struct PinnedRegion: ~Copyable {
         }
     }
 
-    /// Makes `length` bytes at `offset` (relative to the region) durable: a cache-line flush
-    /// on DAX memory mapped with MAP_SYNC, `msync(MS_SYNC)` otherwise.
+    /// Makes `length` bytes at `offset` (relative to the region) durable in the file: a
+    /// cache-line flush on DAX memory mapped with MAP_SYNC, `msync(MS_SYNC)` otherwise. A staged
+    /// region's peers write into its bounce buffer, so for it this is ``writeBack(offset:length:)``:
+    /// the bytes are copied back to the file first.
     public func persist(offset: Int = 0, length: Int? = nil) throws(DaxPinError) {
+        if resources.strategy == .staged { return try writeBack(offset: offset, length: length) }
         let length = length ?? (resources.length - offset)
         try checkRange(offset, length)
         try core.access(resources.id) { (region) throws(DaxPinError) in
