@@ -53,8 +53,9 @@ do {
         services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     do {
         try await group.run()
-        print("released in order:")
-        for step in service.trace?.steps ?? [] { print("  \(step)") }
+        let steps = service.trace?.steps ?? []
+        print(steps.isEmpty ? "released (nothing was pinned or leased)" : "released in order:")
+        for step in steps { print("  \(step)") }
     } catch let broken as LeaseBrokenError {
         print("lease broken, revoked in order:")
         for step in broken.trace.steps { print("  \(step)") }

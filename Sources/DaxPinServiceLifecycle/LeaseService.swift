@@ -14,7 +14,9 @@ import Synchronization
 ///   trace, keeps it in ``trace`` and returns normally;
 /// - **a lease break** (another process truncated, punched a hole in or opened the file):
 ///   DaxPin has already revoked every region in the same order (the quiesce handler, if any,
-///   ran first); `run()` keeps the trace in ``trace`` and throws ``LeaseBrokenError``.
+///   ran first); `run()` keeps the trace in ``trace`` and throws ``LeaseBrokenError``. It
+///   throws whenever the lease ended by a break, even if a shutdown began while the break was
+///   being handled.
 ///
 /// With the default `ServiceGroupConfiguration.ServiceConfiguration`
 /// (`failureTerminationBehavior: .cancelGroup`), a break therefore cancels the other services
@@ -138,10 +140,15 @@ public final class LeaseService: Service, Sendable {
         guard let final = release() ?? revoked else { return }
         if final.reason == .leaseBreak {
             logger.error("lease broken: every region was revoked; the service ends",
-                         metadata: ["path": "\(path)", "trace": "\(final)"])
+                         metadata: ["path": "\(path)", "steps": "\(Self.steps(final))"])
             throw LeaseBrokenError(path: path, trace: final)
         }
-        logger.info("lease released", metadata: ["path": "\(path)", "trace": "\(final)"])
+        logger.info("lease released", metadata: ["path": "\(path)", "steps": "\(Self.steps(final))"])
+    }
+
+    /// The trace's steps on one line, for a log's metadata.
+    private static func steps(_ trace: RevocationTrace) -> String {
+        trace.steps.isEmpty ? "none" : trace.steps.map(\.description).joined(separator: ", ")
     }
 
     /// Takes the lease out and releases it; the trace (a break's, if the kernel broke it
