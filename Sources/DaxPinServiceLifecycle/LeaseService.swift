@@ -3,7 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// A swift-service-lifecycle `Service` that holds a ``DaxPin/LayoutLease`` (and the regions
+/// A swift-service-lifecycle `Service` that holds a `LayoutLease` (and the regions
 /// pinned under it) while it runs, and releases it in DaxPin's dependency order when the
 /// service ends.
 ///
@@ -48,7 +48,7 @@ public final class LeaseService: Service, Sendable {
     private let state: Mutex<State>
     private let logger: Logger
 
-    /// The leased path (as ``DaxPin/LayoutLease/path``).
+    /// The leased path (as `LayoutLease.path`).
     public let path: String
 
     /// A service that holds `lease` (already opened, with its regions pinned) until it ends.
@@ -71,7 +71,7 @@ public final class LeaseService: Service, Sendable {
     ///   - options: The lease's options (quiesce handler, budget, logger).
     ///   - logger: Where the service logs the release or the break.
     ///   - setUp: Pins regions on the new lease; by default nothing.
-    /// - Throws: The ``DaxPin/DaxPinError`` of `LayoutLease(path:access:options:)`, or what `setUp` throws.
+    /// - Throws: The `DaxPinError` of `LayoutLease(path:access:options:)`, or what `setUp` throws.
     public convenience init(path: String, access: Access = .readWrite, options: LeaseOptions = LeaseOptions(),
                             logger: Logger = Logger(label: "DaxPin.LeaseService"),
                             setUp: (inout LayoutLease) throws -> Void = { _ in }) throws {
@@ -105,7 +105,7 @@ public final class LeaseService: Service, Sendable {
     ///
     /// `body` runs under the service's lock: keep it short, and do not call back into the
     /// service from it. A lease that a break revoked is still lent (its accesses throw
-    /// ``DaxPin/DaxPinError/revoked(path:)``) until ``run()`` has seen the break.
+    /// `DaxPinError.revoked(path:)`) until ``run()`` has seen the break.
     /// Replacing the lease in `body` (assigning a new one) drops the old one, which ends
     /// ``run()`` as a release does.
     public func withLease<R: Sendable, E: Error>(_ body: (inout LayoutLease) throws(E) -> R) throws(E) -> R? {
@@ -172,7 +172,7 @@ public final class LeaseService: Service, Sendable {
 public struct LeaseBrokenError: Error, Sendable, CustomStringConvertible {
     /// The leased path.
     public let path: String
-    /// The revocation's trace (``DaxPin/RevocationTrace/reason`` is `.leaseBreak`).
+    /// The revocation's trace (`RevocationTrace.reason` is `.leaseBreak`).
     public let trace: RevocationTrace
 
     /// An error for the break of the lease on `path`, revoked as `trace` tells.
