@@ -7,11 +7,15 @@ let package = Package(
     name: "DaxPin",
     products: [
         .library(name: "DaxPin", targets: ["DaxPin"]),
+        // A swift-service-lifecycle Service that holds a lease: its own product, so that the
+        // core library does not depend on service-lifecycle.
+        .library(name: "DaxPinServiceLifecycle", targets: ["DaxPinServiceLifecycle"]),
         .executable(name: "daxpin", targets: ["DaxPinCommand"]),
         .executable(name: "daxpin-server", targets: ["StorageServer"]),
         .executable(name: "daxpin-client", targets: ["StorageClient"]),
         .executable(name: "daxpin-demo", targets: ["CoreDemo"]),
         .executable(name: "daxpin-quickstart", targets: ["QuickStart"]),
+        .executable(name: "daxpin-lease-service", targets: ["LeaseServiceExample"]),
         .executable(name: "daxpin-soak", targets: ["DaxPinSoak"]),
         // daxpin-server's wire format (the hellos in the rdma_cm private data, the messages),
         // for clients other than daxpin-client: the benchmark harness is one.
@@ -63,6 +67,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "DaxPinServiceLifecycle",
+            dependencies: [
+                "DaxPin",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "DaxPinCommand",
             dependencies: ["DaxPin", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -90,6 +103,15 @@ let package = Package(
         ),
         .executableTarget(name: "CoreDemo", dependencies: ["DaxPin"], path: "Examples/CoreDemo", swiftSettings: strict),
         .executableTarget(name: "QuickStart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
+        .executableTarget(
+            name: "LeaseServiceExample",
+            dependencies: [
+                "DaxPin", "DaxPinServiceLifecycle",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/LeaseServiceExample", swiftSettings: strict
+        ),
         // The reliability soak (Scripts/reliability), a tool of the test suite.
         .executableTarget(
             name: "DaxPinSoak",
@@ -99,7 +121,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DaxPinTests",
-            dependencies: ["DaxPin", "CLease", "CMnl", "StorageProtocol", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["DaxPin", "DaxPinServiceLifecycle", "CLease", "CMnl", "StorageProtocol",
+                           .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")],
