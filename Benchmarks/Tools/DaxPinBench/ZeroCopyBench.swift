@@ -15,6 +15,8 @@ private final class Side {
     let remote: MemoryRegion.RemoteAccess
     let path: String
     var cursor = 0
+    /// Where the last batch began and ended, and the byte it wrote.
+    var lastBatch: (first: Int, last: Int, byte: UInt8)?
 
     init(name: String, path: String, bytes: Int, device: RDMADevice, policy: StrategyPolicy, expect: Strategy) {
         self.name = name
@@ -82,8 +84,9 @@ private func openDevice(_ name: String) -> RDMADevice {
     do { return try RDMADevice.open(named: name) } catch { fail("\(error)") }
 }
 
-/// Reads `length` bytes of the file at `offset` (not through the pin) and fails unless every one is `byte`:
-/// the WRITEs and the durability step put the bytes in the file, not only in a bounce buffer.
+/// Reads `length` bytes of the file at `offset` (not through the pin; the file's lease must be
+/// released first, as an open breaks it) and fails unless every one is `byte`: the WRITEs and
+/// the durability step put the bytes in the file, not only in a bounce buffer.
 private func expectFile(_ path: String, offset: Int, length: Int, byte: UInt8, what: String) {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { fail("open \(path): errno \(errno)") }
@@ -135,10 +138,16 @@ func zeroCopyAgainstStaged(row: String, fsdaxDir: String, bytes: Int, block: Int
             }
             if !persistEach { side.makeDurable(offset: 0, length: bytes) }
             let elapsed = monotonicNanoseconds() - start
-            expectFile(side.path, offset: first, length: block, byte: byte, what: side.name)
-            expectFile(side.path, offset: (side.cursor + bytes - block) % bytes, length: block, byte: byte, what: side.name)
+            side.lastBatch = (first, (side.cursor + bytes - block) % bytes, byte)
             if round > 0 { print("\(row) \(side.name) \(round) \(Double(elapsed) / 1e9) \(perBatch * block)") }
         }
+    }
+    // Read back only once the leases are gone: opening a leased file breaks its lease.
+    for side in sides {
+        _ = side.lease.take()?.release()
+        guard let (first, last, byte) = side.lastBatch else { continue }
+        expectFile(side.path, offset: first, length: block, byte: byte, what: side.name)
+        expectFile(side.path, offset: last, length: block, byte: byte, what: side.name)
     }
 }
 
