@@ -128,7 +128,7 @@ func onDemandPagingCheckCost(deviceName: String) {
 
 /// How many of `pages` 4 KiB pages from `address` are present in this process's page tables
 /// (`/proc/self/pagemap`, bit 63).
-private func presentPages(at address: UInt64, pages: Int) -> Int {
+func presentPages(at address: UInt64, pages: Int) -> Int {
     let fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { fail("open /proc/self/pagemap: errno \(errno)") }
     defer { close(fd) }

@@ -34,6 +34,12 @@
 //   DaxPinBench odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE
 //   DaxPinBench odp-check DEVICE
 //       The On-Demand Paging rows (OnDemandPagingBench.swift says what each prints).
+//   DaxPinBench zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE
+//   DaxPinBench zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE
+//   DaxPinBench zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE
+//   DaxPinBench zero-copy-check DEVICE FSDAX_DIR
+//       The zero-copy rows, for a kernel whose rxe passes DaxPin's ODP check
+//       (ZeroCopyBench.swift says what each prints; Benchmarks/targets-zero-copy.json declares them).
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
@@ -220,6 +226,21 @@ case "odp-first-touch" where arguments.count == 5:
     onDemandPagingFirstTouch(tmpfsDir: arguments[1], bytes: bytes, rounds: rounds, deviceName: arguments[4])
 case "odp-check" where arguments.count == 2:
     onDemandPagingCheckCost(deviceName: arguments[1])
+case "zero-copy-write" where arguments.count == 6:
+    guard let bytes = Int(arguments[2]), let block = Int(arguments[3]), let rounds = Int(arguments[4]),
+          block > 0, bytes >= block, bytes % block == 0, rounds > 0 else { fail("bad numbers") }
+    zeroCopyAgainstStaged(row: "write", fsdaxDir: arguments[1], bytes: bytes, block: block, blocks: bytes / block,
+                          persistEach: false, rounds: rounds, deviceName: arguments[5])
+case "zero-copy-durable" where arguments.count == 7:
+    guard let bytes = Int(arguments[2]), let block = Int(arguments[3]), let blocks = Int(arguments[4]), let rounds = Int(arguments[5]),
+          block > 0, bytes >= block, bytes % block == 0, blocks > 0, rounds > 0 else { fail("bad numbers") }
+    zeroCopyAgainstStaged(row: "durable", fsdaxDir: arguments[1], bytes: bytes, block: block, blocks: blocks,
+                          persistEach: true, rounds: rounds, deviceName: arguments[6])
+case "zero-copy-first-touch" where arguments.count == 5:
+    guard let bytes = Int(arguments[2]), let rounds = Int(arguments[3]), bytes > 0, bytes % 4096 == 0, rounds > 0 else { fail("bad numbers") }
+    zeroCopyFirstTouch(fsdaxDir: arguments[1], bytes: bytes, rounds: rounds, deviceName: arguments[4])
+case "zero-copy-check" where arguments.count == 3:
+    zeroCopyCheckCost(deviceName: arguments[1], fsdaxDir: arguments[2])
 case "idle" where arguments.count == 5:
     let dir = arguments[1]
     guard let count = Int(arguments[2]), let seconds = UInt32(arguments[3]) else { fail("bad numbers") }
@@ -241,5 +262,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR")
 }
