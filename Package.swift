@@ -1,25 +1,49 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+// Fault injection, the mapping ledger, forced interleavings, the ODP trust hook and
+// DAXPIN_RUN_DIR exist in debug builds only (swift-system's ENABLE_MOCKING, likewise).
+let testHooks: [SwiftSetting] = strict + [.define("DAXPIN_TESTING", .when(configuration: .debug))]
+
+// Only the ServiceLifecycle and Tools traits bring these in (see `traits`).
+let argumentParser: Target.Dependency = .product(
+    name: "ArgumentParser", package: "swift-argument-parser", condition: .when(traits: ["Tools"]))
+let serviceLifecycle: Target.Dependency = .product(
+    name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["ServiceLifecycle"]))
+let serviceLifecycleTestKit: Target.Dependency = .product(
+    name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle", condition: .when(traits: ["ServiceLifecycle"]))
 
 let package = Package(
     name: "DaxPin",
     products: [
         .library(name: "DaxPin", targets: ["DaxPin"]),
-        // A swift-service-lifecycle Service that holds a lease: its own product, so that the
-        // core library does not depend on service-lifecycle.
+        // A swift-service-lifecycle Service that holds a lease: its own product, and its
+        // dependency only with the ServiceLifecycle trait, so the core library resolves
+        // swift-system, swift-log and swift-metrics alone.
         .library(name: "DaxPinServiceLifecycle", targets: ["DaxPinServiceLifecycle"]),
+        // The administrators' command, and the example storage server and client (the
+        // benchmark harness, a package of its own, runs them).
         .executable(name: "daxpin", targets: ["DaxPinCommand"]),
-        .executable(name: "daxpin-server", targets: ["StorageServer"]),
-        .executable(name: "daxpin-client", targets: ["StorageClient"]),
-        .executable(name: "daxpin-demo", targets: ["CoreDemo"]),
-        .executable(name: "daxpin-quickstart", targets: ["QuickStart"]),
-        .executable(name: "daxpin-lease-service", targets: ["LeaseServiceExample"]),
-        .executable(name: "daxpin-soak", targets: ["DaxPinSoak"]),
+        .executable(name: "daxpin-server", targets: ["daxpin-server"]),
+        .executable(name: "daxpin-client", targets: ["daxpin-client"]),
         // daxpin-server's wire format (the hellos in the rdma_cm private data, the messages),
         // for clients other than daxpin-client: the benchmark harness is one.
         .library(name: "StorageProtocol", targets: ["StorageProtocol"]),
+        // The other examples and the soak are executable targets, not products: `swift run
+        // daxpin-demo` works in this repository, and no dependent sees them.
+    ],
+    // A consumer that lists `traits: []` (or only "ServiceLifecycle") resolves nothing for the
+    // command, the examples or the soak. The defaults keep `swift build` and `swift test` in a
+    // clone building everything.
+    traits: [
+        .trait(name: "ServiceLifecycle", description: "DaxPinServiceLifecycle's LeaseService (depends on swift-service-lifecycle)"),
+        .trait(
+            name: "Tools",
+            description: "The daxpin command, the examples and the soak (depend on swift-argument-parser and swift-service-lifecycle)",
+            enabledTraits: ["ServiceLifecycle"]
+        ),
+        .default(enabledTraits: ["Tools"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -65,66 +89,66 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            swiftSettings: strict
+            swiftSettings: testHooks
         ),
         .target(
             name: "DaxPinServiceLifecycle",
             dependencies: [
                 "DaxPin",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                serviceLifecycle,
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "DaxPinCommand",
-            dependencies: ["DaxPin", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["DaxPin", argumentParser],
             swiftSettings: strict
         ),
         .target(name: "StorageProtocol", path: "Examples/StorageProtocol", swiftSettings: strict),
         .executableTarget(
-            name: "StorageServer",
+            name: "daxpin-server",
             dependencies: [
                 "DaxPin", "StorageProtocol",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                argumentParser,
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                serviceLifecycle,
             ],
             path: "Examples/StorageServer", swiftSettings: strict
         ),
         .executableTarget(
-            name: "StorageClient",
+            name: "daxpin-client",
             dependencies: [
                 "DaxPin", "StorageProtocol",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                argumentParser,
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/StorageClient", swiftSettings: strict
         ),
-        .executableTarget(name: "CoreDemo", dependencies: ["DaxPin"], path: "Examples/CoreDemo", swiftSettings: strict),
-        .executableTarget(name: "QuickStart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
+        .executableTarget(name: "daxpin-demo", dependencies: ["DaxPin"], path: "Examples/CoreDemo", swiftSettings: strict),
+        .executableTarget(name: "daxpin-quickstart", dependencies: ["DaxPin"], path: "Examples/QuickStart", swiftSettings: strict),
         .executableTarget(
-            name: "LeaseServiceExample",
+            name: "daxpin-lease-service",
             dependencies: [
                 "DaxPin", "DaxPinServiceLifecycle",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                serviceLifecycle,
             ],
             path: "Examples/LeaseServiceExample", swiftSettings: strict
         ),
         // The reliability soak (Scripts/reliability), a tool of the test suite.
         .executableTarget(
-            name: "DaxPinSoak",
-            dependencies: ["DaxPin", "CLease", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            name: "daxpin-soak",
+            dependencies: ["DaxPin", "CLease", argumentParser,
                            .product(name: "Logging", package: "swift-log")],
-            path: "Tests/Soak", swiftSettings: strict
+            path: "Tests/Soak", swiftSettings: testHooks
         ),
         .testTarget(
             name: "DaxPinTests",
             dependencies: ["DaxPin", "DaxPinServiceLifecycle", "CLease", "CMnl", "StorageProtocol",
                            .product(name: "SystemPackage", package: "swift-system"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                           serviceLifecycle,
+                           serviceLifecycleTestKit,
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")],
