@@ -12,7 +12,7 @@ struct ListCommand: ParsableCommand {
         discussion: """
         Processes using DaxPin publish what they hold in a per-process file under the run
         directory (/run/daxpin for root, $XDG_RUNTIME_DIR/daxpin or /tmp/daxpin-$UID otherwise;
-        DAXPIN_RUN_DIR overrides). Files of dead processes are removed. Leases in /proc/locks
+        DAXPIN_RUN_DIR overrides in debug builds). Files of dead processes are removed. Leases in /proc/locks
         that no registry file explains are shown with state "lease only". Root sees every
         user's processes; other users see their own.
 

@@ -45,10 +45,10 @@ struct PinList: Codable {
 
 /// Collects the pins visible to the caller.
 struct PinCollector {
-    /// Directories to scan: `DAXPIN_RUN_DIR` alone when set, else the caller's own run
-    /// directory, or every user's when root.
+    /// Directories to scan: `DAXPIN_RUN_DIR` alone when set in a debug build, else the
+    /// caller's own run directory, or every user's when root.
     static func directories() -> [String] {
-        if let explicit = ProcessInfo.processInfo.environment[RunDirectory.overrideVariable], !explicit.isEmpty {
+        if let explicit = RunDirectory.override(environment: { ProcessInfo.processInfo.environment[$0] }) {
             return [explicit]
         }
         return geteuid() == 0 ? RunDirectory.allCandidates() : [RunDirectory.forCurrentProcess()]

@@ -72,7 +72,9 @@ extension Soak {
         @Option var id: Int
 
         func run() throws {
+            #if DAXPIN_TESTING  // the ledger exists in debug builds, which Scripts/reliability makes
             MappingLedger.start()
+            #endif
             var logger = Logger(label: "DaxPin.soak")
             logger.logLevel = .warning  // a notice per break would flood the watchdog's terminal
             let standIn: SoakVerbs? = options.device == nil ? SoakVerbs() : nil
@@ -89,7 +91,9 @@ extension Soak {
             }
             var leaks: [String] = []
             if after.fds != before.fds { leaks.append("descriptors \(before.fds) -> \(after.fds)") }
+            #if DAXPIN_TESTING
             if MappingLedger.mappedBytes != 0 { leaks.append("\(MappingLedger.mappedBytes) bytes still mapped") }
+            #endif
             if after.locks != 0 { leaks.append("\(after.locks) leases or locks held") }
             if after.pinnedKiB != 0 { leaks.append("VmPin \(after.pinnedKiB) kB") }
             if let live = standIn?.liveRegistrations, live != 0 { leaks.append("\(live) registrations") }

@@ -1,10 +1,22 @@
 import Glibc
 
 /// Where processes publish their pins: `/run/daxpin` for root, `$XDG_RUNTIME_DIR/daxpin` or
-/// `/tmp/daxpin-$UID` for other users; `DAXPIN_RUN_DIR` overrides both (tests isolate with it).
+/// `/tmp/daxpin-$UID` for other users. In debug builds (`DAXPIN_TESTING`) `DAXPIN_RUN_DIR`
+/// overrides both, so tests can isolate; a release build ignores it, so no process can publish
+/// its pins where `daxpin ls` does not look.
 package enum RunDirectory {
-    /// The environment variable that overrides the run directory.
+    #if DAXPIN_TESTING
+    /// The environment variable that overrides the run directory (debug builds only).
     package static let overrideVariable = "DAXPIN_RUN_DIR"
+    #endif
+
+    /// `DAXPIN_RUN_DIR` when set and this is a debug build; nil in release builds.
+    package static func override(environment: (String) -> String?) -> String? {
+        #if DAXPIN_TESTING
+        if let explicit = environment(overrideVariable), !explicit.isEmpty { return explicit }
+        #endif
+        return nil
+    }
 
     /// The directory this process publishes into.
     package static func forCurrentProcess() -> String {
@@ -13,7 +25,7 @@ package enum RunDirectory {
 
     /// The run directory for `uid` given an environment lookup (pure, for tests).
     package static func resolve(environment: (String) -> String?, uid: uid_t) -> String {
-        if let explicit = environment(overrideVariable), !explicit.isEmpty { return explicit }
+        if let explicit = override(environment: environment) { return explicit }
         if uid == 0 { return "/run/daxpin" }
         if let runtime = environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/") { return runtime + "/daxpin" }
         return "/tmp/daxpin-\(uid)"

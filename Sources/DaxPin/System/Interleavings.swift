@@ -19,6 +19,7 @@ package enum InterleavingPoint: Sendable, Hashable {
     case signalVerified
 }
 
+#if DAXPIN_TESTING
 /// Test-only hook at each ``InterleavingPoint``: the thread that reaches a point runs the hook
 /// there. One atomic load per point while no hook is set.
 package enum Interleavings {
@@ -42,3 +43,9 @@ package enum Interleavings {
         body(point)
     }
 }
+#else
+/// Release builds: no hook can be set.
+enum Interleavings {
+    @inline(__always) static func reached(_ point: InterleavingPoint) {}
+}
+#endif

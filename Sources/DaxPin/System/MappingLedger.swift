@@ -1,5 +1,6 @@
 import Synchronization
 
+#if DAXPIN_TESTING
 /// Test-only accounting at the syscall seam: the address ranges DaxPin's own `mmap` calls map
 /// and its `munmap` calls remove, kept like the kernel keeps them (a `MAP_FIXED` mapping replaces
 /// what it overlaps). Tests compare ``mappedBytes`` before and after an operation to prove that
@@ -49,3 +50,10 @@ package enum MappingLedger {
         list = kept
     }
 }
+#else
+/// Release builds: no accounting.
+enum MappingLedger {
+    @inline(__always) static func mapped(_ address: UnsafeMutableRawPointer, length: Int) {}
+    @inline(__always) static func unmapped(_ address: UnsafeMutableRawPointer?, length: Int) {}
+}
+#endif

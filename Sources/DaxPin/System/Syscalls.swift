@@ -76,6 +76,7 @@ package enum Syscall: Sendable, Hashable {
     case rdmaInitQueuePairAttributes
 }
 
+#if DAXPIN_TESTING
 /// Test-only fault injection into ``Syscalls``: a failure armed for a call makes that call
 /// fail with the given errno, without reaching the kernel (as a kernel refusal would). One
 /// atomic load per call while nothing is armed. Process-wide: the tests that arm faults run
@@ -116,3 +117,9 @@ package enum SyscallFaults {
         }
     }
 }
+#else
+/// Release builds: nothing can arm a fault, and every call reaches the kernel.
+enum SyscallFaults {
+    @inline(__always) static func take(_ call: Syscall) -> Int32? { nil }
+}
+#endif

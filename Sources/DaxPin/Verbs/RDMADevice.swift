@@ -7,7 +7,9 @@ import Synchronization
 public final class RDMADevice: Sendable {
     package let provider: any VerbsProvider
     /// Set by tests only (``trustOnDemandPagingWithoutCheck()``).
+    #if DAXPIN_TESTING
     private let odpTrustedWithoutCheck = Atomic<Bool>(false)
+    #endif
 
     /// The device name (`ibv_get_device_name`), for example `rxe0`.
     public var name: String { provider.name }
@@ -62,7 +64,9 @@ public final class RDMADevice: Sendable {
     public func onDemandPaging(for access: Access, memory: MemoryKind, directory: String?,
                                remoteAtomics: Bool = false, remoteFlush: Bool = false) -> OnDemandPagingVerdict {
         guard capabilities.odpUsable(for: access) else { return .notOffered }
+        #if DAXPIN_TESTING
         if odpTrustedWithoutCheck.load(ordering: .relaxed) { return .verified }
+        #endif
         if access == .readWrite, remoteAtomics || remoteFlush {
             let what = [remoteAtomics ? "remote atomics" : nil, remoteFlush ? "RDMA FLUSH" : nil].compactMap { $0 }.joined(separator: " and ")
             return .failed(reason: "DaxPin's check does not cover \(what) (it moves RDMA WRITEs and READs only), and this registration allows them")
@@ -70,6 +74,7 @@ public final class RDMADevice: Sendable {
         return OnDemandPagingVerdicts.shared.verdict(for: provider, target: OnDemandPagingTarget(memory: memory, directory: directory))
     }
 
+#if DAXPIN_TESTING
     /// Testing only (`@_spi(Testing) import DaxPin`): trusts this device object's On-Demand
     /// Paging without the check, so that tests and benchmarks can exercise the ODP path on a
     /// device that fails it, under conditions where it is known to move bytes correctly.
@@ -77,6 +82,7 @@ public final class RDMADevice: Sendable {
     @_spi(Testing) public func trustOnDemandPagingWithoutCheck() {
         odpTrustedWithoutCheck.store(true, ordering: .relaxed)
     }
+#endif
 
     /// The names of the RDMA devices present (`ibv_get_device_list`).
     public static func availableDevices() -> [String] { IbverbsProvider.deviceNames() }
