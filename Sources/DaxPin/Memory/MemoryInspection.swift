@@ -4,7 +4,7 @@ import SystemPackage
 
 /// What backs a path, found without opening it for reading or writing: the path is opened
 /// with `O_PATH`, which breaks nobody's lease (a plain open would). For `daxpin probe`.
-public struct MemoryInspection: Sendable {
+package struct MemoryInspection: Sendable {
     /// The memory kind, as `LayoutLease` would classify it.
     public let kind: MemoryKind
     /// `STATX_ATTR_DAX` on the file: true or false, nil when the file system does not report it.

@@ -247,7 +247,7 @@ final class PinRegistry: Sendable {
 }
 
 /// A `dev_t` split into major and minor numbers (glibc's encoding).
-public struct DeviceNumber: Sendable, Hashable, CustomStringConvertible {
+package struct DeviceNumber: Sendable, Hashable, CustomStringConvertible {
     /// The major number.
     public let major: UInt32
     /// The minor number.

@@ -3,7 +3,7 @@ import Glibc
 /// What a kernel release allows for RDMA on file memory: the one table, by version, that the
 /// strategy forecast, the refusal texts and the tests read. Each row was measured in the
 /// testbed on Linux 6.1 and 7.2 unless it says "release notes".
-public struct KernelBehaviour: Sendable, Hashable {
+package struct KernelBehaviour: Sendable, Hashable {
     /// The kernel release, as `(major, minor)`.
     public let version: KernelVersion
 
@@ -67,7 +67,7 @@ public struct KernelBehaviour: Sendable, Hashable {
 }
 
 /// A kernel release's `major.minor`, comparable.
-public struct KernelVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+package struct KernelVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The major and minor numbers, e.g. 7 and 2 for `7.2.13+deb14-amd64`.
     public let major: Int, minor: Int
 

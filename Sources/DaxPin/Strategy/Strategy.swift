@@ -31,7 +31,7 @@ public enum StrategyPolicy: Sendable, Hashable {
 
 /// The strategies to try, best first, for a memory kind, device capabilities and policy.
 /// Pure, so the `daxpin probe` command and the tests share it with `LayoutLease.pin`.
-public struct StrategyPlan: Sendable, Equatable {
+package struct StrategyPlan: Sendable, Equatable {
     /// Strategies to try in order; the first that the kernel accepts wins.
     public let candidates: [Strategy]
     /// Strategies ruled out without asking the kernel, with the reason.

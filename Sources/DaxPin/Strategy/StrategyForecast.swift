@@ -3,7 +3,7 @@ import SystemPackage
 /// What `pin` would do, predicted without registering anything: the plan's candidates are
 /// judged by what the kernel is known to answer (``KernelBehaviour``: fs-dax pins EOPNOTSUPP,
 /// writable page-cache pins refused from 6.5, ...). `daxpin probe` reports it; `pin` remains the proof.
-public struct StrategyForecast: Sendable {
+package struct StrategyForecast: Sendable {
     /// The strategy `pin` would end up with, or nil when it would refuse.
     public let strategy: Strategy?
     /// Why: one line per candidate considered, best first.
