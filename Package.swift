@@ -84,11 +84,18 @@ let package = Package(
         .target(
             name: "DaxPin",
             dependencies: [
-                "CIbverbs", "CDaxctl", "CLease", "CRdmacm", "CMnl",
+                "CIbverbs", "CDaxctl", "CLease", "CRdmacm",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
+            swiftSettings: testHooks
+        ),
+        // What `daxpin ls --all` sees of other processes' pins: rdma netlink (libmnl), /proc,
+        // and the risk assessment. Only the command and the tests use it, so only they link libmnl.
+        .target(
+            name: "DaxPinVisibility",
+            dependencies: ["DaxPin", "CMnl", "CLease"],
             swiftSettings: testHooks
         ),
         .target(
@@ -102,7 +109,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "DaxPinCommand",
-            dependencies: ["DaxPin", argumentParser],
+            dependencies: ["DaxPin", "DaxPinVisibility", argumentParser],
             swiftSettings: strict
         ),
         .target(name: "StorageProtocol", path: "Examples/StorageProtocol", swiftSettings: strict),
@@ -145,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DaxPinTests",
-            dependencies: ["DaxPin", "DaxPinServiceLifecycle", "CLease", "CMnl", "StorageProtocol",
+            dependencies: ["DaxPin", "DaxPinVisibility", "DaxPinServiceLifecycle", "CLease", "CMnl", "StorageProtocol",
                            .product(name: "SystemPackage", package: "swift-system"),
                            serviceLifecycle,
                            serviceLifecycleTestKit,

@@ -1,5 +1,5 @@
 // libFuzzer entry point for the rdma netlink decoders behind `daxpin ls --all`: the netlink
-// message and attribute walk (Sources/DaxPin/Visibility/NetlinkMessages.swift) and the nldev
+// message and attribute walk (Sources/DaxPinVisibility/NetlinkMessages.swift) and the nldev
 // device and MR decoders (RdmaResourceDecoder.swift). Built by Scripts/fuzz with
 // `swiftc -sanitize=fuzzer,address -parse-as-library -package-name DaxPin` together with those
 // two files and Tests/DaxPinTests/Support/NetlinkTestWriter.swift (one module, so no import):

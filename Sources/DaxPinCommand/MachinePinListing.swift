@@ -1,4 +1,5 @@
 import DaxPin
+import DaxPinVisibility
 import Glibc
 
 /// One process holding long-term pins in `daxpin ls --all`; an element of `processes` in

@@ -1,5 +1,6 @@
 import CMnl
 @testable import DaxPin
+@testable import DaxPinVisibility
 import Glibc
 import Testing
 

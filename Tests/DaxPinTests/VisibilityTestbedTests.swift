@@ -1,4 +1,5 @@
 @testable import DaxPin
+@testable import DaxPinVisibility
 import Foundation
 import Glibc
 import Testing

@@ -51,6 +51,6 @@ public enum MemoryKind: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The system page size, read once.
-enum SystemPage {
-    static let size: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
+package enum SystemPage {
+    package static let size: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
 }

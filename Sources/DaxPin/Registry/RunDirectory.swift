@@ -73,7 +73,7 @@ package enum RunDirectory {
 
     private static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
 
-    static func listDirectory(_ path: String) -> [String] {
+    package static func listDirectory(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
@@ -114,7 +114,7 @@ package enum ProcessInfoReader {
     }
 
     /// Reads a small file (a /proc entry) to EOF, at most `limit` bytes.
-    static func readSmallFile(_ path: String, limit: Int) -> String? {
+    package static func readSmallFile(_ path: String, limit: Int) -> String? {
         let fd = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { Syscalls.close(fd) }

@@ -69,7 +69,7 @@ extension Syscalls {
     }
 
     /// `readlink(2)`: the link's target, or nil with errno set.
-    static func readLink(_ path: String) -> String? {
+    package static func readLink(_ path: String) -> String? {
         if let code = SyscallFaults.take(.readLink) { errno = code; return nil }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = Glibc.readlink(path, &buffer, buffer.count - 1)

@@ -6,7 +6,7 @@ import Synchronization
 /// `Internals/Syscalls.swift`): each forwards to libc unchanged, unless a test has armed a
 /// failure for it with ``SyscallFaults``. Each returns what the libc call returns and leaves
 /// `errno` set on failure, like the call it wraps.
-enum Syscalls {
+package enum Syscalls {
     /// `mmap(2)`; `fixed` calls (`MAP_FIXED`, over a reservation) are their own fault point.
     static func mmap(_ address: UnsafeMutableRawPointer?, _ length: Int, _ protection: Int32, _ flags: Int32,
                      _ fd: Int32, _ offset: off_t) -> UnsafeMutableRawPointer? {
@@ -102,7 +102,7 @@ package enum SyscallFaults {
     package static func isSpent(_ call: Syscall) -> Bool { faults.withLock { $0[call] == nil } }
 
     /// The errno `call` must fail with now, if a fault is armed for it (and counts it).
-    static func take(_ call: Syscall) -> Int32? {
+    package static func take(_ call: Syscall) -> Int32? {
         guard armed.load(ordering: .relaxed) else { return nil }
         return faults.withLock { table -> Int32? in
             guard var fault = table[call] else { return nil }
@@ -119,7 +119,7 @@ package enum SyscallFaults {
 }
 #else
 /// Release builds: nothing can arm a fault, and every call reaches the kernel.
-enum SyscallFaults {
-    @inline(__always) static func take(_ call: Syscall) -> Int32? { nil }
+package enum SyscallFaults {
+    @inline(__always) package static func take(_ call: Syscall) -> Int32? { nil }
 }
 #endif

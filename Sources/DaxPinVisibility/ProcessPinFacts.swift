@@ -1,3 +1,5 @@
+import DaxPin
+
 /// What `/proc` and rdma netlink say about one process that holds long-term pins (or
 /// publishes DaxPin leases): the raw facts ``PinRiskAssessment`` judges.
 package struct ProcessPinFacts: Sendable {

@@ -1,3 +1,5 @@
+import DaxPin
+
 /// How sure a warning is that a pin covers the file.
 package enum PinEvidence: String, Sendable, Equatable {
     /// The kernel lists the pinned address range (io_uring buffers), and it lies inside the mapping.

@@ -1,3 +1,4 @@
+import DaxPin
 import Glibc
 
 /// Classifies the file behind another process's mapping with the library's classifier

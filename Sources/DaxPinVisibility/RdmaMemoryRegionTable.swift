@@ -1,3 +1,5 @@
+import DaxPin
+
 /// Every memory registration on the machine, from rdma netlink: the device list
 /// (`RDMA_NLDEV_CMD_GET`), then each device's MR table (`RDMA_NLDEV_CMD_RES_MR_GET`), the way
 /// `rdma resource show mr` asks. The kernel lists MRs of every process (in this pid namespace)

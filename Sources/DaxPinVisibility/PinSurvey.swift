@@ -1,3 +1,4 @@
+import DaxPin
 import Glibc
 
 /// Every process the viewer may see that holds long-term pins, as the kernel shows them:

@@ -1,3 +1,5 @@
+import DaxPin
+
 /// An io_uring instance's registered buffers, from `/proc/<pid>/fdinfo/<ring fd>`. Registered
 /// buffers are long-term pins (`FOLL_LONGTERM`), and unlike RDMA MRs the kernel lists their
 /// addresses: whether one lies inside a file mapping is known exactly.

@@ -1,3 +1,5 @@
+import DaxPin
+
 /// `/proc/<pid>/status`, the one line `daxpin ls --all` needs from it.
 package enum ProcessStatus {
     /// `VmPin`: bytes pinned long-term by the process (RDMA registrations, io_uring buffers,

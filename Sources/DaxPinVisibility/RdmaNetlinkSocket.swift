@@ -1,3 +1,4 @@
+import DaxPin
 import CMnl
 import Glibc
 

@@ -1,3 +1,5 @@
+import DaxPin
+
 /// One line of `/proc/<pid>/maps`.
 package struct ProcessMapping: Sendable, Equatable {
     /// The mapped address range `[start, end)`.

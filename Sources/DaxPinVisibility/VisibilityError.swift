@@ -1,3 +1,4 @@
+import DaxPin
 import Glibc
 
 /// Why a source of `daxpin ls --all` could not be read. The listing goes on without it and
