@@ -10,6 +10,33 @@ extension DaxPin {
     @Suite(.serialized) struct ForcedFailures {
         init() { SyscallFaults.disarm() }
 
+        @Test("madvise(MADV_POPULATE_*) refused: populating is best effort, nothing is faulted in and nothing throws")
+        func populateAdviceRefused() throws {
+            defer { SyscallFaults.disarm() }
+            let length = 8 << 20
+            let base = try #require(mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+            try #require(base != MAP_FAILED)
+            defer { munmap(base, length) }
+            // Many, as another suite's pin may take some meanwhile (faults are process-wide).
+            SyscallFaults.arm(.madvise, errno: EINVAL, times: 1_000_000)
+            Populate.range(base, length: length, write: true, alignment: 4096, threads: 1)
+            // Through libc, every page would be resident now: the call went through the seam.
+            #expect(PopulateRange.residentPages(base, length: length) == 0)
+            SyscallFaults.disarm()
+            Populate.range(base, length: length, write: true, alignment: 4096, threads: 1)
+            #expect(PopulateRange.residentPages(base, length: length) == length / Int(sysconf(Int32(_SC_PAGESIZE))))
+        }
+
+        @Test("opendir refused (EMFILE): a run directory reads as empty, and reads again once it is allowed")
+        func openDirectoryRefused() throws {
+            defer { SyscallFaults.disarm() }
+            #expect(RunDirectory.listDirectory("/proc/self/fd").contains("0"))
+            SyscallFaults.arm(.openDirectory, errno: EMFILE, times: 1_000_000)
+            #expect(RunDirectory.listDirectory("/proc/self/fd") == [])
+            SyscallFaults.disarm()
+            #expect(RunDirectory.listDirectory("/proc/self/fd").contains("0"))
+        }
+
         @Test("a MAP_FIXED over the lease's reservation fails: the region is mapped on its own, released in order, nothing left")
         func mapFixedFails() throws {
             defer { SyscallFaults.disarm() }

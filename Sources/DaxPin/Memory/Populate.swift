@@ -27,7 +27,7 @@ enum Populate {
         let advice = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ
         let parts = min(threads, length / minimumPart)
         guard parts > 1 else {
-            _ = madvise(base, length, advice)
+            _ = Syscalls.madvise(base, length, advice)
             return
         }
         let partLength = (length / parts + alignment - 1) / alignment * alignment
@@ -35,7 +35,7 @@ enum Populate {
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let offset = part * partLength
             guard offset < length, let address = UnsafeMutableRawPointer(bitPattern: start + UInt(offset)) else { return }
-            _ = madvise(address, min(partLength, length - offset), advice)
+            _ = Syscalls.madvise(address, min(partLength, length - offset), advice)
         }
     }
 }

@@ -74,10 +74,10 @@ package enum RunDirectory {
     private static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
 
     package static func listDirectory(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
+        guard let dir = Syscalls.openDirectory(path) else { return [] }
+        defer { Syscalls.closeDirectory(dir) }
         var names: [String] = []
-        while let entry = readdir(dir) {
+        while let entry = Syscalls.readDirectory(dir) {
             // Read the name in place, up to its NUL: a record is only d_reclen bytes long, so
             // copying the whole 256-byte d_name reads past the last record of readdir's buffer.
             let name = String(cString: UnsafeRawPointer(entry).advanced(by: Self.nameOffset).assumingMemoryBound(to: CChar.self))

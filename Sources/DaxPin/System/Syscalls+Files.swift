@@ -142,6 +142,22 @@ extension Syscalls {
         return Glibc.poll(&descriptor, 1, milliseconds)
     }
 
+    /// `opendir(3)`: a directory stream, or nil with errno set.
+    static func openDirectory(_ path: String) -> OpaquePointer? {
+        if let code = SyscallFaults.take(.openDirectory) { errno = code; return nil }
+        return opendir(path)
+    }
+
+    /// `readdir(3)`: the next entry, nil at the end (errno set on an error).
+    static func readDirectory(_ stream: OpaquePointer) -> UnsafeMutablePointer<dirent>? {
+        readdir(stream)
+    }
+
+    /// `closedir(3)` (not a fault point: the stream is freed whatever it answers).
+    static func closeDirectory(_ stream: OpaquePointer) {
+        _ = closedir(stream)
+    }
+
     /// `madvise(2)`.
     static func madvise(_ address: UnsafeMutableRawPointer, _ length: Int, _ advice: Int32) -> Int32 {
         if let code = SyscallFaults.take(.madvise) { errno = code; return -1 }
