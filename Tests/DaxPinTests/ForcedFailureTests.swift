@@ -1,6 +1,7 @@
 @testable import DaxPin
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 extension DaxPin {
@@ -35,6 +36,29 @@ extension DaxPin {
             #expect(RunDirectory.listDirectory("/proc/self/fd") == [])
             SyscallFaults.disarm()
             #expect(RunDirectory.listDirectory("/proc/self/fd").contains("0"))
+        }
+
+        @Test("pthread_create refused (EAGAIN) for the break thread and the quiesce handler: the watcher revokes and the handler runs all the same, in order")
+        func threadCreationRefused() throws {
+            defer { SyscallFaults.disarm() }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 4096)
+            let ran = Atomic<Bool>(false)
+            let lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(3)) { _ in
+                ran.store(true, ordering: .releasing)
+            })
+            // The watcher already runs (it starts once per process); the next two threads asked
+            // for are the break's and the handler's.
+            SyscallFaults.arm(.createThread, errno: EAGAIN, times: 2)
+            let breaker = try Breaker.truncate(file.path)
+            let result = try #require(breaker.wait(timeout: .seconds(30)), "the breaker never finished")
+            #expect(result.status == 0)
+            #expect(lease.waitUntilRevoked(timeout: .seconds(10)) != nil)
+            #expect(SyscallFaults.isSpent(.createThread), "the break did not ask for its threads")
+            let handlerRan = ran.load(ordering: .acquiring)
+            #expect(handlerRan, "the quiesce handler did not run")
+            #expect(lease.trace.steps.prefix(3) == [.breakNoticed, .quiesceStarted, .quiesceFinished])
+            #expect(lease.trace.steps.suffix(2) == [.leaseReleased, .closed])
+            lease.release()
         }
 
         @Test("a MAP_FIXED over the lease's reservation fails: the region is mapped on its own, released in order, nothing left")

@@ -193,8 +193,7 @@ enum DetachedThread {
     /// Starts `body` on a new detached thread; false if the system refused one.
     static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
         let box = Unmanaged.passRetained(ThreadBody(body))
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { argument in
+        let rc = Syscalls.startDetachedThread({ argument in
             Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
             return nil
         }, box.toOpaque())
@@ -202,7 +201,6 @@ enum DetachedThread {
             box.release()
             return false
         }
-        pthread_detach(thread)
         return true
     }
 }

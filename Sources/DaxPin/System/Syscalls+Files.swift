@@ -142,6 +142,18 @@ extension Syscalls {
         return Glibc.poll(&descriptor, 1, milliseconds)
     }
 
+    /// `pthread_create(3)` of a detached thread running `start(argument)`: 0, or the error
+    /// number (pthread functions return it rather than set errno; errno is set to it too).
+    static func startDetachedThread(_ start: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?,
+                                    _ argument: UnsafeMutableRawPointer) -> Int32 {
+        if let code = SyscallFaults.take(.createThread) { errno = code; return code }
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, start, argument)
+        guard rc == 0 else { errno = rc; return rc }
+        _ = pthread_detach(thread)
+        return 0
+    }
+
     /// `opendir(3)`: a directory stream, or nil with errno set.
     static func openDirectory(_ path: String) -> OpaquePointer? {
         if let code = SyscallFaults.take(.openDirectory) { errno = code; return nil }
