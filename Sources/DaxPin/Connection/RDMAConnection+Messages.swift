@@ -66,7 +66,7 @@ extension RDMAConnection {
             do throws(DaxPinError) {
                 guard let completion = try receiveCQ.poll(maximum: 1, timeout: timeout).first else { return .success(nil) }
                 guard completion.status == IBV_WC_SUCCESS else {
-                    closed.store(true, ordering: .releasing)
+                    markClosed()
                     return .failure(.disconnected(peer: peer))
                 }
                 let slot = Int(completion.wr_id)

@@ -80,13 +80,12 @@ public final class RDMAConnection: @unchecked Sendable {
     let buffer: UnsafeMutableRawPointer
     let bufferRegistration: Registration
     let receiveLock = AnnotatedMutex(())
-    let closed = Atomic<Bool>(false)
+    /// Where the connection is in its life, in one atomic: what is closed, and what `deinit`
+    /// still destroys, follow from it.
+    let state = Atomic<ConnectionState>(.open)
     /// The extended view of the queue pair, for FLUSH and ATOMIC WRITE; nil unless
     /// ``Options/postsFlush`` or ``Options/postsAtomicWrite``.
     let extendedQueuePair: UnsafeMutablePointer<ibv_qp_ex>?
-    private let qpDestroyed = Atomic<Bool>(false)
-    /// False when `init` failed: the caller still owns the rdma_cm id, and destroys it.
-    private let ownsID = Atomic<Bool>(true)
 
     /// Creates the CQs, the QP (on `device`'s PD) and the message pool for `id`, and posts the receives.
     init(id: UnsafeMutablePointer<rdma_cm_id>, events: CMEventChannel, device: RDMADevice,
@@ -184,15 +183,14 @@ public final class RDMAConnection: @unchecked Sendable {
     /// Leaves the rdma_cm id to the caller of a failed `init` (and its queue pair to `deinit`,
     /// when made): nothing is disconnected, and the id is not destroyed twice.
     private func abandon(queuePairMade: Bool) {
-        closed.store(true, ordering: .releasing)
-        ownsID.store(false, ordering: .releasing)
-        if !queuePairMade { qpDestroyed.store(true, ordering: .releasing) }
+        state.store(queuePairMade ? .abandoned : .abandonedBeforeQueuePair, ordering: .releasing)
     }
 
     deinit {
         disconnect()
-        if !qpDestroyed.exchange(true, ordering: .acquiringAndReleasing) { VerbsCalls.rdma_destroy_qp(id) }
-        if ownsID.load(ordering: .acquiring) { VerbsCalls.rdma_destroy_id(id) }
+        let final = state.load(ordering: .acquiring)
+        if final.ownsQueuePair { VerbsCalls.rdma_destroy_qp(id) }
+        if final.ownsID { VerbsCalls.rdma_destroy_id(id) }
         _ = provider.deregister(bufferRegistration)
         free(buffer)
         // The CQs, then the event channel and the device, are released after this body.
@@ -249,7 +247,7 @@ public final class RDMAConnection: @unchecked Sendable {
             made.peerPrivateData = established.privateData
             return made
         } catch {
-            if let connection { connection.closed.store(true, ordering: .releasing) } else { VerbsCalls.rdma_destroy_id(id) }
+            if let connection { connection.markClosed() } else { VerbsCalls.rdma_destroy_id(id) }
             throw error
         }
     }
@@ -297,15 +295,15 @@ public final class RDMAConnection: @unchecked Sendable {
     /// True once either side disconnected (an `RDMA_CM_EVENT_DISCONNECTED` arrived, or
     /// ``disconnect()`` was called). Checks the connection's event channel without waiting.
     public var isClosed: Bool {
-        if closed.load(ordering: .acquiring) { return true }
+        if state.load(ordering: .acquiring) != .open { return true }
         while let event = events.next(timeout: .zero) {
             if event.type == RDMA_CM_EVENT_DISCONNECTED || event.type == RDMA_CM_EVENT_DEVICE_REMOVAL
                 || event.type == RDMA_CM_EVENT_TIMEWAIT_EXIT {
-                closed.store(true, ordering: .releasing)
+                markClosed()
                 VerbsCalls.rdma_disconnect(id)
             }
         }
-        return closed.load(ordering: .acquiring)
+        return state.load(ordering: .acquiring) != .open
     }
 
     /// Moves the queue pair to the error state: in-flight and later work is flushed, so
@@ -319,7 +317,24 @@ public final class RDMAConnection: @unchecked Sendable {
     /// Disconnects (`rdma_disconnect`): the queue pair goes to the error state and the peer
     /// gets a disconnect event. Idempotent.
     public func disconnect() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard markClosed() else { return }
         VerbsCalls.rdma_disconnect(id)
     }
+
+    /// Moves an open connection to closed; false if it was not open (closed or abandoned).
+    @discardableResult
+    func markClosed() -> Bool {
+        state.compareExchange(expected: .open, desired: .closed, ordering: .acquiringAndReleasing).exchanged
+    }
+}
+
+/// An ``RDMAConnection``'s life: open until either side disconnects; abandoned when its `init`
+/// failed and the caller keeps the rdma_cm id (with or without a queue pair made on it).
+enum ConnectionState: UInt8, AtomicRepresentable {
+    case open, closed, abandoned, abandonedBeforeQueuePair
+
+    /// Whether `deinit` destroys the queue pair.
+    var ownsQueuePair: Bool { self != .abandonedBeforeQueuePair }
+    /// Whether `deinit` destroys the rdma_cm id (an abandoned one is the caller's).
+    var ownsID: Bool { self == .open || self == .closed }
 }
