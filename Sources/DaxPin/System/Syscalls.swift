@@ -65,7 +65,7 @@ enum Syscalls {
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
     case open, stat, statfs, statx, read, write, unlink, rename, mkdir, truncate, fallocate, setFlags, poll
-    case madvise, msync, queueSignal, waitSignal, readLink
+    case madvise, msync, sync, queueSignal, waitSignal, readLink
     case netlinkOpen, netlinkBind, netlinkSend, netlinkReceive, setReceiveTimeout
     case getDeviceList, openDevice, queryDevice, queryPort, queryGID, allocateProtectionDomain
     case registerMemory, deregisterMemory, adviseMemory
