@@ -58,5 +58,48 @@ extension DaxPin {
             #expect(!trace.steps.contains(.leaseReleased))
             Testbed.ran()
         }
+
+        /// A truncate that went through because the kernel dropped the lease (lease-break-time
+        /// 1 s, an access closure of 2.5 s holding the revocation up): when DaxPin gets to the
+        /// staged write-back the file is already 16 KiB. Nothing is written (it is past the
+        /// deadline, and the breaker may own the file now), nothing grows the file again, and
+        /// every staged byte is reported: the 48 KiB past the new end as such, the rest as late.
+        @Test("a truncate after the kernel dropped the lease: the staged bytes past the new size are reported dropped",
+              .enabled(if: Testbed.isActive, Testbed.skipReason))
+        func truncateReportsDroppedStagedBytes() throws {
+            let knob = "/proc/sys/fs/lease-break-time"
+            let saved = readTextFile(knob).trimmingCharacters(in: " \n")
+            try "1\n".write(toFile: knob, atomically: false, encoding: .utf8)
+            defer { try? "\(saved)\n".write(toFile: knob, atomically: false, encoding: .utf8) }
+            let length = 64 << 10, newSize = 16 << 10
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: length, fill: 0x11)
+            var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .milliseconds(100)))
+            let id = try lease.pin(on: try Testbed.rdmaDevice(), policy: .only(.staged))
+            try lease.withRegion(id) { region in
+                try region.withMutableBytes { $0.storeBytes(of: 0x77, toByteOffset: 5, as: UInt8.self) }
+            }
+            let core = lease.core
+            let entered = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                _ = try? core.access(id.rawValue) { _ in
+                    entered.signal()
+                    usleep(2_500_000)
+                }
+                finished.signal()
+            }
+            #expect(entered.wait(timeout: .now() + 10) == .success)
+            let breaker = try Breaker.truncate(file.path, to: newSize)
+            let result = try #require(breaker.wait(timeout: .seconds(30)))
+            #expect(result.status == 0 && result.blocked < .milliseconds(2_400), "breaker: \(result)")
+            #expect(finished.wait(timeout: .now() + 10) == .success)
+            #expect(eventually { lease.state.isRevoked })
+            let trace = lease.trace
+            #expect(trace.leaseWasLost, "\(trace)")
+            #expect(trace.steps.contains(.stagedBytesDropped(region: 1, bytes: length - newSize, cause: .pastEndOfFile(size: newSize))), "\(trace)")
+            #expect(trace.steps.contains(.stagedBytesDropped(region: 1, bytes: newSize, cause: .deadline)), "\(trace)")
+            #expect(trace.stagedBytesDropped == length && trace.stagedBytesWrittenBack == 0)
+            #expect(file.size == newSize, "the write-back grew the truncated file again")
+            Testbed.ran()
+        }
     }
 }

@@ -141,8 +141,13 @@ struct Breaker {
 
     /// truncate(2) by path, which waits for the lease break (coreutils' truncate opens
     /// with O_NONBLOCK and gives up with EAGAIN instead).
-    static func truncate(_ path: String) throws -> Breaker {
-        try start(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], 0)", path])
+    static func truncate(_ path: String, to size: Int = 0) throws -> Breaker {
+        try start(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))", path, String(size)])
+    }
+    /// `cat FILE > COPY`: a plain read open, which breaks a write lease; the copy is what the
+    /// breaker read once the lease was released.
+    static func readCopy(_ path: String, into copy: String) throws -> Breaker {
+        try start(["/bin/sh", "-c", "cat \"$0\" > \"$1\"", path, copy])
     }
     static func openForWrite(_ path: String) throws -> Breaker { try start(["/bin/sh", "-c", ": >> \"$0\"", path]) }
     static func punchHole(_ path: String) throws -> Breaker {
