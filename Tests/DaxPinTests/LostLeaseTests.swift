@@ -78,6 +78,11 @@ extension DaxPin {
             try lease.withRegion(id) { region in
                 try region.withMutableBytes { $0.storeBytes(of: 0x77, toByteOffset: 5, as: UInt8.self) }
             }
+            // The truncating process is started (and its Python up) before the access begins.
+            let trigger = file.path + ".go"
+            defer { unlink(trigger); unlink(trigger + ".ready") }
+            let breaker = try Breaker.truncateWhenTold(file.path, to: newSize, trigger: trigger)
+            try #require(eventually(timeout: .seconds(30)) { access(trigger + ".ready", F_OK) == 0 }, "the breaker never started")
             let core = lease.core
             let entered = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
             DispatchQueue.global().async {
@@ -88,9 +93,12 @@ extension DaxPin {
                 finished.signal()
             }
             #expect(entered.wait(timeout: .now() + 10) == .success)
-            let breaker = try Breaker.truncate(file.path, to: newSize)
+            let told = ContinuousClock.now
+            #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
             let result = try #require(breaker.wait(timeout: .seconds(30)))
-            #expect(result.status == 0 && result.blocked < .milliseconds(2_400), "breaker: \(result)")
+            // The kernel let the truncate go after about lease-break-time, not after the revocation.
+            let blocked = told.duration(to: .now)
+            #expect(result.status == 0 && blocked < .milliseconds(2_400), "breaker: \(result), \(blocked) after the trigger")
             #expect(finished.wait(timeout: .now() + 10) == .success)
             #expect(eventually { lease.state.isRevoked })
             let trace = lease.trace
