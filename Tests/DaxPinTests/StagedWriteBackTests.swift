@@ -60,6 +60,9 @@ extension DaxPin {
             let file = try Self.file()
             let lease = try Self.stagedLease(file)
             let events = lease.events
+            let memory = [("memory", lease.memory.metricLabel)]
+            SharedTestMetrics.settle()
+            let droppedBefore = SharedTestMetrics.counter(DaxPinMetricNames.stagedBytesDropped, memory)
             SyscallFaults.arm(.sync, errno: EIO)
             let breaker = try Breaker.openForWrite(file.path)
             #expect(try #require(breaker.wait()).status == 0)
@@ -76,6 +79,8 @@ extension DaxPin {
             // Order: counted between stopping and deregistering, like the write-back itself.
             let dropped = try #require(trace.steps.firstIndex { if case .stagedBytesDropped = $0 { true } else { false } })
             #expect(dropped < trace.steps.firstIndex(of: .deregistered(region: 1))!)
+            SharedTestMetrics.settle()
+            #expect(SharedTestMetrics.counter(DaxPinMetricNames.stagedBytesDropped, memory) - droppedBefore == Int64(Self.length))
         }
 
         @Test("with writeBackStagedOnBreak off nothing is written back and every staged byte is counted")
