@@ -79,8 +79,11 @@ extension DaxPin {
             // Order: counted between stopping and deregistering, like the write-back itself.
             let dropped = try #require(trace.steps.firstIndex { if case .stagedBytesDropped = $0 { true } else { false } })
             #expect(dropped < trace.steps.firstIndex(of: .deregistered(region: 1))!)
-            SharedTestMetrics.settle()
-            #expect(SharedTestMetrics.counter(DaxPinMetricNames.stagedBytesDropped, memory) - droppedBefore == Int64(Self.length))
+            // The metrics come after the events (on the revoking thread, after F_UNLCK).
+            #expect(eventually {
+                SharedTestMetrics.settle()
+                return SharedTestMetrics.counter(DaxPinMetricNames.stagedBytesDropped, memory) - droppedBefore == Int64(Self.length)
+            })
         }
 
         @Test("with writeBackStagedOnBreak off nothing is written back and every staged byte is counted")
