@@ -77,6 +77,11 @@ struct HoldCommand: ParsableCommand {
             usleep(20_000)
         }
         print("daxpin hold: \(lease.state == .held ? "releasing" : "revoked by a lease break")")
+        let trace = lease.trace
+        if trace.stagedBytesWrittenBack + trace.stagedBytesDropped > 0 {
+            // A staged pin: say what the break did with the bounce buffer.
+            print("daxpin hold: staged bytes written back \(trace.stagedBytesWrittenBack), dropped \(trace.stagedBytesDropped)")
+        }
         fflush(nil)
         _ = lease.release()
     }

@@ -144,6 +144,36 @@ extension DaxPin {
             if Testbed.isActive { Testbed.ran() }
         }
 
+        /// A break writes a staged region back once no RDMA can land (queue pairs stopped) and
+        /// before its MR and bounce buffer go; the breaker, a plain read open here, reads it.
+        @Test("a break writes staged regions back after stopping queue pairs and before deregistration")
+        func stagedWriteBackComesBeforeDeregistration() throws {
+            let length = 64 << 10
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: length, fill: 0x11)
+            var lease = try LayoutLease(path: file.path)
+            let id = try lease.pin(on: try testDevice(), policy: .only(.staged))
+            try lease.withRegion(id) { region in
+                #expect(region.strategy == .staged)
+                try region.withMutableBytes { span in
+                    for page in stride(from: 0, to: length, by: 4096) { span.storeBytes(of: 0x77, toByteOffset: page + 5, as: UInt8.self) }
+                }
+            }
+            _ = lease.attach { }
+            let copy = file.path + ".read"
+            defer { unlink(copy) }
+            let breaker = try Breaker.readCopy(file.path, into: copy)
+            #expect(try #require(breaker.wait()).status == 0)
+            #expect(eventually { lease.state.isRevoked })
+            let trace = lease.trace
+            #expect(trace.steps == [.breakNoticed, .queuePairsStopped(count: 1), .wroteBack(region: 1, bytes: length),
+                                    .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed], "\(trace)")
+            #expect(trace.stagedBytesWrittenBack == length && trace.stagedBytesDropped == 0)
+            let read = try #require(FileManager.default.contents(atPath: copy))
+            #expect(read.count == length)
+            #expect(stride(from: 0, to: length, by: 4096).allSatisfy { read[$0 + 5] == 0x77 && read[$0 + 4] == 0x11 })
+            if Testbed.isActive { Testbed.ran() }
+        }
+
         @Test("anonymous memory: pinned, no lease, same order")
         func anonymousMemory() throws {
             var lease = LayoutLease.anonymous()

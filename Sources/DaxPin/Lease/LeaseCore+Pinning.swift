@@ -151,6 +151,7 @@ extension LeaseCore {
             state.withLock { $0.reservation.discard(mapping.take()!, regionsLeft: !$0.regions.isEmpty) }
             throw .revoked(path: path)
         }
+        if strategy == .staged { hasStagedRegions.store(true, ordering: .relaxed) }
         publishToRegistry()
         options.logger.debug("pinned", metadata: ["path": "\(path)", "region": "\(id)", "strategy": "\(strategy)"])
         return (id, strategy)

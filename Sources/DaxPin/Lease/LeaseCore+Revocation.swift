@@ -1,7 +1,8 @@
 import Dispatch
 import Logging
 
-// Revocation in dependency order: quiesce, stop queue pairs, deregister, unmap, F_UNLCK, close.
+// Revocation in dependency order: quiesce, stop queue pairs, write back staged regions (on a
+// break), deregister, unmap, F_UNLCK, close.
 extension LeaseCore {
     /// Revokes everything under the lease in dependency order. Idempotent: a second caller
     /// gets the first teardown's trace, and the owner waits for that teardown to finish first
@@ -27,10 +28,11 @@ extension LeaseCore {
         quiesce(reason, &steps)                   // 1. the application's handler, within its budget
         stopQueuePairs(&steps)                    // 2. queue pairs to the error state
         var owned = closeAccess()                 //    no byte access runs, and none can start
-        owned.deregister(&steps)                  // 3. ibv_dereg_mr, region by region
-        unmap(&owned, &steps)                     // 4. munmap every region (the reservation in one call)
-        owned.unlock(&steps, by: caller)          // 5. F_UNLCK: the breaker may go on
-        owned.close(&steps)                       // 6. close the descriptor
+        writeBackStaged(reason, &owned, &steps)   // 3. a break: staged bounce buffers to the file (pwrite)
+        owned.deregister(&steps)                  // 4. ibv_dereg_mr, region by region
+        unmap(&owned, &steps)                     // 5. munmap every region (the reservation in one call)
+        owned.unlock(&steps, by: caller)          // 6. F_UNLCK: the breaker may go on
+        owned.close(&steps)                       // 7. close the descriptor
         return finish(reason, steps, regions: owned.regions, by: caller, firstEntry: firstEntry)
     }
 
@@ -87,7 +89,19 @@ extension LeaseCore {
         }
     }
 
-    /// Step 4: with the reservation in hand, one `munmap` removes it and every region in it;
+    /// Step 3, on a lease break of a writable lease: staged regions are written back (or counted
+    /// as dropped, see ``LeaseOptions/writeBackStagedOnBreak``) by seven eighths of
+    /// `lease-break-time` after the break was noticed: the quiesce handler has at most three
+    /// quarters, and the steps after this one need little time. A release or a drop leaves
+    /// writing back to the application.
+    private func writeBackStaged(_ reason: RevocationReason, _ owned: inout TeardownResources,
+                                 _ steps: inout TeardownRecorder) {
+        guard reason == .leaseBreak, access == .readWrite, owned.hasStagedRegions, let noticed = steps.breakNoticedAt else { return }
+        let deadline = noticed.adding(nanoseconds: (LeaseBreakTime.current * 7 / 8).wholeNanoseconds)
+        owned.writeBackStaged(deadline: deadline, enabled: options.writeBackStagedOnBreak, &steps)
+    }
+
+    /// Step 5: with the reservation in hand, one `munmap` removes it and every region in it;
     /// otherwise each region is given back to the reservation the lease keeps.
     private func unmap(_ owned: inout TeardownResources, _ steps: inout TeardownRecorder) {
         if owned.hasReservation {
@@ -133,6 +147,11 @@ extension LeaseCore {
             if lost {
                 logger.error("lease lost: the kernel dropped the lease (lease-break-time ran out) before DaxPin revoked; the file may have changed while the NIC could still write",
                              metadata: ["path": "\(path)"])
+            }
+            if final.stagedBytesDropped > 0 {
+                logger.warning("lease break: staged bytes dropped; what peers wrote there is not in the file",
+                               metadata: ["path": "\(path)", "dropped": "\(final.stagedBytesDropped)",
+                                          "writtenBack": "\(final.stagedBytesWrittenBack)"])
             }
             for failure in failures {
                 logger.error("ibv_dereg_mr failed during revocation; the region was unmapped and the lease released anyway",

@@ -35,6 +35,9 @@ final class LeaseCore: Sendable {
     /// Set with the `revoked` phase, before the registry withdraws the lease: the registry reads
     /// it (not the lease lock) to drop a snapshot that was taken before the revocation.
     let isRevoked = Atomic<Bool>(false)
+    /// Set at the first staged pin (and never cleared): a break of this lease writes bounce
+    /// buffers back, which can take long, so the watcher gives it a thread of its own.
+    let hasStagedRegions = Atomic<Bool>(false)
     /// Left once when the teardown completes; later callers wait on it.
     let finished = DispatchGroup()
     let state: AnnotatedMutex<State>

@@ -133,12 +133,13 @@ final class LeaseWatcher: Sendable {
     }
 
     /// Without a quiesce handler a revocation is a handful of syscalls: run it right here,
-    /// without a thread hop. A handler may take its whole budget, so the revocation gets a
-    /// thread of its own and the watcher stays free for other leases. Not a Dispatch worker:
+    /// without a thread hop. A handler may take its whole budget, and writing staged regions
+    /// back may take long too, so such a revocation gets a thread of its own and the watcher
+    /// stays free for other leases. Not a Dispatch worker:
     /// the application's own work may fill the global pool (as many threads as CPUs), and the
     /// revocation must not wait for a free worker.
     private static func revoke(_ core: LeaseCore, _ signal: Revoker.BreakSignal) {
-        if !core.hasQuiesce {
+        if !core.hasQuiesce, !core.hasStagedRegions.load(ordering: .relaxed) {
             core.revoke(reason: .leaseBreak, by: .watcher(signal))
         } else if !DetachedThread.start({ core.revoke(reason: .leaseBreak, by: .breakThread(signal)) }) {
             core.revoke(reason: .leaseBreak, by: .watcher(signal))  // no thread to be had: revoke here

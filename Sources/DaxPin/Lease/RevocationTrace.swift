@@ -32,6 +32,14 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
         case quiesceOverran
         /// Queue pairs attached to the lease were moved to the error state.
         case queuePairsStopped(count: Int)
+        /// A staged region's bounce buffer was written back to the file on a lease break, after
+        /// the queue pairs stopped and before deregistration (`pwrite` through the lease's own
+        /// descriptor, then `fdatasync`): `bytes` of it are in the file (see
+        /// ``LeaseOptions/writeBackStagedOnBreak``).
+        case wroteBack(region: Int, bytes: Int)
+        /// Bytes of a staged region that a lease break left out of the file: the peers' writes
+        /// in them are lost, and `cause` says why. Summed in ``RevocationTrace/stagedBytesDropped``.
+        case stagedBytesDropped(region: Int, bytes: Int, cause: DropCause)
         /// A region's memory registration was deregistered (`ibv_dereg_mr`).
         case deregistered(region: Int)
         /// A region's mapping was removed (`munmap`): its pages are no longer pinned.
@@ -58,12 +66,43 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
             case .quiesceFinished: "quiesce finished"
             case .quiesceOverran: "quiesce overran its budget"
             case .queuePairsStopped(let count): "\(count) queue pair(s) moved to error"
+            case .wroteBack(let region, let bytes): "region \(region): \(bytes) staged byte(s) written back"
+            case .stagedBytesDropped(let region, let bytes, let cause): "region \(region): \(bytes) staged byte(s) dropped: \(cause)"
             case .deregistered(let region): "region \(region): MR deregistered"
             case .unmapped(let region): "region \(region): unmapped (unpinned)"
             case .leaseReleased: "lease released (F_UNLCK)"
             case .leaseLost: "lease lost: the kernel had dropped it after lease-break-time"
             case .closed: "file closed"
             case .deregistrationFailed(let region, let code): "region \(region): ibv_dereg_mr failed: \(errnoText(code))"
+            }
+        }
+    }
+
+    /// Why bytes of a staged region were not written back to the file on a lease break.
+    public enum DropCause: Sendable, Hashable, CustomStringConvertible {
+        /// The file ends before them: it was `size` bytes long at the write-back, and writing
+        /// would have grown it again. While the lease is held no other process can shrink the
+        /// file (its truncate waits for the revocation), so this happens after the kernel
+        /// dropped the lease (``Step/leaseLost``) and the truncate went ahead.
+        case pastEndOfFile(size: Int)
+        /// `pwrite` or `fdatasync` failed with `errno` (`EIO`, `ENOSPC`, ...): these bytes may
+        /// be missing from the file, or in it but not durable.
+        case writeFailed(errno: Int32)
+        /// The revocation was too late to write them: past seven eighths of `lease-break-time`
+        /// after the break was noticed the kernel may already have let the breaker go, and a
+        /// write-back then could overwrite what the breaker wrote.
+        case deadline
+        /// ``LeaseOptions/writeBackStagedOnBreak`` is off: DaxPin wrote nothing back (bytes the
+        /// quiesce handler wrote back itself are counted too; DaxPin cannot tell).
+        case writeBackOff
+
+        /// Human-readable text for messages and logs.
+        public var description: String {
+            switch self {
+            case .pastEndOfFile(let size): "past the end of the file (\(size) bytes)"
+            case .writeFailed(let code): "write-back failed: \(errnoText(code))"
+            case .deadline: "too late in lease-break-time to write back safely"
+            case .writeBackOff: "write-back on break is off (LeaseOptions.writeBackStagedOnBreak)"
             }
         }
     }
@@ -89,6 +128,22 @@ public struct RevocationTrace: Sendable, CustomStringConvertible {
 
     /// Whether the kernel had taken the lease back before it was released (``Step/leaseLost``).
     public var leaseWasLost: Bool { entries.contains { $0.step == .leaseLost } }
+
+    /// Bytes of staged regions written back to the file by lease breaks
+    /// (``Step/wroteBack(region:bytes:)``).
+    public var stagedBytesWrittenBack: Int {
+        entries.reduce(0) { sum, entry in
+            if case .wroteBack(_, let bytes) = entry.step { sum + bytes } else { sum }
+        }
+    }
+
+    /// Bytes of staged regions that lease breaks left out of the file
+    /// (``Step/stagedBytesDropped(region:bytes:cause:)``): zero unless peers' writes were lost.
+    public var stagedBytesDropped: Int {
+        entries.reduce(0) { sum, entry in
+            if case .stagedBytesDropped(_, let bytes, _) = entry.step { sum + bytes } else { sum }
+        }
+    }
 
     /// Time from the first step to the last.
     public var duration: Duration {
@@ -131,7 +186,8 @@ extension String {
 public enum LeaseEvent: Sendable {
     /// The kernel started breaking the lease; revocation is under way.
     case breakNoticed(path: String)
-    /// Every region was revoked; the trace tells how.
+    /// Every region was revoked; the trace tells how, including what a break wrote back of
+    /// staged regions and what it dropped (``RevocationTrace/stagedBytesDropped``).
     case revoked(RevocationTrace)
 
     /// Whether this is the last event, ``revoked(_:)``.

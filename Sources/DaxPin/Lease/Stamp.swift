@@ -18,6 +18,11 @@ struct Stamp: Comparable, Sendable {
         return Stamp(nanoseconds: Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec))
     }
 
+    /// The stamp `nanoseconds` later.
+    func adding(nanoseconds more: Int64) -> Stamp {
+        Stamp(nanoseconds: nanoseconds.addingReportingOverflow(more).overflow ? .max : nanoseconds + more)
+    }
+
     static func < (a: Stamp, b: Stamp) -> Bool { a.nanoseconds < b.nanoseconds }
 
     /// The instant at which this stamp was read. Never inlined, like every use of the clock's

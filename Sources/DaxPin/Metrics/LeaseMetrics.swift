@@ -32,12 +32,14 @@ enum LeaseMetrics {
     static func revoked(memory: MemoryKind, reason: RevocationReason, teardown: ArraySlice<RevocationTrace.Entry>) {
         guard let factory = backend else { return }
         let kind = memory.metricLabel
-        var lost = false, stopped = 0, overran = false
+        var lost = false, stopped = 0, overran = false, writtenBack = 0, dropped = 0
         var quiesceStart: ContinuousClock.Instant?, quiesceEnd: ContinuousClock.Instant?
         for entry in teardown {
             switch entry.step {
             case .leaseLost: lost = true
             case .queuePairsStopped(let count): stopped += count
+            case .wroteBack(_, let bytes): writtenBack += bytes
+            case .stagedBytesDropped(_, let bytes, _): dropped += bytes
             case .quiesceStarted: quiesceStart = entry.at
             case .quiesceFinished: quiesceEnd = entry.at
             case .quiesceOverran: quiesceEnd = entry.at; overran = true
@@ -63,6 +65,12 @@ enum LeaseMetrics {
         }
         if stopped > 0 {
             Counter(label: DaxPinMetricNames.forcedStops, dimensions: memoryLabel, factory: factory).increment(by: stopped)
+        }
+        if writtenBack > 0 {
+            Counter(label: DaxPinMetricNames.stagedBytesWrittenBack, dimensions: memoryLabel, factory: factory).increment(by: writtenBack)
+        }
+        if dropped > 0 {
+            Counter(label: DaxPinMetricNames.stagedBytesDropped, dimensions: memoryLabel, factory: factory).increment(by: dropped)
         }
     }
 }

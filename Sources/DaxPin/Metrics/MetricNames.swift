@@ -24,6 +24,13 @@ public enum DaxPinMetricNames {
     public static let quiesceOverruns = "daxpin_quiesce_overruns_total"
     /// Counter: queue pairs (and other attached work) stopped by a revocation, by `memory`.
     public static let forcedStops = "daxpin_forced_stops_total"
+    /// Counter: bytes of staged regions that lease breaks wrote back to the file, by `memory`
+    /// (``LeaseOptions/writeBackStagedOnBreak``).
+    public static let stagedBytesWrittenBack = "daxpin_staged_bytes_written_back_total"
+    /// Counter: bytes of staged regions that lease breaks left out of the file (peers' writes
+    /// lost: write errors, the deadline, a file that already shrank, write-back off), by
+    /// `memory`. Alert on any increase.
+    public static let stagedBytesDropped = "daxpin_staged_bytes_dropped_total"
     /// Timer: a revocation from its first step (the break noticed, or the release) to the
     /// descriptor closed, by `memory` and `reason`.
     public static let revocationDuration = "daxpin_revocation_duration"

@@ -1,3 +1,4 @@
+import Glibc
 import SystemPackage
 
 /// Owns the kernel objects behind one pinned region: its registration, its mapping and, for a
@@ -15,6 +16,16 @@ struct OwnedRegion: ~Copyable, Sendable {
     private var staging: Mapping?
     /// The errno of a failed deregistration.
     private(set) var deregistrationFailure: Int32?
+
+    /// Whether the bounce buffer is still mapped.
+    private var hasStaging: Bool {
+        switch staging {
+        case .some: true
+        case .none: false
+        }
+    }
+    /// What a lease break's write-back did with a staged region (nil: none was tried).
+    private(set) var writeBackOutcome: StagedWriteBack?
 
     init(id: Int, offset: Int, length: Int, strategy: Strategy, registration: consuming MemoryRegistration,
          mapping: consuming Mapping, staging: consuming Mapping?, flushIsDurable: Bool) {
@@ -43,6 +54,56 @@ struct OwnedRegion: ~Copyable, Sendable {
         deregistrationFailure.map { .deregistrationFailed(region: id, errno: $0) } ?? .deregistered(region: id)
     }
 
+    /// A lease break's write-back of a staged region's bounce buffer to the file: `pwrite`
+    /// through the lease's descriptor `fd`, bounded by `fileSize` (writing past it would grow the
+    /// file again) and by `deadline`, in chunks, so a large region stops at the deadline instead
+    /// of running into `lease-break-time`; `skip` drops the whole region for that cause instead.
+    /// Only before ``deregister()``; the outcome is kept in
+    /// ``writeBackOutcome`` (written into the trace after `F_UNLCK`). Nothing for other strategies.
+    mutating func writeBack(fd: Int32, fileSize: Int, deadline: Stamp, skip: RevocationTrace.DropCause?) {
+        guard info.strategy == .staged, hasStaging else { return }
+        let inFile = max(0, min(info.length, fileSize - info.offset))
+        var outcome = StagedWriteBack(pastEnd: info.length - inFile, fileSize: fileSize)
+        if let skip {
+            outcome.drop(inFile, skip)
+            writeBackOutcome = outcome
+            return
+        }
+        let chunk = 1 << 20
+        while outcome.written < inFile {
+            if Stamp.now() >= deadline { outcome.drop(inFile - outcome.written, .deadline); break }
+            let done = outcome.written
+            let count = Syscalls.pwrite(fd, info.registered + done, min(chunk, inFile - done), info.offset + done)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                outcome.drop(inFile - done, .writeFailed(errno: count < 0 ? errno : EIO))
+                break
+            }
+            outcome.written += count
+        }
+        writeBackOutcome = outcome
+    }
+
+    /// The written-back bytes turn out not durable (`fdatasync` failed with `code`).
+    mutating func writeBackNotDurable(_ code: Int32) {
+        guard var outcome = writeBackOutcome, outcome.written > 0 else { return }
+        outcome.drop(outcome.written, .writeFailed(errno: code))
+        outcome.written = 0
+        writeBackOutcome = outcome
+    }
+
+    /// The trace steps of the write-back: what was written, then what was dropped and why.
+    func recordWriteBack(into trace: inout RevocationTrace, at time: ContinuousClock.Instant) {
+        guard let outcome = writeBackOutcome else { return }
+        trace.record(.wroteBack(region: id, bytes: outcome.written), at: time)
+        if outcome.pastEnd > 0 {
+            trace.record(.stagedBytesDropped(region: id, bytes: outcome.pastEnd, cause: .pastEndOfFile(size: outcome.fileSize)), at: time)
+        }
+        if let cause = outcome.cause, outcome.dropped > 0 {
+            trace.record(.stagedBytesDropped(region: id, bytes: outcome.dropped, cause: cause), at: time)
+        }
+    }
+
     /// Removes the mappings: the file mapping given back to `reservation` when it lies in it
     /// (else unmapped), the bounce buffer unmapped. Only after ``deregister()``.
     mutating func unmap(givingBackTo reservation: inout ReservationState) {
@@ -59,5 +120,30 @@ struct OwnedRegion: ~Copyable, Sendable {
             if mapping.isReserved { mapping.coveredByReservation() } else { mapping.unmap() }
         }
         staging.take()?.unmap()
+    }
+}
+
+/// What a lease break's write-back did with one staged region: plain counts, kept by the region
+/// until the trace is written (no allocation on the way to `F_UNLCK`).
+struct StagedWriteBack: Sendable {
+    /// Bytes now in the file.
+    var written = 0
+    /// Bytes past the end of the file, not written.
+    var pastEnd: Int
+    /// The file's size at the write-back.
+    var fileSize: Int
+    /// Bytes within the file that were not written (or not made durable), and why.
+    var dropped = 0
+    var cause: RevocationTrace.DropCause?
+
+    init(pastEnd: Int, fileSize: Int) {
+        self.pastEnd = pastEnd
+        self.fileSize = fileSize
+    }
+
+    mutating func drop(_ bytes: Int, _ why: RevocationTrace.DropCause) {
+        guard bytes > 0 else { return }
+        dropped += bytes
+        cause = why
     }
 }

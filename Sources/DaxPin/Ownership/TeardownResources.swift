@@ -1,6 +1,8 @@
+import Glibc
+
 /// The kernel objects a revocation takes out of its lease, each released by one step, in
-/// dependency order: deregister every region, unmap them, give back the lease, close the
-/// descriptor. Dropping it (a step skipped) releases what is left: the regions first (each
+/// dependency order: (on a break) write staged regions back, deregister every region, unmap
+/// them, give back the lease, close the descriptor. Dropping it (a step skipped) releases what is left: the regions first (each
 /// deregisters before it unmaps), then the reservation, then the lease handle.
 struct TeardownResources: ~Copyable, Sendable {
     var regions: RegionTable
@@ -15,14 +17,45 @@ struct TeardownResources: ~Copyable, Sendable {
         }
     }
 
-    /// Step 3: `ibv_dereg_mr` for each region, in pin order; a failure is kept by its region
+    /// Whether any region is staged (has a bounce buffer to write back).
+    var hasStagedRegions: Bool {
+        var staged = false
+        regions.forEachRegion { if $0.info.strategy == .staged { staged = true } }
+        return staged
+    }
+
+    /// Step 3, on a lease break: each staged region's bounce buffer back to the file through the
+    /// lease's own descriptor, then one `fdatasync` (see ``LeaseOptions/writeBackStagedOnBreak``).
+    /// Runs after the queue pairs stopped and byte access closed, so nothing changes the buffers
+    /// meanwhile; `deadline` bounds it. Nothing for a lease without staged regions or not
+    /// writable (a read-only pin's peers cannot write).
+    mutating func writeBackStaged(deadline: Stamp, enabled: Bool, _ steps: inout TeardownRecorder) {
+        guard hasStagedRegions, let fd = lease?.fd else { return }
+        var info = Glibc.stat()
+        // Without the size, a write could grow a file another process shrank: write nothing then.
+        let sized = Syscalls.fstat(fd, &info) == 0
+        let skip: RevocationTrace.DropCause? = !sized ? .writeFailed(errno: errno) : enabled ? nil : .writeBackOff
+        let size = sized ? Int(info.st_size) : Int.max
+        var written = false
+        regions.forEach { region in
+            region.writeBack(fd: fd, fileSize: size, deadline: deadline, skip: skip)
+            if (region.writeBackOutcome?.written ?? 0) > 0 { written = true }
+        }
+        if written, Syscalls.fdatasync(fd) != 0 {
+            let code = errno
+            regions.forEach { $0.writeBackNotDurable(code) }
+        }
+        steps.mark(.writeBacks)
+    }
+
+    /// Step 4: `ibv_dereg_mr` for each region, in pin order; a failure is kept by its region
     /// and the teardown goes on.
     mutating func deregister(_ steps: inout TeardownRecorder) {
         regions.forEach { $0.deregister() }
         steps.mark(.deregistrations)
     }
 
-    /// Step 4 with the reservation in hand: bounce buffers and mappings outside the reservation
+    /// Step 5 with the reservation in hand: bounce buffers and mappings outside the reservation
     /// one by one, then the reservation and every region in it with one `munmap`.
     mutating func unmapWithReservation(_ steps: inout TeardownRecorder) {
         regions.forEach { $0.unmapWithReservation() }
@@ -30,13 +63,13 @@ struct TeardownResources: ~Copyable, Sendable {
         steps.mark(.unmappings)
     }
 
-    /// Step 4 when the lease keeps its reservation: each region's mapping is given back to it.
+    /// Step 5 when the lease keeps its reservation: each region's mapping is given back to it.
     mutating func unmap(givingBackTo kept: inout ReservationState, _ steps: inout TeardownRecorder) {
         regions.forEach { $0.unmap(givingBackTo: &kept) }
         steps.mark(.unmappings)
     }
 
-    /// Step 5: `F_UNLCK`, and the watcher forgets the descriptor. Recorded as `leaseLost` when
+    /// Step 6: `F_UNLCK`, and the watcher forgets the descriptor. Recorded as `leaseLost` when
     /// the kernel had dropped the lease already.
     mutating func unlock(_ steps: inout TeardownRecorder, by caller: Revoker) {
         guard var handle = lease.take() else { return }
@@ -48,7 +81,7 @@ struct TeardownResources: ~Copyable, Sendable {
         LeaseWatcher.shared.unwatch(fd, onWatcher: caller.isWatcher)
     }
 
-    /// Step 6: closes the descriptor.
+    /// Step 7: closes the descriptor.
     mutating func close(_ steps: inout TeardownRecorder) {
         guard let lease = lease.take() else { return }
         lease.close()

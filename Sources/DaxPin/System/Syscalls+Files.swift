@@ -68,6 +68,12 @@ extension Syscalls {
         return Glibc.pwrite(fd, buffer, count, off_t(offset))
     }
 
+    /// `fdatasync(2)`.
+    static func fdatasync(_ fd: Int32) -> Int32 {
+        if let code = SyscallFaults.take(.sync) { errno = code; return -1 }
+        return Glibc.fdatasync(fd)
+    }
+
     /// `readlink(2)`: the link's target, or nil with errno set.
     package static func readLink(_ path: String) -> String? {
         if let code = SyscallFaults.take(.readLink) { errno = code; return nil }

@@ -65,7 +65,7 @@ package enum Syscalls {
 package enum Syscall: Sendable, Hashable {
     case mmap, mmapFixed, munmap, setLease, getLease, setSignal, setOwner, close
     case open, stat, statfs, statx, read, write, unlink, rename, mkdir, truncate, fallocate, setFlags, poll
-    case madvise, msync, queueSignal, waitSignal, readLink, openDirectory, createThread
+    case madvise, msync, sync, queueSignal, waitSignal, readLink, openDirectory, createThread
     case netlinkOpen, netlinkBind, netlinkSend, netlinkReceive, setReceiveTimeout
     case getDeviceList, openDevice, queryDevice, queryPort, queryGID, allocateProtectionDomain
     case registerMemory, deregisterMemory, adviseMemory

@@ -141,8 +141,27 @@ struct Breaker {
 
     /// truncate(2) by path, which waits for the lease break (coreutils' truncate opens
     /// with O_NONBLOCK and gives up with EAGAIN instead).
-    static func truncate(_ path: String) throws -> Breaker {
-        try start(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], 0)", path])
+    static func truncate(_ path: String, to size: Int = 0) throws -> Breaker {
+        try start(["/usr/bin/python3", "-c", "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))", path, String(size)])
+    }
+    /// truncate(2) once `trigger` exists (polled every millisecond, for at most 30 s); creates
+    /// `trigger.ready` first. Python takes seconds to start under the testbed's emulation: start
+    /// it early, wait for `.ready`, then create `trigger` to truncate at a moment of the test's choosing.
+    static func truncateWhenTold(_ path: String, to size: Int, trigger: String) throws -> Breaker {
+        let script = """
+            import os, sys, time
+            open(sys.argv[3] + ".ready", "w").close()
+            for _ in range(30000):
+                if os.path.exists(sys.argv[3]): break
+                time.sleep(0.001)
+            os.truncate(sys.argv[1], int(sys.argv[2]))
+            """
+        return try start(["/usr/bin/python3", "-c", script, path, String(size), trigger])
+    }
+    /// `cat FILE > COPY`: a plain read open, which breaks a write lease; the copy is what the
+    /// breaker read once the lease was released.
+    static func readCopy(_ path: String, into copy: String) throws -> Breaker {
+        try start(["/bin/sh", "-c", "cat \"$0\" > \"$1\"", path, copy])
     }
     static func openForWrite(_ path: String) throws -> Breaker { try start(["/bin/sh", "-c", ": >> \"$0\"", path]) }
     static func punchHole(_ path: String) throws -> Breaker {
