@@ -81,7 +81,8 @@ class Declarations:
     """The rows of one report (latest, newest-kernel, before-after, zero-copy)."""
 
     def __init__(self, report, path=None):
-        doc = json.load(open(path or TARGETS))
+        with open(path or TARGETS) as f:
+            doc = json.load(f)
         self.report = report
         self.bootstrap = doc["bootstrap"]
         self.rows = {r["id"]: r for r in doc["rows"] if r["report"] == report}
@@ -181,7 +182,8 @@ def read_environment(raw):
     path = os.path.join(raw, "environment.txt")
     if not os.path.exists(path):
         return {}
-    return dict(line.split(None, 1) for line in open(path).read().splitlines() if " " in line)
+    with open(path) as f:
+        return dict(line.split(None, 1) for line in f.read().splitlines() if " " in line)
 
 
 def header_lines(env, extra=()):

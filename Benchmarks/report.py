@@ -147,7 +147,7 @@ if paired_pin:
                  f"each per iteration in a rotating order, {paired_pin_iterations} iterations per medium after one "
                  "unrecorded each. The throughputs are medians; the ratio is the median over iterations of the "
                  "iteration's ratio, the estimator of a paired design (the three runs of an iteration share the "
-                 "emulator's spell; a single run still lands near 55 or near 90 ms on device-dax at random). Only "
+                 "emulator's spell; a single run on device-dax lands at one of two levels at random). Only "
                  "map + populate + register is timed. The peers do the issue's sequence, mmap with MAP_POPULATE "
                  "on one thread, then register; DaxPin does not populate device-dax (the registration's "
                  "long-term pin faults the huge pages in, writable, once; a populate maps them read-only and the "
@@ -307,8 +307,8 @@ if durable_paired_r:
                  "its own servers. The throughputs are medians over batches; the ratio is the median over "
                  "pairs of the pair's ratio (per round: "
                  + ", ".join("n/a" if x is None else f"{x:.3f}" for x in durable_round_ratios) + "). Why "
-                 "paired: as separate client processes (the context rows below) the ratio read 1.03, 0.79, "
-                 "0.83 and 0.92 in four boots, each process meeting its own spell of the emulator.")
+                 "paired: as separate client processes (the context rows below) the ratio moves from boot to "
+                 "boot, each process meeting its own spell of the emulator.")
 durable_ds, durable_ss, durable_ls = (numbers(f"durable.{k}.txt") for k in ("daxpin", "daxpin-send", "rpma"))
 durable_d, durable_s, durable_l = median(durable_ds), median(durable_ss), median(durable_ls)
 if durable_d and durable_l:
@@ -342,8 +342,8 @@ if durable_d and durable_l:
         add("durable-loop", fmt(loop_d / 2**20, "MiB/s", 2), fmt(loop_l / 2**20, "MiB/s", 2),
             declared.measure("durable-loop", a=loop_ds, b=loop_ls), "librpma, rpma_durable's own clock")
         notes.append("The cross-check row times the same runs from inside: each client's monotonic clock around "
-                     "its block loop, without process start-up (DaxPin's client takes about 1.2 s to start and "
-                     "connect, rpma_durable about 0.45 s, and the subtraction above carries that jitter).")
+                     "its block loop, without process start-up (the two clients take different times to start and "
+                     "connect, and the subtraction above carries that jitter).")
     elif loop_l:
         notes.append(f"Cross-check: rpma_durable's own timing of its loop gives {loop_l / 2**20:.2f} MiB/s "
                      f"(median), against {durable_l / 2**20:.2f} MiB/s from the outside timing above.")
@@ -396,13 +396,14 @@ def stages(kind, n):
     return [statistics.median(c[i] for c in cols) for i in range(6)]
 
 
-profile = ["| regions | holder | signal → noticed | deregister all | unmap all | F_UNLCK | → breaker returns | total |",
-           "|---|---|---|---|---|---|---|---|"]
+declared.row("profile-stages")   # context rows: declared like the others
+profile = ["| id | regions | holder | signal → noticed | deregister all | unmap all | F_UNLCK | → breaker returns | total |",
+           "|---|---|---|---|---|---|---|---|---|"]
 for n in (1, 16, 64):
     for kind, name in (("c", "raw C"), ("cswift", "raw C in DaxPinBench"), ("daxpin", "DaxPin")):
         st = stages(kind, n)
         if st:
-            profile.append(f"| {n} | {name} | " + " | ".join(f"{v:.0f} µs" for v in st) + " |")
+            profile.append(f"| profile-stages | {n} | {name} | " + " | ".join(f"{v:.0f} µs" for v in st) + " |")
 
 # --- environment ------------------------------------------------------------------------------
 env = benchtargets.read_environment(raw)
@@ -460,14 +461,14 @@ for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.re
     # last lease at exit, a teardown that is not a break.
     measured = teardown_counts(kind)[1:breaks]
     if measured:
-        instructions.append(f"| {name} | {median([m[0] for m in measured]):,.0f} | {median([m[1] for m in measured]):,.0f} |")
+        instructions.append(f"| profile-teardown-instructions | {name} | {median([m[0] for m in measured]):,.0f} | {median([m[1] for m in measured]):,.0f} |")
     elif counts:
-        instructions.append(f"| {name} | missing: callgrind counted nothing (raw/profile.{kind}.*) | |")
+        instructions.append(f"| profile-teardown-instructions | {name} | missing: callgrind counted nothing (raw/profile.{kind}.*) | |")
 
 # The metrics of one revocation (LeaseMetrics.revoked, after F_UNLCK, off the watcher thread).
 emission = [int(x) for x in (read("profile.metrics.parts.txt") or "").split()]
 if emission:
-    instructions.append(f"| DaxPin metrics of one revocation (`LeaseMetrics.revoked`, after `F_UNLCK`, "
+    instructions.append(f"| profile-teardown-instructions | DaxPin metrics of one revocation (`LeaseMetrics.revoked`, after `F_UNLCK`, "
                         f"off the watcher thread; median of {len(emission)} calls) | - | {median(emission):,.0f} |")
 
 durable_profile = (read("profile.durable.txt") or "").split()
@@ -478,7 +479,7 @@ if len(durable_profile) == 8:
     for kind, name in (("rpma", "librpma client (`rpma_durable`)"), ("daxpin", "DaxPin client (`daxpin-client --persist-method read`)")):
         if kind in fields:
             many, none = (int(x) for x in fields[kind])
-            per_block.append(f"| {name} | {(many - none) / blocks:,.0f} |")
+            per_block.append(f"| profile-durable-instructions | {name} | {(many - none) / blocks:,.0f} |")
 
 if len(profile) > 2:
     md += ["", "## Where revocation time goes", "",
@@ -491,13 +492,13 @@ if instructions:
            f"(callgrind `Ir`, system calls not included; medians of breaks 2 to {breaks}, the first being a "
            "warm-up; up to `F_UNLCK` is what the breaker waits for; listings of one teardown up to `F_UNLCK` "
            "in raw/profile.*.txt):", "",
-           "| teardown | up to `F_UNLCK` | whole teardown |", "|---|---|---|"] + instructions
+           "| id | teardown | up to `F_UNLCK` | whole teardown |", "|---|---|---|---|"] + [declared.row("profile-teardown-instructions") and i for i in instructions]
 if per_block:
     md += ["", "## Where durable-write time goes", "",
            f"User-space instructions per durable 4 KiB block in the client process (callgrind `Ir`: the difference "
            f"between a run of 300 blocks and one of 100, divided by {durable_profile[7]}; listings in "
            "raw/profile.durable.*.txt):", "",
-           "| client | instructions per block |", "|---|---|"] + per_block
+           "| id | client | instructions per block |", "|---|---|---|"] + [declared.row("profile-durable-instructions") and b for b in per_block]
 md += ["", "## Suites", "", "```", suites, "```", ""]
 open(os.path.join(results, "latest.md"), "w").write("\n".join(md))
 

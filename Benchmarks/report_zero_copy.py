@@ -118,7 +118,7 @@ md = [
 if os.path.exists(pending):
     md += [f"Not measured: {open(pending).read().strip()}", ""]
 md += [
-    "| row | metric | medians | rounds | ratio (median) | interval | target | verdict |",
+    "| id | metric | medians | rounds | ratio (median) | interval | target | verdict |",
     "|---|---|---|---|---|---|---|---|",
     *table,
     "",

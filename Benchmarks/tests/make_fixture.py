@@ -56,6 +56,14 @@ for k, v in (("daxpin", 3.0e7), ("daxpin-send", 2.0e7), ("rpma", 3.1e7), ("daxpi
 for k, v in (("daxpin", 5.5e7), ("ib_write_bw", 5.4e7), ("fio", 4.7e7)):
     write(S, f"storage.{k}.txt", [v + 1e5 * s for s in [9] + spread])
 
+# the profile tables: stamps of two breaks per holder at 16 regions, callgrind parts, durable counts
+for kind in ("c", "daxpin"):
+    with open(os.path.join(HERE, S, f"revocation.{kind}.16.txt"), "a") as f:
+        f.write("# T 1000 900000\n# TRACE 100000 300000 500000 700000\n# T 2000 902000\n# TRACE 101000 301000 501000 701000\n")
+    write(S, f"profile.{kind}.parts.txt", ["unlocked 500", "rest 300"] * 3)
+write(S, "profile.teardowns.txt", ["breaks 3 regions 16"])
+write(S, "profile.durable.txt", ["rpma 300000 100000 daxpin 900000 300000 blocks 200"])
+
 N = "newest"
 env(N, "7.2.0-fixture")
 for n in (1, 16, 64):
