@@ -108,6 +108,7 @@ md = [
     f"- rxe: {environment.get('rxe', '?')}",
     f"- date: {environment.get('date', '?')}",
     f"- device: {environment.get('device', '?')}; ext4-dax: {environment.get('fsdax', '?')}",
+    benchtargets.header_lines(benchtargets.read_environment(raw))[4],   # full or shortened run
     "",
     "Every side of a row ran in one process of one boot, alternating; the ratio column is the median",
     "of the per-round ratios and the interval their interquartile range (for the check: the median and",
