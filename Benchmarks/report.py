@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Turns the raw results of Benchmarks/run-in-testbed into Benchmarks/results/latest.md
-(metric, DaxPin, peer, ratio, target, verdict + environment) and latest.png (gnuplot).
-Every figure is a median of repeated runs in one boot; the first run of each series is a
-warm-up and dropped. Only ratios are claims: the testbed is emulated.
+(id, metric, DaxPin, peer, ratio, interval, target, verdict + environment) and latest.png (gnuplot).
+Every row is declared in Benchmarks/targets.json (estimator, interval, direction, threshold); a row
+that is not declared there stops the report. Only ratios are claims: the testbed is emulated.
 
 usage: report.py RAW_DIR RESULTS_DIR"""
-import glob, os, re, statistics, subprocess, sys
+import glob, os, re, statistics, sys
+
+import benchtargets
 
 raw, results = sys.argv[1], sys.argv[2]
 os.makedirs(results, exist_ok=True)
 rows, notes = [], []
+declared = benchtargets.Declarations("latest")
+judged = []   # (chart label, Result) in table order
 
 
 def read(name):
@@ -29,9 +33,13 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def add(metric, daxpin, peer, ratio, target, ok, peer_name=""):
-    verdict = "n/a" if ok is None else ("met" if ok else "**MISSED**")
-    rows.append((metric, daxpin, peer if not peer_name else f"{peer} ({peer_name})", ratio, target, verdict))
+def add(row_id, daxpin, peer, result, peer_name="", metric=None, verdict=None):
+    """A table row: its metric, target and verdict from the row's declaration and RESULT (its
+    declared estimator and interval over the data, benchtargets.Declarations.measure)."""
+    row = declared.row(row_id)
+    judged.append((row.get("label", row_id), result))
+    rows.append((row_id, metric or row["metric"], daxpin, peer if not peer_name else f"{peer} ({peer_name})",
+                 result.ratio_text(), result.interval_text(), declared.target_text(row_id), verdict or result.verdict))
 
 
 def fmt(value, unit, digits=1):
@@ -45,26 +53,25 @@ def ratio_text(r):
 
 # --- revocation latency ------------------------------------------------------------
 for n in (1, 16, 64):
-    d = median(numbers(f"revocation.daxpin.{n}.txt", drop_first=False))  # warm-ups are comments already
-    c = median(numbers(f"revocation.c.{n}.txt", drop_first=False))
-    r = d / c if d and c else None
-    add(f"revocation latency, {n} region{'s' if n > 1 else ''} (truncate blocked)",
-        fmt(d and d / 1e3, "µs"), fmt(c and c / 1e3, "µs"), ratio_text(r), "DaxPin / C ≤ 1.10",
-        None if r is None else r <= 1.10, "raw C fcntl + sigwaitinfo")
+    ds = numbers(f"revocation.daxpin.{n}.txt", drop_first=False)  # warm-ups are comments already
+    cs_ = numbers(f"revocation.c.{n}.txt", drop_first=False)
+    d, c = median(ds), median(cs_)
+    add(f"rev-{n}", fmt(d and d / 1e3, "µs"), fmt(c and c / 1e3, "µs"),
+        declared.measure(f"rev-{n}", a=ds, b=cs_), "raw C fcntl + sigwaitinfo")
     if n == 1:
-        cs = median(numbers(f"revocation.cswift.{n}.txt", drop_first=False))
+        css = numbers(f"revocation.cswift.{n}.txt", drop_first=False)
+        cs = median(css)
         if cs and c:
-            add("revocation latency, 1 region: the raw C holder's code run inside DaxPinBench (context)",
-                fmt(cs / 1e3, "µs"), fmt(c / 1e3, "µs"), ratio_text(cs / c), "context", None,
-                "the same C as its own process")
+            add("rev-1-c-in-daxpinbench", fmt(cs / 1e3, "µs"), fmt(c / 1e3, "µs"),
+                declared.measure("rev-1-c-in-daxpinbench", a=css, b=cs_), "the same C as its own process")
 
 # The same holder without and with a metrics backend (suites/revocation_metrics.sh, when run).
-_off = median(numbers("revocation-metrics.off.daxpin.16.txt", drop_first=False))
-_on = median(numbers("revocation-metrics.on.daxpin.16.txt", drop_first=False))
+_offs = numbers("revocation-metrics.off.daxpin.16.txt", drop_first=False)
+_ons = numbers("revocation-metrics.on.daxpin.16.txt", drop_first=False)
+_off, _on = median(_offs), median(_ons)
 if _off and _on:
-    add("revocation latency, 16 regions, metrics backend bootstrapped (truncate blocked)",
-        fmt(_on / 1e3, "µs"), fmt(_off / 1e3, "µs"), ratio_text(_on / _off), "with / without ≤ 1.05",
-        _on / _off <= 1.05, "the same holder without a backend")
+    add("rev-16-metrics", fmt(_on / 1e3, "µs"), fmt(_off / 1e3, "µs"),
+        declared.measure("rev-16-metrics", a=_ons, b=_offs), "the same holder without a backend")
 
 # --- pin + register throughput ---------------------------------------------------------
 GIB = 256 / 1024  # 256 MiB in GiB
@@ -140,7 +147,7 @@ if paired_pin:
                  f"each per iteration in a rotating order, {paired_pin_iterations} iterations per medium after one "
                  "unrecorded each. The throughputs are medians; the ratio is the median over iterations of the "
                  "iteration's ratio, the estimator of a paired design (the three runs of an iteration share the "
-                 "emulator's spell; a single run still lands near 55 or near 90 ms on device-dax at random). Only "
+                 "emulator's spell; a single run on device-dax lands at one of two levels at random). Only "
                  "map + populate + register is timed. The peers do the issue's sequence, mmap with MAP_POPULATE "
                  "on one thread, then register; DaxPin does not populate device-dax (the registration's "
                  "long-term pin faults the huge pages in, writable, once; a populate maps them read-only and the "
@@ -152,32 +159,24 @@ if paired_pin:
 
 for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
     label = "tmpfs" if medium == "tmpfs" else "device-dax"
-    d = pin_p50_seconds(fragment)
+    d_rounds = [v for v in (p50_seconds(f"256MiB_{fragment}", r) for r in pin_round_dirs) if v] or \
+        [v for v in (p50_seconds(f"256MiB_{fragment}") or p50_seconds(f"256MiB {fragment}"),) if v]
+    d = median(d_rounds)
     # With rounds the suite has dropped each run's first (cold) result already.
-    c = median(numbers(f"pin.raw.{medium}.txt", drop_first=not pin_rounds))
+    c_runs = numbers(f"pin.raw.{medium}.txt", drop_first=not pin_rounds)
+    c = median(c_runs)
     if paired_pin:
         pd, pc, pl = (GIB / x if x else None for x in (paired_pin.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")))
-        runs = {k: paired_pin_runs.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")}
-        r = paired_ratio(runs["DAXPIN"], runs["RAW"])
-        add(f"pin + register 256 MiB, {label} (paired in one process)", fmt(pd, "GiB/s", 2), fmt(pc, "GiB/s", 2),
-            ratio_text(r), "DaxPin / C ≥ 0.95", None if r is None else r >= 0.95, "mmap+populate+ibv_reg_mr")
-        r = paired_ratio(runs["DAXPIN"], runs["RPMA"])
-        add(f"pin + register 256 MiB, {label} (paired in one process)", fmt(pd, "GiB/s", 2), fmt(pl, "GiB/s", 2),
-            ratio_text(r), "DaxPin / librpma ≥ 1.00", None if r is None else r >= 1.0, "librpma rpma_mr_reg")
+        runs = {k: paired_pin_runs.get((medium, k)) or [] for k in ("DAXPIN", "RAW", "RPMA")}
+        # Throughput ratio of an iteration: the peer's time over DaxPin's.
+        add(f"pin-{medium}-c", fmt(pd, "GiB/s", 2), fmt(pc, "GiB/s", 2),
+            declared.measure(f"pin-{medium}-c", pairs=list(zip(runs["RAW"], runs["DAXPIN"]))), "mmap+populate+ibv_reg_mr")
+        add(f"pin-{medium}-rpma", fmt(pd, "GiB/s", 2), fmt(pl, "GiB/s", 2),
+            declared.measure(f"pin-{medium}-rpma", pairs=list(zip(runs["RPMA"], runs["DAXPIN"]))), "librpma rpma_mr_reg")
     dg, cg = (GIB / x if x else None for x in (d, c))
-    r = dg / cg if dg and cg else None
-    if paired_pin:   # context: package-benchmark and the peer, each in its own process
-        add(f"pin + register 256 MiB, {label}, separate processes (package-benchmark p50)", fmt(dg, "GiB/s", 2),
-            fmt(cg, "GiB/s", 2), ratio_text(r), "context", None, "mmap+populate+ibv_reg_mr, its own process")
-        continue
-    # A run from before the paired series: the separate ones were the rows.
-    l = median(numbers(f"pin.rpma.{medium}.txt", drop_first=not pin_rounds))
-    lg = GIB / l if l else None
-    add(f"pin + register 256 MiB, {label}", fmt(dg, "GiB/s", 2), fmt(cg, "GiB/s", 2), ratio_text(r),
-        "DaxPin / C ≥ 0.95", None if r is None else r >= 0.95, "mmap+populate+ibv_reg_mr")
-    r = dg / lg if dg and lg else None
-    add(f"pin + register 256 MiB, {label}", fmt(dg, "GiB/s", 2), fmt(lg, "GiB/s", 2), ratio_text(r),
-        "DaxPin / librpma ≥ 1.00", None if r is None else r >= 1.0, "librpma rpma_mr_reg")
+    # context: package-benchmark and the peer, each in its own process (throughput ratio: C time / DaxPin time)
+    add(f"pin-{medium}-separate", fmt(dg, "GiB/s", 2), fmt(cg, "GiB/s", 2),
+        declared.measure(f"pin-{medium}-separate", a=c_runs, b=d_rounds), "mmap+populate+ibv_reg_mr, its own process")
 
 # --- 64 B RDMA WRITE latency --------------------------------------------------------------
 # write_latency.sh runs LAT_ROUNDS rounds; in each, DaxPinBench write-latency pairs DaxPin and
@@ -231,22 +230,13 @@ c_rounds = [c * 1e-9 if c else None for c in c_rounds]
 pd, pc = median(present(pd_rounds)), median(present(pc_rounds))
 d, c = median(present(d_rounds)), median(present(c_rounds))
 typical = median(present(t_rounds))
-if pd and pc:
-    r = pd / pc
-    add("64 B RDMA WRITE latency (post to completion, median; paired in one process)", fmt(pd * 1e6, "µs"),
-        fmt(pc * 1e6, "µs"), ratio_text(r), "DaxPin / C ≤ 1.20", r <= 1.20, "raw verbs C post + poll")
-    separate_target, separate_ok = "context", None
-else:   # a run from before the paired series: the separate processes were the row
-    separate_target = "DaxPin / C ≤ 1.20"
-    separate_ok = None if not (d and c) else d / c <= 1.20
-r = d / c if d and c else None
-add("64 B RDMA WRITE latency, separate processes (package-benchmark p50; C peer median)",
-    fmt(d and d * 1e6, "µs"), fmt(c and c * 1e6, "µs"), ratio_text(r), separate_target, separate_ok,
-    "raw verbs C post + poll, its own process")
+add("write64-paired", fmt(pd and pd * 1e6, "µs"), fmt(pc and pc * 1e6, "µs"),
+    declared.measure("write64-paired", rounds=list(zip(pd_rounds, pc_rounds))), "raw verbs C post + poll")
+add("write64-separate", fmt(d and d * 1e6, "µs"), fmt(c and c * 1e6, "µs"),
+    declared.measure("write64-separate", rounds=list(zip(d_rounds, c_rounds))), "raw verbs C post + poll, its own process")
 round_trip = 2 * typical if typical else None
-r = d / round_trip if d and round_trip else None
-add("64 B RDMA WRITE latency, context (package-benchmark p50)", fmt(d and d * 1e6, "µs"),
-    fmt(round_trip and round_trip * 1e6, "µs"), ratio_text(r), "context", None,
+add("write64-ib", fmt(d and d * 1e6, "µs"), fmt(round_trip and round_trip * 1e6, "µs"),
+    declared.measure("write64-ib", rounds=[(x, t and 2 * t) for x, t in zip(d_rounds, t_rounds)]),
     "ib_write_lat, 2 × t_typical")
 notes.append("64 B RDMA WRITE: the strict peer is peers/write_lat.c, which does what DaxPin's benchmark "
              "does with raw libibverbs (two RC queue pairs in one process on the same device, connected "
@@ -270,23 +260,21 @@ if lat_rounds:
 # --- idle cost ------------------------------------------------------------------------
 idle = dict(line.split(None, 1) for line in (read("idle.txt") or "").splitlines() if " " in line)
 ticks = int(idle["WATCHER_TICKS"]) if "WATCHER_TICKS" in idle else None
-add(f"idle: watcher CPU ticks, {idle.get('LEASES_HELD', '?')} leases held 10 s",
-    "n/a" if ticks is None else str(ticks), "0", "n/a", "0 ticks",
-    None if ticks is None else ticks == 0)
+add("idle-ticks", "n/a" if ticks is None else str(ticks), "0", declared.measure("idle-ticks", value=ticks),
+    metric=f"idle: watcher CPU ticks, {idle.get('LEASES_HELD', '?')} leases held 10 s")
 if "PROCESS_TICKS" in idle:
     notes.append(f"Idle run: the whole process used {idle['PROCESS_TICKS']} ticks in those 10 s "
                  f"(watcher tid {idle.get('WATCHER_TID', '?')}, read from /proc/self/task/<tid>/stat).")
 
 # --- 1000 leases --------------------------------------------------------------------------
-many = median(numbers("many.1000.txt", drop_first=False))
-one = median(numbers("many.1.txt", drop_first=False))
-r = many / one if many and one else None
-add("break latency, 1000 leases vs 1", fmt(many and many / 1e3, "µs"), fmt(one and one / 1e3, "µs"),
-    ratio_text(r), "≤ 1.5", None if r is None else r <= 1.5, "DaxPin, 1 lease")
+manys, ones = numbers("many.1000.txt", drop_first=False), numbers("many.1.txt", drop_first=False)
+many, one = median(manys), median(ones)
+add("many-1000", fmt(many and many / 1e3, "µs"), fmt(one and one / 1e3, "µs"),
+    declared.measure("many-1000", a=manys, b=ones), "DaxPin, 1 lease")
 mems = [int(x) for x in re.findall(r"^# MEM (-?\d+)", read("many.1000.txt") or "", re.M)]
 mem = median(mems)  # one per round
-add("memory per lease (1000 leases, one 4 KiB pin each)", fmt(mem is not None and mem / 1024 or None, "KiB"),
-    "", "n/a", "reported", None)
+add("mem-per-lease", fmt(mem is not None and mem / 1024 or None, "KiB"), "",
+    declared.measure("mem-per-lease", samples=[m / 1024 for m in mems]))
 notes.append("Memory per lease is the growth of the holder's RssAnon (user-space heap: DaxPin's state, "
              "libibverbs' MR objects) divided by 1000; the pinned tmpfs pages and kernel MR state are not in it.")
 
@@ -294,19 +282,19 @@ notes.append("Memory per lease is the growth of the holder's RssAnon (user-space
 # {(round, DAXPIN|RPMA): [bytes/s per batch]} of DaxPinBench durable-paired, pairs in order.
 durable_paired_runs = labelled_values("durable.paired.txt")
 durable_paired_rounds = sorted({key[0] for key in durable_paired_runs}, key=int)
-durable_pair_ratios, durable_round_ratios, durable_pd, durable_pl = [], [], [], []
+durable_pair_ratios, durable_round_ratios, durable_pd, durable_pl, durable_pairs = [], [], [], [], []
 for rnd in durable_paired_rounds:
     d, l = durable_paired_runs.get((rnd, "DAXPIN"), []), durable_paired_runs.get((rnd, "RPMA"), [])
     ratios = pair_ratios(d, l)   # throughputs: DaxPin / librpma per pair
+    durable_pairs += [(x, y) for x, y in zip(d, l)]
     durable_pair_ratios += ratios
     durable_round_ratios.append(median(ratios))
     durable_pd += d
     durable_pl += l
 durable_paired_r = median(durable_pair_ratios)
 if durable_paired_r:
-    add("durable write throughput, 4 KiB, write + persist ack (paired in one process)",
-        fmt(median(durable_pd) / 2**20, "MiB/s", 2), fmt(median(durable_pl) / 2**20, "MiB/s", 2),
-        ratio_text(durable_paired_r), "DaxPin / librpma ≥ 1.00", durable_paired_r >= 1.0,
+    add("durable-paired", fmt(median(durable_pd) / 2**20, "MiB/s", 2), fmt(median(durable_pl) / 2**20, "MiB/s", 2),
+        declared.measure("durable-paired", pairs=durable_pairs),
         "librpma write + persistent flush; both one-sided, read after write")
     batches = len(durable_pair_ratios) // max(1, len(durable_paired_rounds))
     notes.append("Durable writes, the gated row: DaxPinBench durable-paired is one client process of two "
@@ -319,23 +307,17 @@ if durable_paired_r:
                  "its own servers. The throughputs are medians over batches; the ratio is the median over "
                  "pairs of the pair's ratio (per round: "
                  + ", ".join("n/a" if x is None else f"{x:.3f}" for x in durable_round_ratios) + "). Why "
-                 "paired: as separate client processes (the context rows below) the ratio read 1.03, 0.79, "
-                 "0.83 and 0.92 in four boots, each process meeting its own spell of the emulator.")
-durable_d = median(numbers("durable.daxpin.txt"))
-durable_s = median(numbers("durable.daxpin-send.txt"))
-durable_l = median(numbers("durable.rpma.txt"))
+                 "paired: as separate client processes (the context rows below) the ratio moves from boot to "
+                 "boot, each process meeting its own spell of the emulator.")
+durable_ds, durable_ss, durable_ls = (numbers(f"durable.{k}.txt") for k in ("daxpin", "daxpin-send", "rpma"))
+durable_d, durable_s, durable_l = median(durable_ds), median(durable_ss), median(durable_ls)
 if durable_d and durable_l:
-    r = durable_d / durable_l
-    # Gated only in runs from before the paired design.
-    add("durable write throughput, 4 KiB, write + persist ack" + (", separate processes" if durable_paired_r else ""),
-        fmt(durable_d / 2**20, "MiB/s", 2), fmt(durable_l / 2**20, "MiB/s", 2), ratio_text(r),
-        "context" if durable_paired_r else "DaxPin / librpma ≥ 1.00", None if durable_paired_r else r >= 1.0,
+    add("durable-separate", fmt(durable_d / 2**20, "MiB/s", 2), fmt(durable_l / 2**20, "MiB/s", 2),
+        declared.measure("durable-separate", a=durable_ds, b=durable_ls),
         "librpma write + persistent flush; both one-sided, read after write")
     if durable_s:
-        rs = durable_s / durable_l
-        add("durable writes, server flush (two-sided)", fmt(durable_s / 2**20, "MiB/s", 2),
-            fmt(durable_l / 2**20, "MiB/s", 2), ratio_text(rs), "context", None,
-            "librpma write + persistent flush, one-sided")
+        add("durable-send", fmt(durable_s / 2**20, "MiB/s", 2), fmt(durable_l / 2**20, "MiB/s", 2),
+            declared.measure("durable-send", a=durable_ss, b=durable_ls), "librpma write + persistent flush, one-sided")
     notes.append(("Durable writes as separate client processes (context): " if durable_paired_r else "Durable writes: ") +
                  "one 4 KiB block at a time (queue depth 1) into the first 64 MiB of "
                  "device-dax, each block written and acknowledged durable before the next; DaxPin's client "
@@ -354,20 +336,20 @@ if durable_d and durable_l:
                  "one-sided flush does not do. All clients are timed from outside as whole processes; "
                  "throughput is blocks × 4 KiB / (time with the blocks − time of the same client writing "
                  "none), so set-up (process start, connect) is not counted on either side.")
-    loop_d, loop_l = median(numbers("durable.daxpin.loop.txt")), median(numbers("durable.rpma.loop.txt"))
+    loop_ds, loop_ls = numbers("durable.daxpin.loop.txt"), numbers("durable.rpma.loop.txt")
+    loop_d, loop_l = median(loop_ds), median(loop_ls)
     if loop_d and loop_l:
-        rl = loop_d / loop_l
-        add("durable writes, each client's own timing of its block loop (cross-check)", fmt(loop_d / 2**20, "MiB/s", 2),
-            fmt(loop_l / 2**20, "MiB/s", 2), ratio_text(rl), "context", None, "librpma, rpma_durable's own clock")
+        add("durable-loop", fmt(loop_d / 2**20, "MiB/s", 2), fmt(loop_l / 2**20, "MiB/s", 2),
+            declared.measure("durable-loop", a=loop_ds, b=loop_ls), "librpma, rpma_durable's own clock")
         notes.append("The cross-check row times the same runs from inside: each client's monotonic clock around "
-                     "its block loop, without process start-up (DaxPin's client takes about 1.2 s to start and "
-                     "connect, rpma_durable about 0.45 s, and the subtraction above carries that jitter).")
+                     "its block loop, without process start-up (the two clients take different times to start and "
+                     "connect, and the subtraction above carries that jitter).")
     elif loop_l:
         notes.append(f"Cross-check: rpma_durable's own timing of its loop gives {loop_l / 2**20:.2f} MiB/s "
                      f"(median), against {durable_l / 2**20:.2f} MiB/s from the outside timing above.")
-elif not durable_paired_r:
-    text = (read("durable_writes.pending") or "pending: no durable.{daxpin,rpma}.txt results").strip()
-    rows.append(("durable write throughput, 4 KiB, write + persist ack (vs librpma)", "—", "—", "—", "—", text))
+if not durable_paired_r:
+    text = (read("durable_writes.pending") or "no durable.paired.txt results").strip()
+    add("durable-paired", "—", "—", declared.measure("durable-paired", pairs=[]), verdict=f"not measured: {text}")
 
 # --- storage server throughput -------------------------------------------------------------
 MIB = 1 << 20
@@ -376,18 +358,16 @@ MIB = 1 << 20
 storage_runs = numbers("storage.daxpin.txt")
 d = median(storage_runs)
 storage_series_ratios = []
-for peer_file, peer_name, gated in (("storage.ib_write_bw.txt", "ib_write_bw -s 65536 -t 16", True),
-                                    ("storage.fio.txt", "fio ioengine=rdma verb=write iodepth=16", False)):
+for row_id, peer_file, peer_name in (("storage-ib", "storage.ib_write_bw.txt", "ib_write_bw -s 65536 -t 16"),
+                                     ("storage-fio", "storage.fio.txt", "fio ioengine=rdma verb=write iodepth=16")):
     peer_runs = numbers(peer_file)
     p = median(peer_runs)
-    r = median(pair_ratios(storage_runs, peer_runs))
     if d and p:
         storage_series_ratios.append(f"{peer_file.split('.')[1]} {d / p:.3f}")
-    add("storage server one-sided WRITE throughput, 64 KiB, QD16", fmt(d and d / MIB, "MiB/s"),
-        fmt(p and p / MIB, "MiB/s"), ratio_text(r), "≥ 0.90 × ib_write_bw" if gated else "context",
-        (None if r is None else r >= 0.90) if gated else None, peer_name)
-if d is None:
-    rows[-1] = rows[-1][:5] + ((read("storage_throughput.pending") or "no storage.*.txt results").strip(),)
+    pending = None if d else f"not measured: {(read('storage_throughput.pending') or 'no storage.*.txt results').strip()}"
+    add(row_id, fmt(d and d / MIB, "MiB/s"), fmt(p and p / MIB, "MiB/s"),
+        declared.measure(row_id, pairs=list(zip(storage_runs, peer_runs))), peer_name,
+        verdict=pending if pending and declared.row(row_id).get("threshold") is not None else None)
 notes.append("Storage throughput: daxpin-client (`--static-data`: each slot's buffer filled once, as perftest "
              "and fio do not generate data either) writes 4 passes over a 64 MiB tmpfs export of daxpin-server "
              "with 16 RDMA WRITEs in flight, one persist request per pass; its figure is the time of the WRITE "
@@ -416,26 +396,36 @@ def stages(kind, n):
     return [statistics.median(c[i] for c in cols) for i in range(6)]
 
 
-profile = ["| regions | holder | signal → noticed | deregister all | unmap all | F_UNLCK | → breaker returns | total |",
-           "|---|---|---|---|---|---|---|---|"]
+declared.row("profile-stages")   # context rows: declared like the others
+profile = ["| id | regions | holder | signal → noticed | deregister all | unmap all | F_UNLCK | → breaker returns | total |",
+           "|---|---|---|---|---|---|---|---|---|"]
 for n in (1, 16, 64):
     for kind, name in (("c", "raw C"), ("cswift", "raw C in DaxPinBench"), ("daxpin", "DaxPin")):
         st = stages(kind, n)
         if st:
-            profile.append(f"| {n} | {name} | " + " | ".join(f"{v:.0f} µs" for v in st) + " |")
+            profile.append(f"| profile-stages | {n} | {name} | " + " | ".join(f"{v:.0f} µs" for v in st) + " |")
 
 # --- environment ------------------------------------------------------------------------------
-env = dict(line.split(None, 1) for line in (read("environment.txt") or "").splitlines() if " " in line)
+env = benchtargets.read_environment(raw)
 emulated = os.environ.get("DAXPIN_BENCH_ACCEL", "unknown")
 suites = (read("suites.txt") or "").strip()
 
+left_off = benchtargets.chart(os.path.join(results, "latest.png"), "Linux 6.1: DaxPin against its peers (one testbed boot; emulated: ratios only)", judged)
 md = ["# DaxPin benchmark results", "",
-      "Written by `Scripts/bench` from one testbed boot. Each figure is the median of repeated runs "
-      "(first run of each series dropped as warm-up). **The testbed is emulated: absolute numbers are "
-      "not claims, ratios are.**", "",
-      "| metric | DaxPin | peer | ratio | target | verdict |", "|---|---|---|---|---|---|"]
+      "Written by `Scripts/bench` (`Benchmarks/report.py`) from one testbed boot of Linux 6.1.", ""]
+md += benchtargets.header_lines(env) + ["",
+      "**The testbed is emulated: absolute numbers are not claims, ratios are.** Every row, its estimator, "
+      "interval, direction and threshold are declared in `Benchmarks/targets.json` before the run. "
+      "Verdict: met when the whole interval is on the right side of the threshold, missed when it is "
+      "wholly on the wrong side, inconclusive otherwise; context rows have no threshold.", "",
+      "| id | metric | DaxPin | peer | ratio | interval | target | verdict |", "|---|---|---|---|---|---|---|---|"]
 md += [f"| {' | '.join(row)} |" for row in rows]
-md += ["", "![ratios](latest.png)", "", "## Environment", "",
+md += ["", "![ratios: above 1 is better for DaxPin](latest.png)", "",
+       "The chart puts every row with a ratio on one axis where above 1 means DaxPin is better (peer / DaxPin "
+       "for the lower-is-better rows): the dot is the estimate, coloured by its verdict, the whiskers the "
+       "declared interval, the black dash the threshold."
+       + (f" Not on it (not ratios): {', '.join(left_off)}." if left_off else ""), "",
+       "## Environment", "",
        f"- kernel (guest): {env.get('kernel', '?')}",
        f"- CPU: {env.get('cpu', '?')}, {env.get('cpus', '?')} vCPUs",
        f"- emulated: {emulated}",
@@ -471,14 +461,14 @@ for kind, name in (("c", "raw C `teardown()`"), ("daxpin", "DaxPin `LeaseCore.re
     # last lease at exit, a teardown that is not a break.
     measured = teardown_counts(kind)[1:breaks]
     if measured:
-        instructions.append(f"| {name} | {median([m[0] for m in measured]):,.0f} | {median([m[1] for m in measured]):,.0f} |")
+        instructions.append(f"| profile-teardown-instructions | {name} | {median([m[0] for m in measured]):,.0f} | {median([m[1] for m in measured]):,.0f} |")
     elif counts:
-        instructions.append(f"| {name} | missing: callgrind counted nothing (raw/profile.{kind}.*) | |")
+        instructions.append(f"| profile-teardown-instructions | {name} | missing: callgrind counted nothing (raw/profile.{kind}.*) | |")
 
 # The metrics of one revocation (LeaseMetrics.revoked, after F_UNLCK, off the watcher thread).
 emission = [int(x) for x in (read("profile.metrics.parts.txt") or "").split()]
 if emission:
-    instructions.append(f"| DaxPin metrics of one revocation (`LeaseMetrics.revoked`, after `F_UNLCK`, "
+    instructions.append(f"| profile-teardown-instructions | DaxPin metrics of one revocation (`LeaseMetrics.revoked`, after `F_UNLCK`, "
                         f"off the watcher thread; median of {len(emission)} calls) | - | {median(emission):,.0f} |")
 
 durable_profile = (read("profile.durable.txt") or "").split()
@@ -489,7 +479,7 @@ if len(durable_profile) == 8:
     for kind, name in (("rpma", "librpma client (`rpma_durable`)"), ("daxpin", "DaxPin client (`daxpin-client --persist-method read`)")):
         if kind in fields:
             many, none = (int(x) for x in fields[kind])
-            per_block.append(f"| {name} | {(many - none) / blocks:,.0f} |")
+            per_block.append(f"| profile-durable-instructions | {name} | {(many - none) / blocks:,.0f} |")
 
 if len(profile) > 2:
     md += ["", "## Where revocation time goes", "",
@@ -502,47 +492,14 @@ if instructions:
            f"(callgrind `Ir`, system calls not included; medians of breaks 2 to {breaks}, the first being a "
            "warm-up; up to `F_UNLCK` is what the breaker waits for; listings of one teardown up to `F_UNLCK` "
            "in raw/profile.*.txt):", "",
-           "| teardown | up to `F_UNLCK` | whole teardown |", "|---|---|---|"] + instructions
+           "| id | teardown | up to `F_UNLCK` | whole teardown |", "|---|---|---|---|"] + [declared.row("profile-teardown-instructions") and i for i in instructions]
 if per_block:
     md += ["", "## Where durable-write time goes", "",
            f"User-space instructions per durable 4 KiB block in the client process (callgrind `Ir`: the difference "
            f"between a run of 300 blocks and one of 100, divided by {durable_profile[7]}; listings in "
            "raw/profile.durable.*.txt):", "",
-           "| client | instructions per block |", "|---|---|"] + per_block
-extra = os.path.join(results, "analysis.md")
-if os.path.exists(extra):
-    md += ["", open(extra).read().strip()]
+           "| id | client | instructions per block |", "|---|---|---|"] + [declared.row("profile-durable-instructions") and b for b in per_block]
 md += ["", "## Suites", "", "```", suites, "```", ""]
 open(os.path.join(results, "latest.md"), "w").write("\n".join(md))
 
-# --- chart --------------------------------------------------------------------------------------
-data = os.path.join(results, "latest.dat")
-with open(data, "w") as f:
-    f.write("# label ratio target\n")
-    for metric, _, peer, ratio, target, _ in rows:
-        m = re.search(r"([0-9.]+)\s*$", target.replace("×", "").replace("ib_write_lat", ""))
-        if ratio in ("n/a", "—") or not m:
-            continue
-        label = metric.replace("revocation latency, ", "revoke ").replace(" (truncate blocked)", "")
-        label = label.replace("pin + register 256 MiB, ", "pin ").replace(" (paired in one process)", "")
-        label = label.replace(" (post to completion, median; paired in one process)", "").replace(" (post to completion, p50)", "")
-        label = label.replace("durable write throughput, 4 KiB, write + persist ack", "durable 4 KiB")
-        label += " vs librpma" if "librpma" in peer else (" vs C" if "C" in peer.split("(")[-1] or "mmap" in peer else "")
-        f.write(f'"{label}" {ratio} {m.group(1)}\n')
-script = f"""
-set terminal pngcairo size 1200,600 font ",10"
-set output "{os.path.join(results, 'latest.png')}"
-set title "DaxPin / peer (medians, one testbed boot; emulated: ratios only)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set xtics rotate by -30 left
-set yrange [0:*]
-set grid ytics
-set key top left
-plot "{data}" using 2:xtic(1) title "measured ratio", "" using 3 title "target"
-"""
-if len(open(data).read().splitlines()) > 1:  # some ratio to draw (a partial run may have none)
-    subprocess.run(["gnuplot"], input=script, text=True, check=True)
 print(open(os.path.join(results, "latest.md")).read())

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Turns Scripts/bench-compare's raw results (suites/compare.sh, one directory per testbed
-kernel) into Benchmarks/results/before-after.md: per gated row, each build's ratio to its peer
-against the row's target (the targets of report.py) and HEAD's ratio over BASE's.
+kernel) into Benchmarks/results/before-after.md and before-after.png: per row, each build's ratio to
+its peer judged against the row's declaration in Benchmarks/targets.json (report "before-after"), and
+HEAD's ratio over BASE's per round: a change is shown only when 1.0 lies outside the interquartile
+range of the per-round HEAD / BASE ratios.
 
 usage: report_compare.py OUT_MD COMMAND BASE_LABEL HEAD_LABEL RAW_DIR...  (RAW_DIR named by kernel)"""
 import os, re, statistics, sys
+
+import benchtargets
 
 out_md, command, base_label, head_label, raw_dirs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 median = lambda v: statistics.median(v) if v else None
@@ -43,52 +47,69 @@ def rounds(raw, prefix):
     return range(1, n)
 
 
-def spread(values):
-    """The middle half of the per-round HEAD/BASE ratios: how much two adjacent runs differ anyway."""
-    values = [v for v in values if v]
+declared = benchtargets.Declarations("before-after")
+CHANGE_COLOURS = {"HEAD better": 0x1A9850, "HEAD worse": 0xD73027, "no change shown": 0x8C8C8C}
+
+
+def change(row_id, per_round):
+    """(HEAD / BASE median, IQR low, high, verdict) of the per-round HEAD / BASE ratios: a change only
+    when 1.0 lies outside the IQR; better or worse by the row's direction."""
+    values = [v for v in per_round if v]
     if len(values) < 2:
-        return "n/a"
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return f"{q[0]:.3f}–{q[2]:.3f} ({len(values)} rounds)"
+        return None, None, None, "n/a (fewer than 2 rounds)"
+    low, high = benchtargets.iqr(values)
+    if low <= 1.0 <= high:
+        return statistics.median(values), low, high, "no change shown"
+    faster = high < 1.0   # HEAD / BASE below 1
+    better = faster if declared.row(row_id)["direction"] == "lower" else not faster
+    return statistics.median(values), low, high, "HEAD better" if better else "HEAD worse"
 
 
 def r3(x):
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def verdict(r, target):
-    if r is None:
-        return "n/a"
-    ok = r <= target[1] if target[0] == "≤" else r >= target[1]
-    return f"{r:.3f} {'met' if ok else '**MISSED**'}"
+def judged(result):
+    return f"{result.ratio_text()} [{result.interval_text()}] {result.verdict}"
 
 
-def row(metric, unit, base, head, rb, rh, per_round, target):
-    """base/head: each build's own figure; rb/rh: each build's ratio to the peer; HEAD/BASE is rh / rb."""
-    hb = rh / rb if rb and rh else None
+def row(row_id, unit, base, head, rb, rh, per_round, chart):
+    """base/head: each build's own figure; rb/rh: each build's Result against its peer; per_round: HEAD / BASE."""
     fig = lambda x: "n/a" if x is None else f"{x:.2f} {unit}"
-    return (f"| {metric} | {fig(base)} | {fig(head)} | {verdict(rb, target)} | {verdict(rh, target)} | "
-            f"{target[0]} {target[1]:.2f} | {r3(hb)} | {spread(per_round)} |")
+    hb, low, high, verdict = change(row_id, per_round)
+    label = declared.row(row_id).get("label", row_id)
+    chart["top"] += [(f"{label} BASE", rb), (f"{label} HEAD", rh)]
+    flip = declared.row(row_id)["direction"] == "lower"
+    o = lambda v: None if v is None else (1 / v if flip else v)
+    chart["bottom"].append((label, o(hb), o(high) if flip else o(low), o(low) if flip else o(high),
+                            CHANGE_COLOURS.get(verdict, CHANGE_COLOURS["no change shown"])))
+    interval = "n/a" if low is None else f"{low:.3f} – {high:.3f} ({len([v for v in per_round if v])} rounds)"
+    return (f"| {row_id} | {declared.row(row_id)['metric']} | {fig(base)} | {fig(head)} | {judged(rb)} | {judged(rh)} | "
+            f"{declared.target_text(row_id)} | {r3(hb)} | {interval} | {verdict} |")
 
 
 def kernel_section(raw):
     env = dict(l.split(None, 1) for l in read(raw, "environment.txt").splitlines() if " " in l)
+    chart = {"top": [], "bottom": []}
     lines = [f"## {os.path.basename(raw)} kernel: {env.get('kernel', '?')}", "",
-             "| row | BASE | HEAD | BASE / peer | HEAD / peer | target | HEAD / BASE | HEAD / BASE per round, middle half |",
-             "|---|---|---|---|---|---|---|---|"]
+             *benchtargets.header_lines(benchtargets.read_environment(raw)), "",
+             "| id | row | BASE | HEAD | BASE / peer [interval] verdict | HEAD / peer [interval] verdict | target | "
+             "HEAD / BASE (median of rounds) | HEAD / BASE per round, IQR | change |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     # Revocation: time truncate() stays blocked; the C holder's series is shared by both builds.
     for n in (1, 16, 64):
         b, h, c = (processes(raw, f"revocation{p}.{n}.txt") for p in (".base.daxpin", ".head.daxpin", ".c"))
-        mb, mh, mc = (median([x for run in s for x in run]) for s in (b, h, c))
+        fb, fh, fc = ([x for run in s for x in run] for s in (b, h, c))
+        mb, mh = median(fb), median(fh)
         per_round = [median(y) / median(x) for x, y in zip(b, h) if x and y]
-        lines.append(row(f"revocation, {n} region{'s' if n > 1 else ''} (vs raw C holder)", "µs",
-                         mb and mb / 1e3, mh and mh / 1e3, mb and mc and mb / mc, mh and mc and mh / mc,
-                         per_round, ("≤", 1.10)))
+        rid = f"ba-rev-{n}"
+        lines.append(row(rid, "µs", mb and mb / 1e3, mh and mh / 1e3, declared.measure(rid, a=fb, b=fc),
+                         declared.measure(rid, a=fh, b=fc), per_round, chart))
     # Pin + register 256 MiB, paired in one process: throughput ratio = median over iterations of peer time / DaxPin time.
     GIB = 256 / 1024
     runs = {k: [labelled(raw, f"pin.paired.{k}.{i}.txt") for i in rounds(raw, f"pin.paired.{k}")] for k in ("base", "head")}
     for medium, label in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
-        for peer, peer_name, target in (("RAW", "raw C", ("≥", 0.95)), ("RPMA", "librpma", ("≥", 1.00))):
+        for peer, rid in (("RAW", f"ba-pin-{medium}-c"), ("RPMA", f"ba-pin-{medium}-rpma")):
             def ratio(series_list):
                 d = [x for s in series_list for x in s.get((medium, "DAXPIN"), [])]
                 p = [x for s in series_list for x in s.get((medium, peer), [])]
@@ -96,10 +117,12 @@ def kernel_section(raw):
             def gibs(series_list):
                 m = median([x for s in series_list for x in s.get((medium, "DAXPIN"), [])])
                 return m and GIB / m
-            rb, rh = ratio(runs["base"]), ratio(runs["head"])
+            def pairs(series_list):   # (peer time, DaxPin time): the throughput ratio of an iteration
+                return [(pp, dd) for s in series_list for dd, pp in zip(s.get((medium, "DAXPIN"), []), s.get((medium, peer), []))]
             per_round = [ratio([y]) / ratio([x]) for x, y in zip(runs["base"], runs["head"]) if ratio([x]) and ratio([y])]
-            lines.append(row(f"pin + register 256 MiB, {label}, paired (vs {peer_name})", "GiB/s",
-                             gibs(runs["base"]), gibs(runs["head"]), rb, rh, per_round, target))
+            lines.append(row(rid, "GiB/s", gibs(runs["base"]), gibs(runs["head"]),
+                             declared.measure(rid, pairs=pairs(runs["base"])), declared.measure(rid, pairs=pairs(runs["head"])),
+                             per_round, chart))
     # 64 B RDMA WRITE, paired in one process. A build's ratio is the median of its processes' own
     # DaxPin / C (report.py divides the medians of the rounds' medians instead): on 7.2 a process's
     # ratio is near 1.05 or near 1.35 for either build, and a slow spell can triple both series of one
@@ -109,17 +132,27 @@ def kernel_section(raw):
         meds = [labelled(raw, f"write_lat.paired.{k}.{i}.txt") for i in rounds(raw, f"write_lat.paired.{k}")]
         lat[k] = [(median(s.get(("DAXPIN",), [])), median(s.get(("C",), []))) for s in meds]
     build = {k: (median([d for d, _ in v if d]), median([c for _, c in v if c])) for k, v in lat.items()}
-    rb, rh = (median([d / c for d, c in lat[k] if d and c]) for k in ("base", "head"))
     per_round = [(h[0] / h[1]) / (b[0] / b[1]) for b, h in zip(lat["base"], lat["head"]) if all(b) and all(h)]
-    lines.append(row("64 B RDMA WRITE latency, paired (vs raw verbs C)", "µs",
+    lines.append(row("ba-write64", "µs",
                      build["base"][0] and build["base"][0] / 1e3, build["head"][0] and build["head"][0] / 1e3,
-                     rb, rh, per_round, ("≤", 1.20)))
+                     declared.measure("ba-write64", rounds=lat["base"]), declared.measure("ba-write64", rounds=lat["head"]),
+                     per_round, chart))
     counts = read(raw, "compare.rounds.txt").split()
     if len(counts) == 5:
         lines += ["", f"Revocation: {counts[0]} rounds, each one holder process per build and one C holder per region "
                   f"count, {counts[1]} breaks each after a warm-up. Pin: {counts[2]} round(s) of {counts[3]} iterations "
                   f"per medium and build. 64 B WRITE: {counts[4]} round(s) of 5000 writes per build."]
     lines += ["", "Suites: " + ", ".join(read(raw, "suites.txt").split("\n")).strip(", "), ""]
+    png = os.path.join(os.path.dirname(os.path.abspath(out_md)), f"before-after.{os.path.basename(raw)}.png")
+    if benchtargets.two_panel_chart(
+            png, f"{os.path.basename(raw)} kernel: each build against its peer (above 1: better for DaxPin)",
+            chart["top"], chart["bottom"], "better for DaxPin →  (peer / build for lower-is-better rows)",
+            "HEAD better →  (BASE / HEAD for lower-is-better rows)", CHANGE_COLOURS) is not None:
+        lines += [f"![{os.path.basename(raw)} kernel](before-after.{os.path.basename(raw)}.png)", "",
+                  "Top: each build's ratio to its peer on an axis where above 1 is better for DaxPin, dot coloured by "
+                  "its verdict, whiskers the declared interval, black dash the threshold. Bottom: HEAD / BASE on an "
+                  "axis where above 1 is better for HEAD, whiskers the IQR of the per-round ratios, green or red when "
+                  "1.0 lies outside them.", ""]
     return lines
 
 
@@ -128,12 +161,15 @@ md = ["# Before and after: BASE against HEAD in one testbed boot per kernel", ""
       f"- BASE: {base_label}", f"- HEAD: {head_label}",
       f"- emulated: {os.environ.get('DAXPIN_BENCH_ACCEL', 'unknown')}", "",
       "The testbed is emulated: only ratios are claims. Rounds alternate the two builds so that the "
-      "emulator's drift falls on both. A build's ratio to its peer is the gated figure of "
-      "`Benchmarks/results/latest.md` (same target); HEAD / BASE is HEAD's ratio divided by BASE's, "
-      "in the direction of the target (revocation and write latency: below 1 is faster; pin throughput: "
-      "above 1 is faster). The last column is the middle half of the per-round HEAD / BASE ratios "
-      "(adjacent runs of the two builds): how much that ratio moves from round to round, the scale "
-      "against which a HEAD / BASE away from 1 is a change or noise. "
+      "emulator's drift falls on both. Each row is declared in `Benchmarks/targets.json` (report "
+      "`before-after`): a build's ratio to its peer is judged as in `latest.md`, met or missed only when "
+      "the whole declared interval lies on one side of the threshold, inconclusive otherwise. HEAD / BASE "
+      "is taken per round (adjacent runs of the two builds; revocation and write latency: below 1 is "
+      "faster; pin throughput: above 1 is faster). **The change rule:** a row shows a change only when "
+      "1.0 lies outside the interquartile range of its per-round HEAD / BASE ratios; when 1.0 lies inside, "
+      "the rounds do not tell HEAD from BASE. (Asking whether the overall HEAD / BASE lies outside that "
+      "range, the rule this report used before, can never flag anything: the median of the per-round "
+      "ratios lies inside their IQR by construction.) "
       "The BASE and HEAD columns are each build's own medians (absolute numbers, no claims).", ""]
 for raw in raw_dirs:
     md += kernel_section(raw)

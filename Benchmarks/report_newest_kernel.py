@@ -10,6 +10,8 @@ import re
 import statistics
 import sys
 
+import benchtargets
+
 raw, results = sys.argv[1], sys.argv[2]
 
 
@@ -50,89 +52,101 @@ def us(value):
     return "n/a" if value is None else f"{value / 1e3:.0f} µs"
 
 
-environment = dict(line.split(" ", 1) for line in (read("environment.txt") or "").splitlines() if " " in line)
-rows = []
+environment = benchtargets.read_environment(raw)
+declared = benchtargets.Declarations("newest-kernel")
+rows, judged = [], []
 
 
-def add(metric, a, b, value, target, ok):
-    verdict = "context" if ok is None else ("met" if ok else "**MISSED**")
-    rows.append(f"| {metric} | {a} | {b} | {value} | {target} | {verdict} |")
+def add(row_id, a, b, result, metric=None, verdict=None, target=None):
+    row = declared.row(row_id)
+    judged.append((row.get("label", row_id), result))
+    rows.append(f"| {row_id} | {metric or row['metric']} | {a} | {b} | {result.ratio_text()} | {result.interval_text()} | "
+                f"{target or declared.target_text(row_id)} | {verdict or result.verdict} |")
+
+
+def not_measured(row_ids, why):
+    for row_id in row_ids:
+        add(row_id, "-", "-", declared.measure(row_id, a=[], b=[]), verdict=f"not measured: {why}")
 
 
 for n in (1, 16, 64):
-    d, c = median(plain_numbers(f"revocation.daxpin.{n}.txt")), median(plain_numbers(f"revocation.c.{n}.txt"))
-    r = ratio(d, c)
-    add(f"revocation latency, {n} region{'s' if n > 1 else ''}, DaxPin / raw C", us(d), us(c), r3(r), "≤ 1.10",
-        None if r is None else r <= 1.10)
+    ds, cs = plain_numbers(f"revocation.daxpin.{n}.txt"), plain_numbers(f"revocation.c.{n}.txt")
+    add(f"nk-rev-{n}", us(median(ds)), us(median(cs)), declared.measure(f"nk-rev-{n}", a=ds, b=cs))
 
 pending = read("on_demand_paging.pending")
 if pending:
-    rows.append(f"| On-Demand Paging | - | - | - | - | not measured: {pending.strip()} |")
+    not_measured(("nk-odp-tmpfs", "nk-odp-fsdax"), pending.strip())
 else:
-    pin = {key: median(labelled("on_demand_paging.pin.txt", *key.split())) for key in
+    pin = {key: labelled("on_demand_paging.pin.txt", *key.split()) for key in
            ("tmpfs pinned", "tmpfs odp", "fsdax odp", "fsdax odp-prefetch", "devdax pinned")}
-    r = ratio(pin["tmpfs odp"], pin["tmpfs pinned"])
-    add("pin + register 256 MiB tmpfs, ODP / pinned", ms(pin["tmpfs odp"]), ms(pin["tmpfs pinned"]), r3(r), "≤ 0.10",
-        None if r is None else r <= 0.10)
-    r = ratio(pin["fsdax odp"], pin["tmpfs pinned"])
-    add("pin + register 256 MiB ext4-dax (MAP_SYNC), ODP / tmpfs pinned (fs-dax cannot be pinned)",
-        ms(pin["fsdax odp"]), ms(pin["tmpfs pinned"]), r3(r), "≤ 0.10", None if r is None else r <= 0.10)
-    r = ratio(pin["fsdax odp"], pin["devdax pinned"])
-    add("pin + register 256 MiB, ext4-dax ODP / device-dax pinned", ms(pin["fsdax odp"]), ms(pin["devdax pinned"]),
-        r3(r), "context", None)
-    if pin["fsdax odp-prefetch"] is not None:
-        r = ratio(pin["fsdax odp-prefetch"], pin["fsdax odp"])
-        add("pin + register 256 MiB ext4-dax ODP, prefetched (the library's default) / not prefetched",
-            ms(pin["fsdax odp-prefetch"]), ms(pin["fsdax odp"]), r3(r), "context (the prefetch maps the range at pin)", None)
+    m = {key: median(v) for key, v in pin.items()}
+    add("nk-odp-tmpfs", ms(m["tmpfs odp"]), ms(m["tmpfs pinned"]), declared.measure("nk-odp-tmpfs", a=pin["tmpfs odp"], b=pin["tmpfs pinned"]))
+    add("nk-odp-fsdax", ms(m["fsdax odp"]), ms(m["tmpfs pinned"]), declared.measure("nk-odp-fsdax", a=pin["fsdax odp"], b=pin["tmpfs pinned"]))
+    add("nk-odp-fsdax-devdax", ms(m["fsdax odp"]), ms(m["devdax pinned"]),
+        declared.measure("nk-odp-fsdax-devdax", a=pin["fsdax odp"], b=pin["devdax pinned"]))
+    if m["fsdax odp-prefetch"] is not None:
+        add("nk-odp-prefetch-pin", ms(m["fsdax odp-prefetch"]), ms(m["fsdax odp"]),
+            declared.measure("nk-odp-prefetch-pin", a=pin["fsdax odp-prefetch"], b=pin["fsdax odp"]))
     for which in ("first", "second"):
-        o = median(labelled("on_demand_paging.touch.txt", "odp", which))
-        p = median(labelled("on_demand_paging.touch.txt", "pinned", which))
-        add(f"{which} pass of 4 KiB WRITEs over 16 MiB (rxe3, path MTU 4096), ODP (prefetched at pin where rdma-core has it) / pinned",
-            ms(o), ms(p), r3(ratio(o, p)), "context", None)
+        o, p = labelled("on_demand_paging.touch.txt", "odp", which), labelled("on_demand_paging.touch.txt", "pinned", which)
+        add(f"nk-touch-{which}", ms(median(o)), ms(median(p)), declared.measure(f"nk-touch-{which}", a=o, b=p))
     for which in ("first", "second"):
-        with_prefetch = median(labelled("on_demand_paging.touch.txt", "odp", which))
-        without = median(labelled("on_demand_paging.touch.txt", "odp-noprefetch", which))
-        if with_prefetch is not None and without is not None:
+        with_prefetch = labelled("on_demand_paging.touch.txt", "odp", which)
+        without = labelled("on_demand_paging.touch.txt", "odp-noprefetch", which)
+        if with_prefetch and without:
             mapped = [line.split() for line in (read("on_demand_paging.touch.txt") or "").splitlines() if " mapped " in line]
             shown = ", ".join(f"{v} {min(int(f[2]) for f in mapped if f[0] == v)}-{max(int(f[2]) for f in mapped if f[0] == v)}"
                               f"/{mapped[0][3]} pages mapped after the pin"
                               for v in ("odp", "odp-noprefetch") if any(f[0] == v for f in mapped))
-            add(f"{which} pass of 4 KiB WRITEs over 16 MiB, ODP prefetched at pin / not prefetched", ms(with_prefetch), ms(without),
-                r3(ratio(with_prefetch, without)), f"context ({shown})", None)
-    d, o = median(plain_numbers("odp_rev.daxpin.1.txt")), median(plain_numbers("odp_rev.daxpin-odp.1.txt"))
-    add("revocation latency, 1 region, ODP / pinned", us(o), us(d), r3(ratio(o, d)), "context", None)
+            add(f"nk-prefetch-{which}", ms(median(with_prefetch)), ms(median(without)),
+                declared.measure(f"nk-prefetch-{which}", a=with_prefetch, b=without),
+                metric=declared.row(f"nk-prefetch-{which}")["metric"] + (f" ({shown})" if shown else ""))
+    d, o = plain_numbers("odp_rev.daxpin.1.txt"), plain_numbers("odp_rev.daxpin-odp.1.txt")
+    add("nk-odp-revocation", us(median(o)), us(median(d)), declared.measure("nk-odp-revocation", a=o, b=d))
     for device in sorted({line.split()[0] for line in (read("on_demand_paging.check.txt") or "").splitlines() if line.strip()}):
         lines = [line.split() for line in (read("on_demand_paging.check.txt") or "").splitlines() if line.startswith(device + " ")]
-        seconds = median([float(fields[2]) for fields in lines])
+        samples = [float(fields[2]) * 1e3 for fields in lines]
         verdicts = sorted({fields[3] for fields in lines})
-        add(f"DaxPin's ODP check on {device}, first pin of a fresh process ({len(lines)} processes)", ms(seconds), "-",
-            "-", f"verdict: {', '.join(verdicts)}", None)
+        add("nk-odp-check", ms(median(samples) / 1e3), "-", declared.measure("nk-odp-check", samples=samples),
+            metric=f"DaxPin's ODP check on {device}, first pin of a fresh process ({len(lines)} processes), in ms; "
+                   f"its verdict: {', '.join(verdicts)}")
 
 pending = read("durable_flush.pending")
 if pending:
-    rows.append(f"| durable 4 KiB writes with RDMA FLUSH | - | - | - | - | not measured: {pending.strip()} |")
+    not_measured(("nk-flush-rpma",), pending.strip())
 elif plain_numbers("durable.daxpin-flush.txt"):
-    f = median(plain_numbers("durable.daxpin-flush.txt"))
-    for other, name, target in (("rpma", "librpma (rpma_write + rpma_flush)", "≥ 1.0"),
-                                ("daxpin", "DaxPin read after write", "context")):
-        o = median(plain_numbers(f"durable.{other}.txt"))
-        r = ratio(f, o)
-        add(f"durable 4 KiB writes, queue depth 1, device-dax: DaxPin native FLUSH / {name} (separate processes)",
-            "-" if f is None else f"{f / 1048576:.2f} MiB/s", "-" if o is None else f"{o / 1048576:.2f} MiB/s", r3(r), target,
-            None if target == "context" or r is None else r >= 1.0)
+    fs = plain_numbers("durable.daxpin-flush.txt")
+    for row_id, other in (("nk-flush-rpma", "rpma"), ("nk-flush-raw", "daxpin")):
+        os_ = plain_numbers(f"durable.{other}.txt")
+        f, o = median(fs), median(os_)
+        add(row_id, "-" if f is None else f"{f / 1048576:.2f} MiB/s", "-" if o is None else f"{o / 1048576:.2f} MiB/s",
+            declared.measure(row_id, a=fs, b=os_))
 
+left_off = benchtargets.chart(os.path.join(results, "newest-kernel.png"),
+                              "Newest kernel: DaxPin against its peers (one testbed boot; emulated: ratios only)", judged)
 md = [
     "# Benchmarks on the newest kernel",
     "",
-    f"Generated by `Scripts/bench` from its boot of the newest Debian kernel (raw series in `raw-newest/`).",
-    f"Kernel {environment.get('kernel', '?')}, CPU {environment.get('cpu', '?')}, {environment.get('cpus', '?')} vCPUs.",
-    "Ratios of medians measured side by side in one boot; the testbed is emulated (TCG), so absolute",
-    "numbers mean nothing. rxe's On-Demand Paging fails DaxPin's check on this kernel, so the ODP rows",
-    "pass over it (testing only) and write page-aligned 4 KiB blocks at path MTU 4096, which land right.",
+    "Generated by `Scripts/bench` (`Benchmarks/report_newest_kernel.py`) from its boot of the newest Debian kernel",
+    "(raw series in `raw-newest/`).",
     "",
-    "| metric | DaxPin | against | ratio | target | verdict |",
-    "|---|---|---|---|---|---|",
+    *benchtargets.header_lines(environment, [f"- CPU: {environment.get('cpu', '?')}, {environment.get('cpus', '?')} vCPUs"]),
+    "",
+    "Measured side by side in one boot; the testbed is emulated (TCG), so absolute numbers mean nothing.",
+    "Every row, its estimator, interval, direction and threshold are declared in `Benchmarks/targets.json`.",
+    "Verdict: met when the whole interval is on the right side of the threshold, missed when wholly on the",
+    "wrong side, inconclusive otherwise. rxe's On-Demand Paging fails DaxPin's check on this kernel, so the ODP",
+    "rows pass over it (testing only) and write page-aligned 4 KiB blocks at path MTU 4096, which land right.",
+    "",
+    "| id | metric | DaxPin | against | ratio | interval | target | verdict |",
+    "|---|---|---|---|---|---|---|---|",
     *rows,
+    "",
+    "![ratios: above 1 is better for DaxPin](newest-kernel.png)",
+    "",
+    "The chart puts every row with a ratio on one axis where above 1 means DaxPin (the first side of the row) is",
+    "better (the other side / DaxPin for lower-is-better rows): dot the estimate coloured by its verdict, whiskers",
+    "the declared interval, black dash the threshold." + (f" Not on it (not ratios): {', '.join(left_off)}." if left_off else ""),
     "",
 ]
 open(os.path.join(results, "newest-kernel.md"), "w").write("\n".join(md))

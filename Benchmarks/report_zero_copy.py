@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes RESULTS/zero-copy.md from the raw files of the zero_copy suite (Benchmarks/suites/zero_copy.sh,
-one boot of the newest kernel with the fixed rxe), judged against Benchmarks/targets-zero-copy.json:
+one boot of the newest kernel with the fixed rxe), judged against the zero-copy rows of Benchmarks/targets.json:
 each row's estimator, interval, direction and threshold come from there, not from this script.
 
 usage: report_zero_copy.py RAW_DIR RESULTS_DIR [TARGETS_JSON]
@@ -10,9 +10,11 @@ import os
 import statistics
 import sys
 
+import benchtargets
+
 raw, results = sys.argv[1], sys.argv[2]
-targets_path = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "targets-zero-copy.json")
-targets = {row["id"]: row for row in json.load(open(targets_path))["rows"]}
+declared = benchtargets.Declarations("zero-copy", sys.argv[3] if len(sys.argv) > 3 else None)
+judged = []
 
 
 def lines(name):
@@ -20,49 +22,18 @@ def lines(name):
     return [line.split() for line in open(path).read().splitlines() if line.strip()] if os.path.exists(path) else []
 
 
-def iqr(values):
-    if len(values) < 2:
-        return (values[0], values[0]) if values else (None, None)
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
-
-
-def verdict(row, low, high):
-    """met: the whole interval on the right side of the threshold; missed: wholly on the wrong side."""
-    threshold = row.get("threshold")
-    if threshold is None:
-        return "context"
-    if low is None:
-        return "not measured"
-    good = (lambda v: v >= threshold) if row["direction"] == "higher" else (lambda v: v <= threshold)
-    if good(low) and good(high):
-        return "met"
-    if not good(low) and not good(high):
-        return "**missed**"
-    return "inconclusive"
-
-
-def target_text(row):
-    threshold = row.get("threshold")
-    if threshold is None:
-        return "context"
-    unit = " ms" if row.get("threshold_unit") == "ms" else ""
-    return f"{'≥' if row['direction'] == 'higher' else '≤'} {threshold:g}{unit}"
-
-
 table = []
 
 
 def add_ratio_row(row_id, per_round, a_label, a_values, b_label, b_values, fmt):
-    row = targets[row_id]
-    values = [per_round[r] for r in sorted(per_round)]
-    med = statistics.median(values) if values else None
-    low, high = iqr(values)
-    interval = "n/a" if low is None else f"{low:.3f} – {high:.3f}"
+    """PER_ROUND: {round: (a, b)}; the row's declared estimator and interval over the rounds' a / b."""
+    row = declared.row(row_id)
+    result = declared.measure(row_id, rounds=[per_round[r] for r in sorted(per_round)])
+    judged.append((row.get("label", row_id), result))
     sides = (f"{a_label} {fmt(statistics.median(a_values)) if a_values else 'n/a'}, "
              f"{b_label} {fmt(statistics.median(b_values)) if b_values else 'n/a'}")
-    table.append(f"| {row_id} | {row['metric']} | {sides} | {len(values)} | "
-                 f"{'n/a' if med is None else f'{med:.3f}'} | {interval} | {target_text(row)} | {verdict(row, low, high)} |")
+    table.append(f"| {row_id} | {row['metric']} | {sides} | {result.n} | "
+                 f"{result.ratio_text()} | {result.interval_text()} | {declared.target_text(row_id)} | {result.verdict} |")
 
 
 def mib_s(value):
@@ -79,7 +50,7 @@ for row_id, name in (("write64k", "write"), ("durable4k", "durable")):
     for fields in lines(f"zero_copy.{name}.txt"):
         rate[(fields[1], int(fields[2]))] = float(fields[4]) / float(fields[3])
     rounds = sorted({r for (_, r) in rate})
-    per_round = {r: rate[("odp", r)] / rate[("staged", r)] for r in rounds if ("odp", r) in rate and ("staged", r) in rate}
+    per_round = {r: (rate[("odp", r)], rate[("staged", r)]) for r in rounds if ("odp", r) in rate and ("staged", r) in rate}
     add_ratio_row(row_id, per_round, "ODP", [v for (s, _), v in rate.items() if s == "odp"],
                   "staged", [v for (s, _), v in rate.items() if s == "staged"], mib_s)
 
@@ -95,7 +66,7 @@ for row_id, parts in (("first_touch", ("first",)), ("first_touch_with_pin", ("pi
     def total(variant, r):
         keys = [(variant, r, part) for part in parts]
         return sum(touch[k] for k in keys) if all(k in touch for k in keys) else None
-    per_round = {r: total("prefetch", r) / total("noprefetch", r) for r in rounds
+    per_round = {r: (total("prefetch", r), total("noprefetch", r)) for r in rounds
                  if total("prefetch", r) is not None and total("noprefetch", r) is not None}
     add_ratio_row(row_id, per_round, "prefetched", [v for r in rounds if (v := total("prefetch", r)) is not None],
                   "not", [v for r in rounds if (v := total("noprefetch", r)) is not None], ms)
@@ -104,16 +75,20 @@ for row_id, parts in (("first_touch", ("first",)), ("first_touch_with_pin", ("pi
 checks = lines("zero_copy.check.txt")
 verdicts = sorted({fields[2] for fields in checks})
 for row_id, index in (("check_cost", 1), ("check_cached", 4)):
-    row = targets[row_id]
+    row = declared.row(row_id)
     samples = [float(fields[index]) * 1e3 for fields in checks]
+    result = declared.measure(row_id, samples=samples)
+    judged.append((row.get("label", row_id), result))
     if not samples:
-        table.append(f"| {row_id} | {row['metric']} | - | 0 | n/a | n/a | {target_text(row)} | not measured |")
+        table.append(f"| {row_id} | {row['metric']} | - | 0 | n/a | n/a | {declared.target_text(row_id)} | not measured |")
         continue
-    low, high = min(samples), max(samples)
-    judged = verdict(row, low, high) if verdicts == ["verified"] else f"failed (verdicts: {', '.join(verdicts)})"
-    table.append(f"| {row_id} | {row['metric']} | median {statistics.median(samples):.3f} ms, max {high:.3f} ms | {len(samples)} | "
-                 f"{statistics.median(samples):.3f} ms | {low:.3f} – {high:.3f} ms | {target_text(row)} | {judged} |")
+    judged_text = result.verdict if verdicts == ["verified"] else f"failed (verdicts: {', '.join(verdicts)})"
+    table.append(f"| {row_id} | {row['metric']} | median {statistics.median(samples):.3f} ms, max {max(samples):.3f} ms | {len(samples)} | "
+                 f"{result.ratio_text()} ms | {result.interval_text()} ms | {declared.target_text(row_id)} | {judged_text} |")
 
+left_off = benchtargets.chart(os.path.join(results, "zero-copy.png"),
+                              "Zero copy on fs-dax, newest kernel with the fixed rxe (emulated: ratios only)", judged,
+                              ylabel="better for the ODP / prefetch side →  (inverted for lower-is-better rows)")
 environment = dict(fields.split(" ", 1) for fields in
                    (open(os.path.join(raw, "zero_copy.environment.txt")).read().splitlines()
                     if os.path.exists(os.path.join(raw, "zero_copy.environment.txt")) else []) if " " in fields)
@@ -125,7 +100,7 @@ md = [
     "",
     "Generated by `Scripts/bench` (`DAXPIN_BENCH_KERNELS=newest-fixed-rxe`) with `Benchmarks/report_zero_copy.py`",
     "from the raw series in `raw-zero-copy/`; the rows, estimators and targets are declared in",
-    "`Benchmarks/targets-zero-copy.json`, and the method is in `ReadingTheBenchmarks.md`.",
+    "`Benchmarks/targets.json` (report `zero-copy`), and the method is in `ReadingTheBenchmarks.md`.",
     "",
     f"- commit: {environment.get('commit', '?')}",
     f"- kernel: {environment.get('kernel', '?')}",
@@ -133,6 +108,7 @@ md = [
     f"- rxe: {environment.get('rxe', '?')}",
     f"- date: {environment.get('date', '?')}",
     f"- device: {environment.get('device', '?')}; ext4-dax: {environment.get('fsdax', '?')}",
+    benchtargets.header_lines(benchtargets.read_environment(raw))[4],   # full or shortened run
     "",
     "Every side of a row ran in one process of one boot, alternating; the ratio column is the median",
     "of the per-round ratios and the interval their interquartile range (for the check: the median and",
@@ -143,12 +119,18 @@ md = [
 if os.path.exists(pending):
     md += [f"Not measured: {open(pending).read().strip()}", ""]
 md += [
-    "| row | metric | medians | rounds | ratio (median) | interval | target | verdict |",
+    "| id | metric | medians | rounds | ratio (median) | interval | target | verdict |",
     "|---|---|---|---|---|---|---|---|",
     *table,
     "",
     f"Pages present after each first-touch pin (`/proc/self/pagemap`): {shown_pages}.",
     f"The check's verdict in every process: {', '.join(verdicts) or 'n/a'}.",
+    "",
+    "![ratios: above 1 is better for the ODP / prefetch side](zero-copy.png)",
+    "",
+    "The chart puts every row with a ratio on one axis where above 1 means the row's first side (ODP, or the",
+    "prefetch) is better (inverted for lower-is-better rows): dot the estimate coloured by its verdict, whiskers",
+    "the declared interval, black dash the threshold." + (f" Not on it (absolute times): {', '.join(left_off)}." if left_off else ""),
     "",
 ]
 open(os.path.join(results, "zero-copy.md"), "w").write("\n".join(md))

@@ -7,5 +7,10 @@ suite_environment() {
       echo "rdma_device $DEV"
       echo "devdax $DAXPIN_DEVDAX_PATH"
       echo "lease_break_time $(cat /proc/sys/fs/lease-break-time)"
+      # Named in every report's header (Scripts/bench and Scripts/bench-compare export them).
+      echo "commit ${DAXPIN_BENCH_COMMIT:-?}"
+      echo "rdma_core ${DAXPIN_BENCH_RDMA_CORE:-?}"
+      echo "date $(date -u +%Y-%m-%dT%H:%MZ)"
+      echo "settings ${DAXPIN_BENCH_SETTINGS:-?}"
     } >"$OUT/environment.txt"
 }

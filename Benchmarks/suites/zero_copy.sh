@@ -1,5 +1,5 @@
 # Sourced by Benchmarks/run-in-testbed inside the testbed guest (variables: see there).
-# The zero-copy rows (Benchmarks/targets-zero-copy.json declares each one's estimator and
+# The zero-copy rows (Benchmarks/targets.json, report zero-copy, declares each one's estimator and
 # target), for the newest kernel with the fixed rxe (Scripts/testbed --kernel newest --rxe
 # fixed), where DaxPin's On-Demand Paging check passes and `.auto` pins fs-dax through ODP. On
 # any other rxe the suite writes zero_copy.pending: the rows compare zero copy the library

@@ -1,4 +1,4 @@
-// The zero-copy rows (Benchmarks/targets-zero-copy.json declares them): ext4-dax pinned with
+// The zero-copy rows (Benchmarks/targets.json declares them, report zero-copy): ext4-dax pinned with
 // On-Demand Paging against staged through a bounce buffer, first touch with and without the
 // prefetch, and the ODP check's cost. For a kernel whose rxe passes DaxPin's check (the
 // newest kernel with the fixed rxe): nothing here passes over the check, and the ODP side is

@@ -39,7 +39,7 @@
 //   DaxPinBench zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE
 //   DaxPinBench zero-copy-check DEVICE FSDAX_DIR
 //       The zero-copy rows, for a kernel whose rxe passes DaxPin's ODP check
-//       (ZeroCopyBench.swift says what each prints; Benchmarks/targets-zero-copy.json declares them).
+//       (ZeroCopyBench.swift says what each prints; Benchmarks/targets.json declares them, report zero-copy).
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
 //       Holds LEASES leases (one 4 KiB pin each) for SECONDS and prints the CPU ticks the
 //       lease watcher thread used meanwhile: "WATCHER_TICKS <n>" and "PROCESS_TICKS <n>".
