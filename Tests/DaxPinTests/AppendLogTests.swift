@@ -8,18 +8,8 @@ extension DaxPin {
     /// a graceful shutdown and through lease breaks, on real fs-dax and tmpfs with rxe0. Every
     /// record the app acknowledged must be in the file afterwards.
     @Suite(.enabled(if: Testbed.isActive, Testbed.skipReason), .serialized) struct AppendLog {
-        enum Memory: String, CaseIterable, CustomTestStringConvertible {
-            case tmpfs, ext4DAX
-            var testDescription: String { rawValue }
-            var directory: String {
-                get throws {
-                    switch self {
-                    case .tmpfs: try Testbed.required("DAXPIN_TMPFS_DIR")
-                    case .ext4DAX: try Testbed.required("DAXPIN_FSDAX_EXT4_DIR")
-                    }
-                }
-            }
-        }
+        typealias Memory = RealDevices.Memory
+        static let memories: [Memory] = [.tmpfs, .ext4DAX]
 
         /// The app's binary: DAXPIN_APPEND_LOG, or where Scripts/test builds it.
         static var binary: String {
@@ -57,7 +47,7 @@ extension DaxPin {
         }
 
         @Test("graceful shutdown (SIGTERM): the appender stops, the lease is released in order, every acknowledged record is in the file",
-              arguments: Memory.allCases)
+              arguments: memories)
         func gracefulShutdown(memory: Memory) throws {
             let (app, path) = try Self.start(in: memory)
             defer { unlink(path) }
@@ -69,7 +59,7 @@ extension DaxPin {
         }
 
         @Test("another process opens the log: the lease breaks, the app reports the revocation and exits 1, acknowledged records survive",
-              arguments: Memory.allCases)
+              arguments: memories)
         func breakByOpen(memory: Memory) throws {
             let (app, path) = try Self.start(in: memory)
             defer { unlink(path) }

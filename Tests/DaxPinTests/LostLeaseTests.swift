@@ -9,6 +9,21 @@ extension DaxPin {
     /// A lease the kernel took back (lease-break-time ran out before the revocation finished) is
     /// reported as lost, never as released, and everything under it is still torn down.
     @Suite(.serialized) struct LostLease {
+        /// Holds a byte access to `region` for 2.5 s on another thread, so that a revocation
+        /// waits for it; returns once the access has begun, with the signal of its end.
+        static func holdAccess(_ core: LeaseCore, region: Int) -> DispatchSemaphore {
+            let entered = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                _ = try? core.access(region) { _ in
+                    entered.signal()
+                    usleep(2_500_000)
+                }
+                finished.signal()
+            }
+            #expect(entered.wait(timeout: .now() + 10) == .success)
+            return finished
+        }
+
         @Test("F_UNLCK finding no lease (forced EAGAIN) records leaseLost, not leaseReleased")
         func forcedLostLease() throws {
             defer { SyscallFaults.disarm() }
@@ -37,15 +52,7 @@ extension DaxPin {
             var lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .milliseconds(100)))
             let id = try lease.pin(length: 4096, on: try Testbed.rdmaDevice())
             let core = lease.core
-            let entered = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                _ = try? core.access(id.rawValue) { _ in
-                    entered.signal()
-                    usleep(2_500_000)
-                }
-                finished.signal()
-            }
-            #expect(entered.wait(timeout: .now() + 10) == .success)
+            let finished = Self.holdAccess(core, region: id.rawValue)
             let breaker = try Breaker.openForWrite(file.path)
             let result = try #require(breaker.wait(timeout: .seconds(30)))
             // The kernel let the breaker go after about lease-break-time, not after the revocation.
@@ -84,15 +91,7 @@ extension DaxPin {
             let breaker = try Breaker.truncateWhenTold(file.path, to: newSize, trigger: trigger)
             try #require(eventually(timeout: .seconds(30)) { access(trigger + ".ready", F_OK) == 0 }, "the breaker never started")
             let core = lease.core
-            let entered = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                _ = try? core.access(id.rawValue) { _ in
-                    entered.signal()
-                    usleep(2_500_000)
-                }
-                finished.signal()
-            }
-            #expect(entered.wait(timeout: .now() + 10) == .success)
+            let finished = Self.holdAccess(core, region: id.rawValue)
             let told = ContinuousClock.now
             #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
             let result = try #require(breaker.wait(timeout: .seconds(30)))
