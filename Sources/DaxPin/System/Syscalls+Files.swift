@@ -7,31 +7,31 @@ import Glibc
 extension Syscalls {
     /// `open(2)`.
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
-        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.open) { errno = code; return -1 }
         return Glibc.open(path, flags, mode)
     }
 
     /// `openat(2)`.
     static func openat(_ directory: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
-        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.open) { errno = code; return -1 }
         return Glibc.openat(directory, name, flags, mode)
     }
 
     /// `stat(2)`.
     static func stat(_ path: String, _ info: inout Glibc.stat) -> Int32 {
-        if let code = SyscallFaults.take(.stat) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.stat) { errno = code; return -1 }
         return libcStat(path, &info)
     }
 
     /// `fstat(2)`.
     static func fstat(_ fd: Int32, _ info: inout Glibc.stat) -> Int32 {
-        if let code = SyscallFaults.take(.stat) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.stat) { errno = code; return -1 }
         return Glibc.fstat(fd, &info)
     }
 
     /// `fstatfs(2)`, the file system's magic number only.
     static func fileSystemMagic(_ fd: Int32, _ magic: inout UInt64) -> Int32 {
-        if let code = SyscallFaults.take(.statfs) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.statfs) { errno = code; return -1 }
         var value: UInt64 = 0
         let result = daxpin_fs_magic(fd, &value)
         magic = value
@@ -40,43 +40,43 @@ extension Syscalls {
 
     /// `statx(2)`'s `STATX_ATTR_DAX`: `isDAX` is 1, 0, or -1 when the kernel does not say.
     static func statxDAX(_ fd: Int32, _ isDAX: inout Int32) -> Int32 {
-        if let code = SyscallFaults.take(.statx) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.statx) { errno = code; return -1 }
         return daxpin_statx_dax(fd, &isDAX)
     }
 
     /// `read(2)`.
     static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-        if let code = SyscallFaults.take(.read) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.read) { errno = code; return -1 }
         return Glibc.read(fd, buffer, count)
     }
 
     /// `write(2)`.
     static func write(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
-        if let code = SyscallFaults.take(.write) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.write) { errno = code; return -1 }
         return Glibc.write(fd, buffer, count)
     }
 
     /// `pread(2)`.
     static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int, _ offset: Int) -> Int {
-        if let code = SyscallFaults.take(.read) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.read) { errno = code; return -1 }
         return Glibc.pread(fd, buffer, count, off_t(offset))
     }
 
     /// `pwrite(2)`.
     static func pwrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int, _ offset: Int) -> Int {
-        if let code = SyscallFaults.take(.write) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.write) { errno = code; return -1 }
         return Glibc.pwrite(fd, buffer, count, off_t(offset))
     }
 
     /// `fdatasync(2)`.
     static func fdatasync(_ fd: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.sync) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.sync) { errno = code; return -1 }
         return Glibc.fdatasync(fd)
     }
 
     /// `readlink(2)`: the link's target, or nil with errno set.
     package static func readLink(_ path: String) -> String? {
-        if let code = SyscallFaults.take(.readLink) { errno = code; return nil }
+        if let code = Syscalls.injectedFault(.readLink) { errno = code; return nil }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = Glibc.readlink(path, &buffer, buffer.count - 1)
         guard count >= 0 else { return nil }
@@ -86,51 +86,51 @@ extension Syscalls {
     /// `unlinkat(2)`.
     @discardableResult
     static func unlinkat(_ directory: Int32, _ name: String, _ flags: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.unlink) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.unlink) { errno = code; return -1 }
         return Glibc.unlinkat(directory, name, flags)
     }
 
     /// `renameat(2)`.
     static func renameat(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String) -> Int32 {
-        if let code = SyscallFaults.take(.rename) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.rename) { errno = code; return -1 }
         return Glibc.renameat(fromDirectory, from, toDirectory, to)
     }
 
     /// `mkdir(2)`.
     static func mkdir(_ path: String, _ mode: mode_t) -> Int32 {
-        if let code = SyscallFaults.take(.mkdir) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.mkdir) { errno = code; return -1 }
         return Glibc.mkdir(path, mode)
     }
 
     /// `memfd_create(2)` with `MFD_CLOEXEC`.
     static func memfdCreate(_ name: String) -> Int32 {
-        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.open) { errno = code; return -1 }
         return daxpin_memfd_create(name)
     }
 
     /// `open(2)` of an unnamed file in `directory` (`O_RDWR | O_TMPFILE | O_EXCL | O_CLOEXEC`):
     /// gone with its last descriptor, never linked.
     static func openTemporaryFile(in directory: String, _ mode: mode_t) -> Int32 {
-        if let code = SyscallFaults.take(.open) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.open) { errno = code; return -1 }
         return Glibc.open(directory, O_RDWR | Int32(DAXPIN_O_TMPFILE) | O_EXCL | O_CLOEXEC, mode)
     }
 
     /// `fallocate(2)` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`.
     static func punchHole(_ fd: Int32, _ offset: off_t, _ length: off_t) -> Int32 {
-        if let code = SyscallFaults.take(.fallocate) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.fallocate) { errno = code; return -1 }
         return daxpin_punch_hole(fd, Int64(offset), Int64(length))
     }
 
     /// `ftruncate(2)`.
     static func ftruncate(_ fd: Int32, _ length: off_t) -> Int32 {
-        if let code = SyscallFaults.take(.truncate) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.truncate) { errno = code; return -1 }
         return Glibc.ftruncate(fd, length)
     }
 
     /// `fcntl(F_GETFL)` then `fcntl(F_SETFL)` with `O_NONBLOCK` added.
     @discardableResult
     static func setNonBlocking(_ fd: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.setFlags) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.setFlags) { errno = code; return -1 }
         let flags = Glibc.fcntl(fd, F_GETFL)
         guard flags >= 0 else { return -1 }
         return Glibc.fcntl(fd, F_SETFL, flags | O_NONBLOCK)
@@ -138,13 +138,13 @@ extension Syscalls {
 
     /// `poll(2)`.
     static func poll(_ descriptors: inout [pollfd], _ milliseconds: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.poll) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.poll) { errno = code; return -1 }
         return Glibc.poll(&descriptors, nfds_t(descriptors.count), milliseconds)
     }
 
     /// `poll(2)` on one descriptor.
     static func poll(_ descriptor: inout pollfd, _ milliseconds: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.poll) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.poll) { errno = code; return -1 }
         return Glibc.poll(&descriptor, 1, milliseconds)
     }
 
@@ -152,7 +152,7 @@ extension Syscalls {
     /// number (pthread functions return it rather than set errno; errno is set to it too).
     static func startDetachedThread(_ start: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?,
                                     _ argument: UnsafeMutableRawPointer) -> Int32 {
-        if let code = SyscallFaults.take(.createThread) { errno = code; return code }
+        if let code = Syscalls.injectedFault(.createThread) { errno = code; return code }
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, start, argument)
         guard rc == 0 else { errno = rc; return rc }
@@ -162,7 +162,7 @@ extension Syscalls {
 
     /// `opendir(3)`: a directory stream, or nil with errno set.
     static func openDirectory(_ path: String) -> OpaquePointer? {
-        if let code = SyscallFaults.take(.openDirectory) { errno = code; return nil }
+        if let code = Syscalls.injectedFault(.openDirectory) { errno = code; return nil }
         return opendir(path)
     }
 
@@ -178,27 +178,27 @@ extension Syscalls {
 
     /// `madvise(2)`.
     static func madvise(_ address: UnsafeMutableRawPointer, _ length: Int, _ advice: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.madvise) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.madvise) { errno = code; return -1 }
         return Glibc.madvise(address, length, advice)
     }
 
     /// `msync(2)`.
     static func msync(_ address: UnsafeMutableRawPointer, _ length: Int, _ flags: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.msync) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.msync) { errno = code; return -1 }
         return Glibc.msync(address, length, flags)
     }
 
     /// `rt_tgsigqueueinfo(2)` to one thread of this process, with `value` as the payload.
     @discardableResult
     static func queueSignal(_ thread: pid_t, _ signal: Int32, _ value: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.queueSignal) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.queueSignal) { errno = code; return -1 }
         return daxpin_queue_signal(thread, signal, value)
     }
 
     /// `sigwaitinfo(2)` for the watched signals: the signal, the descriptor it names and whether
     /// the kernel sent it; -1 with errno (EINTR included) on failure.
     static func waitWatchedSignal(_ fd: inout Int32, _ fromKernel: inout Int32) -> Int32 {
-        if let code = SyscallFaults.take(.waitSignal) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.waitSignal) { errno = code; return -1 }
         return daxpin_wait_watched_signal(&fd, &fromKernel)
     }
 }

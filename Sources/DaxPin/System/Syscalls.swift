@@ -10,7 +10,7 @@ package enum Syscalls {
     /// `mmap(2)`; `fixed` calls (`MAP_FIXED`, over a reservation) are their own fault point.
     static func mmap(_ address: UnsafeMutableRawPointer?, _ length: Int, _ protection: Int32, _ flags: Int32,
                      _ fd: Int32, _ offset: off_t) -> UnsafeMutableRawPointer? {
-        if let code = SyscallFaults.take(flags & MAP_FIXED != 0 ? .mmapFixed : .mmap) {
+        if let code = Syscalls.injectedFault(flags & MAP_FIXED != 0 ? .mmapFixed : .mmap) {
             errno = code
             return MAP_FAILED
         }
@@ -22,7 +22,7 @@ package enum Syscalls {
     /// `munmap(2)`.
     @discardableResult
     static func munmap(_ address: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
-        if let code = SyscallFaults.take(.munmap) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.munmap) { errno = code; return -1 }
         let result = Glibc.munmap(address, length)
         if result == 0 { MappingLedger.unmapped(address, length: length) }
         return result
@@ -31,32 +31,32 @@ package enum Syscalls {
     /// `fcntl(F_SETLEASE)`.
     @discardableResult
     static func setLease(_ fd: Int32, _ type: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.setLease) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.setLease) { errno = code; return -1 }
         return daxpin_set_lease(fd, type)
     }
 
     /// `fcntl(F_GETLEASE)`.
     static func getLease(_ fd: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.getLease) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.getLease) { errno = code; return -1 }
         return daxpin_get_lease(fd)
     }
 
     /// `fcntl(F_SETSIG)`.
     static func setSignal(_ fd: Int32, _ signal: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.setSignal) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.setSignal) { errno = code; return -1 }
         return daxpin_set_signal(fd, signal)
     }
 
     /// `fcntl(F_SETOWN_EX, {F_OWNER_TID, tid})`.
     static func setOwnerThread(_ fd: Int32, _ thread: pid_t) -> Int32 {
-        if let code = SyscallFaults.take(.setOwner) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.setOwner) { errno = code; return -1 }
         return daxpin_set_owner_thread(fd, thread)
     }
 
     /// `close(2)`.
     @discardableResult
     static func close(_ fd: Int32) -> Int32 {
-        if let code = SyscallFaults.take(.close) { errno = code; return -1 }
+        if let code = Syscalls.injectedFault(.close) { errno = code; return -1 }
         return Glibc.close(fd)
     }
 }
@@ -117,9 +117,16 @@ package enum SyscallFaults {
         }
     }
 }
-#else
-/// Release builds: nothing can arm a fault, and every call reaches the kernel.
-package enum SyscallFaults {
-    @inline(__always) package static func take(_ call: Syscall) -> Int32? { nil }
-}
 #endif
+
+extension Syscalls {
+    /// The errno a test armed for `call` (``SyscallFaults``, debug builds only); in a release
+    /// build always nil, and no fault injection exists.
+    @inline(__always) package static func injectedFault(_ call: Syscall) -> Int32? {
+        #if DAXPIN_TESTING
+        SyscallFaults.take(call)
+        #else
+        nil
+        #endif
+    }
+}

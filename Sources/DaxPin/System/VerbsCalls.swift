@@ -11,7 +11,7 @@ import LibIbverbs
 enum VerbsCalls {
     /// Sets `errno` and returns the armed code when a failure is armed for `call`.
     static func forced(_ call: Syscall) -> Int32? {
-        guard let code = SyscallFaults.take(call) else { return nil }
+        guard let code = Syscalls.injectedFault(call) else { return nil }
         errno = code
         return code
     }
