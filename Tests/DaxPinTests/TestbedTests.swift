@@ -266,7 +266,8 @@ extension DaxPin {
             regionBox.set(lease.core, id.rawValue, staged: staged)
             let remote = try lease.withRegion(id) { $0.memoryRegion.remote }
             let peer = try Peer(device: device)
-            try Self.openDuringTraffic(lease, path: file.path, peer: peer, remote: remote, writer: writer) { _ in 0xA5 }
+            try Self.openDuringTraffic(lease, path: file.path, peer: peer, remote: remote, writer: writer,
+                                       writtenBack: staged ? Self.regionSize : nil) { _ in 0xA5 }
             Testbed.ran()
         }
 
@@ -274,8 +275,10 @@ extension DaxPin {
         /// quiesce handler (which drains `writer`) runs, then revocation: checks the order,
         /// every acknowledged write in the file (blocks not written hold `before(block)`), and
         /// that the peer's next WRITE is a remote access error.
+        /// `writtenBack`: the bytes a staged region 1 is written back with on the break (nil when
+        /// the region is not staged).
         static func openDuringTraffic(_ lease: borrowing LayoutLease, path: String, peer: Peer, remote: MemoryRegion.RemoteAccess,
-                                      writer: Writer, before: (Int) -> UInt8) throws {
+                                      writer: Writer, writtenBack: Int? = nil, before: (Int) -> UInt8) throws {
             writer.start(peer, remote: remote, blocks: Self.writerBlocks)
             #expect(eventually(timeout: .seconds(30)) { writer.ackCount >= 50 }, "no traffic")
             let breaker = try Breaker.openForWrite(path)
@@ -283,8 +286,9 @@ extension DaxPin {
             #expect(result.blocked < .seconds(10), "breaker blocked \(result.blocked)")
             #expect(eventually { lease.state.isRevoked })
             #expect(writer.waitFinished())
-            #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished,
-                                          .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
+            #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished]
+                + (writtenBack.map { [.wroteBack(region: 1, bytes: $0)] } ?? [])
+                + [.deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
             #expect(writer.state.withLock { $0.failure } == nil, "the drained writer saw a failure")
             #expect(try peer.write(block: Self.lateBlock, pattern: 0xEE, to: remote) == .remoteAccessError)
 

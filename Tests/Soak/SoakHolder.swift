@@ -70,6 +70,14 @@ struct SoakHolder {
         progress(thread, cycles, "done")
     }
 
+    /// A revocation step of the staged write-back on a break.
+    static func isStagedWriteBack(_ step: RevocationTrace.Step) -> Bool {
+        switch step {
+        case .wroteBack, .stagedBytesDropped: true
+        default: false
+        }
+    }
+
     private func runCycle(thread: Int, cycle: Int, path: String) throws(SoakFailure) {
         progress(thread, cycle, "prepare")
         try prepare(path)
@@ -87,8 +95,10 @@ struct SoakHolder {
         // Acknowledged writes: a stamp per region, persisted.
         let stamp = UInt64(id) << 48 | UInt64(thread) << 32 | UInt64(cycle)
         progress(thread, cycle, "write")
+        var staged: [PinnedRegion.ID] = []
         for (index, region) in regions.enumerated() {
             do {
+                if try lease.withRegion(region, { $0.strategy }) == .staged { staged.append(region) }
                 try lease.withRegion(region) { pinned in
                     try pinned.withMutableBytes { $0.storeBytes(of: stamp ^ UInt64(index), toByteOffset: Self.stampOffset, as: UInt64.self) }
                     // A staged region (fs-dax without ODP) is acknowledged once written back to the file.
@@ -114,12 +124,33 @@ struct SoakHolder {
             trace = revoked
             _ = lease.release()
         }
-        // The teardown's own steps, in order, after any unpin's.
+        // The teardown's own steps, in order, after any unpin's; a break also writes each staged
+        // region back (or counts what it could not) after noticing and before deregistering.
         let ids = regions.map(\.rawValue)
         let expected: [RevocationTrace.Step] = (ending == .release ? [] : [.breakNoticed])
             + ids.map { .deregistered(region: $0) } + ids.map { .unmapped(region: $0) } + [.leaseReleased, .closed]
-        guard Array(trace.steps.suffix(expected.count)) == expected else {
-            throw SoakFailure("trace out of order: \(trace.steps) (expected to end with \(expected))")
+        let stagedSteps = trace.steps.filter(Self.isStagedWriteBack)
+        guard Array(trace.steps.filter { !Self.isStagedWriteBack($0) }.suffix(expected.count)) == expected else {
+            throw SoakFailure("trace out of order: \(trace.steps) (expected to end with \(expected), staged write-backs aside)")
+        }
+        let written = Set(stagedSteps.compactMap { step -> Int? in
+            if case .wroteBack(let region, _) = step { region } else if case .stagedBytesDropped(let region, _, _) = step { region } else { nil }
+        })
+        if ending == .release {
+            guard stagedSteps.isEmpty else { throw SoakFailure("release wrote staged regions back: \(trace.steps)") }
+        } else {
+            guard written == Set(staged.map(\.rawValue).filter(ids.contains)) else {
+                throw SoakFailure("break wrote back regions \(written.sorted()), staged ones are \(staged.map(\.rawValue)): \(trace.steps)")
+            }
+            if let first = trace.steps.firstIndex(where: Self.isStagedWriteBack),
+               let last = trace.steps.lastIndex(where: Self.isStagedWriteBack) {
+                guard let noticed = trace.steps.firstIndex(of: .breakNoticed) else { throw SoakFailure("a break without break noticed: \(trace.steps)") }
+                // The break's first deregistration (an unpin's come before the break).
+                let deregistered = trace.steps[noticed...].firstIndex { if case .deregistered = $0 { true } else { false } } ?? trace.steps.endIndex
+                guard noticed < first, last < deregistered else {
+                    throw SoakFailure("staged write-back outside the break's window: \(trace.steps)")
+                }
+            }
         }
         if ending != .truncate { try checkStamps(path, stamp: stamp, regions: pinned) }
     }
