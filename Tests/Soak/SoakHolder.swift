@@ -98,12 +98,13 @@ struct SoakHolder {
         var staged: [PinnedRegion.ID] = []
         for (index, region) in regions.enumerated() {
             do {
-                if try lease.withRegion(region, { $0.strategy }) == .staged { staged.append(region) }
-                try lease.withRegion(region) { pinned in
+                let isStaged = try lease.withRegion(region) { pinned in
                     try pinned.withMutableBytes { $0.storeBytes(of: stamp ^ UInt64(index), toByteOffset: Self.stampOffset, as: UInt64.self) }
                     // A staged region (fs-dax without ODP) is acknowledged once written back to the file.
                     if pinned.strategy == .staged { try pinned.writeBack() } else { try pinned.persist() }
+                    return pinned.strategy == .staged
                 }
+                if isStaged { staged.append(region) }
             } catch { throw SoakFailure("write region \(index): \(error)") }
         }
         let pinned = regions.count  // the stamps to find: an unpinned region's was persisted first
