@@ -10,10 +10,10 @@ import Synchronization
 struct CoreDemo {
     static func main() throws {
         let directory = environment("DAXPIN_TMPFS_DIR") ?? "/dev/shm"
-        let path = "\(directory)/daxpin-demo-\(getpid())"
+        let path = "\(directory)/daxpin-demo-\(Syscalls.processID())"
         let size = 1 << 20
         try createFile(path, size: size)
-        defer { unlink(path) }
+        defer { try? Syscalls.unlink(path) }
 
         let device = try environment("DAXPIN_RDMA_DEVICE").map { try RDMADevice.open(named: $0) } ?? RDMADevice.openFirst()
         let stop = Atomic<Bool>(false)
@@ -55,7 +55,7 @@ struct CoreDemo {
             drained.signal()
             peer.signal()
         }
-        while written.load(ordering: .relaxed) < 20 { usleep(1000) }
+        while written.load(ordering: .relaxed) < 20 { Syscalls.sleep(microseconds: 1000) }
         print("traffic  peer is writing with RDMA WRITE (\(written.load(ordering: .relaxed)) writes so far)")
 
         print("truncate another process truncates the file now (the kernel would wait up to \(LeaseBreakTime.current))")
@@ -63,8 +63,7 @@ struct CoreDemo {
         // Tools/timed-truncate, next to this binary (Scripts/demo --core builds it): it prints how
         // long its own truncate(2) blocked, without its start-up.
         let truncator = try spawn([Self.timedTruncate, path, "0"])
-        var status: Int32 = 0
-        waitpid(truncator, &status, 0)
+        try Syscalls.waitForExit(truncator)
         _ = peer.wait(timeout: .now() + 10)
         print("peer     \(written.load(ordering: .relaxed)) writes acknowledged before the break")
 
@@ -82,31 +81,29 @@ struct CoreDemo {
     }
 
     static func createFile(_ path: String, size: Int) throws {
-        let fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { throw DaxPinError.systemCall(operation: "create", path: path, errno: .ioError) }
-        close(fd)
+        do throws(Errno) {
+            let fd = try Syscalls.open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0o600)
+            defer { try? Syscalls.close(fd) }
+            try Syscalls.ftruncate(fd, off_t(size))
+        } catch {
+            throw DaxPinError.systemCall(operation: "create", path: path, errno: error)
+        }
     }
 
     /// Tools/timed-truncate's binary, beside this one.
     static var timedTruncate: String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "."
+        let exe = (try? Syscalls.readLink("/proc/self/exe")) ?? "."
         return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/timed_truncate"
     }
 
     static func spawn(_ arguments: [String]) throws -> pid_t {
-        var pid: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, arguments[0], nil, nil, argv, environ) == 0 else {
-            throw DaxPinError.systemCall(operation: "posix_spawn", path: arguments[0], errno: .ioError)
+        do throws(Errno) { return try Syscalls.spawn(arguments) } catch {
+            throw DaxPinError.systemCall(operation: "posix_spawn", path: arguments[0], errno: error)
         }
-        return pid
     }
 }
 
 /// An environment variable, if set.
 func environment(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
+    Syscalls.environment(name)
 }

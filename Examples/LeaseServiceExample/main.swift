@@ -17,10 +17,10 @@ let path = CommandLine.arguments.dropFirst().first
 
 /// Makes `path` 1 MiB long if it does not exist yet (so there is something to pin).
 func createIfMissing(_ path: String) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { return }  // exists (or cannot be made: the lease will say why)
-    _ = ftruncate(fd, 1 << 20)
-    close(fd)
+    // Exists (or cannot be made: the lease will say why).
+    guard let fd = try? Syscalls.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) else { return }
+    try? Syscalls.ftruncate(fd, 1 << 20)
+    try? Syscalls.close(fd)
 }
 
 /// Pins all of the file (1 MiB of anonymous memory) if there is an RDMA device; else says why not.

@@ -83,8 +83,7 @@ struct ClientCommand: ParsableCommand {
             handler.logLevel = level
             return handler
         }
-        signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
+        try? Syscalls.handleSignals([SIGINT, SIGTERM]) { _ in interrupted.store(true, ordering: .relaxed) }
         let logger = Logger(label: "daxpin-client")
         // A queue pair that posts FLUSH must be asked for before connecting, before the server's
         // hello says whether it offers FLUSH: auto asks when this build has it, and connects

@@ -79,11 +79,13 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "daxpin-server")
         if let size {
-            let fd = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-            guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else {
-                throw ValidationError("cannot create \(file) with \(size) bytes: \(errnoText())")
+            do throws(Errno) {
+                let fd = try Syscalls.open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+                defer { try? Syscalls.close(fd) }
+                try Syscalls.ftruncate(fd, off_t(size))
+            } catch {
+                throw ValidationError("cannot create \(file) with \(size) bytes: \(error)")
             }
-            close(fd)
         }
         // The whole regular file is exported when --length is absent: check its size before pinning.
         if let maxExportBytes, length == nil, let bytes = ExportLimit.regularFileSize(file), bytes > maxExportBytes {
@@ -127,8 +129,7 @@ enum ExportLimit {
 
     /// The size of `path` when it is a regular file (device-dax sizes are known only after pinning).
     static func regularFileSize(_ path: String) -> Int? {
-        var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        guard let info = try? Syscalls.stat(path), info.st_mode & S_IFMT == S_IFREG else { return nil }
         return Int(info.st_size)
     }
 
@@ -431,7 +432,7 @@ final class StorageServer: Service, Sendable {
         func pending() -> [Client] {
             current.filter { !$0.stopped.load(ordering: .acquiring) && !$0.gone.load(ordering: .acquiring) }
         }
-        while !pending().isEmpty, ContinuousClock.now < waitUntil { usleep(5_000) }
+        while !pending().isEmpty, ContinuousClock.now < waitUntil { Syscalls.sleep(microseconds: 5_000) }
         let late = pending()
         if late.isEmpty {
             logger.notice("every client stopped", metadata: ["clients": "\(current.count)"])
@@ -472,7 +473,7 @@ final class StorageServer: Service, Sendable {
         }
         let deadline = ContinuousClock.now + .seconds(2)
         while current.contains(where: { !$0.stopped.load(ordering: .acquiring) && !$0.gone.load(ordering: .acquiring) }),
-              ContinuousClock.now < deadline { usleep(5_000) }
+              ContinuousClock.now < deadline { Syscalls.sleep(microseconds: 5_000) }
         phase.withLock { $0 = .stopping }
         current.forEach { $0.connection.moveToError() }
         if let trace = export.release() {

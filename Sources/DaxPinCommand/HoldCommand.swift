@@ -37,13 +37,12 @@ struct HoldCommand: ParsableCommand {
 
     func run() throws {
         // A parent may have left these blocked or ignored (both are inherited across exec).
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for signalNumber in [SIGTERM, SIGINT] {
-            sigaddset(&stopSignals, signalNumber)
-            signal(signalNumber) { _ in holdStopRequested.store(true, ordering: .relaxed) }
+        do {
+            try Syscalls.handleSignals([SIGTERM, SIGINT]) { _ in holdStopRequested.store(true, ordering: .relaxed) }
+        } catch {
+            printError("daxpin hold: cannot handle SIGTERM and SIGINT (\(error))")
+            throw ExitCode(1)
         }
-        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         var lease: LayoutLease
         do {
             lease = try LayoutLease(path: path)
@@ -63,18 +62,22 @@ struct HoldCommand: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        print("daxpin hold: pid \(getpid()) holds \(path): \(what)")
+        print("daxpin hold: pid \(Syscalls.processID()) holds \(path): \(what)")
         fflush(nil)
         if forkChild {
-            let child = fork()
-            if child == 0 { while true { pause() } }  // async-signal-safe only: the parent has threads
+            let child: pid_t
+            do { child = try Syscalls.fork() } catch {
+                printError("daxpin hold: fork failed (\(error))")
+                throw ExitCode(1)
+            }
+            if child == 0 { Syscalls.pauseForever() }  // async-signal-safe only: the parent has threads
             print("daxpin hold: forked child \(child)")
             fflush(nil)
         }
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline, !holdStopRequested.load(ordering: .relaxed) {
             if case .revoked = lease.state { break }
-            usleep(20_000)
+            Syscalls.sleep(microseconds: 20_000)
         }
         print("daxpin hold: \(lease.state == .held ? "releasing" : "revoked by a lease break")")
         let trace = lease.trace

@@ -71,7 +71,7 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         let terminal = Terminal.standardOutput
-        let everything = all ?? (geteuid() == 0)
+        let everything = all ?? (Syscalls.effectiveUserID() == 0)
         let encoder = JSONEncoder()
         encoder.outputFormatting = watch ? [.sortedKeys] : [.prettyPrinted, .sortedKeys]
         var iteration = 0
@@ -105,7 +105,7 @@ struct ListCommand: ParsableCommand {
             }
             fflush(nil)
             guard watch, count.map({ iteration < $0 }) ?? true else { break }
-            usleep(useconds_t(interval * 1_000_000))
+            Syscalls.sleep(microseconds: Int(interval * 1_000_000))
         }
     }
 }

@@ -131,7 +131,7 @@ struct MachinePinList: Codable {
 
     /// Collects the registry view and the kernel's view for the calling user.
     static func collect() -> MachinePinList {
-        let viewer = geteuid()
+        let viewer = Syscalls.effectiveUserID()
         let registry = PinCollector().collect()
         let registryPIDs = Set(registry.pins.filter { $0.source == "registry" }.map(\.pid))
         let survey = PinSurvey.collect(viewerUID: viewer, registryPIDs: registryPIDs)

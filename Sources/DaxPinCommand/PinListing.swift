@@ -51,11 +51,11 @@ struct PinCollector {
         if let explicit = RunDirectory.override(environment: { ProcessInfo.processInfo.environment[$0] }) {
             return [explicit]
         }
-        return geteuid() == 0 ? RunDirectory.allCandidates() : [RunDirectory.forCurrentProcess()]
+        return Syscalls.effectiveUserID() == 0 ? RunDirectory.allCandidates() : [RunDirectory.forCurrentProcess()]
     }
 
     func collect() -> PinList {
-        let viewer = geteuid()
+        let viewer = Syscalls.effectiveUserID()
         let decoder = JSONDecoder()
         let scan = PinRegistryReader.scan(directories: Self.directories(), viewerUID: viewer) { bytes in
             try? decoder.decode(ProcessPinRecord.self, from: Data(bytes))
@@ -108,9 +108,8 @@ struct PinCollector {
         let directory = "/proc/\(pid)/fd"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
         for name in names {
-            var info = stat()
             let link = "\(directory)/\(name)"
-            guard stat(link, &info) == 0, DeviceNumber(info.st_dev) == device, UInt64(info.st_ino) == inode else { continue }
+            guard let info = try? Syscalls.stat(link), DeviceNumber(info.st_dev) == device, UInt64(info.st_ino) == inode else { continue }
             return try? FileManager.default.destinationOfSymbolicLink(atPath: link)
         }
         return nil

@@ -67,7 +67,7 @@ struct Prober {
                          detail: "none needed: \(inspection.kind) is a character device and cannot be truncated")
         }
         let others = KernelLease.current().filter {
-            $0.device == inspection.fileSystemDevice && $0.inode == inspection.inode && $0.pid != getpid()
+            $0.device == inspection.fileSystemDevice && $0.inode == inspection.inode && $0.pid != Syscalls.processID()
         }
         if let holder = others.first {
             let name = ProcessInfoReader.name(of: holder.pid).map { " (\($0))" } ?? ""

@@ -1,3 +1,4 @@
+import DaxPin
 import Glibc
 
 /// How output looks on this stdout: colour only on a terminal (and never with `NO_COLOR`).
@@ -9,9 +10,9 @@ struct Terminal {
 
     /// The terminal standard output is attached to.
     static let standardOutput: Terminal = {
-        let interactive = isatty(STDOUT_FILENO) == 1
-        let term = getenv("TERM").map { String(cString: $0) } ?? ""
-        let colour = interactive && getenv("NO_COLOR") == nil && term != "dumb"
+        let interactive = Syscalls.isTerminal(STDOUT_FILENO)
+        let term = Syscalls.environment("TERM") ?? ""
+        let colour = interactive && Syscalls.environment("NO_COLOR") == nil && term != "dumb"
         return Terminal(isInteractive: interactive, usesColour: colour)
     }()
 
@@ -34,6 +35,5 @@ struct Terminal {
 
 /// Writes a line to standard error.
 func printError(_ message: String) {
-    var line = message + "\n"
-    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    try? Syscalls.writeAll(STDERR_FILENO, Array((message + "\n").utf8))
 }

@@ -61,7 +61,7 @@ package struct PinSurvey: Sendable {
     static func rings(of pid: Int32) -> [IoUringRegistration] {
         let directory = "/proc/\(pid)/fd"
         return RunDirectory.listDirectory(directory).compactMap { Int32($0) }.sorted().compactMap { fd in
-            guard Syscalls.readLink("\(directory)/\(fd)") == IoUringRegistration.descriptorTarget,
+            guard (try? Syscalls.readLink("\(directory)/\(fd)")) == IoUringRegistration.descriptorTarget,
                   let fdinfo = ProcessInfoReader.readSmallFile("/proc/\(pid)/fdinfo/\(fd)", limit: 1 << 20) else { return nil }
             return IoUringRegistration.parse(fdinfo: fdinfo, fd: fd)
         }

@@ -7,7 +7,6 @@ import Glibc
 package struct RdmaNetlinkSocket: ~Copyable {
     private let socket: OpaquePointer
     private var nextSequence: UInt32
-    private var open = true
 
     /// How long one dump may take, and one receive wait for the kernel.
     package static let receiveTimeoutMilliseconds = 5_000
@@ -18,20 +17,20 @@ package struct RdmaNetlinkSocket: ~Copyable {
     /// Opens and binds the socket.
     /// - Throws: `.rdmaNetlinkUnavailable` without RDMA support in the kernel; `.rdmaNetlinkFailed`.
     package init() throws(VisibilityError) {
-        guard let socket = Syscalls.netlinkOpen(NETLINK_RDMA) else {
-            let code = errno
-            throw code == EPROTONOSUPPORT || code == EAFNOSUPPORT
-                ? .rdmaNetlinkUnavailable(errno: code) : .rdmaNetlinkFailed(operation: "socket", errno: code)
+        let socket: OpaquePointer
+        do throws(Errno) { socket = try Syscalls.netlinkOpen(NETLINK_RDMA) } catch {
+            throw error == .protocolNotSupported || error == .addressFamilyNotSupported
+                ? .rdmaNetlinkUnavailable(errno: error.rawValue) : .rdmaNetlinkFailed(operation: "socket", errno: error.rawValue)
         }
-        guard Syscalls.netlinkBind(socket) == 0,
-              Syscalls.setReceiveTimeout(Syscalls.netlinkDescriptor(socket), milliseconds: Self.receiveTimeoutMilliseconds) == 0
-        else {
-            let code = errno
+        do throws(Errno) {
+            try Syscalls.netlinkBind(socket)
+            try Syscalls.setReceiveTimeout(Syscalls.netlinkDescriptor(socket), milliseconds: Self.receiveTimeoutMilliseconds)
+        } catch {
             Syscalls.netlinkClose(socket)
-            throw .rdmaNetlinkFailed(operation: "bind", errno: code)
+            throw .rdmaNetlinkFailed(operation: "bind", errno: error.rawValue)
         }
         self.socket = socket
-        nextSequence = UInt32(truncatingIfNeeded: time(nil))
+        nextSequence = UInt32(truncatingIfNeeded: Int(Syscalls.now(CLOCK_REALTIME).tv_sec))
     }
 
     /// Sends an nldev dump request for `command` (restricted to one device when given) and
@@ -53,8 +52,15 @@ package struct RdmaNetlinkSocket: ~Copyable {
             if let deviceIndex { mnl_attr_put_u32(header, UInt16(RdmaNetlink.Attribute.deviceIndex), deviceIndex) }
             return Int(header.pointee.nlmsg_len)
         }
-        let sent = request.withUnsafeBytes { Syscalls.netlinkSend(socket, $0.baseAddress!, length) }
-        guard sent == length else { throw .rdmaNetlinkFailed(operation: "send \(name)", errno: sent < 0 ? errno : EIO) }
+        let socket = self.socket
+        let sent = request.withUnsafeBytes { bytes -> Result<Int, Errno> in
+            do throws(Errno) { return .success(try Syscalls.netlinkSend(socket, bytes.baseAddress!, length)) } catch { return .failure(error) }
+        }
+        switch sent {
+        case .success(length): break
+        case .success: throw .rdmaNetlinkFailed(operation: "send \(name)", errno: EIO)
+        case .failure(let error): throw .rdmaNetlinkFailed(operation: "send \(name)", errno: error.rawValue)
+        }
         var datagrams: [[UInt8]] = []
         var buffer = [UInt8](repeating: 0, count: Self.datagramCapacity)
         let deadline = ContinuousClock.now + .milliseconds(Self.receiveTimeoutMilliseconds)
@@ -62,14 +68,15 @@ package struct RdmaNetlinkSocket: ~Copyable {
             guard ContinuousClock.now < deadline else {
                 throw .rdmaNetlinkTimedOut(command: name, milliseconds: Self.receiveTimeoutMilliseconds)
             }
-            let count = buffer.withUnsafeMutableBytes { Syscalls.netlinkReceive(socket, $0.baseAddress!, $0.count) }
-            if count < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK {
-                    throw .rdmaNetlinkTimedOut(command: name, milliseconds: Self.receiveTimeoutMilliseconds)
-                }
-                throw .rdmaNetlinkFailed(operation: "receive \(name)", errno: code)
+            let received = buffer.withUnsafeMutableBytes { bytes -> Result<Int, Errno> in
+                do throws(Errno) { return .success(try Syscalls.netlinkReceive(socket, bytes.baseAddress!, bytes.count)) } catch { return .failure(error) }
+            }
+            let count: Int
+            switch received {
+            case .success(let value): count = value
+            case .failure(.resourceTemporarilyUnavailable):
+                throw .rdmaNetlinkTimedOut(command: name, milliseconds: Self.receiveTimeoutMilliseconds)
+            case .failure(let error): throw .rdmaNetlinkFailed(operation: "receive \(name)", errno: error.rawValue)
             }
             let datagram = Array(buffer[..<count])
             datagrams.append(datagram)
@@ -85,12 +92,12 @@ package struct RdmaNetlinkSocket: ~Copyable {
 
     /// Closes the socket.
     package consuming func close() {
-        open = false
         Syscalls.netlinkClose(socket)
+        discard self
     }
 
     deinit {
-        if open { Syscalls.netlinkClose(socket) }
+        Syscalls.netlinkClose(socket)
     }
 }
 

@@ -3,37 +3,34 @@ import CMnl
 import Glibc
 
 // The netlink calls of ``Syscalls``, through libmnl: `daxpin ls --all` asks rdma netlink for
-// every memory registration on the machine.
+// every memory registration on the machine. Each throws the `Errno` it failed with, read in
+// the seam (`Syscalls.valueOrErrno`), which also retries `EINTR`.
 extension Syscalls {
-    /// `mnl_socket_open(bus)`: a netlink socket, or nil with errno set.
-    static func netlinkOpen(_ bus: Int32) -> OpaquePointer? {
-        if let code = Syscalls.injectedFault(.netlinkOpen) { errno = code; return nil }
-        return mnl_socket_open(bus)
+    /// `mnl_socket_open(bus)`: a netlink socket.
+    static func netlinkOpen(_ bus: Int32) throws(Errno) -> OpaquePointer {
+        try pointerOrErrno(.netlinkOpen) { mnl_socket_open(bus) }
     }
 
     /// `mnl_socket_bind(socket, 0, MNL_SOCKET_AUTOPID)`.
-    static func netlinkBind(_ socket: OpaquePointer) -> Int32 {
-        if let code = Syscalls.injectedFault(.netlinkBind) { errno = code; return -1 }
-        return mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID))
+    static func netlinkBind(_ socket: OpaquePointer) throws(Errno) {
+        try nothingOrErrno(.netlinkBind) { mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) }
     }
 
-    /// `mnl_socket_sendto(2)` of one request.
-    static func netlinkSend(_ socket: OpaquePointer, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-        if let code = Syscalls.injectedFault(.netlinkSend) { errno = code; return -1 }
-        return mnl_socket_sendto(socket, bytes, count)
+    /// `mnl_socket_sendto(2)` of one request: the bytes sent.
+    static func netlinkSend(_ socket: OpaquePointer, _ bytes: UnsafeRawPointer, _ count: Int) throws(Errno) -> Int {
+        try valueOrErrno(.netlinkSend) { mnl_socket_sendto(socket, bytes, count) }
     }
 
-    /// `mnl_socket_recvfrom(2)`: one datagram (`ENOSPC` when it did not fit).
-    static func netlinkReceive(_ socket: OpaquePointer, _ buffer: UnsafeMutableRawPointer, _ capacity: Int) -> Int {
-        if let code = Syscalls.injectedFault(.netlinkReceive) { errno = code; return -1 }
-        return mnl_socket_recvfrom(socket, buffer, capacity)
+    /// `mnl_socket_recvfrom(2)`: one datagram's length (`ENOSPC` when it did not fit, `EAGAIN`
+    /// when the receive timeout passed).
+    static func netlinkReceive(_ socket: OpaquePointer, _ buffer: UnsafeMutableRawPointer, _ capacity: Int) throws(Errno) -> Int {
+        try valueOrErrno(.netlinkReceive) { mnl_socket_recvfrom(socket, buffer, capacity) }
     }
 
     /// `setsockopt(SO_RCVTIMEO)`: a receive waits at most `milliseconds`, then fails with `EAGAIN`.
-    static func setReceiveTimeout(_ fd: Int32, milliseconds: Int) -> Int32 {
-        if let code = Syscalls.injectedFault(.setReceiveTimeout) { errno = code; return -1 }
+    static func setReceiveTimeout(_ fd: Int32, milliseconds: Int) throws(Errno) {
         var limit = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
-        return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        try nothingOrErrno(.setReceiveTimeout) { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) }
     }
 }
 

@@ -101,8 +101,8 @@ extension DaxPin {
                 // On the watcher thread, mid-revocation: the same break signalled again, twice, and
                 // another process that wants the file.
                 let watcher = LeaseWatcher.shared
-                Syscalls.queueSignal(watcher.threadID, watcher.signal, fd)
-                Syscalls.queueSignal(watcher.threadID, watcher.signal, fd)
+                try? Syscalls.queueSignal(watcher.threadID, watcher.signal, fd)
+                try? Syscalls.queueSignal(watcher.threadID, watcher.signal, fd)
                 let started = try? Breaker.openForWrite(path)
                 second.withLock { $0 = started }
             }
@@ -137,7 +137,7 @@ extension DaxPin {
                 case 1: 100_000 + Int32(index)
                 default: -Int32(index) - 2
                 }
-                if Syscalls.queueSignal(watcher.threadID, watcher.signal, value) == 0 { queued += 1 }
+                if (try? Syscalls.queueSignal(watcher.threadID, watcher.signal, value)) != nil { queued += 1 }
             }
             #expect(queued > 100, "the signal queue took only \(queued)")
             // Let the watcher take every signal of the storm.

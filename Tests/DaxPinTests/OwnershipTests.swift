@@ -100,7 +100,7 @@ extension DaxPin {
             try #require(fd >= 0)
             do {
                 var handle = LeaseHandle(fd: fd)
-                #expect(handle.take(Int32(DAXPIN_F_WRLCK)) == nil)
+                #expect(throws: Never.self) { try handle.take(Int32(DAXPIN_F_WRLCK)) }
                 #expect(handle.held == Int32(DAXPIN_F_WRLCK) && !handle.isBeingBroken)
                 #expect(ResourceCount.now().locks == before.locks + 1)
             }
@@ -114,7 +114,7 @@ extension DaxPin {
             let fd = open(file.path, O_RDONLY)
             try #require(fd >= 0)
             var handle = LeaseHandle(fd: fd)
-            #expect(handle.take(Int32(DAXPIN_F_RDLCK)) == nil)
+            #expect(throws: Never.self) { try handle.take(Int32(DAXPIN_F_RDLCK)) }
             #expect(handle.unlock() == (wasHeld: true, lost: false))
             #expect(handle.unlock() == (wasHeld: false, lost: false))
             #expect(daxpin_get_lease(fd) == Int32(DAXPIN_F_UNLCK))

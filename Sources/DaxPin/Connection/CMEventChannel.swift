@@ -18,10 +18,15 @@ final class CMEventChannel: @unchecked Sendable {
     }
 
     init(peer: String) throws(DaxPinError) {
-        guard let channel = VerbsCalls.rdma_create_event_channel() else {
-            throw .connectionFailed(peer: peer, operation: "rdma_create_event_channel", reason: errnoText())
+        let channel: UnsafeMutablePointer<rdma_event_channel>
+        do throws(Errno) { channel = try VerbsCalls.rdma_create_event_channel() } catch {
+            throw .connectionFailed(peer: peer, operation: "rdma_create_event_channel", reason: errnoText(error.rawValue))
         }
-        Syscalls.setNonBlocking(channel.pointee.fd)
+        // Blocking, the event loop below would wait in rdma_get_cm_event past every timeout.
+        do throws(Errno) { try Syscalls.setNonBlocking(channel.pointee.fd) } catch {
+            VerbsCalls.rdma_destroy_event_channel(channel)
+            throw .connectionFailed(peer: peer, operation: "set the event channel non-blocking", reason: errnoText(error.rawValue))
+        }
         self.channel = channel
     }
 
@@ -32,7 +37,7 @@ final class CMEventChannel: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             var raw: UnsafeMutablePointer<rdma_cm_event>?
-            if VerbsCalls.rdma_get_cm_event(channel, &raw) == 0, let event = raw {
+            if (try? VerbsCalls.rdma_get_cm_event(channel, &raw)) != nil, let event = raw {
                 let conn = event.pointee.param.conn
                 let data: [UInt8] = conn.private_data.map {
                     Array(UnsafeRawBufferPointer(start: $0, count: Int(conn.private_data_len)))
@@ -47,7 +52,7 @@ final class CMEventChannel: @unchecked Sendable {
             if left <= .zero { return nil }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
             let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
-            _ = Syscalls.poll(&descriptor, milliseconds)
+            _ = try? Syscalls.poll(&descriptor, milliseconds)
         }
     }
 
@@ -72,9 +77,10 @@ func withSocketAddress<R>(_ address: String, port: UInt16, peer: String,
     var socketAddress = sockaddr_in()
     socketAddress.sin_family = sa_family_t(AF_INET)
     socketAddress.sin_port = port.bigEndian
-    guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else {
+    guard let parsed = Syscalls.parseIPv4(address) else {
         throw .connectionFailed(peer: peer, operation: "parse address", reason: "\(address) is not an IPv4 address")
     }
+    socketAddress.sin_addr = parsed
     return try withUnsafeMutablePointer(to: &socketAddress) { (pointer) throws(DaxPinError) -> R in
         try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(DaxPinError) -> R in try body(address) }
     }

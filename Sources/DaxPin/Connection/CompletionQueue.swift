@@ -44,14 +44,18 @@ final class CompletionQueue: @unchecked Sendable {
 
     init(context: UnsafeMutablePointer<ibv_context>, depth: Int, deviceName: String) throws(DaxPinError) {
         self.deviceName = deviceName
-        guard let channel = VerbsCalls.ibv_create_comp_channel(context) else {
-            throw .deviceFailure(device: deviceName, operation: "ibv_create_comp_channel", errno: .init(rawValue: errno))
+        let channel: UnsafeMutablePointer<ibv_comp_channel>
+        do throws(Errno) { channel = try VerbsCalls.ibv_create_comp_channel(context) } catch {
+            throw .deviceFailure(device: deviceName, operation: "ibv_create_comp_channel", errno: error)
         }
-        Syscalls.setNonBlocking(channel.pointee.fd)
-        guard let cq = VerbsCalls.ibv_create_cq(context, Int32(depth), nil, channel, 0) else {
-            let code = errno
+        let cq: UnsafeMutablePointer<ibv_cq>
+        do throws(Errno) {
+            // Blocking, the event drain below would wait in ibv_get_cq_event past every timeout.
+            try Syscalls.setNonBlocking(channel.pointee.fd)
+            cq = try VerbsCalls.ibv_create_cq(context, Int32(depth), nil, channel, 0)
+        } catch {
             VerbsCalls.ibv_destroy_comp_channel(channel)
-            throw .deviceFailure(device: deviceName, operation: "ibv_create_cq", errno: .init(rawValue: code))
+            throw .deviceFailure(device: deviceName, operation: "ibv_create_cq", errno: error)
         }
         self.channel = channel
         self.cq = cq
@@ -79,8 +83,10 @@ final class CompletionQueue: @unchecked Sendable {
     func poll(maximum: Int = 16, timeout: Duration, _ body: (ibv_wc) -> Void) throws(DaxPinError) -> Int {
         let maximum = min(maximum, Self.batch)
         func take() throws(DaxPinError) -> Int? {
-            let count = VerbsCalls.ibv_poll_cq(cq, Int32(maximum), entries)
-            if count < 0 { throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: .ioError) }
+            let count: Int32
+            do throws(Errno) { count = try VerbsCalls.ibv_poll_cq(cq, Int32(maximum), entries) } catch {
+                throw .deviceFailure(device: deviceName, operation: "ibv_poll_cq", errno: error)
+            }
             guard count > 0 else { return nil }
             lastCompletion = CoarseClock.nanoseconds
             for index in 0..<Int(count) { body(entries[index]) }
@@ -103,7 +109,7 @@ final class CompletionQueue: @unchecked Sendable {
                 let first = start ?? now
                 start = first
                 if now - first >= min(timeout, Self.spinBudget) { break }
-                sched_yield()
+                Syscalls.yieldProcessor()
             }
         }
         let deadline = (start ?? ContinuousClock.now) + timeout
@@ -113,17 +119,16 @@ final class CompletionQueue: @unchecked Sendable {
             if left <= .zero { return 0 }
             // Arm, then look again: a completion that arrived before arming raises no event.
             // Unarmed, the sleep below would see no completion until the timeout: fail instead.
-            let armed = VerbsCalls.ibv_req_notify_cq(cq, 0)
-            guard armed == 0 else {
-                throw .deviceFailure(device: deviceName, operation: "ibv_req_notify_cq", errno: .init(rawValue: armed))
+            do throws(Errno) { try VerbsCalls.ibv_req_notify_cq(cq, 0) } catch {
+                throw .deviceFailure(device: deviceName, operation: "ibv_req_notify_cq", errno: error)
             }
             if let found = try take() { return found }
             var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
             let milliseconds = max(1, Int32(clamping: left.wholeMilliseconds))
-            _ = Syscalls.poll(&descriptor, milliseconds)
+            _ = try? Syscalls.poll(&descriptor, milliseconds)
             var eventCQ: UnsafeMutablePointer<ibv_cq>?
             var context: UnsafeMutableRawPointer?
-            while VerbsCalls.ibv_get_cq_event(channel, &eventCQ, &context) == 0 { unacknowledged += 1 }
+            while (try? VerbsCalls.ibv_get_cq_event(channel, &eventCQ, &context)) != nil { unacknowledged += 1 }
             if unacknowledged >= 64 {
                 VerbsCalls.ibv_ack_cq_events(cq, unacknowledged)
                 unacknowledged = 0

@@ -18,8 +18,8 @@ extension RDMAConnection {
     public func postAtomicWrite(_ value: UInt64, to remote: MemoryRegion.RemoteAccess, offset: Int, id wrID: UInt64) throws(DaxPinError) {
         precondition(wrID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
         let qp = try atomicWritingQueuePair()
-        try sends.post(operation: "ibv_wr_complete") {
-            Self.postAtomicWrite(on: qp, id: wrID, value: value, remote: remote, offset: offset)
+        try sends.post(operation: "ibv_wr_complete") { () throws(Errno) in
+            try Self.postAtomicWrite(on: qp, id: wrID, value: value, remote: remote, offset: offset)
         }
     }
 
@@ -28,8 +28,8 @@ extension RDMAConnection {
     public func atomicWrite(_ value: UInt64, to remote: MemoryRegion.RemoteAccess, offset: Int,
                             timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
         let qp = try atomicWritingQueuePair()
-        return try sends.postAndWait(timeout: timeout, operation: "ibv_wr_complete") { wrID in
-            Self.postAtomicWrite(on: qp, id: wrID, value: value, remote: remote, offset: offset)
+        return try sends.postAndWait(timeout: timeout, operation: "ibv_wr_complete") { (wrID) throws(Errno) in
+            try Self.postAtomicWrite(on: qp, id: wrID, value: value, remote: remote, offset: offset)
         }
     }
 
@@ -42,18 +42,22 @@ extension RDMAConnection {
         return extendedQueuePair
     }
 
-    /// One signaled ATOMIC WRITE in its own batch; returns `ibv_wr_complete`'s status. The
+    /// One signaled ATOMIC WRITE in its own batch, posted with `ibv_wr_complete`. The
     /// provider copies the 8 bytes while building the request, so they may live on the stack.
     private static func postAtomicWrite(on qp: UnsafeMutablePointer<ibv_qp_ex>, id: UInt64, value: UInt64,
-                                        remote: MemoryRegion.RemoteAccess, offset: Int) -> Int32 {
+                                        remote: MemoryRegion.RemoteAccess, offset: Int) throws(Errno) {
         VerbsCalls.ibv_wr_start(qp)
         qp.pointee.wr_id = id
         qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
         var bytes = value
-        let added = withUnsafeBytes(of: &bytes) {
-            VerbsCalls.ibv_wr_atomic_write(qp, rkey: remote.rkey, address: remote.address &+ UInt64(bitPattern: Int64(offset)), value: $0.baseAddress!)
+        let refused: Errno? = withUnsafeBytes(of: &bytes) {
+            do throws(Errno) {
+                try VerbsCalls.ibv_wr_atomic_write(qp, rkey: remote.rkey, address: remote.address &+ UInt64(bitPattern: Int64(offset)),
+                                                   value: $0.baseAddress!)
+                return nil
+            } catch { return error }
         }
-        guard added == 0 else { VerbsCalls.ibv_wr_abort(qp); return added }
-        return VerbsCalls.ibv_wr_complete(qp)
+        if let refused { VerbsCalls.ibv_wr_abort(qp); throw refused }
+        try VerbsCalls.ibv_wr_complete(qp)
     }
 }

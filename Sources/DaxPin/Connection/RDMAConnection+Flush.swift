@@ -16,7 +16,7 @@ extension RDMAConnection {
     public func postFlush(_ remote: MemoryRegion.RemoteAccess, offset: Int, length: Int, id wrID: UInt64) throws(DaxPinError) {
         precondition(wrID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
         let qp = try flushingQueuePair()
-        try sends.post(operation: "ibv_wr_complete") { Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
+        try sends.post(operation: "ibv_wr_complete") { () throws(Errno) in try Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length) }
     }
 
     /// Posts an RDMA WRITE of `local` to `remote` at `offset` and an RDMA FLUSH of
@@ -30,8 +30,8 @@ extension RDMAConnection {
         precondition(id & SendQueue.ownBit == 0 && flushID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
         let qp = try flushingQueuePair()
         let write = BatchedWrite(local: local, offset: offset, id: id, signaled: signaled)
-        try sends.post(operation: "ibv_wr_complete") {
-            Self.postFlush(on: qp, id: flushID, remote: remote, offset: flushOffset, length: flushLength, after: write)
+        try sends.post(operation: "ibv_wr_complete") { () throws(Errno) in
+            try Self.postFlush(on: qp, id: flushID, remote: remote, offset: flushOffset, length: flushLength, after: write)
         }
     }
 
@@ -40,8 +40,8 @@ extension RDMAConnection {
     public func flush(_ remote: MemoryRegion.RemoteAccess, offset: Int = 0, length: Int,
                       timeout: Duration = .seconds(10)) throws(DaxPinError) -> QueuePair.Completion {
         let qp = try flushingQueuePair()
-        return try sends.postAndWait(timeout: timeout, operation: "ibv_wr_complete") { wrID in
-            Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length)
+        return try sends.postAndWait(timeout: timeout, operation: "ibv_wr_complete") { (wrID) throws(Errno) in
+            try Self.postFlush(on: qp, id: wrID, remote: remote, offset: offset, length: length)
         }
     }
 
@@ -59,10 +59,10 @@ extension RDMAConnection {
         let local: QueuePair.LocalBuffer, offset: Int, id: UInt64, signaled: Bool
     }
 
-    /// One signaled FLUSH in a batch of its own, after `write` when given; returns
-    /// `ibv_wr_complete`'s status.
+    /// One signaled FLUSH in a batch of its own, after `write` when given, posted with
+    /// `ibv_wr_complete`.
     private static func postFlush(on qp: UnsafeMutablePointer<ibv_qp_ex>, id: UInt64, remote: MemoryRegion.RemoteAccess,
-                                  offset: Int, length: Int, after write: BatchedWrite? = nil) -> Int32 {
+                                  offset: Int, length: Int, after write: BatchedWrite? = nil) throws(Errno) {
         VerbsCalls.ibv_wr_start(qp)
         if let write {
             qp.pointee.wr_id = write.id
@@ -71,10 +71,14 @@ extension RDMAConnection {
         }
         qp.pointee.wr_id = id
         qp.pointee.wr_flags = UInt32(IBV_SEND_SIGNALED.rawValue)
-        let added = VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), length: length,
-                                            type: UInt8(DAXPIN_IBV_FLUSH_PERSISTENT), level: UInt8(DAXPIN_IBV_FLUSH_RANGE))
-        guard added == 0 else { VerbsCalls.ibv_wr_abort(qp); return added }
-        return VerbsCalls.ibv_wr_complete(qp)
+        do throws(Errno) {
+            try VerbsCalls.ibv_wr_flush(qp, rkey: remote.rkey, address: remote.address + UInt64(offset), length: length,
+                                        type: UInt8(DAXPIN_IBV_FLUSH_PERSISTENT), level: UInt8(DAXPIN_IBV_FLUSH_RANGE))
+        } catch {
+            VerbsCalls.ibv_wr_abort(qp)
+            throw error
+        }
+        try VerbsCalls.ibv_wr_complete(qp)
     }
 
     /// The responder access of the queue pair as the kernel reports it (`ibv_query_qp`), or nil
@@ -83,7 +87,7 @@ extension RDMAConnection {
         guard let qp = id.pointee.qp else { return nil }
         var attributes = ibv_qp_attr()
         var initAttributes = ibv_qp_init_attr()
-        guard VerbsCalls.ibv_query_qp(qp, &attributes, Int32(bitPattern: IBV_QP_ACCESS_FLAGS.rawValue), &initAttributes) == 0 else {
+        guard (try? VerbsCalls.ibv_query_qp(qp, &attributes, Int32(bitPattern: IBV_QP_ACCESS_FLAGS.rawValue), &initAttributes)) != nil else {
             return nil
         }
         return RegistrationAccess(rawValue: Int32(bitPattern: attributes.qp_access_flags))
@@ -103,8 +107,8 @@ extension RDMAConnection {
             var attributes = ibv_qp_attr()
             var mask: Int32 = 0
             attributes.qp_state = state
-            guard VerbsCalls.rdma_init_qp_attr(id, &attributes, &mask) == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_init_qp_attr (\(name))", reason: errnoText())
+            do throws(Errno) { try VerbsCalls.rdma_init_qp_attr(id, &attributes, &mask) } catch {
+                throw .connectionFailed(peer: peer, operation: "rdma_init_qp_attr (\(name))", reason: errnoText(error.rawValue))
             }
             switch state {
             case IBV_QPS_INIT:
@@ -115,16 +119,15 @@ extension RDMAConnection {
                 // librdmacm's workaround for an rdma_ucm bug: on InfiniBand ports these mask
                 // bits (RoCE-only attributes) must not be passed.
                 var port = ibv_port_attr()
-                if VerbsCalls.ibv_query_port(qp.pointee.context, id.pointee.port_num, &port) == 0,
+                if (try? VerbsCalls.ibv_query_port(qp.pointee.context, id.pointee.port_num, &port)) != nil,
                    port.link_layer == UInt8(IBV_LINK_LAYER_INFINIBAND) {
                     mask &= Int32(bitPattern: UInt32.max ^ 0xe00000)
                 }
             default: attributes.max_rd_atomic = initiatorDepth
             }
-            let rc = VerbsCalls.ibv_modify_qp(qp, &attributes, mask)
-            guard rc == 0 else {
+            do throws(Errno) { try VerbsCalls.ibv_modify_qp(qp, &attributes, mask) } catch {
                 throw .featureUnavailable(feature: "RDMA FLUSH",
-                                          reason: "\(device.name) refused a queue pair admitting FLUSH (ibv_modify_qp to \(name): \(Errno(rawValue: rc).daxName))")
+                                          reason: "\(device.name) refused a queue pair admitting FLUSH (ibv_modify_qp to \(name): \(error.daxName))")
             }
         }
     }

@@ -16,11 +16,11 @@ extension RDMAConnection {
         request.wr_id = UInt64(slot)
         request.num_sge = 1
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        let rc = withUnsafeMutablePointer(to: &sge) { pointer in
+        let failed: Errno? = withUnsafeMutablePointer(to: &sge) { pointer in
             request.sg_list = pointer
-            return VerbsCalls.ibv_post_recv(qp, &request, &bad)
+            do throws(Errno) { try VerbsCalls.ibv_post_recv(qp, &request, &bad); return nil } catch { return error }
         }
-        guard rc == 0 else { throw .deviceFailure(device: device.name, operation: "ibv_post_recv", errno: .init(rawValue: rc)) }
+        if let failed { throw .deviceFailure(device: device.name, operation: "ibv_post_recv", errno: failed) }
     }
 
     /// Sends one control message (SEND) and waits for its completion.
@@ -31,11 +31,11 @@ extension RDMAConnection {
         guard message.count <= options.messageSize else {
             throw .deviceFailure(device: device.name, operation: "send \(message.count) bytes (limit \(options.messageSize))", errno: .messageTooLong)
         }
-        let completion = try sends.postAndWait(timeout: timeout, failure: { status in
+        let completion = try sends.postAndWait(timeout: timeout, failure: { errno in
             // The queue pair was destroyed or is in the error state: the connection is gone.
-            status == EINVAL || status == ENOMEM ? .disconnected(peer: peer)
-                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: .init(rawValue: status))
-        }) { wrID in
+            errno == .invalidArgument || errno == .noMemory ? .disconnected(peer: peer)
+                : .deviceFailure(device: device.name, operation: "ibv_post_send(SEND)", errno: errno)
+        }) { (wrID) throws(Errno) in
             // Under the send lock: the one send slot is this request's until it completes.
             let slot = slotAddress(options.receiveSlots)
             message.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -45,12 +45,13 @@ extension RDMAConnection {
             request.opcode = IBV_WR_SEND
             request.num_sge = 1
             request.send_flags = IBV_SEND_SIGNALED.rawValue
-            guard let qp = id.pointee.qp else { return EINVAL }
+            guard let qp = id.pointee.qp else { throw Errno.invalidArgument }
             var bad: UnsafeMutablePointer<ibv_send_wr>?
-            return withUnsafeMutablePointer(to: &sge) { pointer in
+            let failed: Errno? = withUnsafeMutablePointer(to: &sge) { pointer in
                 request.sg_list = pointer
-                return VerbsCalls.ibv_post_send(qp, &request, &bad)
+                do throws(Errno) { try VerbsCalls.ibv_post_send(qp, &request, &bad); return nil } catch { return error }
             }
+            if let failed { throw failed }
         }
         switch completion {
         case .success: return

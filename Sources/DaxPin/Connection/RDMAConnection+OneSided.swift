@@ -26,11 +26,10 @@ extension RDMAConnection {
                           signaled: Bool = true, thenRead readLocal: QueuePair.LocalBuffer, at readOffset: Int,
                           readID: UInt64) throws(DaxPinError) {
         precondition(id & SendQueue.ownBit == 0 && readID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
-        try sends.post {
-            self.id.pointee.qp.map {
-                postWriteThenRead(on: $0, write: local, writeID: id, writeSignaled: signaled, read: readLocal, readID: readID,
+        try sends.post { () throws(Errno) in
+            guard let qp = self.id.pointee.qp else { throw Errno.invalidArgument }
+            try postWriteThenRead(on: qp, write: local, writeID: id, writeSignaled: signaled, read: readLocal, readID: readID,
                                   remote: remote, writeOffset: offset, readOffset: readOffset)
-            } ?? EINVAL
         }
     }
 
@@ -69,16 +68,17 @@ extension RDMAConnection {
     private func postRDMA(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                           _ offset: Int, _ wrID: UInt64, signaled: Bool = true) throws(DaxPinError) {
         precondition(wrID & SendQueue.ownBit == 0, "work request ids must be below 2^63")
-        try sends.post {
-            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset,
-                                             signaled: signaled) } ?? EINVAL
+        try sends.post { () throws(Errno) in
+            guard let qp = id.pointee.qp else { throw Errno.invalidArgument }
+            try postOneSided(on: qp, opcode, id: wrID, local: local, remote: remote, offset: offset, signaled: signaled)
         }
     }
 
     private func postAndWait(_ opcode: ibv_wr_opcode, _ local: QueuePair.LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                              _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> QueuePair.Completion {
-        try sends.postAndWait(timeout: timeout) { wrID in
-            id.pointee.qp.map { postOneSided(on: $0, opcode, id: wrID, local: local, remote: remote, offset: offset) } ?? EINVAL
+        try sends.postAndWait(timeout: timeout) { (wrID) throws(Errno) in
+            guard let qp = id.pointee.qp else { throw Errno.invalidArgument }
+            try postOneSided(on: qp, opcode, id: wrID, local: local, remote: remote, offset: offset)
         }
     }
 }

@@ -118,9 +118,9 @@ public final class RDMAConnection: @unchecked Sendable {
         attributes.cap.max_send_sge = 1
         attributes.cap.max_recv_sge = 1
         let bytes = (options.receiveSlots + 1) * options.messageSize
-        var memory: UnsafeMutableRawPointer?
-        guard posix_memalign(&memory, 4096, bytes) == 0, let memory else {
-            throw .deviceFailure(device: device.name, operation: "allocate the message pool", errno: .noMemory)
+        let memory: UnsafeMutableRawPointer
+        do throws(Errno) { memory = try Syscalls.allocateAligned(bytes, alignment: 4096) } catch {
+            throw .deviceFailure(device: device.name, operation: "allocate the message pool", errno: error)
         }
         memset(memory, 0, bytes)
         switch provider.register(address: memory, length: bytes, access: [.localWrite], onDemand: false) {
@@ -133,17 +133,16 @@ public final class RDMAConnection: @unchecked Sendable {
         // Every stored property is set: a throw from here on runs `deinit`, which releases the
         // pool, the queue pair (if made) and the CQs once. The id stays the caller's to destroy.
         let extendedOperations = options.extendedOperations
-        let (made, extended) = Self.createQueuePair(id, pd: provider.pd, attributes, options: options)
-        guard made else {
-            let code = errno
+        let extended: UnsafeMutablePointer<ibv_qp_ex>?
+        do { extended = try Self.createQueuePair(id, pd: provider.pd, attributes, options: options) } catch {
             extendedQueuePair = nil
             abandon(queuePairMade: false)
-            guard !extendedOperations.isEmpty, code == EINVAL || code == EOPNOTSUPP else {
+            guard !extendedOperations.isEmpty, error == .invalidArgument || error == .notSupported else {
                 throw .deviceFailure(device: device.name, operation: extendedOperations.isEmpty ? "rdma_create_qp" : "rdma_create_qp_ex",
-                                     errno: .init(rawValue: code))
+                                     errno: error)
             }
             let asked = extendedOperations.joined(separator: " and ")
-            throw .featureUnavailable(feature: "RDMA \(asked)", reason: "\(device.name) refused a queue pair that posts \(asked) (\(Errno(rawValue: code).daxName)): the device, its provider or the kernel does not offer it")
+            throw .featureUnavailable(feature: "RDMA \(asked)", reason: "\(device.name) refused a queue pair that posts \(asked) (\(error.daxName)): the device, its provider or the kernel does not offer it")
         }
         extendedQueuePair = extended
         do {
@@ -155,14 +154,14 @@ public final class RDMAConnection: @unchecked Sendable {
     }
 
     /// Creates the id's queue pair: an extended one that can post FLUSH and ATOMIC WRITE as
-    /// `options` ask (its extended view is returned too), a plain one otherwise. On failure
-    /// `made` is false and `errno` is set.
+    /// `options` ask (its extended view is returned), a plain one otherwise (nil returned).
     private static func createQueuePair(_ id: UnsafeMutablePointer<rdma_cm_id>, pd: UnsafeMutablePointer<ibv_pd>,
                                         _ attributes: ibv_qp_init_attr,
-                                        options: Options) -> (made: Bool, extended: UnsafeMutablePointer<ibv_qp_ex>?) {
+                                        options: Options) throws(Errno) -> UnsafeMutablePointer<ibv_qp_ex>? {
         var attributes = attributes
         guard options.postsFlush || options.postsAtomicWrite else {
-            return (VerbsCalls.rdma_create_qp(id, pd, &attributes) == 0, nil)
+            try VerbsCalls.rdma_create_qp(id, pd, &attributes)
+            return nil
         }
         var extended = ibv_qp_init_attr_ex()
         extended.send_cq = attributes.send_cq
@@ -176,8 +175,9 @@ public final class RDMAConnection: @unchecked Sendable {
         if options.postsFlush { operations |= UInt32(DAXPIN_IBV_QP_EX_WITH_FLUSH) }
         if options.postsAtomicWrite { operations |= IBV_QP_EX_WITH_ATOMIC_WRITE.rawValue }
         extended.send_ops_flags = UInt64(operations)
-        guard VerbsCalls.rdma_create_qp_ex(id, &extended) == 0, let qp = id.pointee.qp else { return (false, nil) }
-        return (true, ibv_qp_to_qp_ex(qp))
+        try VerbsCalls.rdma_create_qp_ex(id, &extended)
+        guard let qp = id.pointee.qp else { throw Errno.ioError }
+        return ibv_qp_to_qp_ex(qp)
     }
 
     /// Leaves the rdma_cm id to the caller of a failed `init` (and its queue pair to `deinit`,
@@ -212,22 +212,25 @@ public final class RDMAConnection: @unchecked Sendable {
         let peer = "\(address):\(port)"
         let events = try CMEventChannel(peer: peer)
         var raw: UnsafeMutablePointer<rdma_cm_id>?
-        guard VerbsCalls.rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
-            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText())
+        do throws(Errno) { try VerbsCalls.rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) } catch {
+            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText(error.rawValue))
         }
+        guard let id = raw else { throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: "no id") }
         var connection: RDMAConnection?
         do throws(DaxPinError) {
             let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
-            let resolved = try withSocketAddress(address, port: port, peer: peer) { destination throws(DaxPinError) in
-                guard let source else { return VerbsCalls.rdma_resolve_addr(id, nil, destination, milliseconds) }
-                return try withSocketAddress(source, port: 0, peer: peer) { VerbsCalls.rdma_resolve_addr(id, $0, destination, milliseconds) }
+            let resolved: Errno? = try withSocketAddress(address, port: port, peer: peer) { destination throws(DaxPinError) in
+                guard let source else { return Errno.of { () throws(Errno) in try VerbsCalls.rdma_resolve_addr(id, nil, destination, milliseconds) } }
+                return try withSocketAddress(source, port: 0, peer: peer) { from in
+                    Errno.of { () throws(Errno) in try VerbsCalls.rdma_resolve_addr(id, from, destination, milliseconds) }
+                }
             }
-            guard resolved == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: errnoText())
+            if let resolved {
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_addr", reason: errnoText(resolved.rawValue))
             }
             _ = try events.expect(RDMA_CM_EVENT_ADDR_RESOLVED, peer: peer, operation: "rdma_resolve_addr", timeout: timeout)
-            guard VerbsCalls.rdma_resolve_route(id, milliseconds) == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: errnoText())
+            do throws(Errno) { try VerbsCalls.rdma_resolve_route(id, milliseconds) } catch {
+                throw .connectionFailed(peer: peer, operation: "rdma_resolve_route", reason: errnoText(error.rawValue))
             }
             _ = try events.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, peer: peer, operation: "rdma_resolve_route", timeout: timeout)
             guard let verbs = id.pointee.verbs else {
@@ -237,11 +240,11 @@ public final class RDMAConnection: @unchecked Sendable {
             if let device { chosen = device } else { chosen = RDMADevice(provider: try IbverbsProvider(adopting: verbs)) }
             let made = try RDMAConnection(id: id, events: events, device: chosen, peer: peer, options: options)
             connection = made
-            let rc = Self.withConnectionParameters(privateData, responderResources: 16, initiatorDepth: 16) {
-                VerbsCalls.rdma_connect(id, $0)
+            let refused = Self.withConnectionParameters(privateData, responderResources: 16, initiatorDepth: 16) { parameters in
+                Errno.of { () throws(Errno) in try VerbsCalls.rdma_connect(id, parameters) }
             }
-            guard rc == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: errnoText())
+            if let refused {
+                throw .connectionFailed(peer: peer, operation: "rdma_connect", reason: errnoText(refused.rawValue))
             }
             let established = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_connect", timeout: timeout)
             made.peerPrivateData = established.privateData
@@ -259,17 +262,19 @@ public final class RDMAConnection: @unchecked Sendable {
         if options.acceptsFlush {
             try moveToReadyToSendAcceptingFlush(responderResources: responderResources, initiatorDepth: initiatorDepth)
         }
-        let rc = Self.withConnectionParameters(privateData, responderResources: responderResources, initiatorDepth: initiatorDepth) {
-            guard options.acceptsFlush, let qp = id.pointee.qp else { return VerbsCalls.rdma_accept(id, $0) }
+        let refused = Self.withConnectionParameters(privateData, responderResources: responderResources, initiatorDepth: initiatorDepth) { parameters in
+            guard options.acceptsFlush, let qp = id.pointee.qp else {
+                return Errno.of { () throws(Errno) in try VerbsCalls.rdma_accept(id, parameters) }
+            }
             // rdma_accept would reset the queue pair's access (INIT again, then RTR, RTS) before
             // answering; with the queue pair detached it only answers, naming it by number.
-            $0.pointee.qp_num = qp.pointee.qp_num
+            parameters.pointee.qp_num = qp.pointee.qp_num
             id.pointee.qp = nil
             defer { id.pointee.qp = qp }
-            return VerbsCalls.rdma_accept(id, $0)
+            return Errno.of { () throws(Errno) in try VerbsCalls.rdma_accept(id, parameters) }
         }
-        guard rc == 0 else {
-            throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: errnoText())
+        if let refused {
+            throw .connectionFailed(peer: peer, operation: "rdma_accept", reason: errnoText(refused.rawValue))
         }
         _ = try events.expect(RDMA_CM_EVENT_ESTABLISHED, peer: peer, operation: "rdma_accept", timeout: timeout)
     }
@@ -277,7 +282,7 @@ public final class RDMAConnection: @unchecked Sendable {
     /// The `rdma_conn_param` of both sides (`rdma_connect`, `rdma_accept`): `privateData`,
     /// the read depths, and the largest retry budgets (ODP faults are answered with RNR NAKs).
     private static func withConnectionParameters(_ privateData: [UInt8], responderResources: UInt8, initiatorDepth: UInt8,
-                                                 _ body: (UnsafeMutablePointer<rdma_conn_param>) -> Int32) -> Int32 {
+                                                 _ body: (UnsafeMutablePointer<rdma_conn_param>) -> Errno?) -> Errno? {
         privateData.withUnsafeBytes { data in
             var parameters = rdma_conn_param()
             parameters.private_data = data.baseAddress
@@ -311,7 +316,7 @@ public final class RDMAConnection: @unchecked Sendable {
     public func moveToError() {
         var attributes = ibv_qp_attr()
         attributes.qp_state = IBV_QPS_ERR
-        if let qp = id.pointee.qp { _ = VerbsCalls.ibv_modify_qp(qp, &attributes, Int32(bitPattern: IBV_QP_STATE.rawValue)) }
+        if let qp = id.pointee.qp { try? VerbsCalls.ibv_modify_qp(qp, &attributes, Int32(bitPattern: IBV_QP_STATE.rawValue)) }
     }
 
     /// Disconnects (`rdma_disconnect`): the queue pair goes to the error state and the peer

@@ -33,20 +33,23 @@ public final class RDMAListener: @unchecked Sendable {
         let peer = "\(address):\(port)"
         let events = try CMEventChannel(peer: peer)
         var raw: UnsafeMutablePointer<rdma_cm_id>?
-        guard VerbsCalls.rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) == 0, let id = raw else {
-            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText())
+        do throws(Errno) { try VerbsCalls.rdma_create_id(events.channel, &raw, nil, RDMA_PS_TCP) } catch {
+            throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: errnoText(error.rawValue))
         }
+        guard let id = raw else { throw .connectionFailed(peer: peer, operation: "rdma_create_id", reason: "no id") }
         do throws(DaxPinError) {
-            let bound = try withSocketAddress(address, port: port, peer: peer) { VerbsCalls.rdma_bind_addr(id, $0) }
-            guard bound == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_bind_addr", reason: errnoText())
+            let refused = try withSocketAddress(address, port: port, peer: peer) { socketAddress in
+                Errno.of { () throws(Errno) in try VerbsCalls.rdma_bind_addr(id, socketAddress) }
+            }
+            if let refused {
+                throw .connectionFailed(peer: peer, operation: "rdma_bind_addr", reason: errnoText(refused.rawValue))
             }
             guard let verbs = id.pointee.verbs else {
                 throw .connectionFailed(peer: peer, operation: "rdma_bind_addr",
                                         reason: "no RDMA device serves \(address); bind to the address of an RDMA interface")
             }
-            guard VerbsCalls.rdma_listen(id, backlog) == 0 else {
-                throw .connectionFailed(peer: peer, operation: "rdma_listen", reason: errnoText())
+            do throws(Errno) { try VerbsCalls.rdma_listen(id, backlog) } catch {
+                throw .connectionFailed(peer: peer, operation: "rdma_listen", reason: errnoText(error.rawValue))
             }
             self.device = RDMADevice(provider: try IbverbsProvider(adopting: verbs))
         } catch {
@@ -73,10 +76,7 @@ public final class RDMAListener: @unchecked Sendable {
         var peer = "client"
         if let address = VerbsCalls.rdma_get_peer_addr(child), address.pointee.sa_family == sa_family_t(AF_INET) {
             address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { inet in
-                var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-                var addr = inet.pointee.sin_addr
-                inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
-                peer = "\(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(UInt16(bigEndian: inet.pointee.sin_port))"
+                peer = "\(Syscalls.formatIPv4(inet.pointee.sin_addr)):\(UInt16(bigEndian: inet.pointee.sin_port))"
             }
         }
         switch decide(request.privateData) {
@@ -86,10 +86,10 @@ public final class RDMAListener: @unchecked Sendable {
             return nil
         case .accept(let privateData):
             let channel = try CMEventChannel(peer: peer)
-            guard VerbsCalls.rdma_migrate_id(child, channel.channel) == 0 else {
+            do throws(Errno) { try VerbsCalls.rdma_migrate_id(child, channel.channel) } catch {
                 VerbsCalls.rdma_reject(child, nil, 0)
                 VerbsCalls.rdma_destroy_id(child)
-                throw .connectionFailed(peer: peer, operation: "rdma_migrate_id", reason: errnoText())
+                throw .connectionFailed(peer: peer, operation: "rdma_migrate_id", reason: errnoText(error.rawValue))
             }
             let connection: RDMAConnection
             do {

@@ -9,9 +9,10 @@ extension LeaseCore {
         try withOwnDescriptor { fd throws(DaxPinError) in
             var done = 0
             while done < buffer.count {
-                let count = Syscalls.pread(fd, buffer.baseAddress! + done, buffer.count - done, offset + done)
-                if count < 0, errno == EINTR { continue }
-                guard count >= 0 else { throw .systemCall(operation: "pread", path: path, errno: Errno(rawValue: errno)) }
+                let count: Int
+                do throws(Errno) { count = try Syscalls.pread(fd, buffer.baseAddress! + done, buffer.count - done, offset + done) } catch {
+                    throw .systemCall(operation: "pread", path: path, errno: error)
+                }
                 guard count > 0 else { break }  // the end of the file
                 done += count
             }
@@ -27,11 +28,11 @@ extension LeaseCore {
         try withOwnDescriptor { fd throws(DaxPinError) in
             var done = 0
             while done < bytes.count {
-                let count = Syscalls.pwrite(fd, bytes.baseAddress! + done, bytes.count - done, offset + done)
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else {
-                    throw .systemCall(operation: "pwrite", path: path, errno: count < 0 ? Errno(rawValue: errno) : .ioError)
+                let count: Int
+                do throws(Errno) { count = try Syscalls.pwrite(fd, bytes.baseAddress! + done, bytes.count - done, offset + done) } catch {
+                    throw .systemCall(operation: "pwrite", path: path, errno: error)
                 }
+                guard count > 0 else { throw .systemCall(operation: "pwrite", path: path, errno: .ioError) }
                 done += count
             }
         }

@@ -28,9 +28,9 @@ final class LeaseCore: Sendable {
     /// When the lease was taken (wall clock, for `daxpin ls`).
     let createdAt: timespec
     /// The process that took the lease.
-    let owner = getpid()
+    let owner = Syscalls.processID()
     /// Whether this is a forked child's copy of the parent's lease.
-    var isForkedCopy: Bool { getpid() != owner }
+    var isForkedCopy: Bool { Syscalls.processID() != owner }
     private static let serials = Atomic<UInt64>(0)
     /// Set with the `revoked` phase, before the registry withdraws the lease: the registry reads
     /// it (not the lease lock) to drop a snapshot that was taken before the revocation.
@@ -98,9 +98,7 @@ final class LeaseCore: Sendable {
             self.deviceSize = nil
         }
         self.serial = Self.serials.add(1, ordering: .relaxed).newValue
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        self.createdAt = now
+        self.createdAt = Syscalls.now(CLOCK_REALTIME)
         self.state = AnnotatedMutex(State(kind: kind, lease: fd >= 0 ? LeaseHandle(fd: fd) : nil))
         finished.enter()
     }
@@ -125,7 +123,7 @@ final class LeaseCore: Sendable {
             do {
                 claim = try OwnLeases.shared.confirm(made, fd: opened.fd.rawValue, path: path, access: access)
             } catch {
-                Syscalls.close(opened.fd.rawValue)
+                try? Syscalls.close(opened.fd.rawValue)
                 throw error
             }
         }
@@ -170,8 +168,8 @@ final class LeaseCore: Sendable {
             watcher.unwatch(fd, onWatcher: false)
             return error
         }
-        guard Syscalls.setSignal(fd, watcher.signal) == 0 else {
-            throw fail(.systemCall(operation: "fcntl(F_SETSIG)", path: path, errno: Errno(rawValue: errno)))
+        do throws(Errno) { try Syscalls.setSignal(fd, watcher.signal) } catch {
+            throw fail(.systemCall(operation: "fcntl(F_SETSIG)", path: path, errno: error))
         }
         let attempts: [(Int32, LeaseKind)] = [
             (Int32(DAXPIN_F_LAYOUT), .layout),
@@ -179,12 +177,12 @@ final class LeaseCore: Sendable {
         ]
         var granted: LeaseKind?
         for (type, kind) in attempts {
-            let refused = state.withLock { s -> Int32? in
-                guard let code = s.lease?.take(type) else { s.kind = kind; return nil }
-                return code
+            let refused = state.withLock { s -> Errno? in
+                do throws(Errno) { try s.lease?.take(type) } catch { return error }
+                s.kind = kind
+                return nil
             }
-            guard let refused else { granted = kind; break }
-            let code = Errno(rawValue: refused)
+            guard let code = refused else { granted = kind; break }
             if type == Int32(DAXPIN_F_LAYOUT), code == .invalidArgument { continue }
             let lease = access == .readWrite ? "write" : "read"
             switch code {
@@ -196,14 +194,13 @@ final class LeaseCore: Sendable {
         guard let kind = granted else {
             throw fail(.leaseUnavailable(path: path, errno: .invalidArgument))
         }
-        guard Syscalls.setOwnerThread(fd, watcher.threadID) == 0 else {
-            let code = Errno(rawValue: errno)
+        do throws(Errno) { try Syscalls.setOwnerThread(fd, watcher.threadID) } catch {
             _ = state.withLock { $0.lease?.unlock() }
-            throw fail(.systemCall(operation: "fcntl(F_SETOWN_EX)", path: path, errno: code))
+            throw fail(.systemCall(operation: "fcntl(F_SETOWN_EX)", path: path, errno: error))
         }
         // A break before F_SETOWN_EX signalled the whole process; if the watcher took that
         // signal before the lease was recorded above, it passed it over. Hand it over again.
-        if kernelIsBreaking() { Syscalls.queueSignal(watcher.threadID, watcher.signal, fd) }
+        if kernelIsBreaking() { try? Syscalls.queueSignal(watcher.threadID, watcher.signal, fd) }
         options.logger.debug("lease taken", metadata: ["path": "\(path)", "lease": "\(kind)"])
     }
 

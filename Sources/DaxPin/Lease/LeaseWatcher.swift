@@ -79,7 +79,7 @@ final class LeaseWatcher: Sendable {
             t.released[fd] = t.releases
         }
         // A full queue drops the marker: the number is then forgotten after a later signal.
-        if !onWatcher { Syscalls.queueSignal(threadID, signal, Self.releaseMarker) }
+        if !onWatcher { try? Syscalls.queueSignal(threadID, signal, Self.releaseMarker) }
     }
 
     /// The number of leases being watched (for tests and `daxpin ls`).
@@ -95,7 +95,7 @@ final class LeaseWatcher: Sendable {
             // from the signal to the revocation: sigwaitinfo hands over the signal with its
             // si_fd (poll on a signalfd and a read took two).
             var fd: Int32 = -1, fromKernel: Int32 = 0
-            let signo = Syscalls.waitWatchedSignal(&fd, &fromKernel)
+            let signo = (try? Syscalls.waitWatchedSignal(&fd, &fromKernel)) ?? -1  // EINTR: look again
             if signo == SIGIO {
                 // The realtime queue overflowed: the kernel (or our forwarder) sent SIGIO without si_fd.
                 watcher.breakAllBreaking()
@@ -194,15 +194,16 @@ enum DetachedThread {
     /// Starts `body` on a new detached thread; false if the system refused one.
     static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
         let box = Unmanaged.passRetained(ThreadBody(body))
-        let rc = Syscalls.startDetachedThread({ argument in
-            Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box.toOpaque())
-        guard rc == 0 else {
+        do {
+            try Syscalls.startDetachedThread({ argument in
+                Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
+                return nil
+            }, box.toOpaque())
+            return true
+        } catch {
             box.release()
             return false
         }
-        return true
     }
 }
 

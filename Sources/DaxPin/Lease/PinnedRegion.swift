@@ -147,8 +147,8 @@ public struct PinnedRegion: ~Copyable {
         if region.flushIsDurable, daxpin_flush_cache(region.mapping + offset, length) == 0 { return }
         let page = SystemPage.size
         let start = offset / page * page
-        guard Syscalls.msync(region.mapping + start, offset + length - start, MS_SYNC) == 0 else {
-            throw .systemCall(operation: "msync", path: path, errno: Errno(rawValue: errno))
+        do throws(Errno) { try Syscalls.msync(region.mapping + start, offset + length - start, MS_SYNC) } catch {
+            throw .systemCall(operation: "msync", path: path, errno: error)
         }
     }
 }

@@ -13,8 +13,7 @@ struct Stamp: Comparable, Sendable {
     let nanoseconds: Int64
 
     static func now() -> Stamp {
-        var time = timespec()
-        clock_gettime(CLOCK_BOOTTIME, &time)
+        let time = Syscalls.now(CLOCK_BOOTTIME)
         return Stamp(nanoseconds: Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec))
     }
 

@@ -26,15 +26,15 @@ package struct MemoryInspection: Sendable {
     ///   FIFOs, sockets, block devices, character devices that are not device-dax).
     public init(path: String) throws(DaxPinError) {
         _ = try MemoryProbe.statPinnable(path)
-        let fd = Syscalls.open(path, Self.openPathOnly | O_CLOEXEC)
-        guard fd >= 0 else { throw .systemCall(operation: "open(O_PATH)", path: path, errno: Errno(rawValue: errno)) }
-        defer { Syscalls.close(fd) }
+        let fd: Int32
+        do throws(Errno) { fd = try Syscalls.open(path, Self.openPathOnly | O_CLOEXEC) } catch {
+            throw .systemCall(operation: "open(O_PATH)", path: path, errno: error)
+        }
+        defer { try? Syscalls.close(fd) }
         let descriptor = FileDescriptor(rawValue: fd)
         kind = try MemoryProbe.classify(descriptor, path: path)
-        var isDAX: Int32 = -1
-        daxAttribute = Syscalls.statxDAX(fd, &isDAX) == 0 && isDAX >= 0 ? isDAX == 1 : nil
-        var opened = stat()
-        _ = Syscalls.fstat(fd, &opened)
+        daxAttribute = (try? Syscalls.statxDAX(fd)).flatMap { $0 >= 0 ? $0 == 1 : nil }
+        let opened = (try? Syscalls.fstat(fd)) ?? stat()
         let isCharacter = opened.st_mode & S_IFMT == S_IFCHR
         device = DeviceNumber(isCharacter ? opened.st_rdev : opened.st_dev)
         fileSystemDevice = DeviceNumber(opened.st_dev)

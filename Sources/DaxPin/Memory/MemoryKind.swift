@@ -52,5 +52,5 @@ public enum MemoryKind: Sendable, Hashable, CustomStringConvertible {
 
 /// The system page size, read once.
 package enum SystemPage {
-    package static let size: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
+    package static let size: Int = Syscalls.pageSize()
 }

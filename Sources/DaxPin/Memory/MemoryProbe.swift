@@ -14,13 +14,15 @@ enum MemoryProbe {
     /// nothing stays open on error.
     static func openPinnable(_ path: String, access: Access) throws(DaxPinError) -> OpenedMemory {
         // O_NONBLOCK: never wait for another process's lease to be broken on our behalf.
-        let raw = Syscalls.open(path, (access == .readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK)
-        guard raw >= 0 else { throw openError(path, Errno(rawValue: errno)) }
+        let raw: Int32
+        do throws(Errno) { raw = try Syscalls.open(path, (access == .readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK) } catch {
+            throw openError(path, error)
+        }
         let fd = FileDescriptor(rawValue: raw)
         do {
             return OpenedMemory(fd: fd, kind: try classify(fd, path: path))
         } catch {
-            Syscalls.close(raw)
+            try? Syscalls.close(raw)
             throw error
         }
     }
@@ -29,9 +31,9 @@ enum MemoryProbe {
     /// or a file type that cannot be pinned (only regular files and device-dax can). The one
     /// file-type classifier of the library (`LayoutLease` and `MemoryInspection` share it).
     static func statPinnable(_ path: String) throws(DaxPinError) -> stat {
-        var info = stat()
-        guard Syscalls.stat(path, &info) == 0 else {
-            let code = Errno(rawValue: errno)
+        let info: stat
+        do throws(Errno) { info = try Syscalls.stat(path) } catch {
+            let code = error
             switch code {
             case .noSuchFileOrDirectory: throw .fileNotFound(path: path)
             case .permissionDenied, .notPermitted: throw .permissionDenied(path: path, errno: code)
@@ -56,9 +58,9 @@ enum MemoryProbe {
 
     /// The memory kind of an open descriptor.
     static func classify(_ fd: FileDescriptor, path: String) throws(DaxPinError) -> MemoryKind {
-        var info = stat()
-        guard Syscalls.fstat(fd.rawValue, &info) == 0 else {
-            throw .systemCall(operation: "fstat", path: path, errno: Errno(rawValue: errno))
+        let info: stat
+        do throws(Errno) { info = try Syscalls.fstat(fd.rawValue) } catch {
+            throw .systemCall(operation: "fstat", path: path, errno: error)
         }
         if info.st_mode & S_IFMT == S_IFCHR {
             guard let name = deviceDAXName(rdev: info.st_rdev) else {
@@ -68,13 +70,12 @@ enum MemoryProbe {
                 ?? readSmallInt("/sys/bus/dax/devices/\(name)/align") ?? 2 << 20
             return .deviceDAX(name: name, alignment: alignment)
         }
-        var magic: UInt64 = 0
-        guard Syscalls.fileSystemMagic(fd.rawValue, &magic) == 0 else {
-            throw .systemCall(operation: "fstatfs", path: path, errno: Errno(rawValue: errno))
+        let magic: UInt64
+        do throws(Errno) { magic = try Syscalls.fileSystemMagic(fd.rawValue) } catch {
+            throw .systemCall(operation: "fstatfs", path: path, errno: error)
         }
         let fileSystem = fileSystemName(magic: magic)
-        var isDAX: Int32 = 0
-        if Syscalls.statxDAX(fd.rawValue, &isDAX) == 0, isDAX == 1 {
+        if (try? Syscalls.statxDAX(fd.rawValue)) == 1 {
             return .fsDAX(fileSystem: fileSystem)
         }
         switch fileSystem {
@@ -89,11 +90,9 @@ enum MemoryProbe {
             return DeviceDAXCatalog.device(named: name)?.size
                 ?? readSmallInt("/sys/bus/dax/devices/\(name)/size") ?? 0
         }
-        var info = stat()
-        guard Syscalls.fstat(fd.rawValue, &info) == 0 else {
-            throw .systemCall(operation: "fstat", path: path, errno: Errno(rawValue: errno))
+        do throws(Errno) { return Int(try Syscalls.fstat(fd.rawValue).st_size) } catch {
+            throw .systemCall(operation: "fstat", path: path, errno: error)
         }
-        return Int(info.st_size)
     }
 
     /// `dax0.0` when the character device number belongs to the dax subsystem.

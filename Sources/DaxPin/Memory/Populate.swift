@@ -14,7 +14,7 @@ enum Populate {
     /// handing it to another would cost more than it saves.
     static let minimumPart = 32 << 20
     /// Online CPUs, the most threads a populate uses.
-    static let processors = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    static let processors = Syscalls.onlineProcessors()
 
     /// Faults `[base, base + length)` in, for writing where `write` (a private writable
     /// mapping: allocates its pages as `MAP_POPULATE` would), else for reading. Parts start
@@ -27,7 +27,7 @@ enum Populate {
         let advice = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ
         let parts = min(threads, length / minimumPart)
         guard parts > 1 else {
-            _ = Syscalls.madvise(base, length, advice)
+            try? Syscalls.madvise(base, length, advice)
             return
         }
         let partLength = (length / parts + alignment - 1) / alignment * alignment
@@ -35,7 +35,7 @@ enum Populate {
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let offset = part * partLength
             guard offset < length, let address = UnsafeMutableRawPointer(bitPattern: start + UInt(offset)) else { return }
-            _ = Syscalls.madvise(address, min(partLength, length - offset), advice)
+            try? Syscalls.madvise(address, min(partLength, length - offset), advice)
         }
     }
 }

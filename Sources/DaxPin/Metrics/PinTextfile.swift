@@ -13,7 +13,7 @@ public enum PinTextfile {
     /// Writes the file now (no lease yet) and after every change from now on.
     /// - Throws: `.systemCall` when the first write fails (a missing directory, no permission).
     public static func keepWritten(to path: String) throws(DaxPinError) {
-        let pid = getpid()
+        let pid = Syscalls.processID()
         let process = ProcessInfoReader.name(of: pid) ?? "?"
         try TextfileWriter.replace(path, with: LeaseTextfile.render(nil, pid: pid, process: process))
         let logger = Logger(label: "DaxPin.textfile")

@@ -10,27 +10,24 @@ package enum TextfileWriter {
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         guard !name.isEmpty else { throw .systemCall(operation: "open", path: path, errno: .isDirectory) }
-        let dirfd = Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dirfd >= 0 else { throw .systemCall(operation: "open", path: directory, errno: Errno(rawValue: errno)) }
-        defer { _ = Syscalls.close(dirfd) }
-        // A dot name: node_exporter reads only *.prom, so it skips the temporary file.
-        let temporary = ".\(name).\(getpid()).tmp"
-        _ = Syscalls.unlinkat(dirfd, temporary, 0)
-        let fd = Syscalls.openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .systemCall(operation: "open", path: "\(directory)/\(temporary)", errno: Errno(rawValue: errno)) }
-        let bytes = Array(text.utf8)
-        var written = 0
-        var failure: Errno?
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Syscalls.write(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { failure = Errno(rawValue: count < 0 ? errno : ENOSPC); break }
-            written += count
+        let dirfd: Int32
+        do throws(Errno) { dirfd = try Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } catch {
+            throw .systemCall(operation: "open", path: directory, errno: error)
         }
-        _ = Syscalls.close(fd)
-        if failure == nil, Syscalls.renameat(dirfd, temporary, dirfd, name) != 0 { failure = Errno(rawValue: errno) }
+        defer { try? Syscalls.close(dirfd) }
+        // A dot name: node_exporter reads only *.prom, so it skips the temporary file.
+        let temporary = ".\(name).\(Syscalls.processID()).tmp"
+        try? Syscalls.unlinkat(dirfd, temporary, 0)
+        let fd: Int32
+        do throws(Errno) { fd = try Syscalls.openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644) } catch {
+            throw .systemCall(operation: "open", path: "\(directory)/\(temporary)", errno: error)
+        }
+        let failure = Errno.of { () throws(Errno) in
+            defer { try? Syscalls.close(fd) }
+            try Syscalls.writeAll(fd, Array(text.utf8))
+        } ?? Errno.of { () throws(Errno) in try Syscalls.renameat(dirfd, temporary, dirfd, name) }
         if let failure {
-            _ = Syscalls.unlinkat(dirfd, temporary, 0)
+            try? Syscalls.unlinkat(dirfd, temporary, 0)
             throw .systemCall(operation: "write", path: path, errno: failure)
         }
     }

@@ -22,9 +22,9 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
     init(provider: IbverbsProvider, length: Int, target kind: OnDemandPagingTarget) throws(DaxPinError) {
         self.provider = provider
         let scratch = try OnDemandPagingScratch(kind, length: length)
-        guard let anonymous = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
-              anonymous != MAP_FAILED else {
-            throw .systemCall(operation: "mmap", path: "anonymous memory", errno: .init(rawValue: errno))
+        let anonymous: UnsafeMutableRawPointer
+        do throws(Errno) { anonymous = try Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0) } catch {
+            throw .systemCall(operation: "mmap", path: "anonymous memory", errno: error)
         }
         self.scratch = scratch
         local = UnsafeMutableRawBufferPointer(start: anonymous, count: length)
@@ -58,7 +58,7 @@ final class IbverbsOnDemandPagingLoopback: OnDemandPagingLoopback {
         responder = nil
         if let targetRegistration { _ = provider.deregister(targetRegistration) }
         if let localRegistration { _ = provider.deregister(localRegistration) }
-        Syscalls.munmap(local.baseAddress, local.count)
+        if let base = local.baseAddress { try? Syscalls.munmap(base, local.count) }
     }
 
     func write(offset: Int, length: Int) -> Result<QueuePair.Completion, DaxPinError> {

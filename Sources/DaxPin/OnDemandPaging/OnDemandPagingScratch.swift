@@ -16,41 +16,48 @@ final class OnDemandPagingScratch {
 
     /// An unnamed file in `directory`: `O_TMPFILE` where the file system has it, else a new
     /// name made exclusively and unlinked at once (overlayfs, 9p and older file systems answer
-    /// `O_TMPFILE` with EOPNOTSUPP, EISDIR or EINVAL). The descriptor (or -1 with errno set),
-    /// the operation and the path for an error.
-    private static func unnamedFile(in directory: String) -> (Int32, String, String) {
-        let fd = Syscalls.openTemporaryFile(in: directory, 0o600)
-        guard fd < 0, [EOPNOTSUPP, EISDIR, EINVAL].contains(errno) else { return (fd, "open(O_TMPFILE)", directory) }
-        let name = "\(directory)/.daxpin-odp-check-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let named = Syscalls.open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard named >= 0 else { return (named, "open(O_CREAT|O_EXCL)", name) }
-        guard Syscalls.unlinkat(AT_FDCWD, name, 0) == 0 else {
-            let code = errno
-            Syscalls.close(named)
-            errno = code
-            return (-1, "unlink", name)
+    /// `O_TMPFILE` with EOPNOTSUPP, EISDIR or EINVAL): its descriptor and its path.
+    private static func unnamedFile(in directory: String) throws(DaxPinError) -> (Int32, String) {
+        do throws(Errno) {
+            return (try Syscalls.openTemporaryFile(in: directory, 0o600), directory)
+        } catch where [.notSupported, .isDirectory, .invalidArgument].contains(error) {
+            // fall back to a named file, below
+        } catch {
+            throw .systemCall(operation: "open(O_TMPFILE)", path: directory, errno: error)
         }
-        return (named, "open(O_CREAT|O_EXCL)", name)
+        let name = "\(directory)/.daxpin-odp-check-\(Syscalls.processID())-\(UInt32.random(in: 0...UInt32.max))"
+        let named: Int32
+        do throws(Errno) { named = try Syscalls.open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600) } catch {
+            throw .systemCall(operation: "open(O_CREAT|O_EXCL)", path: name, errno: error)
+        }
+        do throws(Errno) { try Syscalls.unlinkat(AT_FDCWD, name, 0) } catch {
+            try? Syscalls.close(named)
+            throw .systemCall(operation: "unlink", path: name, errno: error)
+        }
+        return (named, name)
     }
 
     /// Makes a `length`-byte scratch target; every step's failure is a typed error.
     init(_ kind: OnDemandPagingTarget, length: Int) throws(DaxPinError) {
-        let (fd, operation, path): (Int32, String, String) = switch kind {
-        case .memory: (Syscalls.memfdCreate("daxpin-odp-check"), "memfd_create", "daxpin-odp-check")
-        case .file(let directory, _): Self.unnamedFile(in: directory)
+        let (fd, path): (Int32, String)
+        switch kind {
+        case .memory:
+            do throws(Errno) { (fd, path) = (try Syscalls.memfdCreate("daxpin-odp-check"), "daxpin-odp-check") } catch {
+                throw .systemCall(operation: "memfd_create", path: "daxpin-odp-check", errno: error)
+            }
+        case .file(let directory, _):
+            (fd, path) = try Self.unnamedFile(in: directory)
         }
-        guard fd >= 0 else { throw .systemCall(operation: operation, path: path, errno: .init(rawValue: errno)) }
-        guard Syscalls.ftruncate(fd, off_t(length)) == 0 else {
-            let code = errno
-            Syscalls.close(fd)
-            throw .systemCall(operation: "ftruncate", path: path, errno: .init(rawValue: code))
+        do throws(Errno) { try Syscalls.ftruncate(fd, off_t(length)) } catch {
+            try? Syscalls.close(fd)
+            throw .systemCall(operation: "ftruncate", path: path, errno: error)
         }
         switch Self.map(fd, kind, length: length) {
         case .success(let (address, synchronous)):
             bytes = UnsafeMutableRawBufferPointer(start: address, count: length)
             isSynchronous = synchronous
         case .failure(let error):
-            Syscalls.close(fd)
+            try? Syscalls.close(fd)
             throw error
         }
         self.kind = kind
@@ -58,8 +65,8 @@ final class OnDemandPagingScratch {
     }
 
     deinit {
-        Syscalls.munmap(bytes.baseAddress, bytes.count)
-        Syscalls.close(fd)
+        if let base = bytes.baseAddress { try? Syscalls.munmap(base, bytes.count) }
+        try? Syscalls.close(fd)
     }
 
     /// Whether the bytes survive ``invalidate()`` (a memfd's do; a punched hole reads zero).
@@ -71,12 +78,12 @@ final class OnDemandPagingScratch {
         guard let base = bytes.baseAddress else { return .success(()) }
         switch kind {
         case .memory:
-            guard Syscalls.madvise(base, bytes.count, MADV_DONTNEED) == 0 else {
-                return .failure(.systemCall(operation: "madvise(MADV_DONTNEED)", path: kind.description, errno: .init(rawValue: errno)))
+            do throws(Errno) { try Syscalls.madvise(base, bytes.count, MADV_DONTNEED) } catch {
+                return .failure(.systemCall(operation: "madvise(MADV_DONTNEED)", path: kind.description, errno: error))
             }
         case .file:
-            guard Syscalls.punchHole(fd, 0, off_t(bytes.count)) == 0 else {
-                return .failure(.systemCall(operation: "fallocate(FALLOC_FL_PUNCH_HOLE)", path: kind.description, errno: .init(rawValue: errno)))
+            do throws(Errno) { try Syscalls.punchHole(fd, 0, off_t(bytes.count)) } catch {
+                return .failure(.systemCall(operation: "fallocate(FALLOC_FL_PUNCH_HOLE)", path: kind.description, errno: error))
             }
         }
         return .success(())
@@ -88,16 +95,18 @@ final class OnDemandPagingScratch {
         -> Result<(UnsafeMutableRawPointer, synchronous: Bool), DaxPinError> {
         if case .file(_, dax: true) = kind {
             let flags = Int32(DAXPIN_MAP_SHARED_VALIDATE) | Int32(DAXPIN_MAP_SYNC)
-            if let address = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, flags, fd, 0), address != MAP_FAILED {
-                return .success((address, true))
-            }
-            guard errno == EOPNOTSUPP || errno == EINVAL else {
-                return .failure(.systemCall(operation: "mmap(MAP_SYNC)", path: kind.description, errno: .init(rawValue: errno)))
+            do throws(Errno) {
+                return .success((try Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, flags, fd, 0), true))
+            } catch where error == .notSupported || error == .invalidArgument {
+                // not DAX after all: map it plainly shared, below
+            } catch {
+                return .failure(.systemCall(operation: "mmap(MAP_SYNC)", path: kind.description, errno: error))
             }
         }
-        guard let address = Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), address != MAP_FAILED else {
-            return .failure(.systemCall(operation: "mmap", path: kind.description, errno: .init(rawValue: errno)))
+        do throws(Errno) {
+            return .success((try Syscalls.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), false))
+        } catch {
+            return .failure(.systemCall(operation: "mmap", path: kind.description, errno: error))
         }
-        return .success((address, false))
     }
 }

@@ -27,8 +27,7 @@ package enum OnDemandPagingTarget: Sendable, Hashable, CustomStringConvertible {
         case .memory: return "tmpfs"
         case .file(let directory, let dax):
             let kind = dax ? "fs-dax" : "page cache"
-            var info = Glibc.stat()
-            guard Syscalls.stat(directory, &info) == 0 else { return "\(kind) in \(directory)" }
+            guard let info = try? Syscalls.stat(directory) else { return "\(kind) in \(directory)" }
             return "\(kind) on st_dev \(info.st_dev)"
         }
     }

@@ -26,8 +26,6 @@ struct AddressReservation: ~Copyable, @unchecked Sendable {
     let capacity: Int
     /// False once a `MAP_FIXED` call over the reservation failed.
     private(set) var intact = true
-    /// Cleared by ``unmap()``; `deinit` does nothing then.
-    private var owned = true
 
     /// The largest reservation made (address space only, but still a bound: 1 TiB).
     static let largest = 1 << 40
@@ -45,8 +43,7 @@ struct AddressReservation: ~Copyable, @unchecked Sendable {
     static func make(capacity: Int, alignment: Int) -> AddressReservation? {
         guard capacity > 0, capacity <= largest else { return nil }
         let length = capacity + (alignment > SystemPage.size ? alignment : 0)
-        let start = Syscalls.mmap(nil, length, PROT_NONE, reservingFlags, -1, 0)
-        guard let start, start != MAP_FAILED else { return nil }
+        guard let start = try? Syscalls.mmap(nil, length, PROT_NONE, reservingFlags, -1, 0) else { return nil }
         let address = UInt(bitPattern: start), mask = UInt(alignment - 1)
         let base = UnsafeMutableRawPointer(bitPattern: (address + mask) & ~mask)!
         return AddressReservation(start: start, length: length, base: base, capacity: capacity)
@@ -58,12 +55,11 @@ struct AddressReservation: ~Copyable, @unchecked Sendable {
     mutating func map(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int) -> Result<Mapping, Errno>? {
         guard intact, offset >= 0, length <= capacity, offset <= capacity - length else { return nil }
         let wanted = base + offset
-        let address = Syscalls.mmap(wanted, length, protection, flags | MAP_FIXED, fd, off_t(offset))
-        guard let address, address != MAP_FAILED else {
-            let code = Errno(rawValue: errno)
+        let address: UnsafeMutableRawPointer
+        do throws(Errno) { address = try Syscalls.mmap(wanted, length, protection, flags | MAP_FIXED, fd, off_t(offset)) } catch {
             // A failed MAP_FIXED may have removed what was there: reserve the range again.
             _ = reserveAgain(base: wanted, length: length)
-            return .failure(code)
+            return .failure(error)
         }
         Mapping.notInherited(address, length)
         return .success(Mapping(base: address, length: length, isReserved: true))
@@ -72,8 +68,7 @@ struct AddressReservation: ~Copyable, @unchecked Sendable {
     /// Reserves a range inside the reservation again (over a region's mapping, or what a failed
     /// `MAP_FIXED` left); false, and the reservation is marked not intact, if the kernel refuses.
     mutating func reserveAgain(base: UnsafeMutableRawPointer, length: Int) -> Bool {
-        let address = Syscalls.mmap(base, length, PROT_NONE, Self.reservingFlags | MAP_FIXED, -1, 0)
-        guard address == nil || address == MAP_FAILED else { return true }
+        guard (try? Syscalls.mmap(base, length, PROT_NONE, Self.reservingFlags | MAP_FIXED, -1, 0)) == nil else { return true }
         intact = false
         return false
     }
@@ -86,13 +81,13 @@ struct AddressReservation: ~Copyable, @unchecked Sendable {
     /// Removes the whole reservation, and with it every mapping that lies in it, with one
     /// `munmap`. Only for an intact reservation (one with a hole would remove what took it).
     consuming func unmap() {
-        owned = false
         precondition(intact, "DaxPin: a reservation with a hole must not be unmapped as a whole")
-        Syscalls.munmap(start, length)
+        try? Syscalls.munmap(start, length)
+        discard self
     }
 
     deinit {
         // Backstop: a reservation with a hole is left in place (address space only).
-        if owned, intact { Syscalls.munmap(start, length) }
+        if intact { try? Syscalls.munmap(start, length) }
     }
 }

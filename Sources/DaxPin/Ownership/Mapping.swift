@@ -14,8 +14,6 @@ struct Mapping: ~Copyable, @unchecked Sendable {
     let length: Int
     /// Whether the range lies over the lease's reservation.
     let isReserved: Bool
-    /// Cleared once a consuming method has disposed of the range; `deinit` does nothing then.
-    private var owned = true
 
     init(base: UnsafeMutableRawPointer, length: Int, isReserved: Bool) {
         self.base = base
@@ -25,44 +23,41 @@ struct Mapping: ~Copyable, @unchecked Sendable {
 
     /// Maps `length` bytes, or returns errno.
     static func map(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int) -> Result<Mapping, Errno> {
-        let address = Syscalls.mmap(nil, length, protection, flags, fd, off_t(offset))
-        guard let address, address != MAP_FAILED else { return .failure(Errno(rawValue: errno)) }
+        let address: UnsafeMutableRawPointer
+        do throws(Errno) { address = try Syscalls.mmap(nil, length, protection, flags, fd, off_t(offset)) } catch { return .failure(error) }
         notInherited(address, length)
         return .success(Mapping(base: address, length: length, isReserved: false))
     }
 
     /// Removes the range (`munmap`). A reserved range is reserved again instead.
     consuming func unmap() {
-        owned = false
         Self.remove(base: base, length: length, reserved: isReserved)
+        discard self
     }
 
     /// Replaces the range by reserved address space (`unpin` of a region in the reservation);
     /// if the kernel refuses, the range is unmapped and the reservation marked not intact.
     consuming func giveBack(to reservation: inout AddressReservation) {
-        owned = false
-        if !reservation.reserveAgain(base: base, length: length) { Syscalls.munmap(base, length) }
+        if !reservation.reserveAgain(base: base, length: length) { try? Syscalls.munmap(base, length) }
+        discard self
     }
 
     /// The whole reservation is about to be unmapped with one `munmap`, and this range with it.
-    consuming func coveredByReservation() { owned = false }
+    consuming func coveredByReservation() { discard self }
 
-    deinit {
-        if owned { Self.remove(base: base, length: length, reserved: isReserved) }
-    }
+    deinit { Self.remove(base: base, length: length, reserved: isReserved) }
 
     /// A child forked without exec does not get the range (`MADV_DONTFORK`): its copy of a
     /// region would map the file's pages under no lease of its own. Best effort: without it the
     /// child's shared mapping is still removed by a truncate, like any other process's.
     static func notInherited(_ base: UnsafeMutableRawPointer, _ length: Int) {
-        _ = Syscalls.madvise(base, length, MADV_DONTFORK)
+        try? Syscalls.madvise(base, length, MADV_DONTFORK)
     }
 
     private static func remove(base: UnsafeMutableRawPointer, length: Int, reserved: Bool) {
         if reserved {
-            let again = Syscalls.mmap(base, length, PROT_NONE, AddressReservation.reservingFlags | MAP_FIXED, -1, 0)
-            if again != nil, again != MAP_FAILED { return }
+            if (try? Syscalls.mmap(base, length, PROT_NONE, AddressReservation.reservingFlags | MAP_FIXED, -1, 0)) != nil { return }
         }
-        Syscalls.munmap(base, length)  // never leave a live file mapping behind
+        try? Syscalls.munmap(base, length)  // never leave a live file mapping behind
     }
 }

@@ -11,7 +11,7 @@ struct MemoryRegistration: ~Copyable, Sendable {
     private var owned = true
     /// The registering process: a forked child's copy does not deregister (its uverbs
     /// descriptors were closed at fork, and the number may name another file by then).
-    private let owner = getpid()
+    private let owner = Syscalls.processID()
 
     init(_ registration: Registration, on device: RDMADevice) {
         self.registration = registration
@@ -25,6 +25,6 @@ struct MemoryRegistration: ~Copyable, Sendable {
     }
 
     deinit {
-        if owned, getpid() == owner { _ = device.provider.deregister(registration) }
+        if owned, Syscalls.processID() == owner { _ = device.provider.deregister(registration) }
     }
 }

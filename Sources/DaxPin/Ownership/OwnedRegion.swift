@@ -73,10 +73,13 @@ struct OwnedRegion: ~Copyable, Sendable {
         while outcome.written < inFile {
             if Stamp.now() >= deadline { outcome.drop(inFile - outcome.written, .deadline); break }
             let done = outcome.written
-            let count = Syscalls.pwrite(fd, info.registered + done, min(chunk, inFile - done), info.offset + done)
-            if count < 0, errno == EINTR { continue }
+            let count: Int
+            do throws(Errno) { count = try Syscalls.pwrite(fd, info.registered + done, min(chunk, inFile - done), info.offset + done) } catch {
+                outcome.drop(inFile - done, .writeFailed(errno: error.rawValue))
+                break
+            }
             guard count > 0 else {
-                outcome.drop(inFile - done, .writeFailed(errno: count < 0 ? errno : EIO))
+                outcome.drop(inFile - done, .writeFailed(errno: EIO))
                 break
             }
             outcome.written += count

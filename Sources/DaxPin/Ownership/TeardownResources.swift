@@ -31,19 +31,22 @@ struct TeardownResources: ~Copyable, Sendable {
     /// writable (a read-only pin's peers cannot write).
     mutating func writeBackStaged(deadline: Stamp, enabled: Bool, _ steps: inout TeardownRecorder) {
         guard hasStagedRegions, let fd = lease?.fd else { return }
-        var info = Glibc.stat()
         // Without the size, a write could grow a file another process shrank: write nothing then.
-        let sized = Syscalls.fstat(fd, &info) == 0
-        let skip: RevocationTrace.DropCause? = !sized ? .writeFailed(errno: errno) : enabled ? nil : .writeBackOff
-        let size = sized ? Int(info.st_size) : Int.max
+        let size: Int, skip: RevocationTrace.DropCause?
+        do throws(Errno) {
+            size = Int(try Syscalls.fstat(fd).st_size)
+            skip = enabled ? nil : .writeBackOff
+        } catch {
+            size = Int.max
+            skip = .writeFailed(errno: error.rawValue)
+        }
         var written = false
         regions.forEach { region in
             region.writeBack(fd: fd, fileSize: size, deadline: deadline, skip: skip)
             if (region.writeBackOutcome?.written ?? 0) > 0 { written = true }
         }
-        if written, Syscalls.fdatasync(fd) != 0 {
-            let code = errno
-            regions.forEach { $0.writeBackNotDurable(code) }
+        if written, let failed = Errno.of({ () throws(Errno) in try Syscalls.fdatasync(fd) }) {
+            regions.forEach { $0.writeBackNotDurable(failed.rawValue) }
         }
         steps.mark(.writeBacks)
     }

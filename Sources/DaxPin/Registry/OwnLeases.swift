@@ -48,7 +48,7 @@ final class OwnLeases: Sendable {
     /// naming a lease this process already holds on it. Read-only leases may share a file: a
     /// read-only open does not break a read lease.
     func claim(_ file: FileIdentity, path: String, access: Access) throws(DaxPinError) -> Claim {
-        let process = getpid()
+        let process = Syscalls.processID()
         return try table.withLock { (t: inout Table) throws(DaxPinError) -> Claim in
             let live = (t.holders[file] ?? []).filter { $0.process == process }
             if let conflict = live.first(where: { access == .readWrite || $0.access == .readWrite }) {
@@ -64,8 +64,7 @@ final class OwnLeases: Sendable {
     /// `stat` and the `open`, moves the claim to the file opened (or throws, and the caller
     /// closes `fd`).
     func confirm(_ claim: Claim, fd: Int32, path: String, access: Access) throws(DaxPinError) -> Claim {
-        var info = stat()
-        guard Syscalls.fstat(fd, &info) == 0, FileIdentity(info) != claim.file else { return claim }
+        guard let info = try? Syscalls.fstat(fd), FileIdentity(info) != claim.file else { return claim }
         release(claim)
         return try self.claim(FileIdentity(info), path: path, access: access)
     }

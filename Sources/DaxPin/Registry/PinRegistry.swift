@@ -101,10 +101,9 @@ final class PinRegistry: Sendable {
         // Never wait at exit: a thread that holds the lock may be gone.
         _ = state.withLockIfAvailable { s in
             guard let directory = s.directory else { return }
-            let dirfd = Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard dirfd >= 0 else { return }
-            Syscalls.unlinkat(dirfd, "\(getpid()).json", 0)
-            Syscalls.close(dirfd)
+            guard let dirfd = try? Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) else { return }
+            try? Syscalls.unlinkat(dirfd, "\(Syscalls.processID()).json", 0)
+            try? Syscalls.close(dirfd)
         }
     }
 
@@ -112,8 +111,8 @@ final class PinRegistry: Sendable {
     private static func markChanged(_ s: inout State) -> Bool {
         if s.directory == nil {
             s.directory = RunDirectory.forCurrentProcess()
-            s.processStartTicks = ProcessInfoReader.startTicks(of: getpid()) ?? 0
-            s.processName = ProcessInfoReader.name(of: getpid()) ?? ""
+            s.processStartTicks = ProcessInfoReader.startTicks(of: Syscalls.processID()) ?? 0
+            s.processName = ProcessInfoReader.name(of: Syscalls.processID()) ?? ""
         }
         if !s.exitHandlerInstalled, !s.leases.isEmpty {
             s.exitHandlerInstalled = true
@@ -131,7 +130,7 @@ final class PinRegistry: Sendable {
             // the registry's utility worker, not set with asyncAfter: libdispatch's timer
             // thread runs above the application's priority, and woken by a withdraw right after
             // F_UNLCK it could preempt the breaker that is still finishing its truncate.
-            usleep(5_000)
+            Syscalls.sleep(microseconds: 5_000)
             self.writePending(force: false)
             self.scheduledWrites.subtract(1, ordering: .releasing)
         }
@@ -150,7 +149,7 @@ final class PinRegistry: Sendable {
         let deadline = ContinuousClock.now + timeout
         while scheduledWrites.load(ordering: .acquiring) > 0 {
             guard ContinuousClock.now < deadline else { return false }
-            usleep(1_000)
+            Syscalls.sleep(microseconds: 1_000)
         }
         return true
     }
@@ -169,7 +168,7 @@ final class PinRegistry: Sendable {
             guard let directory = s.directory else { return nil }
             guard !s.leases.isEmpty else { return Snapshot(directory: directory, record: nil) }
             return Snapshot(directory: directory, record: ProcessPinRecord(
-                pid: getpid(), processStartTicks: s.processStartTicks, processName: s.processName, uid: geteuid(),
+                pid: Syscalls.processID(), processStartTicks: s.processStartTicks, processName: s.processName, uid: Syscalls.effectiveUserID(),
                 updatedAt: wallClockSeconds(),
                 leases: s.leases.values.sorted { $0.serial < $1.serial }))
         }
@@ -200,47 +199,40 @@ final class PinRegistry: Sendable {
 
     /// `major:minor` and inode of the leased file (the device number itself for device-dax).
     private static func identity(of fd: Int32) -> (String, UInt64) {
-        var info = stat()
-        guard fd >= 0, Syscalls.fstat(fd, &info) == 0 else { return ("0:0", 0) }
+        guard fd >= 0, let info = try? Syscalls.fstat(fd) else { return ("0:0", 0) }
         let dev = info.st_mode & S_IFMT == S_IFCHR ? info.st_rdev : info.st_dev
         return (DeviceNumber(dev).description, UInt64(info.st_ino))
     }
 
     /// Replaces the process's file atomically (temporary file, then rename), or removes it.
     private func write(_ snapshot: Snapshot) {
-        let name = "\(getpid()).json"
+        let name = "\(Syscalls.processID()).json"
         guard let record = snapshot.record else {
-            let dirfd = Syscalls.open(snapshot.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard dirfd >= 0 else { return }
-            Syscalls.unlinkat(dirfd, name, 0)
-            Syscalls.close(dirfd)
+            guard let dirfd = try? Syscalls.open(snapshot.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) else { return }
+            try? Syscalls.unlinkat(dirfd, name, 0)
+            try? Syscalls.close(dirfd)
             return
         }
-        let dirfd = RunDirectory.openForPublishing(snapshot.directory)
-        guard dirfd >= 0 else {
-            logger.debug("pin registry: cannot use run directory", metadata: ["directory": "\(snapshot.directory)", "errno": "\(errno)"])
+        let dirfd: Int32
+        do throws(Errno) { dirfd = try RunDirectory.openForPublishing(snapshot.directory) } catch {
+            logger.debug("pin registry: cannot use run directory", metadata: ["directory": "\(snapshot.directory)", "errno": "\(error.rawValue)"])
             return
         }
-        defer { Syscalls.close(dirfd) }
+        defer { try? Syscalls.close(dirfd) }
         let temporary = ".\(name).tmp"
-        Syscalls.unlinkat(dirfd, temporary, 0)
-        let fd = Syscalls.openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            logger.debug("pin registry: cannot create file", metadata: ["directory": "\(snapshot.directory)", "errno": "\(errno)"])
+        try? Syscalls.unlinkat(dirfd, temporary, 0)
+        let fd: Int32
+        do throws(Errno) { fd = try Syscalls.openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) } catch {
+            logger.debug("pin registry: cannot create file", metadata: ["directory": "\(snapshot.directory)", "errno": "\(error.rawValue)"])
             return
         }
-        let bytes = Array(record.jsonText.utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Syscalls.write(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            written += count
-        }
-        Syscalls.close(fd)
-        guard written == bytes.count, Syscalls.renameat(dirfd, temporary, dirfd, name) == 0 else {
-            Syscalls.unlinkat(dirfd, temporary, 0)
-            logger.debug("pin registry: write failed", metadata: ["directory": "\(snapshot.directory)"])
+        let failure = Errno.of { () throws(Errno) in
+            defer { try? Syscalls.close(fd) }
+            try Syscalls.writeAll(fd, Array(record.jsonText.utf8))
+        } ?? Errno.of { () throws(Errno) in try Syscalls.renameat(dirfd, temporary, dirfd, name) }
+        if let failure {
+            try? Syscalls.unlinkat(dirfd, temporary, 0)
+            logger.debug("pin registry: write failed", metadata: ["directory": "\(snapshot.directory)", "errno": "\(failure.rawValue)"])
             return
         }
     }

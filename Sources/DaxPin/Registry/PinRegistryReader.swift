@@ -34,14 +34,13 @@ package enum PinRegistryReader {
 
     private static func scanDirectory(_ directory: String, viewerUID: uid_t, removeStale: Bool,
                                       decode: ([UInt8]) -> ProcessPinRecord?, into scan: inout Scan) {
-        let dirfd = Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dirfd >= 0 else {
-            if errno == ELOOP || errno == ENOTDIR { scan.rejected.append((directory, "not a directory (symlink?)")) }
+        let dirfd: Int32
+        do throws(Errno) { dirfd = try Syscalls.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } catch {
+            if error == .tooManySymbolicLinkLevels || error == .notDirectory { scan.rejected.append((directory, "not a directory (symlink?)")) }
             return
         }
-        defer { Syscalls.close(dirfd) }
-        var info = stat()
-        guard Syscalls.fstat(dirfd, &info) == 0 else { return }
+        defer { try? Syscalls.close(dirfd) }
+        guard let info = try? Syscalls.fstat(dirfd) else { return }
         let directoryOwner = RunDirectory.expectedOwner(of: directory)
         if let directoryOwner, info.st_uid != directoryOwner {
             scan.rejected.append((directory, "owned by uid \(info.st_uid), expected \(directoryOwner)"))
@@ -52,7 +51,7 @@ package enum PinRegistryReader {
             guard name.hasSuffix(".json"), let pid = Int32(name.dropLast(5)), pid > 0 else { continue }
             let path = "\(directory)/\(name)"
             guard let liveStart = ProcessInfoReader.startTicks(of: pid), let owner = ProcessInfoReader.ownerUID(of: pid) else {
-                if removeStale, Syscalls.unlinkat(dirfd, name, 0) == 0 { scan.removedStale.append(path) }
+                if removeStale, (try? Syscalls.unlinkat(dirfd, name, 0)) != nil { scan.removedStale.append(path) }
                 continue
             }
             if viewerUID != 0, owner != viewerUID { continue }
@@ -69,7 +68,7 @@ package enum PinRegistryReader {
             }
             guard record.processStartTicks == liveStart else {
                 // The pid now belongs to another process: the publisher died.
-                if removeStale, Syscalls.unlinkat(dirfd, name, 0) == 0 { scan.removedStale.append(path) }
+                if removeStale, (try? Syscalls.unlinkat(dirfd, name, 0)) != nil { scan.removedStale.append(path) }
                 continue
             }
             scan.records.append(record)
@@ -81,13 +80,12 @@ package enum PinRegistryReader {
 
     /// Opens `name` under `dirfd` without following links and checks it before reading.
     static func readVerified(dirfd: Int32, name: String, owner: uid_t, directoryOwner: uid_t?) -> Result<[UInt8], Rejection> {
-        let fd = Syscalls.openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard fd >= 0 else {
-            return .failure(Rejection(reason: errno == ELOOP ? "symbolic link" : "cannot open (errno \(errno))"))
+        let fd: Int32
+        do throws(Errno) { fd = try Syscalls.openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) } catch {
+            return .failure(Rejection(reason: error == .tooManySymbolicLinkLevels ? "symbolic link" : "cannot open (errno \(error.rawValue))"))
         }
-        defer { Syscalls.close(fd) }
-        var info = stat()
-        guard Syscalls.fstat(fd, &info) == 0 else { return .failure(Rejection(reason: "cannot stat")) }
+        defer { try? Syscalls.close(fd) }
+        guard let info = try? Syscalls.fstat(fd) else { return .failure(Rejection(reason: "cannot stat")) }
         guard info.st_mode & S_IFMT == S_IFREG else { return .failure(Rejection(reason: "not a regular file")) }
         guard info.st_nlink == 1 else { return .failure(Rejection(reason: "has \(info.st_nlink) hard links")) }
         guard info.st_uid == owner else {

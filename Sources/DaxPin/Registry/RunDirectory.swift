@@ -20,7 +20,7 @@ package enum RunDirectory {
 
     /// The directory this process publishes into.
     package static func forCurrentProcess() -> String {
-        resolve(environment: { getenv($0).map { String(cString: $0) } }, uid: getuid())
+        resolve(environment: Syscalls.environment, uid: Syscalls.realUserID())
     }
 
     /// The run directory for `uid` given an environment lookup (pure, for tests).
@@ -55,26 +55,26 @@ package enum RunDirectory {
     }
 
     /// Creates the directory (mode 0700) if missing and opens it without following symlinks;
-    /// refuses a directory owned by someone else. Returns the directory descriptor or -1.
-    static func openForPublishing(_ path: String) -> Int32 {
-        if Syscalls.mkdir(path, 0o700) != 0, errno != EEXIST {
-            // A missing parent ($XDG_RUNTIME_DIR gone): nothing to publish into.
-            return -1
+    /// refuses a directory owned by someone else (`EACCES`). Returns the directory descriptor.
+    static func openForPublishing(_ path: String) throws(Errno) -> Int32 {
+        do { try Syscalls.mkdir(path, 0o700) } catch where error == .fileExists {
+            // already there: checked below
+        }  // another error (a missing parent: $XDG_RUNTIME_DIR gone): nothing to publish into
+        let fd = try Syscalls.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        do throws(Errno) {
+            let info = try Syscalls.fstat(fd)
+            guard info.st_uid == Syscalls.effectiveUserID(), info.st_mode & S_IFMT == S_IFDIR else { throw Errno.permissionDenied }
+            return fd
+        } catch {
+            try? Syscalls.close(fd)
+            throw error
         }
-        let fd = Syscalls.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return -1 }
-        var info = stat()
-        guard Syscalls.fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & S_IFMT == S_IFDIR else {
-            Syscalls.close(fd)
-            return -1
-        }
-        return fd
     }
 
     private static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
 
     package static func listDirectory(_ path: String) -> [String] {
-        guard let dir = Syscalls.openDirectory(path) else { return [] }
+        guard let dir = try? Syscalls.openDirectory(path) else { return [] }
         defer { Syscalls.closeDirectory(dir) }
         var names: [String] = []
         while let entry = Syscalls.readDirectory(dir) {
@@ -108,16 +108,13 @@ package enum ProcessInfoReader {
 
     /// The owner uid of `/proc/<pid>`: the process's effective uid, as the kernel shows it.
     package static func ownerUID(of pid: Int32) -> uid_t? {
-        var info = stat()
-        guard Syscalls.stat("/proc/\(pid)", &info) == 0 else { return nil }
-        return info.st_uid
+        (try? Syscalls.stat("/proc/\(pid)"))?.st_uid
     }
 
     /// Reads a small file (a /proc entry) to EOF, at most `limit` bytes.
     package static func readSmallFile(_ path: String, limit: Int) -> String? {
-        let fd = Syscalls.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { Syscalls.close(fd) }
+        guard let fd = try? Syscalls.open(path, O_RDONLY | O_CLOEXEC) else { return nil }
+        defer { try? Syscalls.close(fd) }
         return readAll(fd, limit: limit).map { String(decoding: $0, as: UTF8.self) }
     }
 
@@ -126,8 +123,7 @@ package enum ProcessInfoReader {
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
-            let count = Syscalls.read(fd, &chunk, chunk.count)
-            if count < 0 { if errno == EINTR { continue }; return nil }
+            guard let count = try? Syscalls.read(fd, &chunk, chunk.count) else { return nil }
             if count == 0 { return data }
             data.append(contentsOf: chunk[0..<count])
             if data.count > limit { return nil }

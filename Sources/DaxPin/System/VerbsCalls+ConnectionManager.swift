@@ -2,13 +2,12 @@ import CRdmacm
 import Glibc
 import LibIbverbs
 
-// The librdmacm calls of ``VerbsCalls``. librdmacm reports every failure the same way: -1
-// (or nil) with errno set, so a forced failure does the same.
+// The librdmacm calls of ``VerbsCalls``. librdmacm reports every failure the same way, -1 (or
+// nil) with errno set: each fallible wrapper throws that `Errno` (``Syscalls/valueOrErrno(_:retryOnInterrupt:_:)``).
 extension VerbsCalls {
-    /// `rdma_create_event_channel`. Forced failure: nil.
-    static func rdma_create_event_channel() -> UnsafeMutablePointer<rdma_event_channel>? {
-        if forced(.rdmaCreateEventChannel) != nil { return nil }
-        return CRdmacm.rdma_create_event_channel()
+    /// `rdma_create_event_channel`.
+    static func rdma_create_event_channel() throws(Errno) -> UnsafeMutablePointer<rdma_event_channel> {
+        try Syscalls.pointerOrErrno(.rdmaCreateEventChannel) { CRdmacm.rdma_create_event_channel() }
     }
 
     /// `rdma_destroy_event_channel`.
@@ -16,11 +15,10 @@ extension VerbsCalls {
         CRdmacm.rdma_destroy_event_channel(channel)
     }
 
-    /// `rdma_get_cm_event`. Forced failure: -1.
+    /// `rdma_get_cm_event`.
     static func rdma_get_cm_event(_ channel: UnsafeMutablePointer<rdma_event_channel>,
-                                  _ event: UnsafeMutablePointer<UnsafeMutablePointer<rdma_cm_event>?>) -> Int32 {
-        if forced(.rdmaGetEvent) != nil { return -1 }
-        return CRdmacm.rdma_get_cm_event(channel, event)
+                                  _ event: UnsafeMutablePointer<UnsafeMutablePointer<rdma_cm_event>?>) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaGetEvent) { CRdmacm.rdma_get_cm_event(channel, event) }
     }
 
     /// `rdma_ack_cm_event`.
@@ -30,33 +28,29 @@ extension VerbsCalls {
     /// `rdma_event_str`.
     static func rdma_event_str(_ type: rdma_cm_event_type) -> UnsafePointer<CChar>! { CRdmacm.rdma_event_str(type) }
 
-    /// `rdma_create_id`. Forced failure: -1.
+    /// `rdma_create_id`.
     static func rdma_create_id(_ channel: UnsafeMutablePointer<rdma_event_channel>?, _ id: UnsafeMutablePointer<UnsafeMutablePointer<rdma_cm_id>?>,
-                               _ context: UnsafeMutableRawPointer?, _ space: rdma_port_space) -> Int32 {
-        if forced(.rdmaCreateID) != nil { return -1 }
-        return CRdmacm.rdma_create_id(channel, id, context, space)
+                               _ context: UnsafeMutableRawPointer?, _ space: rdma_port_space) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaCreateID) { CRdmacm.rdma_create_id(channel, id, context, space) }
     }
 
     /// `rdma_destroy_id`.
     @discardableResult
     static func rdma_destroy_id(_ id: UnsafeMutablePointer<rdma_cm_id>) -> Int32 { CRdmacm.rdma_destroy_id(id) }
 
-    /// `rdma_migrate_id`. Forced failure: -1.
-    static func rdma_migrate_id(_ id: UnsafeMutablePointer<rdma_cm_id>, _ channel: UnsafeMutablePointer<rdma_event_channel>?) -> Int32 {
-        if forced(.rdmaMigrateID) != nil { return -1 }
-        return CRdmacm.rdma_migrate_id(id, channel)
+    /// `rdma_migrate_id`.
+    static func rdma_migrate_id(_ id: UnsafeMutablePointer<rdma_cm_id>, _ channel: UnsafeMutablePointer<rdma_event_channel>?) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaMigrateID) { CRdmacm.rdma_migrate_id(id, channel) }
     }
 
-    /// `rdma_bind_addr`. Forced failure: -1.
-    static func rdma_bind_addr(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: UnsafeMutablePointer<sockaddr>) -> Int32 {
-        if forced(.rdmaBind) != nil { return -1 }
-        return CRdmacm.rdma_bind_addr(id, address)
+    /// `rdma_bind_addr`.
+    static func rdma_bind_addr(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: UnsafeMutablePointer<sockaddr>) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaBind) { CRdmacm.rdma_bind_addr(id, address) }
     }
 
-    /// `rdma_listen`. Forced failure: -1.
-    static func rdma_listen(_ id: UnsafeMutablePointer<rdma_cm_id>, _ backlog: Int32) -> Int32 {
-        if forced(.rdmaListen) != nil { return -1 }
-        return CRdmacm.rdma_listen(id, backlog)
+    /// `rdma_listen`.
+    static func rdma_listen(_ id: UnsafeMutablePointer<rdma_cm_id>, _ backlog: Int32) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaListen) { CRdmacm.rdma_listen(id, backlog) }
     }
 
     /// `rdma_get_src_port` (network byte order).
@@ -67,55 +61,48 @@ extension VerbsCalls {
         CRdmacm.rdma_get_peer_addr(id)
     }
 
-    /// `rdma_resolve_addr`. Forced failure: -1.
+    /// `rdma_resolve_addr`.
     static func rdma_resolve_addr(_ id: UnsafeMutablePointer<rdma_cm_id>, _ source: UnsafeMutablePointer<sockaddr>?,
-                                  _ destination: UnsafeMutablePointer<sockaddr>, _ milliseconds: Int32) -> Int32 {
-        if forced(.rdmaResolveAddress) != nil { return -1 }
-        return CRdmacm.rdma_resolve_addr(id, source, destination, milliseconds)
+                                  _ destination: UnsafeMutablePointer<sockaddr>, _ milliseconds: Int32) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaResolveAddress) { CRdmacm.rdma_resolve_addr(id, source, destination, milliseconds) }
     }
 
-    /// `rdma_resolve_route`. Forced failure: -1.
-    static func rdma_resolve_route(_ id: UnsafeMutablePointer<rdma_cm_id>, _ milliseconds: Int32) -> Int32 {
-        if forced(.rdmaResolveRoute) != nil { return -1 }
-        return CRdmacm.rdma_resolve_route(id, milliseconds)
+    /// `rdma_resolve_route`.
+    static func rdma_resolve_route(_ id: UnsafeMutablePointer<rdma_cm_id>, _ milliseconds: Int32) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaResolveRoute) { CRdmacm.rdma_resolve_route(id, milliseconds) }
     }
 
-    /// `rdma_create_qp`. Forced failure: -1.
+    /// `rdma_create_qp`.
     static func rdma_create_qp(_ id: UnsafeMutablePointer<rdma_cm_id>, _ pd: UnsafeMutablePointer<ibv_pd>?,
-                               _ attributes: UnsafeMutablePointer<ibv_qp_init_attr>) -> Int32 {
-        if forced(.rdmaCreateQueuePair) != nil { return -1 }
-        return CRdmacm.rdma_create_qp(id, pd, attributes)
+                               _ attributes: UnsafeMutablePointer<ibv_qp_init_attr>) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaCreateQueuePair) { CRdmacm.rdma_create_qp(id, pd, attributes) }
     }
 
-    /// `rdma_create_qp_ex` (an extended queue pair, for RDMA FLUSH). Forced failure: -1 (the
-    /// same fault point as `rdma_create_qp`).
+    /// `rdma_create_qp_ex` (an extended queue pair, for RDMA FLUSH). (the same
+    /// fault point as `rdma_create_qp`).
     static func rdma_create_qp_ex(_ id: UnsafeMutablePointer<rdma_cm_id>,
-                                  _ attributes: UnsafeMutablePointer<ibv_qp_init_attr_ex>) -> Int32 {
-        if forced(.rdmaCreateQueuePair) != nil { return -1 }
-        return CRdmacm.rdma_create_qp_ex(id, attributes)
+                                  _ attributes: UnsafeMutablePointer<ibv_qp_init_attr_ex>) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaCreateQueuePair) { CRdmacm.rdma_create_qp_ex(id, attributes) }
     }
 
     /// `rdma_init_qp_attr`: the attributes rdma_cm would use to move the id's queue pair to
-    /// `attributes.qp_state`. Forced failure: -1.
+    /// `attributes.qp_state`.
     static func rdma_init_qp_attr(_ id: UnsafeMutablePointer<rdma_cm_id>, _ attributes: UnsafeMutablePointer<ibv_qp_attr>,
-                                  _ mask: UnsafeMutablePointer<Int32>) -> Int32 {
-        if forced(.rdmaInitQueuePairAttributes) != nil { return -1 }
-        return CRdmacm.rdma_init_qp_attr(id, attributes, mask)
+                                  _ mask: UnsafeMutablePointer<Int32>) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaInitQueuePairAttributes) { CRdmacm.rdma_init_qp_attr(id, attributes, mask) }
     }
 
     /// `rdma_destroy_qp`.
     static func rdma_destroy_qp(_ id: UnsafeMutablePointer<rdma_cm_id>) { CRdmacm.rdma_destroy_qp(id) }
 
-    /// `rdma_connect`. Forced failure: -1.
-    static func rdma_connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: UnsafeMutablePointer<rdma_conn_param>?) -> Int32 {
-        if forced(.rdmaConnect) != nil { return -1 }
-        return CRdmacm.rdma_connect(id, parameters)
+    /// `rdma_connect`.
+    static func rdma_connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: UnsafeMutablePointer<rdma_conn_param>?) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaConnect) { CRdmacm.rdma_connect(id, parameters) }
     }
 
-    /// `rdma_accept`. Forced failure: -1.
-    static func rdma_accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: UnsafeMutablePointer<rdma_conn_param>?) -> Int32 {
-        if forced(.rdmaAccept) != nil { return -1 }
-        return CRdmacm.rdma_accept(id, parameters)
+    /// `rdma_accept`.
+    static func rdma_accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: UnsafeMutablePointer<rdma_conn_param>?) throws(Errno) {
+        try Syscalls.nothingOrErrno(.rdmaAccept) { CRdmacm.rdma_accept(id, parameters) }
     }
 
     /// `rdma_reject`.

@@ -17,7 +17,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// Device names in libibverbs order.
     static func deviceNames() -> [String] {
         var count: Int32 = 0
-        guard let list = VerbsCalls.ibv_get_device_list(&count) else { return [] }
+        guard let list = try? VerbsCalls.ibv_get_device_list(&count) else { return [] }
         defer { VerbsCalls.ibv_free_device_list(list) }
         return (0..<Int(count)).compactMap { list[$0].map { String(cString: VerbsCalls.ibv_get_device_name($0)) } }
     }
@@ -25,7 +25,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// Opens `name`, or the first device when nil.
     init(named requested: String?) throws(DaxPinError) {
         var count: Int32 = 0
-        guard let list = VerbsCalls.ibv_get_device_list(&count) else {
+        guard let list = try? VerbsCalls.ibv_get_device_list(&count) else {
             throw requested.map { .unknownDevice(name: $0, available: []) } ?? .noRDMADevice
         }
         defer { VerbsCalls.ibv_free_device_list(list) }
@@ -36,13 +36,14 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
             throw .unknownDevice(name: requested ?? "", available: names)
         }
         let name = names[index]
-        guard let context = VerbsCalls.ibv_open_device(devices[index]) else {
-            throw .deviceFailure(device: name, operation: "ibv_open_device", errno: Errno(rawValue: errno))
+        let context: UnsafeMutablePointer<ibv_context>
+        do throws(Errno) { context = try VerbsCalls.ibv_open_device(devices[index]) } catch {
+            throw .deviceFailure(device: name, operation: "ibv_open_device", errno: error)
         }
-        guard let pd = VerbsCalls.ibv_alloc_pd(context) else {
-            let code = errno
+        let pd: UnsafeMutablePointer<ibv_pd>
+        do throws(Errno) { pd = try VerbsCalls.ibv_alloc_pd(context) } catch {
             VerbsCalls.ibv_close_device(context)
-            throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: Errno(rawValue: code))
+            throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: error)
         }
         self.name = name
         self.context = context
@@ -58,8 +59,9 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// this PD may outlive the ids.
     init(adopting context: UnsafeMutablePointer<ibv_context>) throws(DaxPinError) {
         let name = String(cString: VerbsCalls.ibv_get_device_name(context.pointee.device))
-        guard let pd = VerbsCalls.ibv_alloc_pd(context) else {
-            throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: Errno(rawValue: errno))
+        let pd: UnsafeMutablePointer<ibv_pd>
+        do throws(Errno) { pd = try VerbsCalls.ibv_alloc_pd(context) } catch {
+            throw .deviceFailure(device: name, operation: "ibv_alloc_pd", errno: error)
         }
         self.name = name
         self.context = context
@@ -89,9 +91,9 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
 
     private static func query(_ context: UnsafeMutablePointer<ibv_context>) -> DeviceCapabilities {
         var attr = ibv_device_attr_ex()
-        guard VerbsCalls.ibv_query_device_ex(context, &attr) == 0 else {
+        guard (try? VerbsCalls.ibv_query_device_ex(context, &attr)) != nil else {
             var basic = ibv_device_attr()
-            guard VerbsCalls.ibv_query_device(context, &basic) == 0 else { return DeviceCapabilities() }
+            guard (try? VerbsCalls.ibv_query_device(context, &basic)) != nil else { return DeviceCapabilities() }
             return DeviceCapabilities(maxMRSize: basic.max_mr_size, maxMRCount: Int(basic.max_mr))
         }
         func support(_ bits: UInt32) -> DeviceCapabilities.ODPSupport {
@@ -114,9 +116,8 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     func register(address: UnsafeMutableRawPointer, length: Int, access: RegistrationAccess, onDemand: Bool) -> Result<Registration, Errno> {
         var flags = access.rawValue
         if onDemand { flags |= Int32(IBV_ACCESS_ON_DEMAND.rawValue) }
-        guard let mr = VerbsCalls.ibv_reg_mr(pd, address, length, flags) else {
-            return .failure(Errno(rawValue: errno))
-        }
+        let mr: UnsafeMutablePointer<ibv_mr>
+        do throws(Errno) { mr = try VerbsCalls.ibv_reg_mr(pd, address, length, flags) } catch { return .failure(error) }
         return .success(Registration(
             token: UInt(bitPattern: mr), address: UInt64(UInt(bitPattern: mr.pointee.addr)),
             length: mr.pointee.length, localKey: mr.pointee.lkey, remoteKey: mr.pointee.rkey))
@@ -124,8 +125,8 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
 
     func deregister(_ registration: Registration) -> Errno? {
         guard let mr = UnsafeMutablePointer<ibv_mr>(bitPattern: registration.token) else { return .invalidArgument }
-        let rc = VerbsCalls.ibv_dereg_mr(mr)
-        return rc == 0 ? nil : Errno(rawValue: rc)
+        do throws(Errno) { try VerbsCalls.ibv_dereg_mr(mr) } catch { return error }
+        return nil
     }
 
     var verdictKey: String {
@@ -136,7 +137,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     /// port cannot be queried.
     var pathMTU: Int {
         var attributes = ibv_port_attr()
-        guard VerbsCalls.ibv_query_port(context, 1, &attributes) == 0, attributes.active_mtu.rawValue >= 1 else { return 1024 }
+        guard (try? VerbsCalls.ibv_query_port(context, 1, &attributes)) != nil, attributes.active_mtu.rawValue >= 1 else { return 1024 }
         return 128 << Int(attributes.active_mtu.rawValue)
     }
 
@@ -151,7 +152,7 @@ final class IbverbsProvider: VerbsProvider, @unchecked Sendable {
     func prefetch(_ registration: Registration, writable: Bool) -> Errno? {
         var sge = ibv_sge(addr: registration.address, length: UInt32(clamping: registration.length), lkey: registration.localKey)
         let advice = writable ? IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE : IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH
-        let rc = VerbsCalls.ibv_advise_mr(pd, advice, UInt32(IB_UVERBS_ADVISE_MR_FLAG_FLUSH.rawValue), &sge, 1)
-        return rc == 0 ? nil : Errno(rawValue: rc)
+        do throws(Errno) { try VerbsCalls.ibv_advise_mr(pd, advice, UInt32(IB_UVERBS_ADVISE_MR_FLAG_FLUSH.rawValue), &sge, 1) } catch { return error }
+        return nil
     }
 }

@@ -102,8 +102,9 @@ public final class QueuePair: @unchecked Sendable {
         attributes.cap.max_recv_wr = UInt32(depth)
         attributes.cap.max_send_sge = 1
         attributes.cap.max_recv_sge = 1
-        guard let qp = VerbsCalls.ibv_create_qp(provider.pd, &attributes) else {
-            throw .deviceFailure(device: device.name, operation: "ibv_create_qp", errno: .init(rawValue: errno))
+        let qp: UnsafeMutablePointer<ibv_qp>
+        do throws(Errno) { qp = try VerbsCalls.ibv_create_qp(provider.pd, &attributes) } catch {
+            throw .deviceFailure(device: device.name, operation: "ibv_create_qp", errno: error)
         }
         self.qp = qp
         self.sends = SendQueue(completionQueue: completions, deviceName: device.name)
@@ -117,11 +118,11 @@ public final class QueuePair: @unchecked Sendable {
     /// Prefers an IPv4-mapped RoCE GID (reachable on the interface's address), else the first non-zero one.
     private static func chooseGID(_ context: UnsafeMutablePointer<ibv_context>, port: UInt8) -> Int32 {
         var portAttributes = ibv_port_attr()
-        guard VerbsCalls.ibv_query_port(context, port, &portAttributes) == 0 else { return 0 }
+        guard (try? VerbsCalls.ibv_query_port(context, port, &portAttributes)) != nil else { return 0 }
         var firstNonZero: Int32 = -1
         for index in 0..<portAttributes.gid_tbl_len {
             var gid = ibv_gid()
-            guard VerbsCalls.ibv_query_gid(context, port, index, &gid) == 0 else { continue }
+            guard (try? VerbsCalls.ibv_query_gid(context, port, index, &gid)) != nil else { continue }
             let raw = withUnsafeBytes(of: gid.raw) { Array($0) }
             if raw.allSatisfy({ $0 == 0 }) { continue }
             if raw[0..<10].allSatisfy({ $0 == 0 }), raw[10] == 0xff, raw[11] == 0xff { return index }
@@ -133,9 +134,9 @@ public final class QueuePair: @unchecked Sendable {
     /// This queue pair's address for the peer.
     public var endpoint: Endpoint {
         var portAttributes = ibv_port_attr()
-        _ = VerbsCalls.ibv_query_port(provider.context, port, &portAttributes)
+        try? VerbsCalls.ibv_query_port(provider.context, port, &portAttributes)
         var gid = ibv_gid()
-        _ = VerbsCalls.ibv_query_gid(provider.context, port, gidIndex, &gid)
+        try? VerbsCalls.ibv_query_gid(provider.context, port, gidIndex, &gid)
         return Endpoint(queuePairNumber: qp.pointee.qp_num, packetSequenceNumber: psn,
                         localID: portAttributes.lid, gid: withUnsafeBytes(of: gid.raw) { Array($0) })
     }
@@ -144,9 +145,8 @@ public final class QueuePair: @unchecked Sendable {
     /// `access` is what the peer may do to memory on this side.
     public func connect(to remote: Endpoint, access: RegistrationAccess = [.localWrite, .remoteWrite, .remoteRead]) throws(DaxPinError) {
         var portAttributes = ibv_port_attr()
-        let queried = VerbsCalls.ibv_query_port(provider.context, port, &portAttributes)
-        guard queried == 0 else {
-            throw .deviceFailure(device: device.name, operation: "ibv_query_port", errno: .init(rawValue: queried))
+        do throws(Errno) { try VerbsCalls.ibv_query_port(provider.context, port, &portAttributes) } catch {
+            throw .deviceFailure(device: device.name, operation: "ibv_query_port", errno: error)
         }
 
         var attr = ibv_qp_attr()
@@ -195,9 +195,8 @@ public final class QueuePair: @unchecked Sendable {
 
     private func modify(_ attr: inout ibv_qp_attr, _ mask: [ibv_qp_attr_mask], _ state: String) throws(DaxPinError) {
         let bits = mask.reduce(Int32(0)) { $0 | Int32(bitPattern: $1.rawValue) }
-        let rc = VerbsCalls.ibv_modify_qp(qp, &attr, bits)
-        guard rc == 0 else {
-            throw .deviceFailure(device: device.name, operation: "ibv_modify_qp(\(state))", errno: .init(rawValue: rc))
+        do throws(Errno) { try VerbsCalls.ibv_modify_qp(qp, &attr, bits) } catch {
+            throw .deviceFailure(device: device.name, operation: "ibv_modify_qp(\(state))", errno: error)
         }
     }
 
@@ -215,8 +214,8 @@ public final class QueuePair: @unchecked Sendable {
 
     private func post(_ opcode: ibv_wr_opcode, _ local: LocalBuffer, _ remote: MemoryRegion.RemoteAccess,
                       _ offset: Int, _ timeout: Duration) throws(DaxPinError) -> Completion {
-        try sends.postAndWait(timeout: timeout) { id in
-            postOneSided(on: qp, opcode, id: id, local: local, remote: remote, offset: offset)
+        try sends.postAndWait(timeout: timeout) { (id) throws(Errno) in
+            try postOneSided(on: qp, opcode, id: id, local: local, remote: remote, offset: offset)
         }
     }
 }

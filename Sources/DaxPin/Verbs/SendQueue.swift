@@ -1,5 +1,6 @@
 import CIbverbs
 import CRdmacm  // verbs enum constants resolve through it once any file imports librdmacm (as in QueuePair)
+import SystemPackage
 
 /// The send side of a queue pair, the one work-request and completion layer of ``QueuePair``
 /// and ``RDMAConnection``: work requests are posted under one lock, and the completions read
@@ -33,29 +34,28 @@ final class SendQueue: @unchecked Sendable {
 
     /// The error for a failed post (`ibv_post_send` unless `operation` names another call, such
     /// as `ibv_wr_complete`), unless the caller maps it otherwise.
-    private func postFailure(_ status: Int32, operation: String = "ibv_post_send") -> DaxPinError {
-        .deviceFailure(device: deviceName, operation: operation, errno: .init(rawValue: status))
+    private func postFailure(_ errno: Errno, operation: String = "ibv_post_send") -> DaxPinError {
+        .deviceFailure(device: deviceName, operation: operation, errno: errno)
     }
 
     /// ``postAndWait(timeout:failure:_:)`` with a failed post reported as `.deviceFailure`
     /// naming `operation` (`ibv_post_send`, or `ibv_wr_complete` for the work-request API).
     func postAndWait(timeout: Duration, operation: String = "ibv_post_send",
-                     _ post: (_ id: UInt64) -> Int32) throws(DaxPinError) -> QueuePair.Completion {
+                     _ post: (_ id: UInt64) throws(Errno) -> Void) throws(DaxPinError) -> QueuePair.Completion {
         try postAndWait(timeout: timeout, failure: { self.postFailure($0, operation: operation) }, post)
     }
 
     /// Posts one request with an id of the queue's own and waits up to about `timeout` for its
-    /// completion. `post` gets the id and returns `ibv_post_send`'s status; it runs under the
-    /// lock, so it may fill memory that only one request at a time uses.
-    /// - Throws: `failure(status)` when the post fails; `.deviceFailure` with ETIMEDOUT when no
+    /// completion. `post` gets the id and posts (throwing what `ibv_post_send` failed with); it
+    /// runs under the lock, so it may fill memory that only one request at a time uses.
+    /// - Throws: `failure(errno)` when the post fails; `.deviceFailure` with ETIMEDOUT when no
     ///   completion comes in time.
-    func postAndWait(timeout: Duration, failure: (Int32) -> DaxPinError,
-                     _ post: (_ id: UInt64) -> Int32) throws(DaxPinError) -> QueuePair.Completion {
+    func postAndWait(timeout: Duration, failure: (Errno) -> DaxPinError,
+                     _ post: (_ id: UInt64) throws(Errno) -> Void) throws(DaxPinError) -> QueuePair.Completion {
         let result: Result<QueuePair.Completion, DaxPinError> = state.withLock { state in
             state.lastOwn += 1
             let id = Self.ownBit | state.lastOwn
-            let status = post(id)
-            guard status == 0 else { return .failure(failure(status)) }
+            do throws(Errno) { try post(id) } catch { return .failure(failure(error)) }
             do throws(DaxPinError) {
                 return .success(try wait(for: id, &state, timeout: timeout))
             } catch {
@@ -66,11 +66,13 @@ final class SendQueue: @unchecked Sendable {
     }
 
     /// Posts requests with the caller's ids without waiting (serialized with every other post).
-    /// `post` returns the status of `operation` (`ibv_post_send`, or `ibv_wr_complete` for the
+    /// `post` throws what `operation` failed with (`ibv_post_send`, or `ibv_wr_complete` for the
     /// work-request API of extended queue pairs).
-    func post(operation: String = "ibv_post_send", _ post: () -> Int32) throws(DaxPinError) {
-        let status = state.withLock { _ in post() }
-        guard status == 0 else { throw postFailure(status, operation: operation) }
+    func post(operation: String = "ibv_post_send", _ post: () throws(Errno) -> Void) throws(DaxPinError) {
+        let failed: Errno? = state.withLock { _ in
+            do throws(Errno) { try post(); return nil } catch { return error }
+        }
+        if let failed { throw postFailure(failed, operation: operation) }
     }
 
     /// Appends the completions of the caller's requests to `done`; waits up to `timeout` for
