@@ -26,27 +26,25 @@ extension LeaseCore {
     }
 
     func endAccess() {
-        let waiters: [DispatchSemaphore] = state.withLock { s in
+        let waiters = state.withLock { s in
             s.accessors -= 1
-            guard s.accessors == 0, !s.accessDrainWaiters.isEmpty else { return [] }
-            defer { s.accessDrainWaiters.removeAll() }
+            guard s.accessors == 0 else { return 0 }
+            defer { s.accessDrainWaiters = 0 }
             return s.accessDrainWaiters
         }
-        for waiter in waiters { waiter.signal() }
+        for _ in 0..<waiters { accessDrained.signal() }
     }
 
-    /// Waits until no byte access runs (outside the lock: an access may need it). With
-    /// `closing`, none can start any more, so none runs afterwards; without, the caller must
-    /// check `accessors` again under the lock.
-    func drainAccess(closing: Bool) {
-        while let waiter = state.withLock({ s -> DispatchSemaphore? in
-            if closing { s.accessClosed = true }
-            guard s.accessors > 0 else { return nil }
-            let waiter = DispatchSemaphore(value: 0)
-            s.accessDrainWaiters.append(waiter)
-            return waiter
+    /// Waits until no byte access runs (outside the lock: an access may need it). Once the
+    /// teardown has closed access none can start, so none runs afterwards; before that (an
+    /// `unpin`), the caller must check `accessors` again under the lock.
+    func drainAccess() {
+        while state.withLock({ s -> Bool in
+            guard s.accessors > 0 else { return false }
+            s.accessDrainWaiters += 1
+            return true
         }) {
-            waiter.wait()
+            accessDrained.wait()
         }
     }
 
@@ -54,7 +52,7 @@ extension LeaseCore {
     func unpin(_ id: Int) throws(DaxPinError) {
         Interleavings.reached(.unpinStarting)
         while true {
-            drainAccess(closing: false)
+            drainAccess()
             let outcome: Result<Bool, DaxPinError> = state.withLock { s in
                 guard case .held = s.phase else { return .failure(.revoked(path: path)) }
                 guard s.regions.info(of: id) != nil else {

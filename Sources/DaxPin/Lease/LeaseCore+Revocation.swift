@@ -27,7 +27,7 @@ extension LeaseCore {
         Interleavings.reached(.revocationBegan(reason))
         quiesce(reason, &steps)                   // 1. the application's handler, within its budget
         stopQueuePairs(&steps)                    // 2. queue pairs to the error state
-        var owned = closeAccess()                 //    no byte access runs, and none can start
+        var owned = closeAccess(reason)           //    no byte access runs, and none can start
         writeBackStaged(reason, &owned, &steps)   // 3. a break: staged bounce buffers to the file (pwrite)
         owned.deregister(&steps)                  // 4. ibv_dereg_mr, region by region
         unmap(&owned, &steps)                     // 5. munmap every region (the reservation in one call)
@@ -48,8 +48,8 @@ extension LeaseCore {
     private func begin(_ reason: RevocationReason, _ caller: Revoker) -> Int? {
         let requireLease = caller.requiresHeldLease
         return state.withLock { s in
-            guard case .held = s.phase, !requireLease || s.holdsLease else { return nil }
-            s.phase = .revoking(reason)
+            guard case .held = s.lifecycle, !requireLease || s.holdsLease else { return nil }
+            advance(&s, to: .revoking(reason))
             s.trace.reason = reason
             return s.trace.entries.count
         }
@@ -72,17 +72,19 @@ extension LeaseCore {
     /// Step 2: runs the stop hooks of the queue pairs attached to the lease (including any
     /// attached while a quiesce handler ran).
     private func stopQueuePairs(_ steps: inout TeardownRecorder) {
-        let hooks = state.withLock { $0.stopHooks.isEmpty ? [] : Array($0.stopHooks.values) }
+        let hooks = state.withLock { $0.stopHooks }  // a reference, not a copy: no allocation
         guard !hooks.isEmpty else { return }
-        for stop in hooks { stop() }
+        for stop in hooks.values { stop() }
         steps.record(.queuePairsStopped(count: hooks.count))
     }
 
     /// Waits until no byte access runs and closes access, then takes the kernel objects out of
     /// the lease for the teardown. A reservation that a pin in flight still maps into stays
     /// behind (that pin removes it).
-    private func closeAccess() -> TeardownResources {
-        drainAccess(closing: true)
+    private func closeAccess(_ reason: RevocationReason) -> TeardownResources {
+        state.withLock { advance(&$0, to: .tearingDown(reason)) }
+        drainAccess()
+        Interleavings.reached(.accessClosed)
         return state.withLock { s in
             TeardownResources(regions: s.regions.takeAll(), reservation: s.reservation.takeForTeardown(),
                               lease: s.lease.take())
@@ -122,8 +124,7 @@ extension LeaseCore {
         if let claim { OwnLeases.shared.release(claim) }
         let (final, listeners, events): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation], [LeaseEvent]) = state.withLock { s in
             steps.write(into: &s.trace, regions: regions)
-            s.phase = .revoked(reason)
-            isRevoked.store(true, ordering: .releasing)
+            advance(&s, to: lost ? .lost(reason) : .revoked(reason))
             // The stop hooks have run; dropping them breaks a cycle through a hook that
             // captures something holding this lease.
             s.stopHooks.removeAll()
@@ -138,11 +139,10 @@ extension LeaseCore {
             for event in events { listener.yield(event) }
             listener.finish()
         }
-        finished.leave()
         PinRegistry.shared.withdraw(self)
         let (logger, path, memory) = (options.logger, path, memory)
         // The log line and the metrics go together: off the watcher thread, after F_UNLCK.
-        RevocationLog.write(offThread: caller.isWatcher) {
+        RevocationLog.write(by: caller) {
             LeaseMetrics.revoked(memory: memory, reason: reason, teardown: final.entries[min(firstEntry, final.entries.count)...])
             if lost {
                 logger.error("lease lost: the kernel dropped the lease (lease-break-time ran out) before DaxPin revoked; the file may have changed while the NIC could still write",

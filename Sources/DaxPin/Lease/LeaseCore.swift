@@ -32,26 +32,27 @@ final class LeaseCore: Sendable {
     /// Whether this is a forked child's copy of the parent's lease.
     var isForkedCopy: Bool { Syscalls.processID() != owner }
     private static let serials = Atomic<UInt64>(0)
-    /// Set with the `revoked` phase, before the registry withdraws the lease: the registry reads
-    /// it (not the lease lock) to drop a snapshot that was taken before the revocation.
+    /// Set by ``advance(_:to:)`` with a final lifecycle, before the registry withdraws the
+    /// lease: the registry reads it (not the lease lock) to drop a snapshot taken before.
     let isRevoked = Atomic<Bool>(false)
     /// Set at the first staged pin (and never cleared): a break of this lease writes bounce
     /// buffers back, which can take long, so the watcher gives it a thread of its own.
     let hasStagedRegions = Atomic<Bool>(false)
-    /// Left once when the teardown completes; later callers wait on it.
+    /// Left once, by ``advance(_:to:)``, when the teardown completes; later callers wait on it.
     let finished = DispatchGroup()
+    /// Signalled once per waiter when the last byte access ends (made once: draining allocates
+    /// nothing).
+    let accessDrained = DispatchSemaphore(value: 0)
     let state: AnnotatedMutex<State>
 
     struct State: ~Copyable {
-        var phase: LeaseState = .held
-        /// Set when deregistration starts; until then (during quiesce) regions stay usable,
-        /// so a quiesce handler can still write back staged data.
-        var accessClosed = false
+        /// Where the lease is; changed only by ``LeaseCore/advance(_:to:)``.
+        fileprivate(set) var lifecycle = Lifecycle.held
         /// Byte-access closures running now. They run outside this lock (so they may call back
         /// into the lease); deregistering and unmapping wait until none runs.
         var accessors = 0
-        /// Woken when `accessors` drops to zero.
-        var accessDrainWaiters: [DispatchSemaphore] = []
+        /// Threads waiting on `accessDrained` for `accessors` to drop to zero.
+        var accessDrainWaiters = 0
         var kind: LeaseKind
         /// The descriptor and the lease on it; nil for anonymous memory and once torn down.
         var lease: LeaseHandle?
@@ -73,6 +74,13 @@ final class LeaseCore: Sendable {
             self.kind = kind
             self.lease = lease
         }
+
+        /// What the application sees of the lifecycle.
+        var phase: LeaseState { lifecycle.publicState }
+
+        /// Whether byte access is closed: from the moment the teardown drains it (during
+        /// quiesce regions stay usable, so a quiesce handler can still write back staged data).
+        var accessClosed: Bool { !lifecycle.acceptsAccess }
 
         /// Whether a kernel lease is held.
         var holdsLease: Bool {
@@ -141,12 +149,9 @@ final class LeaseCore: Sendable {
         } catch {
             core.state.withLock { s in
                 s.lease.take()?.close()
-                s.phase = .revoked(.released)
-                s.accessClosed = true
+                core.advance(&s, to: .revoked(.released))
             }
             claim.map(OwnLeases.shared.release)
-            core.isRevoked.store(true, ordering: .releasing)
-            core.finished.leave()
             throw error
         }
         core.publishToRegistry()
@@ -165,7 +170,7 @@ final class LeaseCore: Sendable {
         let watcher = LeaseWatcher.shared
         watcher.watch(fd, self)
         func fail(_ error: DaxPinError) -> DaxPinError {
-            watcher.unwatch(fd, onWatcher: false)
+            watcher.unwatch(fd, by: .owner)
             return error
         }
         do throws(Errno) { try Syscalls.setSignal(fd, watcher.signal) } catch {
@@ -216,6 +221,16 @@ final class LeaseCore: Sendable {
     }
 
     var phase: LeaseState { state.withLock { $0.phase } }
+
+    /// Moves the lifecycle forward to `next` (under the lock, `s` being its state): the one
+    /// setter, which also publishes a final state to ``isRevoked`` and leaves ``finished``.
+    func advance(_ s: inout State, to next: Lifecycle) {
+        precondition(next.rank > s.lifecycle.rank, "DaxPin: lease lifecycle from \(s.lifecycle) back to \(next)")
+        s.lifecycle = next
+        guard next.isFinal else { return }
+        isRevoked.store(true, ordering: .releasing)
+        finished.leave()
+    }
 
     /// Pushes what `daxpin ls` shows of this lease to the pin registry (a snapshot taken under
     /// this lease's lock; the registry never takes it).

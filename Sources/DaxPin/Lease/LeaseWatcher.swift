@@ -70,16 +70,16 @@ final class LeaseWatcher: Sendable {
 
     /// Stops routing; call after `F_SETLEASE(F_UNLCK)` (no signal for the lease comes after it)
     /// and before closing `fd`, so that a new lease with the same number is never confused with
-    /// this one. Off the watcher, a marker signal wakes it to forget the number once the
-    /// signals before the marker are taken.
-    func unwatch(_ fd: Int32, onWatcher: Bool) {
+    /// this one. When `caller` is not the watcher, a marker signal wakes it to forget the number
+    /// once the signals before the marker are taken.
+    func unwatch(_ fd: Int32, by caller: Revoker) {
         table.withLock { t in
             t.leases.remove(at: fd)
             t.releases += 1
             t.released[fd] = t.releases
         }
         // A full queue drops the marker: the number is then forgotten after a later signal.
-        if !onWatcher { try? Syscalls.queueSignal(threadID, signal, Self.releaseMarker) }
+        if !caller.isWatcher { try? Syscalls.queueSignal(threadID, signal, Self.releaseMarker) }
     }
 
     /// The number of leases being watched (for tests and `daxpin ls`).

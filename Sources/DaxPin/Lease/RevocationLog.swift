@@ -14,9 +14,9 @@ import Dispatch
 enum RevocationLog {
     private static let queue = DispatchQueue(label: "DaxPin.revocation-log", qos: .utility)
 
-    /// Runs `write` on the log queue when `offThread`, else at once on this thread.
-    static func write(offThread: Bool, _ write: @escaping @Sendable () -> Void) {
-        if offThread {
+    /// Runs `write` on the log queue for the watcher, else at once on `caller`'s thread.
+    static func write(by caller: Revoker, _ write: @escaping @Sendable () -> Void) {
+        if caller.isWatcher {
             queue.async(execute: write)
         } else {
             write()

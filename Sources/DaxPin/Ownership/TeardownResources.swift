@@ -81,7 +81,7 @@ struct TeardownResources: ~Copyable, Sendable {
         lease = consume handle
         guard wasHeld else { return }
         steps.record(lost ? .leaseLost : .leaseReleased)
-        LeaseWatcher.shared.unwatch(fd, onWatcher: caller.isWatcher)
+        LeaseWatcher.shared.unwatch(fd, by: caller)
     }
 
     /// Step 7: closes the descriptor.

@@ -13,6 +13,8 @@ package enum InterleavingPoint: Sendable, Hashable {
     case unpinStarting
     /// A revocation has started (the lease is `revoking`), before its first step.
     case revocationBegan(RevocationReason)
+    /// The revocation has closed and drained byte access (the lease is tearing down).
+    case accessClosed
     /// The watcher took a signal for a watched lease and trusts it (sent by the kernel).
     case signalTrusted
     /// The watcher took a signal for a watched lease and checks it with `F_GETLEASE`.
