@@ -21,8 +21,8 @@ extension DaxPin {
             let registered = try recording.register(address: base, length: 64 << 10, access: [.localWrite], onDemand: false).get()
             do {
                 _ = OwnedRegion(id: 1, offset: 0, length: 64 << 10, strategy: .pinned,
-                                registration: MemoryRegistration(registered, on: device),
-                                mapping: mapping, staging: nil, flushIsDurable: false)
+                                registration: MemoryRegistration(registered, on: device, mapping: mapping, staging: nil),
+                                flushIsDurable: false)
             }
             #expect(recording.calls.last == .deregister(address: UInt64(UInt(bitPattern: base)), stillMapped: true))
             #expect(recording.liveRegistrations == 0)
@@ -43,8 +43,8 @@ extension DaxPin {
                     bases.append(mapping.base)
                     let registered = try recording.register(address: mapping.base, length: 4096, access: [], onDemand: false).get()
                     table.add(OwnedRegion(id: id, offset: 0, length: 4096, strategy: .pinned,
-                                          registration: MemoryRegistration(registered, on: device),
-                                          mapping: mapping, staging: nil, flushIsDurable: false))
+                                          registration: MemoryRegistration(registered, on: device, mapping: mapping, staging: nil),
+                                          flushIsDurable: false))
                 }
                 var removed = table.remove(id: 3)
                 #expect(removed?.info.id == 3)

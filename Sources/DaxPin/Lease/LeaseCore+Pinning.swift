@@ -88,7 +88,6 @@ extension LeaseCore {
         var attempts: [RegistrationRefusal.Attempt] = []
         var chosen: Strategy?
         var registration: MemoryRegistration?
-        var staging: Mapping?
         for strategy in plan.candidates where chosen == nil {
             switch strategy {
             case .pinned, .onDemandPaging:
@@ -100,7 +99,7 @@ extension LeaseCore {
                         options.logger.notice("ODP prefetch failed; pages fault in on first access", metadata: ["errno": "\(code)"])
                     }
                     chosen = strategy
-                    registration = MemoryRegistration(registered, on: device)
+                    registration = MemoryRegistration(registered, on: device, mapping: mapping.take()!, staging: nil)
                 case .failure(let code):
                     attempts.append(.init(strategy: strategy, errno: code, reason: explain(strategy, code, memory, remoteFlush: remoteFlush)))
                 }
@@ -117,8 +116,7 @@ extension LeaseCore {
                 switch device.provider.register(address: bounce.base, length: length, access: flagsWanted.union(.localWrite), onDemand: false) {
                 case .success(let registered):
                     chosen = .staged
-                    registration = MemoryRegistration(registered, on: device)
-                    staging = .some(bounce)
+                    registration = MemoryRegistration(registered, on: device, mapping: mapping.take()!, staging: bounce)
                 case .failure(let code):
                     // The bounce buffer is unmapped as it goes out of scope.
                     attempts.append(.init(strategy: .staged, errno: code, reason: explain(.staged, code, memory)))
@@ -140,15 +138,16 @@ extension LeaseCore {
             let id = s.nextRegionID
             s.nextRegionID += 1
             s.regions.add(OwnedRegion(id: id, offset: offset, length: length, strategy: strategy,
-                                      registration: registration.take()!, mapping: mapping.take()!, staging: staging.take(),
-                                      flushIsDurable: memory.isPersistentMemory))
+                                      registration: registration.take()!, flushIsDurable: memory.isPersistentMemory))
             return id
         }
         guard let id else {
             // Revoked while we were registering: undo in order (deregister, then unmap), then report.
-            _ = registration.take()?.deregister()
-            staging.take()?.unmap()
-            state.withLock { $0.reservation.discard(mapping.take()!, regionsLeft: !$0.regions.isEmpty) }
+            var undone = registration.take()!
+            _ = undone.deregister()
+            undone.takeStaging()?.unmap()
+            var mapped = undone.takeMapping()
+            state.withLock { $0.reservation.discard(mapped.take()!, regionsLeft: !$0.regions.isEmpty) }
             throw .revoked(path: path)
         }
         if strategy == .staged { hasStagedRegions.store(true, ordering: .relaxed) }

@@ -1,41 +1,29 @@
 import Glibc
 import SystemPackage
 
-/// Owns the kernel objects behind one pinned region: its registration, its mapping and, for a
-/// staged region, its bounce buffer. They are released in dependency order: the registration
-/// first (the NIC must stop using the pages before they go), then the mappings. Dropping an
-/// `OwnedRegion` releases whatever is left in that same order (stored properties are
-/// destroyed in declaration order).
+/// Owns the kernel objects behind one pinned region: its registration, which owns its mapping
+/// and, for a staged region, its bounce buffer (``MemoryRegistration``). They are released in
+/// dependency order: the registration first (the NIC must stop using the pages before they
+/// go), then the mappings. Dropping an `OwnedRegion` releases whatever is left in that same
+/// order, which the registration's ownership of the mappings enforces.
 struct OwnedRegion: ~Copyable, Sendable {
     let info: RegionInfo
-    /// Nil once deregistered.
-    private var registration: MemoryRegistration?
-    /// Nil once unmapped.
-    private var mapping: Mapping?
-    /// The bounce buffer of a staged region.
-    private var staging: Mapping?
+    private var registration: MemoryRegistration
     /// The errno of a failed deregistration.
     private(set) var deregistrationFailure: Int32?
 
     /// Whether the bounce buffer is still mapped.
-    private var hasStaging: Bool {
-        switch staging {
-        case .some: true
-        case .none: false
-        }
-    }
+    private var hasStaging: Bool { registration.hasStaging }
     /// What a lease break's write-back did with a staged region (nil: none was tried).
     private(set) var writeBackOutcome: StagedWriteBack?
 
     init(id: Int, offset: Int, length: Int, strategy: Strategy, registration: consuming MemoryRegistration,
-         mapping: consuming Mapping, staging: consuming Mapping?, flushIsDurable: Bool) {
-        info = RegionInfo(id: id, offset: offset, length: length, strategy: strategy, mapping: mapping.base,
-                          mappedLength: mapping.length, registered: staging?.base ?? mapping.base,
+         flushIsDurable: Bool) {
+        info = RegionInfo(id: id, offset: offset, length: length, strategy: strategy, mapping: registration.mappingBase,
+                          mappedLength: registration.mappedLength, registered: registration.registeredBase,
                           registration: registration.registration, flushIsDurable: flushIsDurable,
                           device: registration.device)
-        self.registration = .some(registration)
-        self.mapping = .some(mapping)
-        self.staging = staging
+        self.registration = registration
     }
 
     var id: Int { info.id }
@@ -44,7 +32,7 @@ struct OwnedRegion: ~Copyable, Sendable {
     /// second time.
     @discardableResult
     mutating func deregister() -> Errno? {
-        guard let failure = registration.take()?.deregister() else { return nil }
+        guard let failure = registration.deregister() else { return nil }
         deregistrationFailure = failure.rawValue
         return failure
     }
@@ -110,19 +98,17 @@ struct OwnedRegion: ~Copyable, Sendable {
     /// Removes the mappings: the file mapping given back to `reservation` when it lies in it
     /// (else unmapped), the bounce buffer unmapped. Only after ``deregister()``.
     mutating func unmap(givingBackTo reservation: inout ReservationState) {
-        precondition(registration == nil, "DaxPin: a region is unmapped only after it is deregistered")
-        if let mapping = mapping.take() { reservation.giveBack(mapping) }
-        staging.take()?.unmap()
+        if let mapping = registration.takeMapping() { reservation.giveBack(mapping) }
+        registration.takeStaging()?.unmap()
     }
 
     /// Removes the mappings when the whole reservation is about to be unmapped: a mapping in it
     /// goes with it, any other is unmapped. Only after ``deregister()``.
     mutating func unmapWithReservation() {
-        precondition(registration == nil, "DaxPin: a region is unmapped only after it is deregistered")
-        if let mapping = mapping.take() {
+        if let mapping = registration.takeMapping() {
             if mapping.isReserved { mapping.coveredByReservation() } else { mapping.unmap() }
         }
-        staging.take()?.unmap()
+        registration.takeStaging()?.unmap()
     }
 }
 

@@ -2,13 +2,26 @@ import Glibc
 
 /// The kernel objects a revocation takes out of its lease, each released by one step, in
 /// dependency order: (on a break) write staged regions back, deregister every region, unmap
-/// them, give back the lease, close the descriptor. Dropping it (a step skipped) releases what is left: the regions first (each
-/// deregisters before it unmaps), then the reservation, then the lease handle.
+/// them, give back the lease, close the descriptor. `revoke` runs every step, so nothing whose
+/// order matters is left when it is dropped (each region's registration still unmaps only after
+/// it deregisters, see ``MemoryRegistration``); `deinit` checks it in debug builds rather than
+/// leave the order to the destruction of its members.
 struct TeardownResources: ~Copyable, Sendable {
     var regions: RegionTable
     /// The reservation to unmap as a whole; nil when the lease keeps it (see ``ReservationState``).
     var reservation: AddressReservation?
     var lease: LeaseHandle?
+
+    deinit {
+        assert(!hasReservation && !holdsHandle, "DaxPin: a teardown skipped a step (the reservation or the lease is left)")
+    }
+
+    private var holdsHandle: Bool {
+        switch lease {
+        case .some: true
+        case .none: false
+        }
+    }
 
     var hasReservation: Bool {
         switch reservation {
