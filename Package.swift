@@ -150,9 +150,12 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/Soak", swiftSettings: testHooks
         ),
+        // Test-only: counts a thread's heap allocations (the teardown before F_UNLCK makes none).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(
             name: "DaxPinTests",
             dependencies: ["DaxPin", "DaxPinVisibility", "DaxPinServiceLifecycle", "CLease", "CMnl", "StorageProtocol",
+                           "CAllocationCounter",
                            .product(name: "SystemPackage", package: "swift-system"),
                            serviceLifecycle,
                            serviceLifecycleTestKit,

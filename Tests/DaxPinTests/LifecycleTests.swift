@@ -1,4 +1,5 @@
 @testable import DaxPin
+import CAllocationCounter
 import Synchronization
 import Testing
 
@@ -49,3 +50,84 @@ extension DaxPin {
         }
     }
 }
+
+extension DaxPin.LeaseLifecycle {
+    /// The breaker is blocked until `F_UNLCK`, so the path to it must not wait on the allocator
+    /// (a lock another thread may hold, or page faults of a fresh arena).
+    @Test("a revocation allocates nothing on its thread from its start to F_UNLCK",
+          .enabled(if: daxpin_allocation_counting_available() != 0, "a sanitizer interposes malloc itself"))
+    func noAllocationBeforeUnlock() throws {
+        // The counter itself works: an array allocates.
+        daxpin_allocation_count_begin()
+        let control = [Int](repeating: 7, count: 1000)
+        let counted = daxpin_allocation_count_end()
+        #expect(counted >= 1 && control.count == 1000, "the allocation counter saw \(counted) allocations of an array")
+
+        let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
+        let recording = RecordingVerbs()
+        recording.reserveLog(64)  // the stand-in's own bookkeeping must not count
+        let device = RDMADevice(provider: recording)
+        // One revocation first: the runtime allocates the metadata of generic types the first
+        // time they are used, once per process, which is not the path's own cost.
+        for round in 0..<2 {
+            var lease = try LayoutLease(path: file.path)
+            for index in 0..<3 { _ = try lease.pin(offset: index * (256 << 10), length: 256 << 10, on: device) }
+            _ = lease.core.attach {}  // a stop hook, as a queue pair attaches
+            if round == 0 { lease.release(); continue }
+            try measureRelease(lease)
+        }
+    }
+
+    private func measureRelease(_ lease: consuming LayoutLease) throws {
+        final class Count: Sendable { let value = Atomic<Int>(-1) }
+        let allocations = Count()
+        Interleavings.set { point in
+            switch point {
+            case .revocationBegan: daxpin_allocation_count_begin()
+            case .unlocking: allocations.value.store(Int(daxpin_allocation_count_end()), ordering: .releasing)
+            default: break
+            }
+        }
+        defer { Interleavings.clear() }
+        let trace = lease.release()
+        Interleavings.clear()
+        #expect(trace.steps.contains(.leaseReleased))
+        #expect(allocations.value.load(ordering: .acquiring) == 0, "allocations between the start of the revocation and F_UNLCK")
+    }
+}
+
+extension DaxPin.LeaseLifecycle {
+    @Test("a lease break's revocation allocates nothing on the watcher from its start to F_UNLCK",
+          .enabled(if: daxpin_allocation_counting_available() != 0, "a sanitizer interposes malloc itself"))
+    func noAllocationBeforeUnlockOnBreak() throws {
+        let file = try ScratchFile(in: HostDirs.tmpfs, size: 1 << 20)
+        let recording = RecordingVerbs()
+        recording.reserveLog(64)
+        let device = RDMADevice(provider: recording)
+        final class Count: Sendable { let value = Atomic<Int>(-1) }
+        for round in 0..<2 {  // the first warms the runtime's generic metadata up
+            var lease = try LayoutLease(path: file.path)
+            for index in 0..<3 { _ = try lease.pin(offset: index * (256 << 10), length: 256 << 10, on: device) }
+            _ = lease.core.attach {}
+            let allocations = Count()
+            Interleavings.set { point in
+                switch point {
+                case .revocationBegan(.leaseBreak): daxpin_allocation_count_begin()
+                case .unlocking: allocations.value.store(Int(daxpin_allocation_count_end()), ordering: .releasing)
+                default: break
+                }
+            }
+            defer { Interleavings.clear() }
+            let breaker = try Breaker.openForWrite(file.path)
+            let trace = lease.waitUntilRevoked(timeout: .seconds(30))
+            _ = breaker.wait()
+            Interleavings.clear()
+            #expect(trace?.reason == .leaseBreak)
+            if round == 1 {
+                #expect(allocations.value.load(ordering: .acquiring) == 0, "allocations on the watcher between the break and F_UNLCK")
+            }
+            lease.release()
+        }
+    }
+}
+

@@ -79,7 +79,7 @@ extension LeaseCore {
     func attach(_ stop: @escaping @Sendable () -> Void) -> Int {
         state.withLock { s in
             s.nextHook += 1
-            s.stopHooks[s.nextHook] = stop
+            s.stopHooks[s.nextHook] = StopHook(stop)
             return s.nextHook
         }
     }

@@ -31,6 +31,7 @@ extension LeaseCore {
         writeBackStaged(reason, &owned, &steps)   // 3. a break: staged bounce buffers to the file (pwrite)
         owned.deregister(&steps)                  // 4. ibv_dereg_mr, region by region
         unmap(&owned, &steps)                     // 5. munmap every region (the reservation in one call)
+        Interleavings.reached(.unlocking)
         owned.unlock(&steps, by: caller)          // 6. F_UNLCK: the breaker may go on
         owned.close(&steps)                       // 7. close the descriptor
         return finish(reason, steps, regions: owned.regions, by: caller, firstEntry: firstEntry)
@@ -74,7 +75,7 @@ extension LeaseCore {
     private func stopQueuePairs(_ steps: inout TeardownRecorder) {
         let hooks = state.withLock { $0.stopHooks }  // a reference, not a copy: no allocation
         guard !hooks.isEmpty else { return }
-        for stop in hooks.values { stop() }
+        for hook in hooks.values { hook.run() }
         steps.record(.queuePairsStopped(count: hooks.count))
     }
 

@@ -67,7 +67,7 @@ final class LeaseCore: Sendable {
         /// missed or seen twice.
         var history: [LeaseEvent] = []
         var nextListener = 0
-        var stopHooks: [Int: @Sendable () -> Void] = [:]
+        var stopHooks: [Int: StopHook] = [:]
         var nextHook = 0
 
         init(kind: LeaseKind, lease: consuming LeaseHandle?) {
@@ -221,6 +221,14 @@ final class LeaseCore: Sendable {
     }
 
     var phase: LeaseState { state.withLock { $0.phase } }
+
+    /// Work a revocation runs in step 2 (a queue pair moved to the error state). A class: a
+    /// closure stored as a dictionary value is wrapped in a new thunk, an allocation, each time
+    /// it is read back, and step 2 runs before `F_UNLCK`, where nothing allocates.
+    final class StopHook: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
 
     /// Moves the lifecycle forward to `next` (under the lock, `s` being its state): the one
     /// setter, which also publishes a final state to ``isRevoked`` and leaves ``finished``.

@@ -15,6 +15,8 @@ package enum InterleavingPoint: Sendable, Hashable {
     case revocationBegan(RevocationReason)
     /// The revocation has closed and drained byte access (the lease is tearing down).
     case accessClosed
+    /// The revocation is about to give the lease back (`F_UNLCK`): everything before it ran.
+    case unlocking
     /// The watcher took a signal for a watched lease and trusts it (sent by the kernel).
     case signalTrusted
     /// The watcher took a signal for a watched lease and checks it with `F_GETLEASE`.
@@ -26,11 +28,18 @@ package enum InterleavingPoint: Sendable, Hashable {
 /// there. One atomic load per point while no hook is set.
 package enum Interleavings {
     private static let armed = Atomic<Bool>(false)
-    private static let hook = AnnotatedMutex<(@Sendable (InterleavingPoint) -> Void)?>(nil)
+    /// A class, so that reading the hook retains a reference and allocates nothing (a test
+    /// counts the allocations of the path to `F_UNLCK` through these points).
+    private final class Hook: Sendable {
+        let body: @Sendable (InterleavingPoint) -> Void
+        init(_ body: @escaping @Sendable (InterleavingPoint) -> Void) { self.body = body }
+    }
+    private static let hook = AnnotatedMutex<Hook?>(nil)
 
     /// Runs `body` at every point any thread reaches, until ``clear()``.
     package static func set(_ body: @escaping @Sendable (InterleavingPoint) -> Void) {
-        hook.withLock { $0 = body }
+        let made = Hook(body)
+        hook.withLock { $0 = made }
         armed.store(true, ordering: .releasing)
     }
 
@@ -41,8 +50,8 @@ package enum Interleavings {
     }
 
     static func reached(_ point: InterleavingPoint) {
-        guard armed.load(ordering: .acquiring), let body = hook.withLock({ $0 }) else { return }
-        body(point)
+        guard armed.load(ordering: .acquiring), let current = hook.withLock({ $0 }) else { return }
+        current.body(point)
     }
 }
 #else

@@ -54,6 +54,9 @@ final class RecordingVerbs: VerbsProvider {
     }
 
     var calls: [Call] { log.withLock { $0 } }
+
+    /// Room for `count` more recorded calls, so that recording allocates nothing.
+    func reserveLog(_ count: Int) { log.withLock { $0.reserveCapacity($0.count + count) } }
     var liveRegistrations: Int {
         calls.reduce(0) { count, call in
             switch call {
