@@ -59,10 +59,11 @@ class Reports(unittest.TestCase):
         run_reports([os.path.join(HERE, "report.py"), os.path.join(FIXTURE, "stable"), cls.out],
                     [os.path.join(HERE, "report_newest_kernel.py"), os.path.join(FIXTURE, "newest"), cls.out],
                     [os.path.join(HERE, "report_zero_copy.py"), os.path.join(FIXTURE, "zero-copy"), cls.out],
+                    [os.path.join(HERE, "report_scaling.py"), os.path.join(FIXTURE, "scaling"), cls.out],
                     [os.path.join(HERE, "report_compare.py"), os.path.join(cls.out, "before-after.md"), "test",
                      "BASE", "HEAD", os.path.join(FIXTURE, "compare", "stable")])
         cls.tables = {report: table_rows(os.path.join(cls.out, f"{name}.md")) for report, name in
-                      (("latest", "latest"), ("newest-kernel", "newest-kernel"), ("zero-copy", "zero-copy"),
+                      (("latest", "latest"), ("newest-kernel", "newest-kernel"), ("zero-copy", "zero-copy"), ("scaling", "scaling"),
                        ("before-after", "before-after"))}
 
     @classmethod
@@ -103,7 +104,9 @@ class Reports(unittest.TestCase):
                     ("latest", "pin-tmpfs-c"): "met", ("latest", "durable-paired"): "**missed**",
                     ("latest", "storage-ib"): "met", ("latest", "storage-fio"): "context", ("latest", "idle-ticks"): "met",
                     ("newest-kernel", "nk-odp-tmpfs"): "met", ("zero-copy", "write64k"): "**missed**",
-                    ("zero-copy", "durable4k"): "met", ("zero-copy", "check_cost"): "met"}
+                    ("zero-copy", "durable4k"): "met", ("zero-copy", "check_cost"): "met",
+                    ("scaling", "scale-regions-16"): "met", ("scaling", "scale-regions-1024"): "**missed**",
+                    ("scaling", "mem-rss-per-region"): "context"}
         for (report, row_id), want in expected.items():
             self.assertEqual(verdict(report, row_id), want, f"{report} {row_id}")
         for report, rows in self.tables.items():

@@ -105,3 +105,16 @@ write(Z, "zero_copy.touch.txt", [f"touch {k} {r} {part} {t + 0.01 * r}" for r in
                                  for part, t in (("pin", base / 10), ("first", base), ("second", 0.6))]
       + ["touch prefetch 1 mapped 4096 4096", "touch noprefetch 1 mapped 0 4096"])
 write(Z, "zero_copy.check.txt", [f"CHECK {0.030 + 0.001 * s} verified CACHED {0.002 + 0.0001 * s}" for s in spread])
+
+G = "scaling"
+env(G, "6.1.0-fixture")
+# revocation grows with the regions on both sides; DaxPin within 1.1 up to 64 regions, above at 1024
+for n, dax in ((1, 1.0), (4, 1.0), (16, 0.9), (64, 0.9), (256, 1.05), (1024, 1.4)):
+    write(G, f"scaling.daxpin.{n}x65536.txt", ["# warm-up"] + [int(1e6 * n ** 0.5 * (dax + 0.001 * s)) for s in spread])
+    write(G, f"scaling.c.{n}x65536.txt", ["# warm-up"] + [int(1e6 * n ** 0.5 * (1.0 + 0.001 * s)) for s in spread])
+for size in (4096, 1 << 20, 64 << 20, 256 << 20):
+    write(G, f"scaling.daxpin.1x{size}.txt", [int(1e6 * (1.0 + 0.001 * s)) for s in spread])
+    write(G, f"scaling.c.1x{size}.txt", [int(1e6 * (1.0 + 0.001 * s)) for s in spread])
+write(G, "scaling.memory.txt", ["# MEM 20480000", "# VMPIN 40960000"])
+write(G, "scaling.rounds.txt", ["3 5 10000"])
+

@@ -161,10 +161,11 @@ case "hold" where arguments.count == 7, "hold-odp" where arguments.count == 7:
     let policy: StrategyPolicy = odp ? .only(.onDemandPaging) : .auto
     let slots = (0..<files).map { Slot(path: "\(dir)/daxpin-holder-\(getpid())-\($0)") }
     _ = LeaseWatcherThread.id  // start the watcher before measuring memory
-    let before = statusBytes("RssAnon")
+    let before = (rss: statusBytes("RssAnon"), pinned: statusBytes("VmPin"))
     for slot in slots { take(slot, regions: regions, regionBytes: regionBytes, device: device, policy: policy) }
-    let after = statusBytes("RssAnon")
-    print("MEM \((after - before) / files)")
+    let after = (rss: statusBytes("RssAnon"), pinned: statusBytes("VmPin"))
+    print("MEM \((after.rss - before.rss) / files)")
+    print("VMPIN \((after.pinned - before.pinned) / files)")
     for rep in 0..<reps {
         let slot = slots[(rep * 7919) % files]  // spread the breaks over the files
         // Start from a steady state, as a lease held for a while would be (the pin registry
