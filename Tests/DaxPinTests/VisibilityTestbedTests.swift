@@ -162,9 +162,12 @@ extension DaxPin.Visibility {
                 guard let found = try? listAll(runDirectory: run.path) else { return false }
                 listing = found.json
                 table = found.table
+                // The MR shows in netlink at ibv_reg_mr; the registry row gets its region with
+                // the registry's next write, a few milliseconds later (longer on a busy host).
                 return found.json.process(holder.processIdentifier)?.memoryRegions.isEmpty == false
+                    && found.json.pins.first { $0.pid == holder.processIdentifier }?.regions.count == 1
             }
-            try #require(shown, "the holder never showed with an MR:\n\(table)")
+            try #require(shown, "the holder never showed with an MR and a registry row with its region:\n\(table)")
             let process = try #require(listing?.process(holder.processIdentifier))
             #expect(process.daxpin && process.warnings.isEmpty)
             let mapping = try #require(process.mappings.first { $0.path == file.path })
