@@ -113,8 +113,27 @@ else:
 
 pending = read("durable_flush.pending")
 if pending:
-    not_measured(("nk-flush-rpma",), pending.strip())
-elif plain_numbers("durable.daxpin-flush.txt"):
+    not_measured(("nk-flush-c", "nk-flush-rpma"), pending.strip())
+else:
+    # DaxPinBench flush-paired: "<round> DAXPIN|C <bytes/s of a batch>", the pairs in order per round.
+    paired = {}
+    for line in (read("durable_flush.paired.txt") or "").splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1] in ("DAXPIN", "C"):
+            paired.setdefault((fields[0], fields[1]), []).append(float(fields[2]))
+    pairs, round_ratios = [], []
+    for rnd in sorted({key[0] for key in paired}, key=int):
+        d, c = paired.get((rnd, "DAXPIN"), []), paired.get((rnd, "C"), [])
+        pairs += list(zip(d, c))
+        round_ratios.append(median([x / y for x, y in zip(d, c) if y]))
+    if pairs:
+        d, c = median([x for x, _ in pairs]), median([y for _, y in pairs])
+        per_round = ", ".join("n/a" if r is None else f"{r:.3f}" for r in round_ratios)
+        add("nk-flush-c", f"{d / 1048576:.2f} MiB/s", f"{c / 1048576:.2f} MiB/s", declared.measure("nk-flush-c", pairs=pairs),
+            metric=declared.row("nk-flush-c")["metric"] + f" ({len(pairs)} batch pairs; per round: {per_round})")
+    elif plain_numbers("durable.daxpin-flush.txt"):
+        not_measured(("nk-flush-c",), "no durable_flush.paired.txt (a run from before the paired FLUSH row)")
+if not pending and plain_numbers("durable.daxpin-flush.txt"):
     fs = plain_numbers("durable.daxpin-flush.txt")
     for row_id, other in (("nk-flush-rpma", "rpma"), ("nk-flush-raw", "daxpin")):
         os_ = plain_numbers(f"durable.{other}.txt")
@@ -137,6 +156,10 @@ md = [
     "Verdict: met when the whole interval is on the right side of the threshold, missed when wholly on the",
     "wrong side, inconclusive otherwise. rxe's On-Demand Paging fails DaxPin's check on this kernel, so the ODP",
     "rows pass over it (testing only) and write page-aligned 4 KiB blocks at path MTU 4096, which land right.",
+    "The native FLUSH row is paired: DaxPin's client and a raw-verbs C client (peers/flush_durable.c, the same",
+    "WRITE + FLUSH batch and completion wait, the same rdma-core) in one process, alternating batches against one",
+    "daxpin-server export on device-dax. librpma 1.2 has no native FLUSH (WRITE, then an 8-byte READ): its row is",
+    "context, as separate processes.",
     "",
     "| id | metric | DaxPin | against | ratio | interval | target | verdict |",
     "|---|---|---|---|---|---|---|---|",

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the synthetic raw series of Benchmarks/tests/fixture/ (committed; rerun only to change it).
 Numbers are invented and chosen so that test_reports.py knows each gated row's verdict:
-rev-16 met, rev-64 missed, rev-1 inconclusive, pin rows met, durable-paired missed, storage-ib met."""
+rev-16 met, rev-64 missed, rev-1 inconclusive, pin rows met, durable-paired missed, storage-ib met,
+nk-flush-c met."""
 import os, shutil
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixture")
@@ -80,6 +81,9 @@ write(N, "odp_rev.daxpin-odp.1.txt", [int(2.0e6 + 1e3 * s) for s in spread])
 write(N, "on_demand_paging.check.txt", [f"rxe0 x {0.045 + 0.001 * s} failed" for s in spread])
 for k, v in (("daxpin-flush", 1.6e7), ("rpma", 1.2e7), ("daxpin", 2.0e7)):
     write(N, f"durable.{k}.txt", [v + 1e4 * s for s in spread])
+# native FLUSH paired: DaxPin about 0.98 × C in every pair (met against ≥ 0.95)
+write(N, "durable_flush.paired.txt", [f"{r} {k} {v + 1e4 * s}" for r in (1, 2) for s in spread
+                                      for k, v in (("DAXPIN", 1.57e7), ("C", 1.6e7))])
 
 C = "compare/stable"
 env(C, "6.1.0-fixture")

@@ -27,6 +27,13 @@
 //       ADDR:RPMA_PORT (peers/rpma_durable.c built as LIBRARY) in this one process, WARMUP
 //       unrecorded blocks each, then BATCHES pairs of BATCH blocks each, in an order that flips
 //       every pair. Prints "DAXPIN <bytes/s>" and "RPMA <bytes/s>" per pair.
+//   DaxPinBench flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP
+//       Durable writes with native RDMA FLUSH (WRITE + FLUSH in one batch, queue depth 1):
+//       DaxPin's client and the raw-verbs C one (peers/flush_durable.c built as LIBRARY), both
+//       of one daxpin-server --persist-method flush at ADDR:PORT, DaxPin below C_OFFSET in the
+//       export and C from it, in this one process, WARMUP unrecorded blocks each, then BATCHES
+//       pairs of BATCH blocks each, in an order that flips every pair. Prints "DAXPIN <bytes/s>"
+//       and "C <bytes/s>" per pair.
 //   DaxPinBench hold-odp DIR FILES REGIONS REGION_BYTES REPS DEVICE
 //       As hold, with every region registered with On-Demand Paging (check passed over:
 //       see OnDemandPagingBench.swift): the revocation row of an ODP region.
@@ -218,6 +225,12 @@ case "durable-paired" where arguments.count == 9:
           blockSize > 0, batches > 0, batch > 0, warmUp >= 0 else { fail("bad numbers") }
     pairedDurable(library: arguments[1], address: arguments[2], daxPinPort: daxPinPort, rpmaPort: rpmaPort,
                   blockSize: blockSize, batches: batches, batch: batch, warmUp: warmUp)
+case "flush-paired" where arguments.count == 9:
+    guard let port = UInt16(arguments[3]), let blockSize = Int(arguments[4]), let cOffset = Int(arguments[5]),
+          let batches = Int(arguments[6]), let batch = Int(arguments[7]), let warmUp = Int(arguments[8]),
+          blockSize > 0, cOffset >= blockSize, cOffset % blockSize == 0, batches > 0, batch > 0, warmUp >= 0 else { fail("bad numbers") }
+    pairedFlush(library: arguments[1], address: arguments[2], port: port, blockSize: blockSize, cOffset: cOffset,
+                batches: batches, batch: batch, warmUp: warmUp)
 case "odp-pin" where arguments.count == 7:
     guard let bytes = Int(arguments[4]), let iterations = Int(arguments[5]), bytes > 0, iterations > 0 else { fail("bad numbers") }
     onDemandPagingPin(tmpfsDir: arguments[1], fsdaxDir: arguments[2], devdaxPath: arguments[3], bytes: bytes,
@@ -263,5 +276,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | durable-paired LIBRARY ADDR DAXPIN_PORT RPMA_PORT BLOCK_SIZE BATCHES BATCH WARMUP | flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR")
 }

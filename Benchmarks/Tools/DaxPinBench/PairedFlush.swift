@@ -1,0 +1,133 @@
+// "flush-paired": durable 4 KiB writes with native RDMA FLUSH at queue depth 1, DaxPin's client
+// and the raw-verbs C one (peers/flush_durable.c, loaded from its shared-library build), both
+// connected to the same daxpin-server --persist-method flush (one device-dax export, disjoint
+// halves), alternating in batches inside this one process: the same server, memory, device,
+// rdma-core and emulator spells for both, so the ratio is the cost of DaxPin's FLUSH path.
+@_spi(Benchmarks) import DaxPin
+import Glibc
+import StorageProtocol
+
+/// The C client: flush_durable_open / flush_durable_write / flush_durable_close from `library`.
+private struct CFlushClient {
+    typealias Open = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, Int, UInt64) -> OpaquePointer?
+    typealias Write = @convention(c) (OpaquePointer, UInt64) -> Void
+    typealias Close = @convention(c) (OpaquePointer) -> Void
+    let state: OpaquePointer
+    let write: Write
+    let close: Close
+
+    init(library: PeerLibrary, address: String, port: UInt16, blockSize: Int, offset: Int) {
+        let open = library.function("flush_durable_open", as: Open.self)
+        write = library.function("flush_durable_write", as: Write.self)
+        close = library.function("flush_durable_close", as: Close.self)
+        guard let state = open(address, String(port), blockSize, UInt64(offset)) else { fail("flush_durable_open failed") }
+        self.state = state
+    }
+}
+
+/// DaxPin's client, as daxpin-client does it with `--queue-depth 1 --persist-every 1
+/// --persist-method flush --static-data`: connected with `postsFlush` to a daxpin-server that
+/// offers FLUSH, a pinned anonymous source block; per block one post of the WRITE (unsignaled)
+/// and a FLUSH of the same 4 KiB behind it (`postWrite(_:to:offset:id:signaled:thenFlush:...)`),
+/// then the FLUSH's completion is the durable ack. Blocks wrap within the first `span` bytes.
+private struct DaxPinFlushClient: ~Copyable {
+    static let flushID: UInt64 = 1 << 62
+    let connection: RDMAConnection
+    let remote: MemoryRegion.RemoteAccess
+    let source: QueuePair.LocalBuffer
+    let blocksInSpan: Int
+    let blockSize: Int
+    var local: LayoutLease
+    var completions: [RDMAConnection.WorkCompletion] = []
+
+    init(address: String, port: UInt16, blockSize: Int, span: Int) {
+        do {
+            connection = try RDMAConnection.connect(to: address, port: port, privateData: ClientHello().encoded,
+                                                    options: .init(depth: 1, postsFlush: true))
+        } catch { fail("connect to daxpin-server at \(address):\(port) with FLUSH: \(error)") }
+        guard let hello = ServerHello(decoding: connection.peerPrivateData), hello.flags.contains(.remoteFlush) else {
+            fail("daxpin-server's hello is malformed or does not offer RDMA FLUSH")
+        }
+        remote = MemoryRegion.RemoteAccess(address: hello.address, length: Int(hello.length), rkey: hello.rkey)
+        blocksInSpan = min(span, Int(hello.length)) / blockSize
+        guard blocksInSpan > 0 else { fail("daxpin-server's export is smaller than a block") }
+        self.blockSize = blockSize
+        local = LayoutLease.anonymous()
+        do {
+            let id = try local.pin(length: 2 * blockSize, on: connection.device)
+            let (base, key) = try local.withRegion(id) { region in
+                // The source filled once, as the C client fills its own.
+                try region.withMutableBytes { span in
+                    span.withUnsafeMutableBytes { bytes in
+                        for index in 0..<blockSize { bytes[index] = UInt8(truncatingIfNeeded: index &* 31 &+ 7) }
+                    }
+                }
+                return (region.memoryRegion.remote.address, region.memoryRegion.localKey)
+            }
+            source = QueuePair.LocalBuffer(address: base, length: blockSize, localKey: key)
+        } catch { fail("pin the source block: \(error)") }
+        completions.reserveCapacity(4)
+    }
+
+    /// Block `block`, returned once its FLUSH completed.
+    mutating func write(block: Int) {
+        let offset = block % blocksInSpan * blockSize
+        do {
+            try connection.postWrite(source, to: remote, offset: offset, id: UInt64(block), signaled: false,
+                                     thenFlush: offset, length: blockSize, flushID: Self.flushID)
+            while true {
+                completions.removeAll(keepingCapacity: true)
+                guard try connection.completions(into: &completions, timeout: .seconds(10)) > 0 else {
+                    fail("no completion within 10 s (block \(block))")
+                }
+                for completion in completions {
+                    guard completion.status == .success else { fail("block \(block): \(completion.status)") }
+                    if completion.id == Self.flushID { return }
+                }
+            }
+        } catch { fail("block \(block): \(error)") }
+    }
+
+    consuming func close() {
+        connection.disconnect()
+    }
+}
+
+/// `warmUp` unrecorded blocks through each client, then `batches` batch pairs: `batch` blocks
+/// through DaxPin and `batch` through the C client, in an order that flips every pair. DaxPin
+/// writes the export's first `cOffset` bytes, the C client the rest. Prints one
+/// "DAXPIN <bytes/s>" and one "C <bytes/s>" line per pair: the batch's throughput, timed on
+/// CLOCK_MONOTONIC.
+func pairedFlush(library: String, address: String, port: UInt16, blockSize: Int, cOffset: Int,
+                 batches: Int, batch: Int, warmUp: Int) {
+    var daxPin = DaxPinFlushClient(address: address, port: port, blockSize: blockSize, span: cOffset)
+    let c = CFlushClient(library: PeerLibrary(library), address: address, port: port, blockSize: blockSize, offset: cOffset)
+    var daxPinBlock = 0, cBlock: UInt64 = 0
+    func runDaxPin(_ count: Int) -> Int64 {
+        let start = monotonicNanoseconds()
+        for _ in 0..<count { daxPin.write(block: daxPinBlock); daxPinBlock += 1 }
+        return monotonicNanoseconds() - start
+    }
+    func runC(_ count: Int) -> Int64 {
+        let start = monotonicNanoseconds()
+        for _ in 0..<count { c.write(c.state, cBlock); cBlock += 1 }
+        return monotonicNanoseconds() - start
+    }
+    _ = runDaxPin(warmUp)
+    _ = runC(warmUp)
+    var daxPinTimes: [Int64] = [], cTimes: [Int64] = []
+    for pair in 0..<batches {
+        if pair % 2 == 0 {
+            daxPinTimes.append(runDaxPin(batch)); cTimes.append(runC(batch))
+        } else {
+            cTimes.append(runC(batch)); daxPinTimes.append(runDaxPin(batch))
+        }
+    }
+    c.close(c.state)
+    daxPin.close()
+    let bytes = Double(batch * blockSize)
+    for (daxPinTime, cTime) in zip(daxPinTimes, cTimes) {
+        print("DAXPIN \(bytes * 1e9 / Double(daxPinTime))")
+        print("C \(bytes * 1e9 / Double(cTime))")
+    }
+}
