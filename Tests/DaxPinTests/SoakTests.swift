@@ -58,7 +58,7 @@ extension DaxPin {
                 #expect(peer.refused >= 2 * 2 * (Int(cycles) ?? 0), "\(directory): one refused probe per cycle at least: \(summary)")
 
             }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 }
