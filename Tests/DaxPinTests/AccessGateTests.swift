@@ -63,7 +63,7 @@ extension DaxPin {
             let deregisteredAt = try #require(lease.trace.entries.first { $0.step == .deregistered(region: 1) }?.at)
             #expect(deregisteredAt >= (try #require(endedAt)), "deregistered before the access ended")
             #expect(throws: DaxPinError.revoked(path: file.path)) { try lease.withRegion(id) { _ in } }
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
     }
 }

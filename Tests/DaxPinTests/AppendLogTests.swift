@@ -55,7 +55,7 @@ extension DaxPin {
             try Self.checkAcknowledged(app, path: path, summary: "released in order after")
             #expect(app.output.contains("MR deregistered"),
                     "the release deregisters the pinned region: \(app.output)")
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("another process opens the log: the lease breaks, the app reports the revocation and exits 1, acknowledged records survive",
@@ -70,7 +70,7 @@ extension DaxPin {
             #expect(app.stop() == 1, "exit status after a break: \(app.output)")
             #expect(app.output.contains("break noticed"), "the trace names the break: \(app.output)")
             try Self.checkAcknowledged(app, path: path, summary: "lease broken after")
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 }

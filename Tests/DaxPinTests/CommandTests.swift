@@ -123,7 +123,7 @@ extension DaxPin {
             if Testbed.isActive {
                 #expect(report.device?.name == (try Testbed.required("DAXPIN_RDMA_DEVICE")))
                 #expect(result.status == 0 && report.wouldWork)
-                Testbed.ran()
+                Testbed.ran(.objectsOnly)
             } else {
                 #expect(report.device?.name == "none")
                 #expect(result.status == 1 && !report.wouldWork)
@@ -239,7 +239,7 @@ extension DaxPin {
             #expect(run.files == ["\(victim.processIdentifier).json"], "kill -9 leaves the file behind")
             #expect(try listed().isEmpty)
             #expect(run.files.isEmpty, "ls removed the dead process's file")
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("ls shows a lease the registry does not know as lease only")
@@ -464,7 +464,7 @@ extension DaxPin {
             let tmpfs = try ScratchFile(in: try Testbed.required("DAXPIN_TMPFS_DIR"), size: 1 << 20)
             let (tmpfsResult, tmpfsReport) = try probe([tmpfs.path, "--device", device])
             #expect(tmpfsResult.status == 0 && tmpfsReport.strategy?.strategy == "pinned" && tmpfsReport.memory?.kind == "tmpfs")
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
     }
 }

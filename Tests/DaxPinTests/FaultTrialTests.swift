@@ -68,7 +68,7 @@ extension DaxPin {
             }
             print("fault trials \(kind): \(passed)/\(Self.trials) passed")
             #expect(passed == Self.trials)
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 }

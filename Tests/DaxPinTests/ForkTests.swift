@@ -48,7 +48,7 @@ extension DaxPin {
                                                environment: [:], timeout: 60)
                 #expect(mrs.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]" || !mrs.stdout.contains("\"mrn\""),
                         "an MR outlived its process: \(mrs.stdout)")
-                Testbed.ran()
+                Testbed.ran(.objectsOnly)
             }
         }
     }

@@ -26,7 +26,7 @@ extension DaxPin {
             }
             print("kill -9 trials: \(passed)/\(Self.trials) passed")
             #expect(passed == Self.trials)
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         /// One trial; returns what went wrong (empty: passed).

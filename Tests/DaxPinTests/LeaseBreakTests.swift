@@ -68,7 +68,7 @@ extension DaxPin {
                 #expect(deregistrations.allSatisfy { if case .deregister(_, stillMapped: true) = $0 { true } else { false } })
                 #expect(recording.liveRegistrations == 0)
             } else {
-                Testbed.ran()
+                Testbed.ran(.objectsOnly)
             }
             #expect(throws: DaxPinError.revoked(path: file.path)) {
                 try lease.withRegion(first) { _ in }
@@ -101,7 +101,7 @@ extension DaxPin {
             #expect(lease.waitUntilRevoked(timeout: .seconds(10)) != nil)
             // Written 5 ms after the break; seconds of slack for a loaded machine.
             #expect(eventually(timeout: .seconds(5)) { !listed() }, "\(record) still lists the revoked lease")
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
             lease.release()
         }
 
@@ -142,7 +142,7 @@ extension DaxPin {
                 #expect(zip(lease.entries, lease.entries.dropFirst()).allSatisfy { $0.at <= $1.at },
                         "steps out of time order: \(lease)")
             }
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
             first.release()
             second.release()
         }
@@ -165,7 +165,7 @@ extension DaxPin {
             let steps = lease.trace.steps
             #expect(steps.prefix(3) == [.breakNoticed, .quiesceStarted, .quiesceOverran])
             #expect(Array(steps.suffix(4)) == [.deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         /// The global Dispatch pool has about as many threads as CPUs; an application may fill
@@ -217,7 +217,7 @@ extension DaxPin {
             }
             _ = breaker.wait()
             #expect(seen == ["break", "revoked 5"])
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("a read lease on a read-only pin breaks on open for write")
@@ -245,7 +245,7 @@ extension DaxPin {
             #expect(result.blocked < .seconds(5))
             #expect(eventually { lease.state.isRevoked })
             #expect(lease.trace.steps.contains(.leaseReleased))
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("break signals are directed at the watcher thread")

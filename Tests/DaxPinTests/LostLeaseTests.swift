@@ -63,7 +63,7 @@ extension DaxPin {
             #expect(trace.leaseWasLost, "\(trace)")
             #expect(trace.steps.contains(.deregistered(region: 1)) && trace.steps.contains(.unmapped(region: 1)))
             #expect(!trace.steps.contains(.leaseReleased))
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         /// A truncate that went through because the kernel dropped the lease (lease-break-time
@@ -106,7 +106,7 @@ extension DaxPin {
             #expect(trace.steps.contains(.stagedBytesDropped(region: 1, bytes: newSize, cause: .deadline)), "\(trace)")
             #expect(trace.stagedBytesDropped == length && trace.stagedBytesWrittenBack == 0)
             #expect(file.size == newSize, "the write-back grew the truncated file again")
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
     }
 }

@@ -47,7 +47,7 @@ extension DaxPin {
                     if case .success(let registration) = registered { _ = device.provider.deregister(registration) }
                     return
                 }
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             let registration = try registered.get()
@@ -65,7 +65,7 @@ extension DaxPin {
                 #expect(failure == .notSupported, "rdma-core \(String(describing: RDMABuildFeatures.current.rdmaCoreRelease)) prefetched")
                 #expect(try Self.presentPages(base, pages: pages) == 0)
             }
-            Testbed.ran()
+            Testbed.ran(userspaceHasIt ? .objectsOnly : .refusalOnly)
         }
     }
 }

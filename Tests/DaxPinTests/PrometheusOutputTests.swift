@@ -65,7 +65,7 @@ extension DaxPin {
             if Testbed.isActive {
                 #expect(samples.named("daxpin_lease_regions", ["pid": pid]).map(\.value) == [1])
                 #expect(samples.named("daxpin_lease_pinned_bytes", ["pid": pid, "strategy": "pinned"]).map(\.value) == [Double(1 << 20)])
-                Testbed.ran()
+                Testbed.ran(.objectsOnly)
             } else {
                 #expect(samples.named("daxpin_lease_regions", ["pid": pid]).map(\.value) == [0], "no RDMA device on the host: lease only")
             }
@@ -130,7 +130,7 @@ extension DaxPin.PrometheusOutput {
             #expect((samples.named("daxpin_at_risk_mappings").first?.value ?? 0) >= 1)
             #expect(samples.named("daxpin_process_daxpin", ["pid": pid]).map(\.value) == [0])
             #expect(child.stop() == 0, "\(child.output)")
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("daxpin-server --metrics-file: held with its pinned bytes, then empty after a lease break")
@@ -159,7 +159,7 @@ extension DaxPin.PrometheusOutput {
             #expect(after.named("daxpin_lease_state").isEmpty, "\(after)")
             #expect(after.named("daxpin_leases", ["pid": pid]).map(\.value) == [0])
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["daxpin-server.prom"], "no temporary file left")
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
     }
 }

@@ -28,7 +28,7 @@ extension DaxPin {
                 #expect(release >= 45, "the newest kernel's leg should build against the newest rdma-core")
             }
             #expect(Self.build.description.contains("rdma-core \(release)"))
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("an acknowledged FLUSH means the bytes are in the device-dax memory (or FLUSH is refused with the reason)")
@@ -51,7 +51,7 @@ extension DaxPin {
                 } throws: { error in
                     if case .featureUnavailable("RDMA FLUSH", _)? = error as? DaxPinError { true } else { false }
                 }
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             guard Self.kernelAcceptsFlush else {
@@ -61,7 +61,7 @@ extension DaxPin {
                     guard case .registrationRefused(let refusal)? = error as? DaxPinError else { return false }
                     return refusal.attempts.contains { $0.errno == .invalidArgument && $0.reason.contains("does not offer RDMA FLUSH") }
                 }
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             let id = try lease.pin(offset: Self.daxOffset, length: Self.daxLength, on: listener.device, remoteFlush: true)
@@ -134,7 +134,7 @@ extension DaxPin {
             plain.disconnect(); plainServer.disconnect()
             _ = source.release()
             _ = lease.release()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("an ATOMIC WRITE places 8 bytes whole in device-dax, a misaligned one writes nothing (or it is refused with the reason)")
@@ -149,7 +149,7 @@ extension DaxPin {
                     guard case .featureUnavailable("RDMA ATOMIC WRITE", let reason)? = error as? DaxPinError else { return false }
                     return reason.contains("rdma-core 44")
                 }
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             var lease = try LayoutLease(path: path)
@@ -188,7 +188,7 @@ extension DaxPin {
                 #expect("\(placed)" == "failed (local QP operation error)", "\(placed)")
                 #expect((0..<64).allSatisfy { view.load(fromByteOffset: 12288 + $0, as: UInt8.self) == 0x5A })
                 _ = lease.release()
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             #expect(placed == .success)
@@ -202,7 +202,7 @@ extension DaxPin {
             #expect((32..<48).allSatisfy { view.load(fromByteOffset: 12288 + $0, as: UInt8.self) == 0x5A },
                     "a misaligned ATOMIC WRITE changed bytes")
             _ = lease.release()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("the kernel refuses FLUSH access on a tmpfs MR, and the refusal says why")
@@ -233,7 +233,7 @@ extension DaxPin {
             let id = try lease.pin(length: 1 << 20, on: device)
             #expect(try lease.withRegion(id) { $0.strategy } == .pinned)
             _ = lease.release()
-            Testbed.ran()
+            Testbed.ran(.refusalOnly)
         }
     }
 }

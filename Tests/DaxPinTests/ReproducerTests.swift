@@ -34,7 +34,7 @@ extension DaxPin {
                 #expect(pinned.status == 0, "\(device) --pinned: \(pinned.output)")
                 #expect(pinned.output.contains("RESULT: 0 of "), "\(pinned.output)")
             }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 }

@@ -65,7 +65,7 @@ extension DaxPin {
             #expect(mappedFiles().filter { $0.hasPrefix(directory) }.isEmpty)
             #expect(ResourceCount.now().locks == before.locks)
             print("1000 leases broken by another process in \(result.blocked)")
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("RLIMIT_NOFILE reached: a typed error and nothing leaked")
@@ -118,7 +118,7 @@ extension DaxPin {
             #expect(log.contains("cannot register"), "\(log)")
             #expect(log.contains("EPERM") || log.contains("ENOMEM"), "\(log)")
             #expect(log.contains("RLIMIT_MEMLOCK"), "\(log)")
-            Testbed.ran()
+            Testbed.ran(.refusalOnly)
         }
     }
 }

@@ -206,7 +206,7 @@ extension DaxPin {
             let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
             #expect(bytes[0..<4096].allSatisfy { $0 == 0xEE })
             #expect(bytes[4096..<size].allSatisfy { $0 == 0 }, "bytes outside the in-range write changed")
-            Testbed.ran()
+            Testbed.ran(.refusalOnly)
         }
     }
 }

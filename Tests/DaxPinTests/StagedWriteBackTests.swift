@@ -51,7 +51,7 @@ extension DaxPin {
             let bytes = try #require(FileManager.default.contents(atPath: file.path))
             #expect(bytes.count == 16 << 10)
             #expect(Self.marked(bytes, upTo: 16 << 10))
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.movedBytes) }
         }
 
         @Test("a failed write-back (fdatasync EIO) is counted as dropped, in the trace and the revoked event")
@@ -144,7 +144,7 @@ extension DaxPin {
                 // After revocation the peer's RDMA reaches nothing.
                 #expect((try? peer.write(block: 0, pattern: 0x66, to: remote)) != .success)
             }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 }

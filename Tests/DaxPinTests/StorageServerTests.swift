@@ -26,7 +26,7 @@ extension DaxPin {
             let seed: UInt32 = 7 &+ 7919
             #expect(StorageProtocol.checksum(bytes) == StorageProtocol.checksum((0..<UInt64(bytes.count)).lazy.map {
                 StorageProtocol.patternByte(seed: seed, offset: $0) }))
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("a durable write is acknowledged and is in the file")
@@ -44,7 +44,7 @@ extension DaxPin {
                 #expect(ack.matches(bytes), "durable range \(ack.offset)+\(ack.length) differs in the file")
             }
             #expect(bytes[131072..<Self.exportSize].allSatisfy { $0 == 0 }, "bytes beyond what was written changed")
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("a truncate during traffic: clients stop, the breaker proceeds, acknowledged writes survive")
@@ -89,7 +89,7 @@ extension DaxPin {
                     #expect(ok, "acknowledged block at \(block) (pass \(ack.pass)) was lost")
                 }
             }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("a client that ignores the stop is cut off: its QP goes to error before the MR is deregistered")
@@ -111,7 +111,7 @@ extension DaxPin {
             let error = trace.range(of: "queue pair(s) moved to error"), deregistered = trace.range(of: "MR deregistered")
             #expect(error != nil && deregistered != nil && error!.lowerBound < deregistered!.lowerBound, "trace: \(trace)")
             #expect(file.size == truncated)
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("four concurrent clients on disjoint ranges")
@@ -136,7 +136,7 @@ extension DaxPin {
                 #expect(range.allSatisfy { bytes[$0] == StorageProtocol.patternByte(seed: seed, offset: UInt64($0)) },
                         "client \(index)'s range")
             }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("malformed requests are rejected while another client's traffic continues")
@@ -155,7 +155,7 @@ extension DaxPin {
             #expect(server.stderr.contains("rejected request"))
             #expect(server.isRunning)
             try server.stop()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("a client killed mid-operation leaves the server healthy")
@@ -172,7 +172,7 @@ extension DaxPin {
             #expect(next.stdout.contains("verified pass=0"))
             #expect(server.isRunning)
             try server.stop()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 
@@ -285,7 +285,7 @@ extension DaxPin {
             let afterTruncate = try Counters(namespaces: namespaces)
             // The stop message went server -> client over the veth, `stopped` came back.
             #expect(afterTruncate.serverTx > beforeTruncate.serverTx && afterTruncate.clientTx > beforeTruncate.clientTx)
-            Testbed.ran(namespaces ? "roundTripAndTruncateAcrossNamespaces()" : "roundTripAndTruncateAcrossVeth()")
+            Testbed.ran(.movedBytes, namespaces ? "roundTripAndTruncateAcrossNamespaces()" : "roundTripAndTruncateAcrossVeth()")
         }
     }
 
@@ -334,7 +334,7 @@ extension DaxPin {
             #expect(send.waitExit(timeout: .seconds(60)) == 0, "client: \(send.everything)")
             #expect(send.stdout.contains("persist-method=send") && DurableAck.parse(send.stdout).count == 4)
             try server.stop()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("--persist-method read is refused against a server without --direct-write-to-pmem",
@@ -354,7 +354,7 @@ extension DaxPin {
             // (Read after the server let go of its lease: opening the file would break it.)
             let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
             #expect(bytes[0..<65536].allSatisfy { $0 == 0 }, "the refused client wrote anyway")
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 
@@ -399,7 +399,7 @@ extension DaxPin {
             }
             #expect(DurableAck.parse(auto.stdout).count == 2)
             try server.stop()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("FLUSH is never offered for a tmpfs export: the client asking for it and a server required to offer it are refused")
@@ -422,7 +422,7 @@ extension DaxPin {
             try server.stop()
             let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file.path)))
             #expect(bytes[0..<65536].allSatisfy { $0 == 0 }, "the refused client wrote anyway")
-            Testbed.ran()
+            Testbed.ran(.refusalOnly)
         }
     }
 

@@ -73,7 +73,7 @@ extension DaxPin {
             #expect(bases.allSatisfy { mapping(containing: $0) == nil }, "something is left of the reservation")
             #expect(MappingLedger.mappedBytes == mappingsBefore)
             #expect(!mappedFiles().contains(file.path))
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("deinit is the backstop and keeps the order (Swift destroys stored properties after deinit)")
@@ -141,7 +141,7 @@ extension DaxPin {
             #expect(regionWasLiveDuringStop.isSet)
             #expect(lease.trace.steps == [.breakNoticed, .quiesceStarted, .quiesceFinished, .queuePairsStopped(count: 1),
                                           .deregistered(region: 1), .unmapped(region: 1), .leaseReleased, .closed])
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         /// A break writes a staged region back once no RDMA can land (queue pairs stopped) and
@@ -171,7 +171,7 @@ extension DaxPin {
             let read = try #require(FileManager.default.contents(atPath: copy))
             #expect(read.count == length)
             #expect(stride(from: 0, to: length, by: 4096).allSatisfy { read[$0 + 5] == 0x77 && read[$0 + 4] == 0x11 })
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.movedBytes) }
         }
 
         @Test("anonymous memory: pinned, no lease, same order")
@@ -186,7 +186,7 @@ extension DaxPin {
                 try region.withBytes { #expect($0.unsafeLoad(fromByteOffset: 100, as: UInt8.self) == 7) }
             }
             #expect(lease.release().steps == [.deregistered(region: 1), .unmapped(region: 1)])
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("staged regions copy in at pin time and write back on request")
@@ -205,7 +205,7 @@ extension DaxPin {
             let bytes = try #require(FileManager.default.contents(atPath: file.path))
             #expect(bytes[10] == 0x77)
             #expect(bytes[11] == 0x11)
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.movedBytes) }
         }
     }
 }

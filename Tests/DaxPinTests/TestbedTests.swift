@@ -50,7 +50,7 @@ extension DaxPin {
             }
             #expect(device.capabilities.maxMRSize > UInt64(Self.regionSize))
             #expect(RDMADevice.availableDevices().contains(device.name))
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("memory kinds are classified from statx, statfs and libdaxctl")
@@ -67,7 +67,7 @@ extension DaxPin {
             #expect(dax.memory == .deviceDAX(name: name, alignment: 2 << 20))
             guard case .none = dax.kind else { Issue.record("device-dax got a lease: \(dax.kind)"); return }
             #expect(DeviceDAXCatalog.device(named: name)?.size ?? 0 > 0)
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         /// BRIEF.md's table: fs-dax pins are refused (EOPNOTSUPP); tmpfs, device-dax and
@@ -128,7 +128,7 @@ extension DaxPin {
             let id = try lease.pin(on: device, policy: .auto)
             let expected: Strategy = isDAX ? (verdict.isUsable ? .onDemandPaging : .staged) : .pinned
             #expect(try lease.withRegion(id) { $0.strategy } == expected)
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         /// Page-cache files (ext4 without DAX, on a loop device): the kernel refuses writable
@@ -163,7 +163,7 @@ extension DaxPin {
             let readID = try reader.pin(on: device)
             #expect(try reader.withRegion(readID) { $0.strategy } == (kernel.pinsReadOnlySharedFileMappings ? .pinned : .staged))
             _ = reader.release()
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("device-dax and anonymous memory pin; device-dax alignment is enforced")
@@ -204,7 +204,7 @@ extension DaxPin {
             var anonymous = LayoutLease.anonymous()
             let anonymousID = try anonymous.pin(length: 64 << 10, on: device, policy: .zeroCopy)
             #expect(try anonymous.withRegion(anonymousID) { $0.strategy } == .pinned)
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         /// Device-dax has no lease. ndctl refuses to reconfigure an enabled namespace unless
@@ -241,7 +241,7 @@ extension DaxPin {
                 }
             }
             lease.release()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         /// A peer writes continuously; another process opens the file for write. The quiesce
@@ -268,7 +268,7 @@ extension DaxPin {
             let peer = try Peer(device: device)
             try Self.openDuringTraffic(lease, path: file.path, peer: peer, remote: remote, writer: writer,
                                        writtenBack: staged ? Self.regionSize : nil) { _ in 0xA5 }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         /// A peer writes blocks round-robin until another process opens `path` for write; the
@@ -324,7 +324,7 @@ extension DaxPin {
                 } throws: { error in
                     "\(error)".contains("does not offer On-Demand Paging")
                 }
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             let writer = Writer()
@@ -351,7 +351,7 @@ extension DaxPin {
             try Self.openDuringTraffic(lease, path: file.path, peer: peer, remote: remote, writer: writer) { block in
                 block == 7 ? 0x3C : block == 9 ? 0xC3 : 0xA5
             }
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         /// Truncate while a peer writes and nobody drains it: revocation is forced. The breaker
@@ -387,7 +387,7 @@ extension DaxPin {
             #expect(truncate(file.path, off_t(Self.regionSize)) == 0)
             let bytes = try #require(FileManager.default.contents(atPath: file.path))
             #expect(bytes.allSatisfy { $0 == 0 }, "peer bytes reappeared in the file")
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
     }
 }

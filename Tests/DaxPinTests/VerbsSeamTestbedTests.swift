@@ -26,7 +26,7 @@ extension DaxPin {
             #expect(SyscallFaults.isSpent(call))
             let after = ResourceCount.after(expecting: before)
             #expect(after == before, "leaked: \(after.fdDifference(from: before))")
-            Testbed.ran()
+            Testbed.ran(.refusalOnly)
         }
 
         @Test("a forced ibv_post_send or ibv_poll_cq failure on a queue pair is a typed error; the next WRITE and READ work")
@@ -53,7 +53,7 @@ extension DaxPin {
                 #expect(try peer.read(block: block, from: remote) == [UInt8](repeating: pattern, count: Peer.blockSize), "block \(block)")
             }
             _ = target.release()
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         @Test("rdma_create_qp refused on the client, then on the server: typed errors, no descriptor left, then a connection works")
@@ -90,7 +90,7 @@ extension DaxPin {
 
             SyscallFaults.disarm()
             try Self.exchange(listener)
-            Testbed.ran()
+            Testbed.ran(.movedBytes)
         }
 
         /// Connects to `listener` and exchanges one control message each way.

@@ -62,7 +62,7 @@ extension DaxPin.Visibility {
             #expect(theirs.first?.ifname == device && theirs.first?.mrlen == 1 << 20 && theirs.first?.mrn == regions.regions.first?.mrn)
             #expect(theirs.first?.rkey == ready.rkey)
             #expect(child.stop() == 0, "\(child.output)")
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("the live kernel's device and MR dumps, read in-process through libmnl, decode to what the rdma tool shows")
@@ -92,7 +92,7 @@ extension DaxPin.Visibility {
                     try Data(datagram).write(to: URL(fileURLWithPath: "\(directory)/mr-dump-\(index)"))
                 }
             }
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("an On-Demand Paging MR over an unleased tmpfs mapping (where rxe offers ODP) is listed, pins nothing, and is not flagged")
@@ -104,7 +104,7 @@ extension DaxPin.Visibility {
                 let child = try ChildProcess(try UnleasedPin.path(), ["rdma-odp", device, file.path, "65536", "60"])
                 _ = child.line(startingWith: "unleased_pin: ibv_reg_mr")  // waits (bounded) for the refusal
                 #expect(child.stop() == 1 && child.output.contains("ibv_reg_mr"), "\(child.output)")
-                Testbed.ran()
+                Testbed.ran(.refusalOnly)
                 return
             }
             let file = try DaxPin.Visibility.tmpfsFile(size: 1 << 16)
@@ -117,7 +117,7 @@ extension DaxPin.Visibility {
             #expect(process.mappings.first { $0.path == file.path }?.state == "not pinned")
             #expect(process.warnings.isEmpty, "\(process.warnings.map(\.reason))")
             expectTableMatches(process, table: table)
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("ib_write_bw (anonymous memory) is listed with its MRs and not flagged")
@@ -147,7 +147,7 @@ extension DaxPin.Visibility {
                 #expect(!process.mappings.contains { $0.state == "AT RISK" })
                 expectTableMatches(process, table: table)
             }
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
 
         @Test("a DaxPin holder shows its registry row and its mapping as leased, without a warning")
@@ -180,7 +180,7 @@ extension DaxPin.Visibility {
             expectTableMatches(process, table: table)
             holder.terminate()
             holder.waitUntilExit()
-            Testbed.ran()
+            Testbed.ran(.objectsOnly)
         }
     }
 }

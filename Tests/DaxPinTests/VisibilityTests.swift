@@ -42,7 +42,7 @@ extension DaxPin {
             expectTableMatches(process, table: table)
             #expect(child.stop() == 0, "unleased_pin released its buffers: \(child.output)")
             #expect(try listAll().json.process(ready.pid) == nil, "gone once it exits")
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("without root: only the user's own processes, no MR keys, and the table says so")
@@ -76,7 +76,7 @@ extension DaxPin {
             #expect(root.process(rootReady.pid) != nil && root.process(nobodyReady.pid)?.uid == 65534)
             if Testbed.isActive {
                 #expect(root.process(nobodyReady.pid)?.memoryRegions.first?.regions.first?.rkey == nobodyReady.rkey, "root sees the rkey")
-                Testbed.ran()
+                Testbed.ran(.objectsOnly)
             }
         }
 
@@ -100,7 +100,7 @@ extension DaxPin {
                                                    executable: asNobody[0], environment: DaxPinBinary.environment(runDirectory: run.path),
                                                    timeout: 60)
             #expect(asNobodyAll.status == 0 && !asNobodyAll.stdout.contains("\"processes\""), "not the default without root")
-            if Testbed.isActive { Testbed.ran() }
+            if Testbed.isActive { Testbed.ran(.objectsOnly) }
         }
 
         @Test("without RDMA support the listing still works and says why MRs are missing",
@@ -143,7 +143,7 @@ extension DaxPin {
             #expect(sockets() == before, "every failed call closed its netlink socket")
             #expect(try RdmaMemoryRegionTable.current().allSatisfy { !$0.device.isEmpty }, "and a clean call works")
             #expect(sockets() == before)
-            Testbed.ran()
+            Testbed.ran(.refusalOnly)
         }
     }
 }

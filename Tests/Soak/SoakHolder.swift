@@ -7,10 +7,13 @@ import Synchronization
 /// its own. A cycle takes the lease, pins one to three regions (`auto`: the strategy the memory
 /// and device allow), writes a stamp into each and
 /// persists it (an acknowledged write), maybe unpins one, then ends the lease one of four ways:
-/// truncate, open for write, open + hole punch (each a real kernel lease break, from another
-/// thread of this process: the kernel breaks a lease for any other open file description), or
-/// release. It then checks the trace's order and, where the file keeps its data, that every
-/// acknowledged stamp is in it. Progress goes to stdout, one line per step, for the watchdog.
+/// truncate (to nothing or into the second region), open for write, open + hole punch (each a
+/// real kernel lease break, from another thread of this process: the kernel breaks a lease for
+/// any other open file description), or release. On a real device a peer (``SoakPeer``) RDMA
+/// WRITEs into the regions still pinned from before the ending until the break stops it; a
+/// WRITE after the revocation must fail. The cycle then checks the trace's order and that every
+/// acknowledged stamp and peer WRITE the file still covers is in it. Progress goes to stdout,
+/// one line per step, for the watchdog.
 struct SoakHolder {
     /// The run (its watchdog's pid), in the file names.
     let runID: Int
@@ -29,6 +32,10 @@ struct SoakHolder {
     static let fileLength = 3 * regionLength
     /// Where in each region the stamp goes: past the first page, which a hole punch clears.
     static let stampOffset = 8192
+    /// What every other truncate ending leaves: the first region and half the second.
+    static let truncatedLength = regionLength + regionLength / 2
+    /// Peer WRITEs acknowledged before the ending that the cycle waits for (when there are slots).
+    static let acknowledgedBeforeEnding = 8
 
     enum Ending: CaseIterable { case truncate, openForWrite, punchHole, release }
 
@@ -57,10 +64,18 @@ struct SoakHolder {
     private func work(thread: Int, failures: SoakFailures) {
         let path = "\(directory)/soak-\(runID)-\(id)-\(thread).dat"
         defer { unlink(path) }
+        var peer: SoakPeer?
+        if standIn == nil {
+            do { peer = try SoakPeer(device: device) } catch {
+                progress(thread, 0, "FAIL")
+                failures.add("holder \(id) thread \(thread): peer: \(error)")
+                return
+            }
+        }
         for cycle in 0..<cycles {
             do throws(SoakFailure) {
-                try runCycle(thread: thread, cycle: cycle, path: path)
-                progress(thread, cycle, "ok")
+                let counts = try runCycle(thread: thread, cycle: cycle, path: path, peer: peer)
+                progress(thread, cycle, "ok \(counts.checked) \(counts.refused)")
             } catch {
                 progress(thread, cycle, "FAIL")
                 failures.add("holder \(id) thread \(thread) cycle \(cycle): \(error.reason)")
@@ -78,7 +93,17 @@ struct SoakHolder {
         }
     }
 
-    private func runCycle(thread: Int, cycle: Int, path: String) throws(SoakFailure) {
+    /// What a cycle's peer did: acknowledged WRITEs found in the file, WRITEs after the
+    /// revocation that failed.
+    struct PeerCounts { var checked = 0; var refused = 0 }
+
+    /// A peer WRITE's tag: a marker (writer or probe), holder, thread, cycle, region, slot.
+    static func tag(_ marker: UInt8, holder: Int, thread: Int, cycle: Int, region: Int, slot: Int) -> UInt64 {
+        UInt64(marker) << 56 | UInt64(holder & 0xff) << 48 | UInt64(thread & 0xff) << 40
+            | UInt64(cycle & 0xff_ffff) << 16 | UInt64(region & 0xff) << 8 | UInt64(slot & 0xff)
+    }
+
+    private func runCycle(thread: Int, cycle: Int, path: String, peer: SoakPeer?) throws(SoakFailure) -> PeerCounts {
         progress(thread, cycle, "prepare")
         try prepare(path)
         progress(thread, cycle, "lease")
@@ -113,12 +138,53 @@ struct SoakHolder {
             do { try lease.unpin(regions.removeLast()) } catch { throw SoakFailure("unpin: \(error)") }
         }
         let ending = Ending.allCases[cycle % Ending.allCases.count]
+        let truncateTo = (cycle / Ending.allCases.count) % 2 == 0 ? 0 : Self.truncatedLength
+
+        // The peer: two connected queue pairs attached to the lease, WRITEs into every region still pinned.
+        var targets: [SoakWriter.Target] = []
+        let writer: SoakWriter? = peer == nil ? nil : SoakWriter()
+        defer {  // a failed cycle leaves no writer behind (its WRITEs end within their timeout)
+            writer?.requestStop()
+            _ = writer?.join(timeout: SoakPeer.writeTimeout * 2)
+        }
+        if let peer, let writer {
+            progress(thread, cycle, "peer")
+            let pair: (requester: QueuePair, responder: QueuePair)
+            do { pair = try peer.connectedPair() } catch { throw SoakFailure("peer queue pairs: \(error)") }
+            // The holder's side first, so that nothing lands after the stop; then the client's,
+            // whose WRITEs would otherwise wait out their retries.
+            _ = lease.attach { pair.responder.moveToError(); pair.requester.moveToError() }
+            for (index, region) in regions.enumerated() {
+                do { targets.append(SoakWriter.Target(region: index, remote: try lease.withRegion(region) { $0.memoryRegion.remote })) }
+                catch { throw SoakFailure("region \(index): \(error)") }
+            }
+            let holder = id
+            guard writer.start(peer: peer, requester: pair.requester, targets: targets, tag: { region, slot in
+                Self.tag(0xD5, holder: holder, thread: thread, cycle: cycle, region: region, slot: slot)
+            }) else { throw SoakFailure("peer: pthread_create failed") }
+            let wanted = min(Self.acknowledgedBeforeEnding, targets.count * SoakPeer.slotsPerRegion)
+            guard writer.wait(timeout: bound, until: { $0.acks.count >= wanted || $0.finished }) else {
+                throw SoakFailure("peer: fewer than \(wanted) WRITEs acknowledged within \(bound)")
+            }
+            if let failure = writer.snapshot.failure { throw SoakFailure("peer WRITE failed before the ending: \(failure)") }
+        }
+
         progress(thread, cycle, "end \(ending)")
+        let endingStarted = ContinuousClock.now
         let trace: RevocationTrace
         if ending == .release {
+            // An orderly end: the peer stops, the regions are made durable (staged ones written
+            // back: a release leaves that to the application), then the lease goes.
+            if let writer {
+                writer.requestStop()
+                guard writer.join(timeout: bound) else { throw SoakFailure("peer: the writer did not stop within \(bound)") }
+                for (index, region) in regions.enumerated() {
+                    do { try lease.withRegion(region) { try $0.persist() } } catch { throw SoakFailure("persist region \(index): \(error)") }
+                }
+            }
             trace = lease.release()
         } else {
-            try breakLease(path, ending)
+            try breakLease(path, ending, truncateTo: truncateTo)
             guard let revoked = lease.waitUntilRevoked(timeout: bound) else {
                 throw SoakFailure("the break of \(ending) was not revoked within \(bound)")
             }
@@ -129,6 +195,7 @@ struct SoakHolder {
         // region back (or counts what it could not) after noticing and before deregistering.
         let ids = regions.map(\.rawValue)
         let expected: [RevocationTrace.Step] = (ending == .release ? [] : [.breakNoticed])
+            + (peer == nil ? [] : [.queuePairsStopped(count: 1)])
             + ids.map { .deregistered(region: $0) } + ids.map { .unmapped(region: $0) } + [.leaseReleased, .closed]
         let stagedSteps = trace.steps.filter(Self.isStagedWriteBack)
         guard Array(trace.steps.filter { !Self.isStagedWriteBack($0) }.suffix(expected.count)) == expected else {
@@ -153,7 +220,32 @@ struct SoakHolder {
                 }
             }
         }
-        if ending != .truncate { try checkStamps(path, stamp: stamp, regions: pinned) }
+
+        var counts = PeerCounts()
+        var probe: (region: Int, tag: UInt64)?
+        if let peer, let writer {
+            progress(thread, cycle, "peer check")
+            // The break stopped the queue pairs: the writer ends with a failed WRITE (or ran out of slots).
+            guard writer.join(timeout: bound) else { throw SoakFailure("peer: the writer did not stop within \(bound) of the revocation") }
+            let outcome = writer.snapshot
+            if let failedAt = outcome.failedAt, failedAt < endingStarted {
+                throw SoakFailure("peer WRITE failed before the ending: \(outcome.failure.map(String.init(describing:)) ?? "?")")
+            }
+            // A WRITE after the revocation, on a fresh connection, to the old keys: it must fail.
+            let target = targets[cycle % targets.count]
+            let tag = Self.tag(0xBE, holder: id, thread: thread, cycle: cycle, region: target.region, slot: 0)
+            let pair: (requester: QueuePair, responder: QueuePair)
+            do { pair = try peer.connectedPair() } catch { throw SoakFailure("probe queue pairs: \(error)") }
+            let completion = peer.write(tag: tag, to: target.remote, offset: SoakPeer.probeOffset, on: pair.requester)
+            guard completion != .success else {
+                throw SoakFailure("a peer WRITE after the revocation succeeded (region \(target.region), rkey \(target.remote.rkey))")
+            }
+            counts.refused = 1 + (outcome.failure == nil ? 0 : 1)
+            probe = (target.region, tag)
+        }
+        counts.checked = try checkFile(path, ending: ending, truncatedTo: truncateTo, stamp: stamp, stamps: pinned,
+                                       acks: writer?.snapshot.acks ?? [], probe: probe)
+        return counts
     }
 
     /// The file at its full length (a truncate of the previous cycle emptied it).
@@ -166,10 +258,10 @@ struct SoakHolder {
 
     /// Another open file description asks for the file: the kernel breaks the lease and blocks
     /// the call until DaxPin has released it (or lease-break-time has passed).
-    private func breakLease(_ path: String, _ ending: Ending) throws(SoakFailure) {
+    private func breakLease(_ path: String, _ ending: Ending, truncateTo: Int) throws(SoakFailure) {
         switch ending {
         case .truncate:
-            guard truncate(path, 0) == 0 else { throw SoakFailure("truncate: errno \(errno)") }
+            guard truncate(path, off_t(truncateTo)) == 0 else { throw SoakFailure("truncate: errno \(errno)") }
         case .openForWrite, .punchHole:
             let fd = open(path, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { throw SoakFailure("open: errno \(errno)") }
@@ -182,18 +274,49 @@ struct SoakHolder {
         }
     }
 
-    /// Every acknowledged stamp is in the file (read back with pread, not through a mapping).
-    private func checkStamps(_ path: String, stamp: UInt64, regions: Int) throws(SoakFailure) {
+    /// Every acknowledged stamp and peer WRITE is in the file where the file still covers it
+    /// (read back with pread, not through a mapping), and the WRITE after the revocation is not.
+    /// Returns the peer WRITEs checked.
+    private func checkFile(_ path: String, ending: Ending, truncatedTo: Int, stamp: UInt64, stamps: Int,
+                           acks: [SoakWriter.Ack], probe: (region: Int, tag: UInt64)?) throws(SoakFailure) -> Int {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SoakFailure("reopen: errno \(errno)") }
         defer { close(fd) }
-        for index in 0..<regions {
-            var value: UInt64 = 0
-            let offset = off_t(index * Self.regionLength + Self.stampOffset)
-            guard pread(fd, &value, 8, offset) == 8, value == stamp ^ UInt64(index) else {
+        let size = ending == .truncate ? truncatedTo : Self.fileLength
+        var info = stat()
+        guard fstat(fd, &info) == 0, Int(info.st_size) == size else {
+            throw SoakFailure("after \(ending) the file is \(info.st_size) bytes, not \(size)")
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard size == 0 || pread(fd, &bytes, size, 0) == size else { throw SoakFailure("pread: errno \(errno)") }
+        func word(_ offset: Int) -> UInt64 { bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) } }
+        for index in 0..<stamps where index * Self.regionLength + Self.stampOffset + 8 <= size {
+            let value = word(index * Self.regionLength + Self.stampOffset)
+            guard value == stamp ^ UInt64(index) else {
                 throw SoakFailure("acknowledged write lost: region \(index) holds \(String(value, radix: 16)), not \(String(stamp ^ UInt64(index), radix: 16))")
             }
         }
+        var checked = 0
+        var lost: [String] = []
+        for ack in acks {
+            let offset = ack.region * Self.regionLength + SoakPeer.firstSlotOffset + ack.slot * SoakPeer.slotLength
+            guard offset + SoakPeer.slotLength <= size else { continue }  // truncated away: nothing to check
+            checked += 1
+            let pattern = SoakPeer.pattern(ack.tag)
+            if let bad = pattern.indices.first(where: { word(offset + $0 * 8) != pattern[$0] }) {
+                lost.append("region \(ack.region) slot \(ack.slot) word \(bad) holds \(String(word(offset + bad * 8), radix: 16)), not \(String(pattern[bad], radix: 16))")
+            }
+        }
+        guard lost.isEmpty else {
+            throw SoakFailure("\(lost.count) of \(checked) acknowledged peer WRITEs lost after \(ending): \(lost.prefix(3).joined(separator: "; "))")
+        }
+        if let probe {
+            let offset = probe.region * Self.regionLength + SoakPeer.probeOffset
+            if offset + SoakPeer.slotLength <= size, word(offset) == SoakPeer.pattern(probe.tag)[0] {
+                throw SoakFailure("a peer WRITE after the revocation landed in the file (region \(probe.region))")
+            }
+        }
+        return checked
     }
 
     /// One progress line (`P holder thread cycle step`), written with one write(2) so lines of

@@ -21,8 +21,11 @@ struct SoakWatchdog {
     /// The last step each thread reported, and when.
     struct Progress { var cycle: Int; var step: String; var at: ContinuousClock.Instant }
 
-    /// Runs to the end; returns the cycles completed, or throws the failure.
-    func run() throws(SoakFailure) -> Int {
+    /// What the holders reported: cycles completed, and their peer's WRITEs (``SoakHolder/PeerCounts``).
+    struct Totals { var cycles = 0; var peerChecked = 0; var peerRefused = 0 }
+
+    /// Runs to the end; returns the totals, or throws the failure.
+    func run() throws(SoakFailure) -> Totals {
         var holders: [Holder] = []
         for index in 0..<processes {
             holders.append(try spawn(arguments + ["--id", String(index)]))
@@ -32,7 +35,7 @@ struct SoakWatchdog {
         for index in 0..<processes {
             for thread in 0..<threads { progress["\(index) \(thread)"] = Progress(cycle: 0, step: "start", at: start) }
         }
-        var completed = 0
+        var totals = Totals()
         var failure: SoakFailure?
         while failure == nil, holders.contains(where: \.open) {
             var polls = holders.map { pollfd(fd: $0.open ? $0.pipe : -1, events: Int16(POLLIN), revents: 0) }
@@ -55,7 +58,12 @@ struct SoakWatchdog {
                         continue
                     }
                     let step = String(fields[4])
-                    if step == "ok" { completed += 1 }
+                    let words = step.split(separator: " ")
+                    if words.first == "ok" {  // "ok CHECKED REFUSED": the cycle's peer WRITEs
+                        totals.cycles += 1
+                        totals.peerChecked += words.count > 1 ? Int(words[1]) ?? 0 : 0
+                        totals.peerRefused += words.count > 2 ? Int(words[2]) ?? 0 : 0
+                    }
                     progress["\(fields[1]) \(fields[2])"] = step == "done" ? nil : Progress(cycle: cycle, step: step, at: now)
                 }
             }
@@ -73,7 +81,7 @@ struct SoakWatchdog {
             if failure == nil, status != 0 { failure = SoakFailure("holder \(holder.pid) exited with status \(status >> 8)") }
         }
         if let failure { throw failure }
-        return completed
+        return totals
     }
 
     private func spawn(_ arguments: [String]) throws(SoakFailure) -> Holder {

@@ -23,11 +23,26 @@ enum Testbed {
 
     struct TestbedIncomplete: Error { let variable: String }
 
+    /// What a testbed test case showed, as Scripts/test counts it per leg and
+    /// Tests/TestbedExpected/LEG.txt records it per test: a case that stops moving bytes (a
+    /// kernel, build or branch that now only refuses) then fails the gate by name.
+    enum Evidence: String {
+        /// Bytes went through an RDMA transfer, or through a registered or DAX mapping into the
+        /// file, and the test checked them.
+        case movedBytes = "moved"
+        /// The test only checked that something was refused or failed: a registration, an
+        /// RDMA access, a request, a forced system call.
+        case refusalOnly = "refusal"
+        /// Real kernel objects (registrations, leases and their breaks, netlink dumps, device
+        /// attributes) were made and checked, and no bytes were checked moved.
+        case objectsOnly = "objects"
+    }
+
     /// Records that a test needing RDMA or DAX really ran, once per test case, as
-    /// `FILE:FUNCTION` (Scripts/test compares the counts with Tests/TestbedExpected/LEG.txt).
-    static func ran(_ test: String = #function, file: String = #fileID) {
+    /// `FILE:FUNCTION EVIDENCE` (Scripts/test compares the counts with Tests/TestbedExpected/LEG.txt).
+    static func ran(_ evidence: Evidence, _ test: String = #function, file: String = #fileID) {
         guard let out = env["DAXPIN_TESTBED_OUT"] else { return }
-        let line = "\(file.split(separator: "/").last ?? Substring(file)):\(test)\n"
+        let line = "\(file.split(separator: "/").last ?? Substring(file)):\(test) \(evidence.rawValue)\n"
         let fd = open(out + "/testbed-tests-ran.txt", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         _ = line.withCString { write(fd, $0, strlen($0)) }
