@@ -14,6 +14,15 @@ package enum MappingLedger {
     /// Starts keeping the ledger (from now on; earlier mappings are not in it).
     package static func start() { on.store(true, ordering: .releasing) }
 
+    /// Runs `body` with the ledger off (as it was before, after): for a test that counts the
+    /// allocations of a path, which the ledger's own bookkeeping would add to. Whatever `body`
+    /// maps it must also unmap, so that the ledger stays true.
+    package static func withoutAccounting<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        let was = on.exchange(false, ordering: .acquiringAndReleasing)
+        defer { on.store(was, ordering: .releasing) }
+        return try body()
+    }
+
     /// Bytes DaxPin has mapped and not unmapped since ``start()``.
     package static var mappedBytes: Int {
         ranges.withLock { $0.reduce(0) { $0 + Int($1.end - $1.start) } }
