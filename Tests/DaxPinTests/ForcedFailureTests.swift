@@ -21,9 +21,9 @@ extension DaxPin {
             // Many, as another suite's pin may take some meanwhile (faults are process-wide).
             SyscallFaults.arm(.madvise, errno: EINVAL, times: 1_000_000)
             Populate.range(base, length: length, write: true, alignment: 4096, threads: 1)
-            // Through libc, every page (2048) would be resident now: the call went through the
-            // seam. A few may be resident without this test touching them (seen once in the 6.1
-            // testbed under a loaded host: 4 of 2048), which says nothing about the seam.
+            // Through libc, every page would be resident now: the call went through the seam.
+            // A few may be resident without this test touching them, which says nothing about
+            // the seam.
             let pages = length / Int(sysconf(Int32(_SC_PAGESIZE)))
             #expect(PopulateRange.residentPages(base, length: length) < pages / 100)
             SyscallFaults.disarm()
