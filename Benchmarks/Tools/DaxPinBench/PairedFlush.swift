@@ -53,19 +53,8 @@ private struct DaxPinFlushClient: ~Copyable {
         guard blocksInSpan > 0 else { fail("daxpin-server's export is smaller than a block") }
         self.blockSize = blockSize
         local = LayoutLease.anonymous()
-        do {
-            let id = try local.pin(length: 2 * blockSize, on: connection.device)
-            let (base, key) = try local.withRegion(id) { region in
-                // The source filled once, as the C client fills its own.
-                try region.withMutableBytes { span in
-                    span.withUnsafeMutableBytes { bytes in
-                        for index in 0..<blockSize { bytes[index] = UInt8(truncatingIfNeeded: index &* 31 &+ 7) }
-                    }
-                }
-                return (region.memoryRegion.remote.address, region.memoryRegion.localKey)
-            }
-            source = QueuePair.LocalBuffer(address: base, length: blockSize, localKey: key)
-        } catch { fail("pin the source block: \(error)") }
+        let (base, key) = pinSourceBlock(&local, blockSize: blockSize, on: connection.device)
+        source = QueuePair.LocalBuffer(address: base, length: blockSize, localKey: key)
         completions.reserveCapacity(4)
     }
 
@@ -75,16 +64,7 @@ private struct DaxPinFlushClient: ~Copyable {
         do {
             try connection.postWrite(source, to: remote, offset: offset, id: UInt64(block), signaled: false,
                                      thenFlush: offset, length: blockSize, flushID: Self.flushID)
-            while true {
-                completions.removeAll(keepingCapacity: true)
-                guard try connection.completions(into: &completions, timeout: .seconds(10)) > 0 else {
-                    fail("no completion within 10 s (block \(block))")
-                }
-                for completion in completions {
-                    guard completion.status == .success else { fail("block \(block): \(completion.status)") }
-                    if completion.id == Self.flushID { return }
-                }
-            }
+            try awaitCompletion(Self.flushID, of: block, on: connection, into: &completions)
         } catch { fail("block \(block): \(error)") }
     }
 
