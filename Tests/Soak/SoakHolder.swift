@@ -45,13 +45,7 @@ struct SoakHolder {
         var handles: [pthread_t] = []
         for thread in 0..<threads {
             let worker = self
-            let box = Unmanaged.passRetained(WorkerStart { worker.work(thread: thread, failures: failures) })
-            var handle = pthread_t()
-            guard pthread_create(&handle, nil, { raw in
-                Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue().body()
-                return nil
-            }, box.toOpaque()) == 0 else {
-                box.release()
+            guard let handle = WorkerStart.start({ worker.work(thread: thread, failures: failures) }) else {
                 failures.add("thread \(thread): pthread_create failed")
                 continue
             }
@@ -344,4 +338,18 @@ final class SoakFailures: Sendable {
 final class WorkerStart {
     let body: () -> Void
     init(_ body: @escaping () -> Void) { self.body = body }
+
+    /// Starts `body` on a new joinable thread: its handle, or nil if the system refused one.
+    static func start(_ body: @escaping () -> Void) -> pthread_t? {
+        let box = Unmanaged.passRetained(WorkerStart(body))
+        var handle = pthread_t()
+        guard pthread_create(&handle, nil, { raw in
+            Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, box.toOpaque()) == 0 else {
+            box.release()
+            return nil
+        }
+        return handle
+    }
 }

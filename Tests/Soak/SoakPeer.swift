@@ -92,7 +92,7 @@ final class SoakWriter: @unchecked Sendable {
     /// Starts writing; `tag(region, slot)` names each WRITE's pattern.
     func start(peer: SoakPeer, requester: QueuePair, targets: [Target],
                tag: @escaping @Sendable (_ region: Int, _ slot: Int) -> UInt64) -> Bool {
-        let box = Unmanaged.passRetained(WorkerStart { [self] in
+        guard let handle = WorkerStart.start({ [self] in
             defer { state.withLock { $0.finished = true } }
             for sequence in 0..<(targets.count * SoakPeer.slotsPerRegion) {
                 guard !stopRequested.load(ordering: .acquiring) else { return }
@@ -108,13 +108,7 @@ final class SoakWriter: @unchecked Sendable {
                 }
                 state.withLock { $0.acks.append(Ack(region: target.region, slot: slot, tag: value)) }
             }
-        })
-        var handle = pthread_t()
-        guard pthread_create(&handle, nil, { raw in
-            Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, box.toOpaque()) == 0 else {
-            box.release()
+        }) else {
             return false
         }
         thread = handle
