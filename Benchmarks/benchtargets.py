@@ -61,6 +61,21 @@ def percentile(sorted_values, p):
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
+TAIL_TABLE = ["| id | measure | side | n | p50 | p99 | p99.9 | max |", "|---|---|---|---|---|---|---|---|"]
+
+
+def tail_row(row_id, measure, side, samples_ns):
+    """One row of a tails table (estimator "percentiles"): p50, p99 (from 100 samples), p99.9 (from
+    1,000) and max, in µs, of samples in ns; None when there are none."""
+    s = sorted(samples_ns)
+    if not s:
+        return None
+    def cell(p, need):
+        return f"{percentile(s, p) / 1e3:,.1f} µs" if len(s) >= need else "n/a"
+    return (f"| {row_id} | {measure} | {side} | {len(s):,} | {cell(0.5, 1)} | {cell(0.99, 100)} | "
+            f"{cell(0.999, 1000)} | {s[-1] / 1e3:,.1f} µs |")
+
+
 class Result:
     def __init__(self, row, estimate, low, high, n, interval_name):
         self.row, self.estimate, self.low, self.high, self.n = row, estimate, low, high, n

@@ -65,6 +65,13 @@ for n in (1, 16, 64):
             add("rev-1-c-in-daxpinbench", fmt(cs / 1e3, "µs"), fmt(c / 1e3, "µs"),
                 declared.measure("rev-1-c-in-daxpinbench", a=css, b=cs_), "the same C as its own process")
 
+# Tails of every break (tail-revocation), printed under the main table.
+tails = []
+for n in (1, 16, 64):
+    for kind, side in (("daxpin", "DaxPin"), ("c", "raw C")):
+        tails.append(benchtargets.tail_row(declared.row("tail-revocation")["id"], f"revocation, {n} region{'s' if n > 1 else ''}",
+                                           side, numbers(f"revocation.{kind}.{n}.txt", drop_first=False)))
+
 # The same holder without and with a metrics backend (suites/revocation_metrics.sh, when run).
 _offs = numbers("revocation-metrics.off.daxpin.16.txt", drop_first=False)
 _ons = numbers("revocation-metrics.on.daxpin.16.txt", drop_first=False)
@@ -230,6 +237,14 @@ c_rounds = [c * 1e-9 if c else None for c in c_rounds]
 pd, pc = median(present(pd_rounds)), median(present(pc_rounds))
 d, c = median(present(d_rounds)), median(present(c_rounds))
 typical = median(present(t_rounds))
+write_samples = {"DAXPIN": [], "C": []}
+for name in ([f"write_lat.paired.{n}.txt" for n in round_numbers] if lat_rounds else []):
+    for (label,), values in labelled_values(name).items():
+        if label in write_samples:
+            write_samples[label] += values
+for label, side in (("DAXPIN", "DaxPin"), ("C", "raw verbs C")):
+    tails.append(benchtargets.tail_row(declared.row("tail-write64")["id"], "64 B WRITE, post to completion", side,
+                                       write_samples[label]))
 add("write64-paired", fmt(pd and pd * 1e6, "µs"), fmt(pc and pc * 1e6, "µs"),
     declared.measure("write64-paired", rounds=list(zip(pd_rounds, pc_rounds))), "raw verbs C post + poll")
 add("write64-separate", fmt(d and d * 1e6, "µs"), fmt(c and c * 1e6, "µs"),
@@ -291,6 +306,9 @@ for rnd in durable_paired_rounds:
     durable_round_ratios.append(median(ratios))
     durable_pd += d
     durable_pl += l
+for label, side in (("DAXPIN_BLOCK", "DaxPin"), ("RPMA_BLOCK", "librpma")):
+    tails.append(benchtargets.tail_row(declared.row("tail-durable")["id"], "durable 4 KiB write + persist ack", side,
+                                       [v for rnd in durable_paired_rounds for v in durable_paired_runs.get((rnd, label), [])]))
 durable_paired_r = median(durable_pair_ratios)
 if durable_paired_r:
     add("durable-paired", fmt(median(durable_pd) / 2**20, "MiB/s", 2), fmt(median(durable_pl) / 2**20, "MiB/s", 2),
@@ -425,6 +443,13 @@ md += ["", "![ratios: above 1 is better for DaxPin](latest.png)", "",
        "for the lower-is-better rows): the dot is the estimate, coloured by its verdict, the whiskers the "
        "declared interval, the black dash the threshold."
        + (f" Not on it (not ratios): {', '.join(left_off)}." if left_off else ""), "",
+       "## Tails", "",
+       "Percentiles of every recorded sample of three gated measurements (DaxPin and its peer side by side, "
+       "in one boot): revocation, each break's blocked `truncate()`; the 64 B WRITE, each write of the paired "
+       "run; durable 4 KiB writes, each block of the paired run, timed from the end of the block before. "
+       "A percentile the sample count cannot support (p99 below 100 samples, p99.9 below 1,000) is n/a.", ""]
+md += (benchtargets.TAIL_TABLE + [t for t in tails if t]) if any(tails) else ["No samples: the suites did not run."]
+md += ["",
        "## Environment", "",
        f"- kernel (guest): {env.get('kernel', '?')}",
        f"- CPU: {env.get('cpu', '?')}, {env.get('cpus', '?')} vCPUs",

@@ -69,9 +69,13 @@ def not_measured(row_ids, why):
         add(row_id, "-", "-", declared.measure(row_id, a=[], b=[]), verdict=f"not measured: {why}")
 
 
+tails = []
 for n in (1, 16, 64):
     ds, cs = plain_numbers(f"revocation.daxpin.{n}.txt"), plain_numbers(f"revocation.c.{n}.txt")
     add(f"nk-rev-{n}", us(median(ds)), us(median(cs)), declared.measure(f"nk-rev-{n}", a=ds, b=cs))
+    for samples, side in ((ds, "DaxPin"), (cs, "raw C")):
+        tails.append(benchtargets.tail_row(declared.row("nk-tail-revocation")["id"],
+                                           f"revocation, {n} region{'s' if n > 1 else ''}", side, samples))
 
 pending = read("on_demand_paging.pending")
 if pending:
@@ -119,8 +123,11 @@ else:
     paired = {}
     for line in (read("durable_flush.paired.txt") or "").splitlines():
         fields = line.split()
-        if len(fields) == 3 and fields[1] in ("DAXPIN", "C"):
+        if len(fields) == 3 and fields[1] in ("DAXPIN", "C", "DAXPIN_BLOCK", "C_BLOCK"):
             paired.setdefault((fields[0], fields[1]), []).append(float(fields[2]))
+    for label, side in (("DAXPIN_BLOCK", "DaxPin"), ("C_BLOCK", "raw-verbs C")):
+        tails.append(benchtargets.tail_row(declared.row("nk-tail-flush")["id"], "durable 4 KiB WRITE + FLUSH", side,
+                                           [v for key, values in sorted(paired.items()) if key[1] == label for v in values]))
     pairs, round_ratios = [], []
     for rnd in sorted({key[0] for key in paired}, key=int):
         d, c = paired.get((rnd, "DAXPIN"), []), paired.get((rnd, "C"), [])
@@ -170,6 +177,14 @@ md = [
     "The chart puts every row with a ratio on one axis where above 1 means DaxPin (the first side of the row) is",
     "better (the other side / DaxPin for lower-is-better rows): dot the estimate coloured by its verdict, whiskers",
     "the declared interval, black dash the threshold." + (f" Not on it (not ratios): {', '.join(left_off)}." if left_off else ""),
+    "",
+    "## Tails",
+    "",
+    "Percentiles of every recorded sample, DaxPin and its peer side by side: revocation, each break's blocked",
+    "`truncate()`; native FLUSH, each block of the paired run, timed from the end of the block before. A percentile",
+    "the sample count cannot support (p99 below 100 samples, p99.9 below 1,000) is n/a.",
+    "",
+    *((benchtargets.TAIL_TABLE + [t for t in tails if t]) if any(tails) else ["No samples: the suites did not run."]),
     "",
 ]
 open(os.path.join(results, "newest-kernel.md"), "w").write("\n".join(md))

@@ -21,6 +21,7 @@ import benchtargets  # noqa: E402
 
 with open(os.path.join(HERE, "targets.json")) as _f:
     DECLARED = json.load(_f)
+DECLARED_BY_ID = {r["id"]: r for r in DECLARED["rows"]}
 VERDICTS = {"met", "**missed**", "inconclusive", "context"}
 
 
@@ -93,6 +94,18 @@ class Reports(unittest.TestCase):
             self.assertIn(r["estimator"], DECLARED["estimators"])
             self.assertIn(r["interval"], DECLARED["intervals"])
 
+    def test_tails_print_only_the_percentiles_their_samples_support(self):
+        for report, row_id in (("latest", "tail-revocation"), ("latest", "tail-write64"), ("latest", "tail-durable"),
+                               ("newest-kernel", "nk-tail-revocation"), ("newest-kernel", "nk-tail-flush")):
+            for cells in self.tables[report][row_id]:
+                n = int(cells[3].replace(",", ""))
+                self.assertEqual(cells[5] == "n/a", n < 100, f"{report} {row_id}: p99 with n={n}")
+                self.assertEqual(cells[6] == "n/a", n < 1000, f"{report} {row_id}: p99.9 with n={n}")
+        # 1..2000 µs in ns: interpolated between the closest ranks, as benchtargets.percentile.
+        many = benchtargets.tail_row("t", "m", "s", [1000 * v for v in range(1, 2001)]).split(" | ")
+        self.assertEqual(many[3:8], ["2,000", "1,000.5 µs", "1,980.0 µs", "1,998.0 µs", "2,000.0 µs |"])
+        self.assertIsNone(benchtargets.tail_row("t", "m", "s", []))
+
     def test_an_undeclared_row_stops_a_report(self):
         declared = benchtargets.Declarations("latest")
         with self.assertRaises(benchtargets.Undeclared):
@@ -114,8 +127,8 @@ class Reports(unittest.TestCase):
             if report == "before-after":
                 continue
             for row_id, cells in rows.items():
-                if row_id.startswith("profile-"):
-                    continue   # context tables without a verdict column
+                if row_id.startswith("profile-") or DECLARED_BY_ID.get(row_id, {}).get("estimator") == "percentiles":
+                    continue   # context tables without a verdict column (stages, instructions, tails)
                 for c in cells:
                     self.assertTrue(c[-1] in VERDICTS or c[-1].startswith("not measured") or c[-1].startswith("failed"),
                                     f"{report} {row_id}: verdict {c[-1]!r}")

@@ -50,7 +50,8 @@ write(S, "many.1000.txt", ["# MEM 2048"] + [int(1.1e6 + 1e3 * s) for s in spread
 write(S, "many.1.txt", [int(1.0e6 + 1e3 * s) for s in spread])
 # durable: DaxPin slower than librpma in every pair (missed)
 write(S, "durable.paired.txt", [f"{r} {k} {v + 1e4 * s}" for r in (1, 2) for s in spread
-                                for k, v in (("DAXPIN", 3.0e7), ("RPMA", 3.5e7))])
+                                for k, v in (("DAXPIN", 3.0e7), ("RPMA", 3.5e7))] +
+      [f"{r} {k} {v + 10 * s}" for r in (1, 2) for s in spread for k, v in (("DAXPIN_BLOCK", 150000), ("RPMA_BLOCK", 140000))])
 for k, v in (("daxpin", 3.0e7), ("daxpin-send", 2.0e7), ("rpma", 3.1e7), ("daxpin.loop", 2.9e7), ("rpma.loop", 3.0e7)):
     write(S, f"durable.{k}.txt", [v + 1e4 * s for s in [9] + spread])
 # storage (bytes/s, first run a warm-up): DaxPin about ib_write_bw
@@ -83,7 +84,8 @@ for k, v in (("daxpin-flush", 1.6e7), ("rpma", 1.2e7), ("daxpin", 2.0e7)):
     write(N, f"durable.{k}.txt", [v + 1e4 * s for s in spread])
 # native FLUSH paired: DaxPin about 0.98 × C in every pair (met against ≥ 0.95)
 write(N, "durable_flush.paired.txt", [f"{r} {k} {v + 1e4 * s}" for r in (1, 2) for s in spread
-                                      for k, v in (("DAXPIN", 1.57e7), ("C", 1.6e7))])
+                                      for k, v in (("DAXPIN", 1.57e7), ("C", 1.6e7))] +
+      [f"{r} {k} {v + 10 * s}" for r in (1, 2) for s in spread for k, v in (("DAXPIN_BLOCK", 260000), ("C_BLOCK", 250000))])
 
 C = "compare/stable"
 env(C, "6.1.0-fixture")

@@ -36,3 +36,59 @@ func awaitCompletion(_ id: UInt64, of block: Int, on connection: RDMAConnection,
         }
     }
 }
+
+/// Batch times and per-block latencies (ns) of two block writers measured in alternating batches.
+struct AlternatingBatches {
+    var firstBatches: [Int64] = [], secondBatches: [Int64] = []
+    var firstBlocks: [Int64] = [], secondBlocks: [Int64] = []
+}
+
+/// `warmUp` unrecorded blocks through each writer, then `batches` pairs of `batch` blocks, in an
+/// order that flips every pair. A writer is called with its own running block number. Each
+/// block is timed on CLOCK_MONOTONIC from the end of the one before (one clock read per block),
+/// so a batch's time is its blocks' sum and the tails come from the same run as the throughput.
+func alternateBatches(batches: Int, batch: Int, warmUp: Int,
+                      first: (_ block: Int) -> Void, second: (_ block: Int) -> Void) -> AlternatingBatches {
+    var firstBlock = 0, secondBlock = 0
+    func timed(_ count: Int, _ write: (Int) -> Void, from block: inout Int, into latencies: inout [Int64]) -> Int64 {
+        let start = monotonicNanoseconds()
+        var last = start
+        for _ in 0..<count {
+            write(block)
+            block += 1
+            let now = monotonicNanoseconds()
+            latencies.append(now - last)
+            last = now
+        }
+        return last - start
+    }
+    var warmUpLatencies: [Int64] = []
+    warmUpLatencies.reserveCapacity(warmUp)
+    _ = timed(warmUp, first, from: &firstBlock, into: &warmUpLatencies)
+    _ = timed(warmUp, second, from: &secondBlock, into: &warmUpLatencies)
+    var result = AlternatingBatches()
+    result.firstBlocks.reserveCapacity(batches * batch)
+    result.secondBlocks.reserveCapacity(batches * batch)
+    for pair in 0..<batches {
+        if pair % 2 == 0 {
+            result.firstBatches.append(timed(batch, first, from: &firstBlock, into: &result.firstBlocks))
+            result.secondBatches.append(timed(batch, second, from: &secondBlock, into: &result.secondBlocks))
+        } else {
+            result.secondBatches.append(timed(batch, second, from: &secondBlock, into: &result.secondBlocks))
+            result.firstBatches.append(timed(batch, first, from: &firstBlock, into: &result.firstBlocks))
+        }
+    }
+    return result
+}
+
+/// Prints one "`labels.first` <bytes/s>" and one "`labels.second` <bytes/s>" line per pair (the
+/// batch's throughput), then a "`label`_BLOCK <ns>" line per recorded block of each writer.
+func printAlternatingBatches(_ result: AlternatingBatches, labels: (first: String, second: String), bytesPerBatch: Int) {
+    let bytes = Double(bytesPerBatch)
+    for (first, second) in zip(result.firstBatches, result.secondBatches) {
+        print("\(labels.first) \(bytes * 1e9 / Double(first))")
+        print("\(labels.second) \(bytes * 1e9 / Double(second))")
+    }
+    for latency in result.firstBlocks { print("\(labels.first)_BLOCK \(latency)") }
+    for latency in result.secondBlocks { print("\(labels.second)_BLOCK \(latency)") }
+}

@@ -77,38 +77,16 @@ private struct DaxPinDurableClient: ~Copyable {
 
 /// `warmUp` unrecorded blocks through each client, then `batches` batch pairs: `batch` blocks
 /// through DaxPin and `batch` through librpma, in an order that flips every pair. Prints one
-/// "DAXPIN <bytes/s>" and one "RPMA <bytes/s>" line per pair: the batch's throughput, timed
-/// on CLOCK_MONOTONIC.
+/// "DAXPIN <bytes/s>" and one "RPMA <bytes/s>" line per pair (the batch's throughput), then
+/// "DAXPIN_BLOCK <ns>" and "RPMA_BLOCK <ns>" per block (`alternateBatches`).
 func pairedDurable(library: String, address: String, daxPinPort: UInt16, rpmaPort: UInt16, blockSize: Int,
                    batches: Int, batch: Int, warmUp: Int) {
     var daxPin = DaxPinDurableClient(address: address, port: daxPinPort, blockSize: blockSize)
     let rpma = RPMADurableClient(library: PeerLibrary(library), address: address, port: rpmaPort, blockSize: blockSize)
-    var daxPinBlock = 0, rpmaBlock: UInt64 = 0
-    func runDaxPin(_ count: Int) -> Int64 {
-        let start = monotonicNanoseconds()
-        for _ in 0..<count { daxPin.write(block: daxPinBlock); daxPinBlock += 1 }
-        return monotonicNanoseconds() - start
-    }
-    func runRPMA(_ count: Int) -> Int64 {
-        let start = monotonicNanoseconds()
-        for _ in 0..<count { rpma.write(rpma.state, rpmaBlock); rpmaBlock += 1 }
-        return monotonicNanoseconds() - start
-    }
-    _ = runDaxPin(warmUp)
-    _ = runRPMA(warmUp)
-    var daxPinTimes: [Int64] = [], rpmaTimes: [Int64] = []
-    for pair in 0..<batches {
-        if pair % 2 == 0 {
-            daxPinTimes.append(runDaxPin(batch)); rpmaTimes.append(runRPMA(batch))
-        } else {
-            rpmaTimes.append(runRPMA(batch)); daxPinTimes.append(runDaxPin(batch))
-        }
-    }
+    let result = alternateBatches(batches: batches, batch: batch, warmUp: warmUp,
+                                  first: { daxPin.write(block: $0) },
+                                  second: { rpma.write(rpma.state, UInt64($0)) })
     rpma.close(rpma.state)
     daxPin.close()
-    let bytes = Double(batch * blockSize)
-    for (daxPinTime, rpmaTime) in zip(daxPinTimes, rpmaTimes) {
-        print("DAXPIN \(bytes * 1e9 / Double(daxPinTime))")
-        print("RPMA \(bytes * 1e9 / Double(rpmaTime))")
-    }
+    printAlternatingBatches(result, labels: ("DAXPIN", "RPMA"), bytesPerBatch: batch * blockSize)
 }

@@ -76,38 +76,16 @@ private struct DaxPinFlushClient: ~Copyable {
 /// `warmUp` unrecorded blocks through each client, then `batches` batch pairs: `batch` blocks
 /// through DaxPin and `batch` through the C client, in an order that flips every pair. DaxPin
 /// writes the export's first `cOffset` bytes, the C client the rest. Prints one
-/// "DAXPIN <bytes/s>" and one "C <bytes/s>" line per pair: the batch's throughput, timed on
-/// CLOCK_MONOTONIC.
+/// "DAXPIN <bytes/s>" and one "C <bytes/s>" line per pair (the batch's throughput), then
+/// "DAXPIN_BLOCK <ns>" and "C_BLOCK <ns>" per block (`alternateBatches`).
 func pairedFlush(library: String, address: String, port: UInt16, blockSize: Int, cOffset: Int,
                  batches: Int, batch: Int, warmUp: Int) {
     var daxPin = DaxPinFlushClient(address: address, port: port, blockSize: blockSize, span: cOffset)
     let c = CFlushClient(library: PeerLibrary(library), address: address, port: port, blockSize: blockSize, offset: cOffset)
-    var daxPinBlock = 0, cBlock: UInt64 = 0
-    func runDaxPin(_ count: Int) -> Int64 {
-        let start = monotonicNanoseconds()
-        for _ in 0..<count { daxPin.write(block: daxPinBlock); daxPinBlock += 1 }
-        return monotonicNanoseconds() - start
-    }
-    func runC(_ count: Int) -> Int64 {
-        let start = monotonicNanoseconds()
-        for _ in 0..<count { c.write(c.state, cBlock); cBlock += 1 }
-        return monotonicNanoseconds() - start
-    }
-    _ = runDaxPin(warmUp)
-    _ = runC(warmUp)
-    var daxPinTimes: [Int64] = [], cTimes: [Int64] = []
-    for pair in 0..<batches {
-        if pair % 2 == 0 {
-            daxPinTimes.append(runDaxPin(batch)); cTimes.append(runC(batch))
-        } else {
-            cTimes.append(runC(batch)); daxPinTimes.append(runDaxPin(batch))
-        }
-    }
+    let result = alternateBatches(batches: batches, batch: batch, warmUp: warmUp,
+                                  first: { daxPin.write(block: $0) },
+                                  second: { c.write(c.state, UInt64($0)) })
     c.close(c.state)
     daxPin.close()
-    let bytes = Double(batch * blockSize)
-    for (daxPinTime, cTime) in zip(daxPinTimes, cTimes) {
-        print("DAXPIN \(bytes * 1e9 / Double(daxPinTime))")
-        print("C \(bytes * 1e9 / Double(cTime))")
-    }
+    printAlternatingBatches(result, labels: ("DAXPIN", "C"), bytesPerBatch: batch * blockSize)
 }
