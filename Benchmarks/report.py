@@ -149,17 +149,20 @@ paired_pin_runs = labelled_values("pin.paired.txt")
 paired_pin = {key: median(values) for key, values in paired_pin_runs.items()}
 paired_pin_iterations = max((len(v) for v in paired_pin_runs.values()), default=0)
 if paired_pin:
-    notes.append(f"Pin + register, the gated rows: DaxPinBench pin-paired runs DaxPin's pin and the raw C and "
-                 f"librpma sequences of peers/pin_register.c (built as a shared library) in one process, one of "
+    notes.append(f"Pin + register, the gated rows: DaxPinBench pin-paired runs DaxPin's pin and the C "
+                 f"sequences of peers/pin_register.c (built as a shared library) in one process, one of "
                  f"each per iteration in a rotating order, {paired_pin_iterations} iterations per medium after one "
                  "unrecorded each. The throughputs are medians; the ratio is the median over iterations of the "
-                 "iteration's ratio, the estimator of a paired design (the three runs of an iteration share the "
+                 "iteration's ratio, the estimator of a paired design (the runs of an iteration share the "
                  "emulator's spell; a single run on device-dax lands at one of two levels at random). Only "
-                 "map + populate + register is timed. The peers do the issue's sequence, mmap with MAP_POPULATE "
+                 "map + populate + register is timed. The -c and -rpma rows compare each side's best policy: "
+                 "the peers do the issue's sequence, mmap with MAP_POPULATE "
                  "on one thread, then register; DaxPin does not populate device-dax (the registration's "
                  "long-term pin faults the huge pages in, writable, once; a populate maps them read-only and the "
                  "pin faults each again) and populates a large tmpfs range on every CPU in 32 MiB or larger "
-                 "parts (Sources/DaxPin/Memory/Populate.swift). Series measured one after the other met the emulator's "
+                 "parts (Sources/DaxPin/Memory/Populate.swift). The -same rows compare like with like: the raw C "
+                 "sequence with DaxPin's populate policy (mode same: no MAP_POPULATE, then no populate on "
+                 "device-dax and MADV_POPULATE_READ in the same parts on a file). Series measured one after the other met the emulator's "
                  "spells unequally; the separate-process rows (package-benchmark's pin benchmarks, 9 "
                  "iterations after a warm-up, and each peer as its own process, 10 runs with the first dropped) "
                  "are context.")
@@ -173,8 +176,15 @@ for medium, fragment in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
     c_runs = numbers(f"pin.raw.{medium}.txt", drop_first=not pin_rounds)
     c = median(c_runs)
     if paired_pin:
-        pd, pc, pl = (GIB / x if x else None for x in (paired_pin.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA")))
-        runs = {k: paired_pin_runs.get((medium, k)) or [] for k in ("DAXPIN", "RAW", "RPMA")}
+        pd, pc, pl, ps = (GIB / x if x else None for x in (paired_pin.get((medium, k)) for k in ("DAXPIN", "RAW", "RPMA", "SAME")))
+        runs = {k: paired_pin_runs.get((medium, k)) or [] for k in ("DAXPIN", "RAW", "RPMA", "SAME")}
+        if runs["SAME"]:
+            add(f"pin-{medium}-same", fmt(pd, "GiB/s", 2), fmt(ps, "GiB/s", 2),
+                declared.measure(f"pin-{medium}-same", pairs=list(zip(runs["SAME"], runs["DAXPIN"]))),
+                "raw C with DaxPin's populate policy")
+        else:
+            add(f"pin-{medium}-same", "-", "-", declared.measure(f"pin-{medium}-same", pairs=[]),
+                "raw C with DaxPin's populate policy", verdict="not measured: a run from before the -same peer")
         # Throughput ratio of an iteration: the peer's time over DaxPin's.
         add(f"pin-{medium}-c", fmt(pd, "GiB/s", 2), fmt(pc, "GiB/s", 2),
             declared.measure(f"pin-{medium}-c", pairs=list(zip(runs["RAW"], runs["DAXPIN"]))), "mmap+populate+ibv_reg_mr")

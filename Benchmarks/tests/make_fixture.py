@@ -35,7 +35,7 @@ write(S, "revocation.daxpin.64.txt", [int(1e6 * (1.5 + 0.001 * s)) for s in spre
 write(S, "revocation.c.64.txt", [int(1e6 * (1.0 + 0.001 * s)) for s in spread])
 # pin (seconds per 256 MiB): DaxPin faster than both peers in every iteration
 write(S, "pin.paired.txt", [f"{m} {k} {t + 0.001 * s}" for s in spread for m in ("tmpfs", "devdax")
-                            for k, t in (("DAXPIN", 0.04), ("RAW", 0.06), ("RPMA", 0.061))])
+                            for k, t in (("DAXPIN", 0.04), ("RAW", 0.06), ("RPMA", 0.061), ("SAME", 0.05))])
 for m, frag in (("tmpfs", "tmpfs"), ("devdax", "device-dax")):
     write(S, f"package-benchmark-pin/round.1/DaxPinBenchmarks.pin_256MiB_{frag}.p90.tsv", ["Percentile\tpin (ms) *", "50\t42", "90\t50"])
     write(S, f"pin.raw.{m}.txt", [0.06 + 0.001 * s for s in spread])

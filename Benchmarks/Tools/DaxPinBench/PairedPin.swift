@@ -1,6 +1,7 @@
 // "pin-paired": DaxPin's pin + register of 256 MiB and the raw C and librpma sequences of
 // peers/pin_register.c (loaded from its shared-library build) in one process, alternating
-// one of each. Measured in separate processes, one series after the other, the ratio took
+// one of each: raw C and librpma with MAP_POPULATE on one thread, and raw C with DaxPin's own
+// populate policy ("same"), so that one pair of rows compares like with like. Measured in separate processes, one series after the other, the ratio took
 // whatever spell of the emulator each series met: within one boot the C peer's device-dax
 // runs sat near 55 ms for a while and near 90 ms for another, and the tmpfs rows read 1.19
 // against raw C but 0.97 against librpma, which does the same work.
@@ -39,8 +40,9 @@ private func daxPinPinOnce(_ lease: inout LayoutLease, bytes: Int, device: RDMAD
 }
 
 /// For each medium (a tmpfs file in `dir`, then device-dax at `devdaxPath`): one unrecorded
-/// pin of each, then `iterations` times one DaxPin pin, one raw C and one librpma, in an
-/// order that rotates every iteration. Prints "<medium> DAXPIN|RAW|RPMA <seconds>".
+/// pin of each, then `iterations` times one DaxPin pin, one raw C, one librpma and one raw C
+/// with DaxPin's populate policy, in an order that rotates every iteration. Prints
+/// "<medium> DAXPIN|RAW|RPMA|SAME <seconds>".
 func pairedPin(library: String, dir: String, devdaxPath: String, bytes: Int, iterations: Int,
                deviceName: String, address: String) {
     let device: RDMADevice
@@ -51,18 +53,19 @@ func pairedPin(library: String, dir: String, devdaxPath: String, bytes: Int, ite
         if medium == "tmpfs" { createFile(daxPinPath, size: bytes) }
         var lease: LayoutLease
         do { lease = try LayoutLease(path: daxPinPath) } catch { fail("lease on \(daxPinPath): \(error)") }
-        let peers = ["raw", "rpma"].map {
+        let peers = ["raw", "rpma", "same"].map {
             CPinPeer(library: peerLibrary, mode: $0, path: peerPath, length: bytes, device: deviceName, address: address)
         }
-        // Three runners: DaxPin, then the peers.
-        var results: [[Double]] = [[], [], []]
+        // Four runners: DaxPin, then the peers.
+        let names = ["DAXPIN", "RAW", "RPMA", "SAME"]
+        var results: [[Double]] = Array(repeating: [], count: names.count)
         func run(_ index: Int) -> Double {
             index == 0 ? daxPinPinOnce(&lease, bytes: bytes, device: device) : peers[index - 1].once(peers[index - 1].state)
         }
-        for index in 0..<3 { _ = run(index) }   // warm-up, not recorded
+        for index in names.indices { _ = run(index) }   // warm-up, not recorded
         for iteration in 0..<iterations {
-            for step in 0..<3 {
-                let index = (iteration + step) % 3
+            for step in names.indices {
+                let index = (iteration + step) % names.count
                 results[index].append(run(index))
             }
         }
@@ -72,7 +75,7 @@ func pairedPin(library: String, dir: String, devdaxPath: String, bytes: Int, ite
             unlink(daxPinPath)
             unlink(peerPath)
         }
-        for (index, name) in ["DAXPIN", "RAW", "RPMA"].enumerated() {
+        for (index, name) in names.enumerated() {
             for value in results[index] { print("\(medium) \(name) \(value)") }
         }
     }
