@@ -54,6 +54,17 @@ for row_id, name in (("write64k", "write"), ("durable4k", "durable")):
     add_ratio_row(row_id, per_round, "ODP", [v for (s, _), v in rate.items() if s == "odp"],
                   "staged", [v for (s, _), v in rate.items() if s == "staged"], mib_s)
 
+# Pin: "pin <fsdax|tmpfs> <odp|staged|pinned> <round> <seconds>"; ratio = ODP time over the other side's.
+pin_times = {}
+for fields in lines("zero_copy.pin.txt"):
+    pin_times[(fields[1], fields[2], int(fields[3]))] = float(fields[4])
+for row_id, medium, other in (("pin_fsdax", "fsdax", "staged"), ("pin_tmpfs", "tmpfs", "pinned")):
+    rounds = sorted({r for (m, _, r) in pin_times if m == medium})
+    per_round = {r: (pin_times[(medium, "odp", r)], pin_times[(medium, other, r)]) for r in rounds
+                 if (medium, "odp", r) in pin_times and (medium, other, r) in pin_times}
+    add_ratio_row(row_id, per_round, "ODP", [v for (m, s, _), v in pin_times.items() if m == medium and s == "odp"],
+                  other, [v for (m, s, _), v in pin_times.items() if m == medium and s == other], ms)
+
 # First touch: "touch <prefetch|noprefetch> <round> <pin|first|second> <seconds>" and "... mapped N PAGES".
 touch, mapped = {}, {}
 for fields in lines("zero_copy.touch.txt"):

@@ -16,6 +16,8 @@ ZC_DURABLE_ROUNDS=${DAXPIN_BENCH_ZC_DURABLE_ROUNDS:-21}
 ZC_TOUCH_BYTES=$((16 << 20))   # 4096 pages of 4 KiB
 ZC_TOUCH_ROUNDS=${DAXPIN_BENCH_ZC_TOUCH_ROUNDS:-9}
 ZC_CHECKS=${DAXPIN_BENCH_ZC_CHECKS:-15}
+ZC_PIN_BYTES=$((64 << 20))
+ZC_PIN_ROUNDS=${DAXPIN_BENCH_ZC_PIN_ROUNDS:-9}
 
 suite_zero_copy() {
     local i
@@ -48,5 +50,8 @@ suite_zero_copy() {
     say "zero copy: first touch over $ZC_TOUCH_BYTES bytes, prefetched against not, $ZC_TOUCH_ROUNDS rounds"
     timeout -k 10 600 "$DAXPINBENCH" zero-copy-first-touch "$DAXPIN_FSDAX_EXT4_DIR" "$ZC_TOUCH_BYTES" "$ZC_TOUCH_ROUNDS" \
         "$DEV" >"$LOCAL/zero_copy.touch.txt" || { keep_local; return 1; }
+    say "zero copy: pin + register $ZC_PIN_BYTES bytes, ext4-dax ODP against staged and tmpfs ODP against pinned, $ZC_PIN_ROUNDS rounds"
+    timeout -k 10 600 "$DAXPINBENCH" zero-copy-pin "$DAXPIN_FSDAX_EXT4_DIR" "$TMP" "$ZC_PIN_BYTES" "$ZC_PIN_ROUNDS" \
+        "$DEV" >"$LOCAL/zero_copy.pin.txt" || { keep_local; return 1; }
     keep_local
 }

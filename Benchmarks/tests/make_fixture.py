@@ -110,6 +110,8 @@ write(Z, "zero_copy.durable.txt", [f"durable4k {k} {r} {t + 0.01 * (r % 3)} 2097
 write(Z, "zero_copy.touch.txt", [f"touch {k} {r} {part} {t + 0.01 * r}" for r in range(1, 6) for k, base in (("prefetch", 0.5), ("noprefetch", 0.8))
                                  for part, t in (("pin", base / 10), ("first", base), ("second", 0.6))]
       + ["touch prefetch 1 mapped 4096 4096", "touch noprefetch 1 mapped 0 4096"])
+write(Z, "zero_copy.pin.txt", [f"pin {m} {k} {r} {t + 0.001 * (r % 3)}" for r in range(1, 8)
+                               for m, k, t in (("fsdax", "odp", 0.03), ("fsdax", "staged", 0.09), ("tmpfs", "odp", 0.03), ("tmpfs", "pinned", 0.02))])
 write(Z, "zero_copy.check.txt", [f"CHECK {0.030 + 0.001 * s} verified CACHED {0.002 + 0.0001 * s}" for s in spread])
 
 G = "scaling"

@@ -208,6 +208,44 @@ func zeroCopyFirstTouch(fsdaxDir: String, bytes: Int, rounds: Int, deviceName: S
     }
 }
 
+/// "zero-copy-pin": seconds of one `lease.pin` of `bytes` (map, populate or copy in, register)
+/// with default options on the verified device, per variant and round, the order rotating every
+/// round, after one unrecorded round: ext4-dax `.auto` (On-Demand Paging, prefetched), ext4-dax
+/// `.only(.staged)`, tmpfs `.only(.onDemandPaging)` (prefetched) and tmpfs `.only(.pinned)`.
+/// Each pin's strategy is checked. Prints "pin <fsdax|tmpfs> <odp|staged|pinned> <round> <seconds>".
+func zeroCopyPin(fsdaxDir: String, tmpfsDir: String, bytes: Int, rounds: Int, deviceName: String) {
+    let device = openDevice(deviceName)
+    let fsdaxPath = "\(fsdaxDir)/daxpin-zero-copy-pin-\(getpid())", tmpfsPath = "\(tmpfsDir)/daxpin-zero-copy-pin-\(getpid())"
+    createFile(fsdaxPath, size: bytes)
+    createFile(tmpfsPath, size: bytes)
+    defer { unlink(fsdaxPath); unlink(tmpfsPath) }
+    let variants: [(medium: String, side: String, path: String, policy: StrategyPolicy, expect: Strategy)] = [
+        ("fsdax", "odp", fsdaxPath, .auto, .onDemandPaging),
+        ("fsdax", "staged", fsdaxPath, .only(.staged), .staged),
+        ("tmpfs", "odp", tmpfsPath, .only(.onDemandPaging), .onDemandPaging),
+        ("tmpfs", "pinned", tmpfsPath, .only(.pinned), .pinned),
+    ]
+    for round in 0...rounds {
+        for step in 0..<variants.count {
+            let variant = variants[(round + step) % variants.count]
+            var held: LayoutLease
+            do { held = try LayoutLease(path: variant.path) } catch { fail("lease on \(variant.path): \(error)") }
+            BackgroundWork.settle()
+            let start = monotonicNanoseconds()
+            let id: PinnedRegion.ID
+            do { id = try held.pin(offset: 0, length: bytes, on: device, policy: variant.policy) } catch {
+                fail("\(variant.medium) \(variant.side): \(error)")
+            }
+            let elapsed = monotonicNanoseconds() - start
+            let strategy: Strategy
+            do { strategy = try held.withRegion(id) { $0.strategy } } catch { fail("region: \(error)") }
+            guard strategy == variant.expect else { fail("\(variant.path) pinned \(strategy), expected \(variant.expect)") }
+            _ = held.release()
+            if round > 0 { print("pin \(variant.medium) \(variant.side) \(round) \(Double(elapsed) / 1e9)") }
+        }
+    }
+}
+
 /// "zero-copy-check": the cost of DaxPin's On-Demand Paging check for read-write ext4-dax pins
 /// in `fsdaxDir`, on a fresh device object in a fresh process (the verdict cache is per
 /// process), then of a second call (the cached verdict). Prints

@@ -45,6 +45,7 @@
 //   DaxPinBench zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE
 //   DaxPinBench zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE
 //   DaxPinBench zero-copy-check DEVICE FSDAX_DIR
+//   DaxPinBench zero-copy-pin FSDAX_DIR TMPFS_DIR BYTES ROUNDS DEVICE
 //       The zero-copy rows, for a kernel whose rxe passes DaxPin's ODP check
 //       (ZeroCopyBench.swift says what each prints; Benchmarks/targets.json declares them, report zero-copy).
 //   DaxPinBench idle DIR LEASES SECONDS DEVICE
@@ -253,6 +254,9 @@ case "zero-copy-durable" where arguments.count == 7:
 case "zero-copy-first-touch" where arguments.count == 5:
     guard let bytes = Int(arguments[2]), let rounds = Int(arguments[3]), bytes > 0, bytes % 4096 == 0, rounds > 0 else { fail("bad numbers") }
     zeroCopyFirstTouch(fsdaxDir: arguments[1], bytes: bytes, rounds: rounds, deviceName: arguments[4])
+case "zero-copy-pin" where arguments.count == 6:
+    guard let bytes = Int(arguments[3]), let rounds = Int(arguments[4]), bytes > 0, rounds > 0 else { fail("bad numbers") }
+    zeroCopyPin(fsdaxDir: arguments[1], tmpfsDir: arguments[2], bytes: bytes, rounds: rounds, deviceName: arguments[5])
 case "zero-copy-check" where arguments.count == 3:
     zeroCopyCheckCost(deviceName: arguments[1], fsdaxDir: arguments[2])
 case "idle" where arguments.count == 5:
@@ -276,5 +280,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | durable-paired LIBRARY ADDR DAXPIN_PORT RPMA_PORT BLOCK_SIZE BATCHES BATCH WARMUP | flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | durable-paired LIBRARY ADDR DAXPIN_PORT RPMA_PORT BLOCK_SIZE BATCHES BATCH WARMUP | flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR | zero-copy-pin FSDAX_DIR TMPFS_DIR BYTES ROUNDS DEVICE")
 }
