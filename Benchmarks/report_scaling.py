@@ -42,10 +42,26 @@ def tails(values):
 judged, table = [], []
 
 
-def revocation_row(row_id, regions, region_bytes):
+def cpu_per_break(name):
+    """The holder's "CPU <ns>" of each measured break (the breaker passes it on as "# CPU"; the
+    one after a "# warm-up" line belongs to the warm-up break)."""
+    values, warm = [], None
+    for line in (read(name) or "").splitlines():
+        line = line.strip()
+        if line.startswith("# warm-up"):
+            warm = True
+        elif re.fullmatch(r"[0-9.]+", line):
+            warm = False
+        elif line.startswith("# CPU ") and warm is False:
+            values.append(float(line.split()[2]))
+    return values
+
+
+def revocation_row(row_id, regions, region_bytes, series=None):
     row = declared.row(row_id)
-    daxpin = breaks(f"scaling.daxpin.{regions}x{region_bytes}.txt")
-    c = breaks(f"scaling.c.{regions}x{region_bytes}.txt")
+    series = series or f"{regions}x{region_bytes}"
+    daxpin = breaks(f"scaling.daxpin.{series}.txt")
+    c = breaks(f"scaling.c.{series}.txt")
     result = declared.measure(row_id, a=daxpin, b=c)
     judged.append((row.get("label", row_id), result))
     table.append(f"| {row_id} | {row['metric']} | {tails(daxpin)} | {tails(c)} | {result.n} | {result.ratio_text()} | "
@@ -56,6 +72,28 @@ for n in (1, 4, 16, 64, 256, 1024):
     revocation_row(f"scale-regions-{n}", n, 65536)
 for size in (4096, 1 << 20, 64 << 20, 256 << 20):
     revocation_row(f"scale-bytes-{size}", 1, size)
+revocation_row("scale-concurrent-4", 16, 65536, series="concurrent")
+traffic_row = declared.row("scale-traffic-16")
+traffic, idle = breaks("scaling.traffic.16x65536.txt"), breaks("scaling.daxpin.16x65536.txt")
+traffic_result = declared.measure("scale-traffic-16", a=traffic, b=idle)
+judged.append((traffic_row.get("label", "scale-traffic-16"), traffic_result))
+writes = [int(w) for w in re.findall(r"^# WRITES (\d+)", read("scaling.traffic.16x65536.txt") or "", re.M)]
+table.append(f"| scale-traffic-16 | {traffic_row['metric']} (WRITEs landed before each break: "
+             f"{'median ' + str(int(benchtargets.median(writes))) if writes else 'n/a'}) | {tails(traffic)} | {tails(idle)} (idle) | "
+             f"{traffic_result.n} | {traffic_result.ratio_text()} | {traffic_result.interval_text()} | "
+             f"{declared.target_text('scale-traffic-16')} | {traffic_result.verdict} |")
+
+cpu_table = []
+for n in (16, 256, 1024):
+    row_id = f"scale-cpu-{n}"
+    row = declared.row(row_id)
+    daxpin = [v / n for v in cpu_per_break(f"scaling.daxpin.{n}x65536.txt")]
+    c = [v / n for v in cpu_per_break(f"scaling.c.{n}x65536.txt")]
+    result = declared.measure(row_id, a=daxpin, b=c)
+    judged.append((row.get("label", row_id), result))
+    med = lambda v: f"{benchtargets.median(v) / 1e3:.1f} µs" if v else "n/a"
+    cpu_table.append(f"| {row_id} | {row['metric']} | {med(daxpin)} | {med(c)} | {result.n} | {result.ratio_text()} | "
+                     f"{result.interval_text()} | {declared.target_text(row_id)} | {result.verdict} |")
 
 memory = read("scaling.memory.txt") or ""
 settings = (read("scaling.rounds.txt") or "").split()
@@ -93,7 +131,15 @@ md = [
     "|---|---|---|---|---|---|---|---|---|",
     *table,
     "",
-    "Memory of one lease of many regions: what DaxPin's process gains in anonymous memory (`RssAnon`) and in",
+    "CPU time per revoked MR: each holder's whole-process CPU time (user + system, `CLOCK_PROCESS_CPUTIME_ID`,",
+    "every thread) from its READY line to the end of its teardown (DaxPin's including the pin registry's write",
+    "of the change), divided by the lease's regions; medians of the measured breaks.",
+    "",
+    "| id | metric | DaxPin per MR | C per MR | breaks | ratio | interval | target | verdict |",
+    "|---|---|---|---|---|---|---|---|---|",
+    *cpu_table,
+    "",
+        "Memory of one lease of many regions: what DaxPin's process gains in anonymous memory (`RssAnon`) and in",
     "pinned memory (`VmPin`) while it pins them, per region (context: the raw C holder keeps no per-region",
     "state of its own).",
     "",

@@ -120,7 +120,7 @@ class Reports(unittest.TestCase):
                     ("zero-copy", "write64k"): "**missed**",
                     ("zero-copy", "durable4k"): "met", ("zero-copy", "check_cost"): "met",
                     ("scaling", "scale-regions-16"): "met", ("scaling", "scale-regions-1024"): "**missed**",
-                    ("scaling", "mem-rss-per-region"): "context"}
+                    ("scaling", "mem-rss-per-region"): "context", ("scaling", "scale-concurrent-4"): "met"}
         for (report, row_id), want in expected.items():
             self.assertEqual(verdict(report, row_id), want, f"{report} {row_id}")
         for report, rows in self.tables.items():

@@ -1,7 +1,8 @@
 /* Peer for the revocation-latency benchmark: the raw sequence every user writes today.
  * Takes a write lease on a tmpfs file, maps and registers NREGIONS regions, prints
  * "READY <path>", then on the lease-break signal: ibv_dereg_mr each MR, munmap each
- * region, F_SETLEASE F_UNLCK. Repeats REPS times (the breaker truncates each time).
+ * region, F_SETLEASE F_UNLCK. Repeats REPS times (the breaker truncates each time). After
+ * each break, "CPU <ns>": the process's CPU time from READY to the end of its teardown.
  *
  * usage: lease_holder DIR NREGIONS REGION_BYTES REPS DEVICE
  */
@@ -21,6 +22,13 @@
 static long long now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* User + system CPU time of the whole process (every thread), in ns. */
+static long long cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
@@ -89,6 +97,7 @@ int main(int argc, char **argv) {
         }
         printf("READY %s\n", path);
         fflush(stdout);
+        long long cpu_before = cpu_ns();
         siginfo_t info;
         for (;;) {
             int got = sigwaitinfo(&set, &info);
@@ -101,6 +110,7 @@ int main(int argc, char **argv) {
          * input), the truncate's new size is the sign. */
         int c;
         while ((c = getchar()) != EOF && c != '\n') {}
+        printf("CPU %lld\n", cpu_ns() - cpu_before);   /* the whole process, from READY to now */
         fflush(stdout);
         struct stat st;
         while (stat(path, &st) == 0 && st.st_size != 0) usleep(100);

@@ -5,16 +5,33 @@
 # one lease of DAXPIN_BENCH_SCALE_MEM_REGIONS regions of 4 KiB costs DaxPin's process
 # (RssAnon and VmPin, printed by the holder before its first break). 1 GiB regions are left out:
 # the guest has 2 GiB, and a 1 GiB tmpfs region would hold half of it.
+# Concurrent breaks: SCALE_CONCURRENT holder processes of 16 regions each, broken at the same
+# moment by as many threads of one breaker (breaker -n), DaxPin's group and the C group
+# alternating. Every holder prints "CPU <ns>" after each break (its process's CPU time for it).
 SCALE_ROUNDS=${DAXPIN_BENCH_SCALE_ROUNDS:-3}
 SCALE_REPS=${DAXPIN_BENCH_SCALE_REPS:-5}
 SCALE_MEM_REGIONS=${DAXPIN_BENCH_SCALE_MEM_REGIONS:-10000}
+SCALE_CONCURRENT=4
 
-# scaling_break HOLDER N BYTES: one holder process (daxpin or c) with N regions of BYTES, broken
+# scaling_concurrent HOLDER: SCALE_CONCURRENT holder processes of 16 x 64 KiB broken together
+# SCALE_REPS times after a warm-up; appends to scaling.HOLDER.concurrent.txt.
+scaling_concurrent() {
+    local cmd
+    case $1 in
+        daxpin) cmd=("$DAXPINBENCH" hold "$TMP" 1 16 65536 $((SCALE_REPS + 1)) "$DEV") ;;
+        c) cmd=("$PEERS/lease_holder" "$TMP" 16 65536 $((SCALE_REPS + 1)) "$DEV") ;;
+    esac
+    timeout -k 10 900 "$PEERS/breaker" -n "$SCALE_CONCURRENT" -- "${cmd[@]}" >>"$LOCAL/scaling.$1.concurrent.txt" 2>>"$LOCAL/holders.log"
+}
+
+# scaling_break HOLDER N BYTES: one holder process (daxpin, traffic: DaxPin's with a queue pair
+# writing into the lease when the break arrives, or c) with N regions of BYTES, broken
 # SCALE_REPS times after a warm-up break; appends to scaling.HOLDER.NxBYTES.txt.
 scaling_break() {
     local cmd
     case $1 in
         daxpin) cmd=("$DAXPINBENCH" hold "$TMP" 1 "$2" "$3" $((SCALE_REPS + 1)) "$DEV") ;;
+        traffic) cmd=("$DAXPINBENCH" hold-traffic "$TMP" "$2" "$3" $((SCALE_REPS + 1)) "$DEV") ;;
         c) cmd=("$PEERS/lease_holder" "$TMP" "$2" "$3" $((SCALE_REPS + 1)) "$DEV") ;;
     esac
     timeout -k 10 900 "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/scaling.$1.$2x$3.txt" 2>>"$LOCAL/holders.log"
@@ -35,10 +52,15 @@ suite_revocation_scaling() {
             scaling_break $first 1 $bytes
             scaling_break $second 1 $bytes
         done
+        say "revocation scaling, 16 x 64 KiB with RDMA WRITEs in flight at the break, round $round/$SCALE_ROUNDS"
+        scaling_break traffic 16 65536
+        say "revocation scaling, $SCALE_CONCURRENT processes x 16 x 64 KiB broken together, round $round/$SCALE_ROUNDS"
+        scaling_concurrent $first
+        scaling_concurrent $second
     done
     say "memory of one lease of $SCALE_MEM_REGIONS regions"
     timeout -k 10 1800 "$PEERS/breaker" -- "$DAXPINBENCH" hold "$TMP" 1 "$SCALE_MEM_REGIONS" 4096 1 "$DEV" \
         >>"$LOCAL/scaling.memory.txt" 2>>"$LOCAL/holders.log"
-    echo "$SCALE_ROUNDS $SCALE_REPS $SCALE_MEM_REGIONS" >"$LOCAL/scaling.rounds.txt"
+    echo "$SCALE_ROUNDS $SCALE_REPS $SCALE_MEM_REGIONS $SCALE_CONCURRENT" >"$LOCAL/scaling.rounds.txt"
     keep_local
 }

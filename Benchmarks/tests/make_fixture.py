@@ -118,11 +118,20 @@ G = "scaling"
 env(G, "6.1.0-fixture")
 # revocation grows with the regions on both sides; DaxPin within 1.1 up to 64 regions, above at 1024
 for n, dax in ((1, 1.0), (4, 1.0), (16, 0.9), (64, 0.9), (256, 1.05), (1024, 1.4)):
-    write(G, f"scaling.daxpin.{n}x65536.txt", ["# warm-up"] + [int(1e6 * n ** 0.5 * (dax + 0.001 * s)) for s in spread])
-    write(G, f"scaling.c.{n}x65536.txt", ["# warm-up"] + [int(1e6 * n ** 0.5 * (1.0 + 0.001 * s)) for s in spread])
+    # each break followed by its holder's "# CPU" line (the warm-up's a huge one the report must skip)
+    write(G, f"scaling.daxpin.{n}x65536.txt", ["# warm-up 1", "# CPU 999999999"] +
+          [x for s in spread for x in (int(1e6 * n ** 0.5 * (dax + 0.001 * s)), f"# CPU {int(n * (12000 + 10 * s))}")])
+    write(G, f"scaling.c.{n}x65536.txt", ["# warm-up 1", "# CPU 999999999"] +
+          [x for s in spread for x in (int(1e6 * n ** 0.5 * (1.0 + 0.001 * s)), f"# CPU {int(n * (8000 + 10 * s))}")])
 for size in (4096, 1 << 20, 64 << 20, 256 << 20):
     write(G, f"scaling.daxpin.1x{size}.txt", [int(1e6 * (1.0 + 0.001 * s)) for s in spread])
     write(G, f"scaling.c.1x{size}.txt", [int(1e6 * (1.0 + 0.001 * s)) for s in spread])
+# the traffic holder: a little slower than the idle one, 40 WRITEs before each break
+write(G, "scaling.traffic.16x65536.txt", ["# warm-up 1", "# WRITES 30"] +
+      [x for s in spread for x in (int(1e6 * 4 * (1.0 + 0.001 * s)), "# WRITES 40")])
+# four holders broken together: DaxPin's within 1.1 of C's
+write(G, "scaling.daxpin.concurrent.txt", ["# warm-up 1"] * 4 + [int(1e6 * (1.05 + 0.001 * s)) for s in spread for _ in range(4)])
+write(G, "scaling.c.concurrent.txt", ["# warm-up 1"] * 4 + [int(1e6 * (1.0 + 0.001 * s)) for s in spread for _ in range(4)])
 write(G, "scaling.memory.txt", ["# MEM 20480000", "# VMPIN 40960000"])
-write(G, "scaling.rounds.txt", ["3 5 10000"])
+write(G, "scaling.rounds.txt", ["3 5 10000 4"])
 

@@ -5,7 +5,11 @@
 //       Lease holder for Benchmarks/peers/breaker.c: FILES leases on FILES tmpfs files,
 //       REGIONS regions of REGION_BYTES each, pinned on DEVICE. Prints "MEM <bytes>" (heap
 //       growth per lease, RssAnon), then REPS times "READY <path>" and waits until the
-//       breaker's truncate has made DaxPin revoke that lease, then leases that file again.
+//       breaker's truncate has made DaxPin revoke that lease, then "CPU <ns>" (the process's
+//       CPU time from READY to the end of that revocation) and leases that file again.
+//   DaxPinBench hold-traffic DIR REGIONS REGION_BYTES REPS DEVICE
+//       As "hold" with one lease, whose queue pairs carry RDMA WRITEs when the break arrives
+//       (TrafficHolder.swift); also prints "WRITES <count>" after each break.
 //   DaxPinBench hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE
 //       The raw C holder (peers/lease_holder.c built as LIBRARY, its main renamed
 //       lease_holder_main) run inside this Swift process, after DaxPin has started its watcher
@@ -71,6 +75,13 @@ func fail(_ message: String) -> Never {
 func monotonicNanoseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// User + system CPU time of the whole process (every thread), in nanoseconds.
+func processCPUNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
 
@@ -182,11 +193,15 @@ case "hold" where arguments.count == 7, "hold-odp" where arguments.count == 7:
         BackgroundWork.settle()
         print("READY \(slot.path)")
         fflush(nil)
+        let cpuBefore = processCPUNanoseconds()
         guard slot.lease?.waitUntilRevoked(timeout: .seconds(60)) != nil else { fail("no revocation within 60 s") }
         // The breaker writes a line once its truncate has returned: nothing of this holder's
         // own (the trace line, the next lease) may compete with it before. Without a breaker
         // (end of input), the truncate's new size is the sign.
         _ = readLine()
+        // The whole process's CPU time for this break, the registry's write of it included.
+        BackgroundWork.settle()
+        print("CPU \(processCPUNanoseconds() - cpuBefore)")
         printTrace(slot)
         var info = stat()
         while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
@@ -197,6 +212,10 @@ case "hold" where arguments.count == 7, "hold-odp" where arguments.count == 7:
         slot.lease = nil
         unlink(slot.path)
     }
+case "hold-traffic" where arguments.count == 6:
+    guard let regions = Int(arguments[2]), let regionBytes = Int(arguments[3]), let reps = Int(arguments[4]),
+          regions > 0, reps > 0 else { fail("bad numbers") }
+    holdWithTraffic(dir: arguments[1], regions: regions, regionBytes: regionBytes, reps: reps, deviceName: arguments[5])
 case "hold-c" where arguments.count == 7:
     let device: RDMADevice
     do { device = try RDMADevice.open(named: arguments[6]) } catch { fail("\(error)") }
@@ -280,5 +299,5 @@ case "idle" where arguments.count == 5:
         unlink(slot.path)
     }
 default:
-    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | durable-paired LIBRARY ADDR DAXPIN_PORT RPMA_PORT BLOCK_SIZE BATCHES BATCH WARMUP | flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR | zero-copy-pin FSDAX_DIR TMPFS_DIR BYTES ROUNDS DEVICE")
+    fail("usage: DaxPinBench hold DIR FILES REGIONS REGION_BYTES REPS DEVICE | hold-traffic DIR REGIONS REGION_BYTES REPS DEVICE | hold-c LIBRARY DIR REGIONS REGION_BYTES REPS DEVICE | write-latency LIBRARY DEVICE DIR ITERATIONS WARMUP BATCH | pin-paired LIBRARY DIR DEVDAX BYTES ITERATIONS DEVICE ADDR | durable-paired LIBRARY ADDR DAXPIN_PORT RPMA_PORT BLOCK_SIZE BATCHES BATCH WARMUP | flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP | idle DIR LEASES SECONDS DEVICE | hold-odp ... | odp-pin TMPFS_DIR FSDAX_DIR DEVDAX BYTES ITERATIONS DEVICE | odp-first-touch TMPFS_DIR BYTES ROUNDS DEVICE | odp-check DEVICE | zero-copy-write FSDAX_DIR BYTES BLOCK ROUNDS DEVICE | zero-copy-durable FSDAX_DIR BYTES BLOCK BLOCKS ROUNDS DEVICE | zero-copy-first-touch FSDAX_DIR BYTES ROUNDS DEVICE | zero-copy-check DEVICE FSDAX_DIR | zero-copy-pin FSDAX_DIR TMPFS_DIR BYTES ROUNDS DEVICE")
 }
