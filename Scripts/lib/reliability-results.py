@@ -18,8 +18,11 @@ def git(*args):
     return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
 
 
-commit = git("rev-parse", "HEAD")
-dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+# The commit the measured binaries were built from: Scripts/reliability logs it before it builds
+# ("== built at <commit>[ (with uncommitted changes)]"); the tree may have moved on by now.
+built = next((m.group(1) for m in (re.match(r"^== built at (.+)$", line) for line in log) if m), None)
+commit = built or git("rev-parse", "HEAD")
+dirty = "" if built else (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 rows, where = [], "host"
