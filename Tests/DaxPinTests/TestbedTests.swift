@@ -393,9 +393,11 @@ extension DaxPin {
 }
 
 /// Lets the quiesce handler reach the region it must write back (staged strategy).
+/// Holds the lease weakly: the lease holds the handler, which holds this box, and a strong
+/// reference back would be a cycle that leaks the lease (LeakSanitizer, testbed ASan run).
 final class RegionBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var core: LeaseCore?
+    private weak var core: LeaseCore?
     private var id = 0
     private var staged = false
     func set(_ core: LeaseCore, _ id: Int, staged: Bool) {

@@ -58,7 +58,9 @@ final class Writer: Sendable {
         var failedAt: ContinuousClock.Instant?
         var finished = false
     }
-    let state = Mutex(State())
+    /// AnnotatedMutex, not Mutex: ThreadSanitizer cannot see Mutex's futex, and took the acks
+    /// handed from the writer's thread to the test under it for a race (testbed TSan run).
+    let state = AnnotatedMutex(State())
     private let stopRequested = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
 
