@@ -45,14 +45,36 @@ for line in log:
     elif mode == "trials" and re.search(r"Test run with \d+ tests.*(passed|failed)", line):
         rows.append((where, re.sub(r"^\W+", "", line.strip())))
 
+# A run of some kernels only (DAXPIN_SOAK_KERNELS, DAXPIN_RELIABILITY_KERNELS) keeps the earlier
+# file's rows for the places it did not measure, each with the commit and date it came from.
+short = commit[:10]
+rows = [(w, r, f"{short}, {date}") for w, r in rows]
+measured = {re.sub(r" \(Linux [^)]*\)$", "", w) for w, _, _ in rows}
+try:
+    earlier = open(out).read().splitlines()
+except FileNotFoundError:
+    earlier = []
+earlier_commit = next((l[len("- commit: "):].split()[0][:10] for l in earlier if l.startswith("- commit: ")), "?")
+earlier_date = next((l[len("- date: "):] for l in earlier if l.startswith("- date: ")), "?")
+kept = []
+for line in earlier:
+    cells = [c.strip() for c in line.strip().strip("|").split(" | ")] if line.startswith("| ") else []
+    if len(cells) < 2 or cells[0] in ("where", "---"):
+        continue
+    if re.sub(r" \(Linux [^)]*\)$", "", cells[0]) not in measured:
+        kept.append((cells[0], cells[1], cells[2] if len(cells) > 2 else f"{earlier_commit}, {earlier_date}"))
+rows = kept + rows
+
 title = {"soak": "The soak", "trials": "Fault, kill and scale trials"}[mode]
 command = {"soak": "Scripts/reliability --soak", "trials": "Scripts/reliability"}[mode]
 md = [f"# {title}: generated results", "",
       f"Written by `{command}` from its log; the method is in the Reliability article of the DocC catalog.",
       "", f"- commit: {commit}{dirty}", f"- date: {date}",
       "- testbed: QEMU TCG software emulation (no KVM), 2 vCPUs", "",
-      "| where | result |", "|---|---|",
-      *[f"| {w} | {r.replace('|', '/')} |" for w, r in rows], ""]
+      "Each row names the commit and date of the run it comes from: a run of some kernels only keeps",
+      "the earlier rows of the others.", "",
+      "| where | result | measured at |", "|---|---|---|",
+      *[f"| {w} | {r.replace('|', '/')} | {m} |" for w, r, m in rows], ""]
 if not rows:
     md.insert(-1, "No counts were found in the log: the run failed before printing any.")
 open(out, "w").write("\n".join(md))
