@@ -27,8 +27,8 @@ private final class TrafficState: Sendable {
 
 /// `reps` breaks of one lease of `regions` regions of `regionBytes` on a tmpfs file in `dir`,
 /// each with a loopback queue pair writing 4 KiB blocks into the first region from another
-/// thread from before READY until the break. After each break: "CPU <ns>", "WRITES <count>"
-/// and the TRACE line, as "hold" prints them.
+/// thread from before READY until the break. After each break: "WRITES <count>", then "CPU <ns>"
+/// and the TRACE line, as "hold" prints them (`awaitBreak`).
 func holdWithTraffic(dir: String, regions: Int, regionBytes: Int, reps: Int, deviceName: String) {
     let device: RDMADevice
     do { device = try RDMADevice.open(named: deviceName) } catch { fail("\(error)") }
@@ -43,35 +43,20 @@ func holdWithTraffic(dir: String, regions: Int, regionBytes: Int, reps: Int, dev
         let traffic = TrafficState()
         var options = LeaseOptions()
         options.quiesce = { traffic.quiesce($0) }
-        createFile(slot.path, size: regions * regionBytes)
+        guard let first = take(slot, regions: regions, regionBytes: regionBytes, device: device, options: options) else {
+            fail("no region to write into")
+        }
         let pair: (requester: QueuePair, responder: QueuePair)
         let remote: MemoryRegion.RemoteAccess
         do {
-            var attempts = 0
-            var lease: LayoutLease
-            while true {   // the breaker's truncate may still hold the inode (see take)
-                do {
-                    lease = try LayoutLease(path: slot.path, options: options)
-                    break
-                } catch .fileInUse where attempts < 20_000 {
-                    attempts += 1
-                    usleep(100)
-                }
-            }
-            var first: PinnedRegion.ID?
-            for index in 0..<regions {
-                let id = try lease.pin(offset: index * regionBytes, length: regionBytes, on: device)
-                if first == nil { first = id }
-            }
-            remote = try lease.withRegion(first!) { $0.memoryRegion.remote }
+            remote = try slot.lease!.withRegion(first) { $0.memoryRegion.remote }
             pair = try loopbackPair(on: device)
-            _ = lease.attach { [pair] in
-                pair.requester.moveToError()
-                pair.responder.moveToError()
-            }
-            slot.lease = consume lease
         } catch {
             fail("lease on \(slot.path): \(error)")
+        }
+        _ = slot.lease?.attach { [pair] in
+            pair.requester.moveToError()
+            pair.responder.moveToError()
         }
         let blocks = regionBytes / block
         DispatchQueue.global().async { [pair] in
@@ -92,20 +77,10 @@ func holdWithTraffic(dir: String, regions: Int, regionBytes: Int, reps: Int, dev
             guard ContinuousClock.now < deadline else { fail("the writer made no progress in 30 s") }
             usleep(1_000)
         }
-        BackgroundWork.settle()
-        print("READY \(slot.path)")
-        fflush(nil)
-        let cpuBefore = processCPUNanoseconds()
-        guard slot.lease?.waitUntilRevoked(timeout: .seconds(60)) != nil else { fail("no revocation within 60 s") }
-        _ = readLine()
-        guard traffic.finished.wait(timeout: .now() + 10) == .success else { fail("the writer did not stop within 10 s") }
-        BackgroundWork.settle()
-        print("CPU \(processCPUNanoseconds() - cpuBefore)")
-        print("WRITES \(traffic.writes.load(ordering: .relaxed))")
-        printTrace(slot)
-        var info = stat()
-        while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
-        slot.lease = nil
+        awaitBreak(of: slot) {
+            guard traffic.finished.wait(timeout: .now() + 10) == .success else { fail("the writer did not stop within 10 s") }
+            print("WRITES \(traffic.writes.load(ordering: .relaxed))")
+        }
     }
     unlink(slot.path)
     _ = sourceOwner.release()

@@ -120,7 +120,11 @@ func cpuTicks(thread: Int32?) -> Int {
     return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
 }
 
-func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice, policy: StrategyPolicy = .auto) {
+/// Leases `slot`'s file (made `regions * regionBytes` long) with `options` and pins it as
+/// `regions` regions; returns the first region's id (nil without regions).
+@discardableResult
+func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice, policy: StrategyPolicy = .auto,
+          options: LeaseOptions = LeaseOptions()) -> PinnedRegion.ID? {
     createFile(slot.path, size: regions * regionBytes)
     do {
         // The breaker's truncate may still hold the inode for writing: the kernel then
@@ -129,20 +133,47 @@ func take(_ slot: Slot, regions: Int, regionBytes: Int, device: RDMADevice, poli
         var lease: LayoutLease
         while true {
             do {
-                lease = try LayoutLease(path: slot.path)
+                lease = try LayoutLease(path: slot.path, options: options)
                 break
             } catch .fileInUse where attempts < 20_000 {
                 attempts += 1
                 usleep(100)
             }
         }
+        var first: PinnedRegion.ID?
         for index in 0..<regions {
-            _ = try lease.pin(offset: index * regionBytes, length: regionBytes, on: device, policy: policy)
+            let id = try lease.pin(offset: index * regionBytes, length: regionBytes, on: device, policy: policy)
+            first = first ?? id
         }
         slot.lease = consume lease
+        return first
     } catch {
         fail("lease on \(slot.path): \(error)")
     }
+}
+
+/// One break of `slot`'s lease as the breaker drives it: from a steady state (the pin registry
+/// has written the lease, as for a lease held a while) "READY <path>", then block until the
+/// watcher has revoked it, like the C holder blocks in sigwaitinfo (polling would compete for
+/// the emulated CPUs). The breaker writes a line once its truncate has returned: nothing of
+/// this holder's own (`afterBreak`, the trace, the next lease) may compete with it before.
+/// Then "CPU <ns>" (the whole process's CPU time for this break, the registry's write of it
+/// included) and the TRACE line; returns once the truncate's new size shows (the sign when
+/// there is no breaker), the lease dropped.
+func awaitBreak(of slot: Slot, afterBreak: () -> Void = {}) {
+    BackgroundWork.settle()
+    print("READY \(slot.path)")
+    fflush(nil)
+    let cpuBefore = processCPUNanoseconds()
+    guard slot.lease?.waitUntilRevoked(timeout: .seconds(60)) != nil else { fail("no revocation within 60 s") }
+    _ = readLine()
+    afterBreak()
+    BackgroundWork.settle()
+    print("CPU \(processCPUNanoseconds() - cpuBefore)")
+    printTrace(slot)
+    var info = stat()
+    while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
+    slot.lease = nil
 }
 
 /// "TRACE <noticed> <deregistered> <unmapped> <released> <closed>" (the last region's steps): CLOCK_MONOTONIC nanoseconds of those steps, so the
@@ -187,25 +218,7 @@ case "hold" where arguments.count == 7, "hold-odp" where arguments.count == 7:
     print("VMPIN \((after.pinned - before.pinned) / files)")
     for rep in 0..<reps {
         let slot = slots[(rep * 7919) % files]  // spread the breaks over the files
-        // Start from a steady state, as a lease held for a while would be (the pin registry
-        // has written the new lease), then block until the watcher has revoked it, like the C
-        // holder blocks in sigwaitinfo: polling here would compete for the emulated CPUs.
-        BackgroundWork.settle()
-        print("READY \(slot.path)")
-        fflush(nil)
-        let cpuBefore = processCPUNanoseconds()
-        guard slot.lease?.waitUntilRevoked(timeout: .seconds(60)) != nil else { fail("no revocation within 60 s") }
-        // The breaker writes a line once its truncate has returned: nothing of this holder's
-        // own (the trace line, the next lease) may compete with it before. Without a breaker
-        // (end of input), the truncate's new size is the sign.
-        _ = readLine()
-        // The whole process's CPU time for this break, the registry's write of it included.
-        BackgroundWork.settle()
-        print("CPU \(processCPUNanoseconds() - cpuBefore)")
-        printTrace(slot)
-        var info = stat()
-        while stat(slot.path, &info) == 0, info.st_size != 0 { usleep(100) }
-        slot.lease = nil
+        awaitBreak(of: slot)
         take(slot, regions: regions, regionBytes: regionBytes, device: device, policy: policy)
     }
     for slot in slots {
