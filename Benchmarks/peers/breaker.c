@@ -48,6 +48,13 @@ static void *truncate_one(void *arg) {
     return NULL;
 }
 
+/* BREAKER_PAUSE_US, default 20 ms: how long after READY a holder is broken. */
+static useconds_t break_pause_us(void) {
+    const char *pause_env = getenv("BREAKER_PAUSE_US");
+    return pause_env ? (useconds_t)strtoul(pause_env, NULL, 10) : 20000;
+}
+
+/* Starts COMMAND with its standard output (H->out) and input (H->in) piped to us. */
 static int start_holder(struct holder *h, char **command) {
     int fds[2], back[2];
     if (pipe(fds) != 0 || pipe(back) != 0) { perror("pipe"); return -1; }
@@ -82,8 +89,7 @@ static int next_ready(struct holder *h) {
 static int break_together(int count, char **command) {
     static struct holder holders[MAX_HOLDERS];
     pthread_t threads[MAX_HOLDERS];
-    const char *pause_env = getenv("BREAKER_PAUSE_US");
-    useconds_t pause_us = pause_env ? (useconds_t)strtoul(pause_env, NULL, 10) : 20000;
+    useconds_t pause_us = break_pause_us();
     int status = 0;
     for (int i = 0; i < count; i++)
         if (start_holder(&holders[i], command) != 0) return 1;
@@ -128,28 +134,12 @@ int main(int argc, char **argv) {
         return break_together(count, argv + 4);
     }
     if (argc < 3 || strcmp(argv[1], "--") != 0) { fprintf(stderr, "usage: breaker [-n K] -- HOLDER [ARGS...]\n"); return 2; }
-    int fds[2], back[2];  /* the holder's standard output, and its standard input */
-    if (pipe(fds) != 0 || pipe(back) != 0) { perror("pipe"); return 1; }
-    pid_t pid = fork();
-    if (pid < 0) { perror("fork"); return 1; }
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(back[0], 0);
-        close(fds[0]);
-        close(fds[1]);
-        close(back[0]);
-        close(back[1]);
-        execv(argv[2], argv + 2);
-        perror("execv");
-        _exit(127);
-    }
-    close(fds[1]);
-    close(back[0]);
-    FILE *in = fdopen(fds[0], "r");
+    static struct holder holder;
+    if (start_holder(&holder, argv + 2) != 0) return 1;
+    FILE *in = holder.out;
     char line[8192];
     int breaks = 0;
-    const char *pause_env = getenv("BREAKER_PAUSE_US");
-    useconds_t pause_us = pause_env ? (useconds_t)strtoul(pause_env, NULL, 10) : 20000;
+    useconds_t pause_us = break_pause_us();
     while (fgets(line, sizeof line, in)) {
         line[strcspn(line, "\n")] = 0;
         if (strncmp(line, "READY ", 6) != 0) { printf("# %s\n", line); fflush(stdout); continue; }
@@ -166,11 +156,11 @@ int main(int argc, char **argv) {
         if (breaks++ == 0) printf("# warm-up %lld\n# TW %lld %lld\n", end - start, start, end);
         else printf("%lld\n# T %lld %lld\n", end - start, start, end);
         fflush(stdout);
-        if (write(back[1], "\n", 1) != 1) break;  /* the holder has gone */
+        if (write(holder.in, "\n", 1) != 1) break;  /* the holder has gone */
     }
-    close(back[1]);
+    close(holder.in);
     int status = 0;
-    waitpid(pid, &status, 0);
+    waitpid(holder.pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { fprintf(stderr, "breaker: holder failed (status %d)\n", status); return 1; }
     return 0;
 }
