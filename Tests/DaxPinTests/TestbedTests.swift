@@ -394,7 +394,7 @@ extension DaxPin {
 
 /// Lets the quiesce handler reach the region it must write back (staged strategy).
 /// Holds the lease weakly: the lease holds the handler, which holds this box, and a strong
-/// reference back would be a cycle that leaks the lease (LeakSanitizer, testbed ASan run).
+/// reference back would be a cycle that leaks the lease.
 final class RegionBox: @unchecked Sendable {
     private let lock = NSLock()
     private weak var core: LeaseCore?

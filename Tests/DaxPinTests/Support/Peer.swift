@@ -58,8 +58,8 @@ final class Writer: Sendable {
         var failedAt: ContinuousClock.Instant?
         var finished = false
     }
-    /// AnnotatedMutex, not Mutex: ThreadSanitizer cannot see Mutex's futex, and took the acks
-    /// handed from the writer's thread to the test under it for a race (testbed TSan run).
+    /// AnnotatedMutex, not Mutex: ThreadSanitizer cannot see Mutex's futex, so acks handed
+    /// from the writer's thread to the test under a Mutex look like a race to it.
     let state = AnnotatedMutex(State())
     private let stopRequested = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
