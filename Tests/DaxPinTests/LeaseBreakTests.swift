@@ -201,6 +201,43 @@ extension DaxPin {
             lease.release()
         }
 
+        /// The storage server's pattern with a strong capture: the handler holds a bridge that holds
+        /// the lease, which holds the handler. The teardown drops the handler, so once a break
+        /// has revoked the lease, letting go of the bridge frees both.
+        @Test("a quiesce handler that holds its own lease does not leak it after a break")
+        func quiesceHandlerCycleIsBrokenAtRevocation() throws {
+            final class Holder: Sendable {
+                let lease: Mutex<LayoutLease?>
+                init(_ lease: consuming sending LayoutLease) { self.lease = Mutex(lease) }
+            }
+            final class Bridge: Sendable {
+                let holder = Mutex<Holder?>(nil)
+                let quiesced = Atomic<Int>(0)
+            }
+            let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)
+            weak var weakBridge: Bridge?
+            weak var weakCore: LeaseCore?
+            do {
+                let bridge = Bridge()
+                weakBridge = bridge
+                let lease = try LayoutLease(path: file.path, options: LeaseOptions(quiesceBudget: .seconds(2)) { _ in
+                    bridge.quiesced.add(1, ordering: .relaxed)  // a strong capture, on purpose
+                })
+                weakCore = lease.core
+                let holder = Holder(lease)
+                bridge.holder.withLock { $0 = holder }
+                let breaker = try Breaker.truncate(file.path)
+                let result = try #require(breaker.wait(timeout: .seconds(30)), "the breaker never finished")
+                #expect(result.status == 0)
+                let revoked = holder.lease.withLock { $0?.waitUntilRevoked(timeout: .seconds(10)) }
+                #expect(revoked?.steps.contains(.quiesceFinished) == true)
+                #expect(bridge.quiesced.load(ordering: .relaxed) == 1)
+            }
+            // The watcher and the registry let go of a revoked lease shortly after the teardown.
+            #expect(eventually { weakBridge == nil && weakCore == nil },
+                    "the revoked lease and its handler's bridge are still alive: the handler was kept")
+        }
+
         @Test("lease events arrive as an AsyncSequence")
         func eventsAsyncSequence() async throws {
             let file = try ScratchFile(in: HostDirs.tmpfs, size: 64 << 10)

@@ -59,15 +59,15 @@ extension LeaseCore {
     /// Step 1, for a lease break with a quiesce handler: listeners and the registry hear of the
     /// break, then the handler runs (its own thread, bounded by its budget).
     private func quiesce(_ reason: RevocationReason, _ steps: inout TeardownRecorder) {
-        guard reason == .leaseBreak, let handler = options.quiesce else { return }
-        let listeners = state.withLock { s in
+        guard reason == .leaseBreak, hasQuiesce else { return }
+        let (listeners, handler) = state.withLock { s in
             steps.write(into: &s.trace, regions: RegionTable(capacity: 0))  // no region step yet
             s.history.append(.breakNoticed(path: path))
-            return Array(s.listeners.values)
+            return (Array(s.listeners.values), s.quiesce)
         }
         for listener in listeners { listener.yield(.breakNoticed(path: path)) }
         publishToRegistry()
-        runQuiesceHandler(handler)
+        if let handler { runQuiesceHandler(handler) }
     }
 
     /// Step 2: runs the stop hooks of the queue pairs attached to the lease (including any
@@ -126,9 +126,10 @@ extension LeaseCore {
         let (final, listeners, events): (RevocationTrace, [AsyncStream<LeaseEvent>.Continuation], [LeaseEvent]) = state.withLock { s in
             steps.write(into: &s.trace, regions: regions)
             advance(&s, to: lost ? .lost(reason) : .revoked(reason))
-            // The stop hooks have run; dropping them breaks a cycle through a hook that
-            // captures something holding this lease.
+            // The stop hooks and the quiesce handler are done with; dropping them breaks a cycle
+            // through one that captures something holding this lease.
             s.stopHooks.removeAll()
+            s.quiesce = nil
             var events: [LeaseEvent] = []
             if reason == .leaseBreak, !breakAnnounced { events.append(.breakNoticed(path: self.path)) }
             events.append(.revoked(s.trace))

@@ -17,8 +17,9 @@ final class LeaseCore: Sendable {
     let fd: Int32
     /// The size of a device-dax instance, read once (libdaxctl walks sysfs for it); nil for files.
     let deviceSize: Int?
+    /// The options, without the quiesce handler (the state keeps it, to drop it at revocation).
     let options: LeaseOptions
-    /// Whether `options` has a quiesce handler (read by the watcher without copying the options).
+    /// Whether the lease was given a quiesce handler (read by the watcher without the lock).
     let hasQuiesce: Bool
     /// This lease's entry among the process's own leases (nil for device-dax and anonymous
     /// memory, which no open breaks); given up once the descriptor is closed.
@@ -69,10 +70,14 @@ final class LeaseCore: Sendable {
         var nextListener = 0
         var stopHooks: [Int: StopHook] = [:]
         var nextHook = 0
+        /// The application's quiesce handler, dropped when the teardown finishes: a handler that
+        /// captures something holding this lease would otherwise keep it alive in a cycle.
+        var quiesce: (@Sendable (QuiesceRequest) -> Void)?
 
-        init(kind: LeaseKind, lease: consuming LeaseHandle?) {
+        init(kind: LeaseKind, lease: consuming LeaseHandle?, quiesce: (@Sendable (QuiesceRequest) -> Void)?) {
             self.kind = kind
             self.lease = lease
+            self.quiesce = quiesce
         }
 
         /// What the application sees of the lifecycle.
@@ -98,7 +103,9 @@ final class LeaseCore: Sendable {
         self.access = access
         self.memory = memory
         self.fd = fd
-        self.options = options
+        var withoutHandler = options
+        withoutHandler.quiesce = nil
+        self.options = withoutHandler
         self.hasQuiesce = options.quiesce != nil
         if case .deviceDAX = memory, fd >= 0 {
             self.deviceSize = try? MemoryProbe.size(of: FileDescriptor(rawValue: fd), kind: memory, path: path)
@@ -107,7 +114,7 @@ final class LeaseCore: Sendable {
         }
         self.serial = Self.serials.add(1, ordering: .relaxed).newValue
         self.createdAt = Syscalls.now(CLOCK_REALTIME)
-        self.state = AnnotatedMutex(State(kind: kind, lease: fd >= 0 ? LeaseHandle(fd: fd) : nil))
+        self.state = AnnotatedMutex(State(kind: kind, lease: fd >= 0 ? LeaseHandle(fd: fd) : nil, quiesce: options.quiesce))
         finished.enter()
     }
 

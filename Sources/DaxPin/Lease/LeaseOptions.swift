@@ -4,7 +4,8 @@ import Logging
 public struct LeaseOptions: Sendable {
     /// Called on a thread of its own when the kernel breaks the lease, before anything is torn
     /// down: stop RDMA on the regions (tell peers, drain in-flight work) by `request.deadline`.
-    /// Revocation goes ahead at the deadline whether or not the handler returned.
+    /// Revocation goes ahead at the deadline whether or not the handler returned. The lease
+    /// lets go of the handler when it is revoked, so a handler may capture what holds the lease.
     public var quiesce: (@Sendable (QuiesceRequest) -> Void)?
     /// The quiesce handler's budget. Default: a quarter of `/proc/sys/fs/lease-break-time`;
     /// never more than three quarters of it, so revocation ends before the kernel gives up.
