@@ -95,6 +95,11 @@ for n in (16, 256, 1024):
     cpu_table.append(f"| {row_id} | {row['metric']} | {med(daxpin)} | {med(c)} | {result.n} | {result.ratio_text()} | "
                      f"{result.interval_text()} | {declared.target_text(row_id)} | {result.verdict} |")
 
+# Tails of many breaks of one small region (scale-tail-1): every measured break of each holder.
+tail_id = declared.row("scale-tail-1")["id"]
+tail_table = [line for line in (benchtargets.tail_row(tail_id, "revocation, 1 region of 64 KiB", side, breaks(f"scaling.{kind}.tail.txt"))
+                                for kind, side in (("daxpin", "DaxPin"), ("c", "raw C"))) if line]
+
 memory = read("scaling.memory.txt") or ""
 settings = (read("scaling.rounds.txt") or "").split()
 mem_regions = int(settings[2]) if len(settings) > 2 else None
@@ -111,6 +116,8 @@ env = benchtargets.read_environment(raw)
 left_off = benchtargets.chart(os.path.join(results, "scaling.png"),
                               "Revocation as the lease grows, Linux 6.1 (emulated: ratios only)", judged)
 rounds = f"{settings[0]} rounds of {settings[1]} breaks per holder" if len(settings) > 1 else "rounds: not recorded"
+tail_rounds = (f"{settings[4]} processes of {settings[5]} breaks per holder, after a warm-up break each"
+               if len(settings) > 5 else "blocks not recorded")
 md = [
     "# Revocation as the lease grows: regions, region size, memory",
     "",
@@ -138,6 +145,11 @@ md = [
     "| id | metric | DaxPin per MR | C per MR | breaks | ratio | interval | target | verdict |",
     "|---|---|---|---|---|---|---|---|---|",
     *cpu_table,
+    "",
+    f"Tails of many breaks: one lease of one 64 KiB region, {tail_rounds}, the two holders alternating",
+    "process by process (which goes first flips each time); p99 from 100 breaks, p99.9 from 1,000.",
+    "",
+    *(benchtargets.TAIL_TABLE + tail_table if tail_table else ["(no tail series in this run)"]),
     "",
         "Memory of one lease of many regions: what DaxPin's process gains in anonymous memory (`RssAnon`) and in",
     "pinned memory (`VmPin`) while it pins them, per region (context: the raw C holder keeps no per-region",

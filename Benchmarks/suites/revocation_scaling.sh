@@ -8,10 +8,14 @@
 # Concurrent breaks: SCALE_CONCURRENT holder processes of 16 regions each, broken at the same
 # moment by as many threads of one breaker (breaker -n), DaxPin's group and the C group
 # alternating. Every holder prints "CPU <ns>" after each break (its process's CPU time for it).
+# Tails: DAXPIN_BENCH_SCALE_TAIL_BREAKS breaks of one 64 KiB region per holder, in
+# SCALE_TAIL_BLOCKS processes each, alternating block by block: enough breaks for a p99.9.
 SCALE_ROUNDS=${DAXPIN_BENCH_SCALE_ROUNDS:-3}
 SCALE_REPS=${DAXPIN_BENCH_SCALE_REPS:-5}
 SCALE_MEM_REGIONS=${DAXPIN_BENCH_SCALE_MEM_REGIONS:-10000}
 SCALE_CONCURRENT=4
+SCALE_TAIL_BREAKS=${DAXPIN_BENCH_SCALE_TAIL_BREAKS:-1000}
+SCALE_TAIL_BLOCKS=4
 
 # scaling_concurrent HOLDER: SCALE_CONCURRENT holder processes of 16 x 64 KiB broken together
 # SCALE_REPS times after a warm-up; appends to scaling.HOLDER.concurrent.txt.
@@ -24,17 +28,18 @@ scaling_concurrent() {
     timeout -k 10 900 "$PEERS/breaker" -n "$SCALE_CONCURRENT" -- "${cmd[@]}" >>"$LOCAL/scaling.$1.concurrent.txt" 2>>"$LOCAL/holders.log"
 }
 
-# scaling_break HOLDER N BYTES: one holder process (daxpin, traffic: DaxPin's with a queue pair
-# writing into the lease when the break arrives, or c) with N regions of BYTES, broken
-# SCALE_REPS times after a warm-up break; appends to scaling.HOLDER.NxBYTES.txt.
+# scaling_break HOLDER N BYTES [REPS SERIES]: one holder process (daxpin, traffic: DaxPin's with a
+# queue pair writing into the lease when the break arrives, or c) with N regions of BYTES, broken
+# REPS (SCALE_REPS) times after a warm-up break; appends to scaling.HOLDER.SERIES.txt (SERIES:
+# NxBYTES).
 scaling_break() {
-    local cmd
+    local cmd reps=${4:-$SCALE_REPS}
     case $1 in
-        daxpin) cmd=("$DAXPINBENCH" hold "$TMP" 1 "$2" "$3" $((SCALE_REPS + 1)) "$DEV") ;;
-        traffic) cmd=("$DAXPINBENCH" hold-traffic "$TMP" "$2" "$3" $((SCALE_REPS + 1)) "$DEV") ;;
-        c) cmd=("$PEERS/lease_holder" "$TMP" "$2" "$3" $((SCALE_REPS + 1)) "$DEV") ;;
+        daxpin) cmd=("$DAXPINBENCH" hold "$TMP" 1 "$2" "$3" $((reps + 1)) "$DEV") ;;
+        traffic) cmd=("$DAXPINBENCH" hold-traffic "$TMP" "$2" "$3" $((reps + 1)) "$DEV") ;;
+        c) cmd=("$PEERS/lease_holder" "$TMP" "$2" "$3" $((reps + 1)) "$DEV") ;;
     esac
-    timeout -k 10 900 "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/scaling.$1.$2x$3.txt" 2>>"$LOCAL/holders.log"
+    timeout -k 10 900 "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/scaling.$1.${5:-$2x$3}.txt" 2>>"$LOCAL/holders.log"
 }
 
 suite_revocation_scaling() {
@@ -58,9 +63,16 @@ suite_revocation_scaling() {
         scaling_concurrent $first
         scaling_concurrent $second
     done
+    local block per_block=$(( (SCALE_TAIL_BREAKS + SCALE_TAIL_BLOCKS - 1) / SCALE_TAIL_BLOCKS ))
+    for ((block = 1; block <= SCALE_TAIL_BLOCKS; block++)); do
+        if ((block % 2)); then first=daxpin second=c; else first=c second=daxpin; fi
+        say "revocation tails, 1 x 64 KiB, $per_block breaks per holder, block $block/$SCALE_TAIL_BLOCKS"
+        scaling_break $first 1 65536 "$per_block" tail
+        scaling_break $second 1 65536 "$per_block" tail
+    done
     say "memory of one lease of $SCALE_MEM_REGIONS regions"
     timeout -k 10 1800 "$PEERS/breaker" -- "$DAXPINBENCH" hold "$TMP" 1 "$SCALE_MEM_REGIONS" 4096 1 "$DEV" \
         >>"$LOCAL/scaling.memory.txt" 2>>"$LOCAL/holders.log"
-    echo "$SCALE_ROUNDS $SCALE_REPS $SCALE_MEM_REGIONS $SCALE_CONCURRENT" >"$LOCAL/scaling.rounds.txt"
+    echo "$SCALE_ROUNDS $SCALE_REPS $SCALE_MEM_REGIONS $SCALE_CONCURRENT $SCALE_TAIL_BLOCKS $per_block" >"$LOCAL/scaling.rounds.txt"
     keep_local
 }

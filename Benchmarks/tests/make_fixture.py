@@ -132,6 +132,10 @@ write(G, "scaling.traffic.16x65536.txt", ["# warm-up 1", "# WRITES 30"] +
 # four holders broken together: DaxPin's within 1.1 of C's
 write(G, "scaling.daxpin.concurrent.txt", ["# warm-up 1"] * 4 + [int(1e6 * (1.05 + 0.001 * s)) for s in spread for _ in range(4)])
 write(G, "scaling.c.concurrent.txt", ["# warm-up 1"] * 4 + [int(1e6 * (1.0 + 0.001 * s)) for s in spread for _ in range(4)])
+# tails: four processes of 250 breaks per holder, each after a warm-up
+for kind, base in (("daxpin", 1.05), ("c", 1.0)):
+    write(G, f"scaling.{kind}.tail.txt", [x for block in range(4) for x in
+                                         ["# warm-up 1"] + [int(1e6 * (base + 0.0001 * ((block * 250 + i) % 997))) for i in range(250)]])
 write(G, "scaling.memory.txt", ["# MEM 20480000", "# VMPIN 40960000"])
-write(G, "scaling.rounds.txt", ["3 5 10000 4"])
+write(G, "scaling.rounds.txt", ["3 5 10000 4 4 250"])
 
