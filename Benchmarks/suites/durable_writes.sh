@@ -169,7 +169,8 @@ suite_durable_writes() {
 # --persist-method flush, DaxPin writing the export's first FLUSH_C_OFFSET bytes and C the
 # rest, and alternates FLUSH_PAIRED_BATCH blocks through each, FLUSH_PAIRED_BATCHES pairs per
 # round in an order that flips every pair; FLUSH_PAIRED_ROUNDS rounds, each with its own
-# server. Lines "<round> DAXPIN|C <bytes per second of a batch>".
+# server, the client that connects first alternating round by round (DaxPin's in odd rounds).
+# Lines "<round> DAXPIN|C <bytes per second of a batch>".
 # Context, separate processes: daxpin-client --persist-method flush (the WRITE, then a FLUSH
 # of it; the FLUSH's completion is the ack) against --persist-method read (the WRITE and an
 # 8-byte READ behind it) and librpma's rpma_durable (librpma 1.2 has no native FLUSH:
@@ -177,7 +178,7 @@ suite_durable_writes() {
 # context rows above: DURABLE_RUNS runs of each, the order flipping every run. A server that
 # does not offer FLUSH (a build or kernel without it) makes the flush client fail: the suite
 # then writes durable_flush.pending with the server's reason instead.
-FLUSH_PAIRED_ROUNDS=${DAXPIN_BENCH_FLUSH_PAIRED_ROUNDS:-3}
+FLUSH_PAIRED_ROUNDS=${DAXPIN_BENCH_FLUSH_PAIRED_ROUNDS:-4}
 FLUSH_PAIRED_BATCHES=100
 FLUSH_PAIRED_BATCH=50
 FLUSH_PAIRED_WARMUP=100
@@ -185,14 +186,15 @@ FLUSH_C_OFFSET=$((32 << 20))   # half of the 64 MiB export: room for 8192 blocks
 
 # durable_flush_paired ROUND: one paired run with its own server; appends to durable_flush.paired.txt.
 durable_flush_paired() {
-    local round=$1 log="$OUT/durable_flush.paired.log" port=$((7950 + round)) server status=0
+    local round=$1 log="$OUT/durable_flush.paired.log" port=$((7950 + round)) server status=0 first=daxpin
+    ((round % 2)) || first=c
     local out="$OUT/durable_flush.paired.server.out" failed="durable_flush: paired round $round failed; see $log"
     "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" --persist-method flush \
         --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$out" 2>>"$log" &
     server=$!
     wait_for_line "$out" '^ready' 60 "$server" || { cat "$out" >>"$log"; stop_process "$server" 30 TERM; echo "$failed" >&2; return 1; }
     timeout -k 10 300 "$DAXPINBENCH" flush-paired "$PEERS/flush_durable.so" "$DAXPIN_RDMA_ADDR" "$port" \
-        "$DURABLE_BLOCK" "$FLUSH_C_OFFSET" "$FLUSH_PAIRED_BATCHES" "$FLUSH_PAIRED_BATCH" "$FLUSH_PAIRED_WARMUP" \
+        "$DURABLE_BLOCK" "$FLUSH_C_OFFSET" "$FLUSH_PAIRED_BATCHES" "$FLUSH_PAIRED_BATCH" "$FLUSH_PAIRED_WARMUP" "$first" \
         >"$OUT/durable_flush.paired.$round.out" 2>>"$log" || status=1
     sed "s/^/$round /" "$OUT/durable_flush.paired.$round.out" >>"$OUT/durable_flush.paired.txt"
     stop_process "$server" 30 TERM || status=1
@@ -215,7 +217,7 @@ suite_durable_flush() {
     : >"$OUT/durable_flush.paired.txt"; : >"$OUT/durable_flush.paired.log"
     local round
     for ((round = 1; round <= FLUSH_PAIRED_ROUNDS; round++)); do
-        say "durable writes with FLUSH paired in one process, round $round/$FLUSH_PAIRED_ROUNDS: $FLUSH_PAIRED_BATCHES x $FLUSH_PAIRED_BATCH blocks each, DaxPin and raw-verbs C alternating"
+        say "durable writes with FLUSH paired in one process, round $round/$FLUSH_PAIRED_ROUNDS: $FLUSH_PAIRED_BATCHES x $FLUSH_PAIRED_BATCH blocks each, DaxPin and raw-verbs C alternating ($( ((round % 2)) && echo DaxPin || echo C) connects first)"
         durable_flush_paired "$round" || return 1
     done
     for kind in daxpin-flush daxpin rpma; do : >"$OUT/durable.$kind.txt"; : >"$OUT/durable.$kind.log"; : >"$OUT/durable.$kind.loop.txt"; done

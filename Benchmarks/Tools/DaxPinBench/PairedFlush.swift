@@ -78,10 +78,16 @@ private struct DaxPinFlushClient: ~Copyable {
 /// writes the export's first `cOffset` bytes, the C client the rest. Prints one
 /// "DAXPIN <bytes/s>" and one "C <bytes/s>" line per pair (the batch's throughput), then
 /// "DAXPIN_BLOCK <ns>" and "C_BLOCK <ns>" per block (`alternateBatches`).
+/// `cConnectsFirst` makes the C client connect (and so get the server's first queue pair) first.
 func pairedFlush(library: String, address: String, port: UInt16, blockSize: Int, cOffset: Int,
-                 batches: Int, batch: Int, warmUp: Int) {
+                 batches: Int, batch: Int, warmUp: Int, cConnectsFirst: Bool) {
+    let peer = PeerLibrary(library)
+    var cFirst: CFlushClient?
+    if cConnectsFirst {
+        cFirst = CFlushClient(library: peer, address: address, port: port, blockSize: blockSize, offset: cOffset)
+    }
     var daxPin = DaxPinFlushClient(address: address, port: port, blockSize: blockSize, span: cOffset)
-    let c = CFlushClient(library: PeerLibrary(library), address: address, port: port, blockSize: blockSize, offset: cOffset)
+    let c = cFirst ?? CFlushClient(library: peer, address: address, port: port, blockSize: blockSize, offset: cOffset)
     let result = alternateBatches(batches: batches, batch: batch, warmUp: warmUp,
                                   first: { daxPin.write(block: $0) },
                                   second: { c.write(c.state, UInt64($0)) })

@@ -31,13 +31,14 @@
 //       ADDR:RPMA_PORT (peers/rpma_durable.c built as LIBRARY) in this one process, WARMUP
 //       unrecorded blocks each, then BATCHES pairs of BATCH blocks each, in an order that flips
 //       every pair. Prints "DAXPIN <bytes/s>" and "RPMA <bytes/s>" per pair.
-//   DaxPinBench flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP
+//   DaxPinBench flush-paired LIBRARY ADDR PORT BLOCK_SIZE C_OFFSET BATCHES BATCH WARMUP [FIRST]
 //       Durable writes with native RDMA FLUSH (WRITE + FLUSH in one batch, queue depth 1):
 //       DaxPin's client and the raw-verbs C one (peers/flush_durable.c built as LIBRARY), both
 //       of one daxpin-server --persist-method flush at ADDR:PORT, DaxPin below C_OFFSET in the
 //       export and C from it, in this one process, WARMUP unrecorded blocks each, then BATCHES
-//       pairs of BATCH blocks each, in an order that flips every pair. Prints "DAXPIN <bytes/s>"
-//       and "C <bytes/s>" per pair.
+//       pairs of BATCH blocks each, in an order that flips every pair. FIRST (daxpin, the
+//       default, or c) is the client that connects first. Prints "DAXPIN <bytes/s>" and
+//       "C <bytes/s>" per pair.
 //   DaxPinBench hold-odp DIR FILES REGIONS REGION_BYTES REPS DEVICE
 //       As hold, with every region registered with On-Demand Paging (check passed over:
 //       see OnDemandPagingBench.swift): the revocation row of an ODP region.
@@ -258,12 +259,14 @@ case "durable-paired" where arguments.count == 9:
           blockSize > 0, batches > 0, batch > 0, warmUp >= 0 else { fail("bad numbers") }
     pairedDurable(library: arguments[1], address: arguments[2], daxPinPort: daxPinPort, rpmaPort: rpmaPort,
                   blockSize: blockSize, batches: batches, batch: batch, warmUp: warmUp)
-case "flush-paired" where arguments.count == 9:
+case "flush-paired" where arguments.count == 9 || arguments.count == 10:
     guard let port = UInt16(arguments[3]), let blockSize = Int(arguments[4]), let cOffset = Int(arguments[5]),
           let batches = Int(arguments[6]), let batch = Int(arguments[7]), let warmUp = Int(arguments[8]),
           blockSize > 0, cOffset >= blockSize, cOffset % blockSize == 0, batches > 0, batch > 0, warmUp >= 0 else { fail("bad numbers") }
+    let first = arguments.count == 10 ? arguments[9] : "daxpin"
+    guard first == "daxpin" || first == "c" else { fail("FIRST must be daxpin or c, not \(first)") }
     pairedFlush(library: arguments[1], address: arguments[2], port: port, blockSize: blockSize, cOffset: cOffset,
-                batches: batches, batch: batch, warmUp: warmUp)
+                batches: batches, batch: batch, warmUp: warmUp, cConnectsFirst: first == "c")
 case "odp-pin" where arguments.count == 7:
     guard let bytes = Int(arguments[4]), let iterations = Int(arguments[5]), bytes > 0, iterations > 0 else { fail("bad numbers") }
     onDemandPagingPin(tmpfsDir: arguments[1], fsdaxDir: arguments[2], devdaxPath: arguments[3], bytes: bytes,
