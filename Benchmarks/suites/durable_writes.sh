@@ -184,10 +184,10 @@ FLUSH_PAIRED_BATCH=50
 FLUSH_PAIRED_WARMUP=100
 FLUSH_C_OFFSET=$((32 << 20))   # half of the 64 MiB export: room for 8192 blocks each
 
-# durable_flush_paired ROUND: one paired run with its own server; appends to durable_flush.paired.txt.
+# durable_flush_paired ROUND FIRST: one paired run with its own server, FIRST (daxpin or c)
+# connecting first; appends to durable_flush.paired.txt.
 durable_flush_paired() {
-    local round=$1 log="$OUT/durable_flush.paired.log" port=$((7950 + round)) server status=0 first=daxpin
-    ((round % 2)) || first=c
+    local round=$1 first=$2 log="$OUT/durable_flush.paired.log" port=$((7950 + round)) server status=0
     local out="$OUT/durable_flush.paired.server.out" failed="durable_flush: paired round $round failed; see $log"
     "$APPS/daxpin-server" --file "$DAXPIN_DEVDAX_PATH" --length "$DURABLE_LENGTH" --persist-method flush \
         --address "$DAXPIN_RDMA_ADDR" --port "$port" --log-level warning >"$out" 2>>"$log" &
@@ -215,10 +215,11 @@ suite_durable_flush() {
     stop_process "$server" 30 TERM
     [[ -e "$PEERS/flush_durable.so" ]] || { echo "durable_flush: no $PEERS/flush_durable.so (Scripts/bench builds it against the newest rdma-core)" >&2; return 1; }
     : >"$OUT/durable_flush.paired.txt"; : >"$OUT/durable_flush.paired.log"
-    local round
+    local round first
     for ((round = 1; round <= FLUSH_PAIRED_ROUNDS; round++)); do
-        say "durable writes with FLUSH paired in one process, round $round/$FLUSH_PAIRED_ROUNDS: $FLUSH_PAIRED_BATCHES x $FLUSH_PAIRED_BATCH blocks each, DaxPin and raw-verbs C alternating ($( ((round % 2)) && echo DaxPin || echo C) connects first)"
-        durable_flush_paired "$round" || return 1
+        first=daxpin; ((round % 2)) || first=c
+        say "durable writes with FLUSH paired in one process, round $round/$FLUSH_PAIRED_ROUNDS: $FLUSH_PAIRED_BATCHES x $FLUSH_PAIRED_BATCH blocks each, DaxPin and raw-verbs C alternating ($first connects first)"
+        durable_flush_paired "$round" "$first" || return 1
     done
     for kind in daxpin-flush daxpin rpma; do : >"$OUT/durable.$kind.txt"; : >"$OUT/durable.$kind.log"; : >"$OUT/durable.$kind.loop.txt"; done
     for ((run = 1; run <= DURABLE_RUNS; run++)); do

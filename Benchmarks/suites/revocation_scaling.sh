@@ -42,11 +42,16 @@ scaling_break() {
     timeout -k 10 900 "$PEERS/breaker" -- "${cmd[@]}" >>"$LOCAL/scaling.$1.${5:-$2x$3}.txt" 2>>"$LOCAL/holders.log"
 }
 
+# holder_order N: sets first and second to the two holders, DaxPin's first when N is odd, so
+# that neither always follows the other.
+holder_order() {
+    if (($1 % 2)); then first=daxpin second=c; else first=c second=daxpin; fi
+}
+
 suite_revocation_scaling() {
     local round n bytes first second
     for ((round = 1; round <= SCALE_ROUNDS; round++)); do
-        # Alternate which holder goes first, so that neither always follows the other.
-        if ((round % 2)); then first=daxpin second=c; else first=c second=daxpin; fi
+        holder_order "$round"
         for n in 1 4 16 64 256 1024; do
             say "revocation scaling, $n x 64 KiB, round $round/$SCALE_ROUNDS"
             scaling_break $first $n 65536
@@ -65,7 +70,7 @@ suite_revocation_scaling() {
     done
     local block per_block=$(( (SCALE_TAIL_BREAKS + SCALE_TAIL_BLOCKS - 1) / SCALE_TAIL_BLOCKS ))
     for ((block = 1; block <= SCALE_TAIL_BLOCKS; block++)); do
-        if ((block % 2)); then first=daxpin second=c; else first=c second=daxpin; fi
+        holder_order "$block"
         say "revocation tails, 1 x 64 KiB, $per_block breaks per holder, block $block/$SCALE_TAIL_BLOCKS"
         scaling_break $first 1 65536 "$per_block" tail
         scaling_break $second 1 65536 "$per_block" tail

@@ -82,10 +82,8 @@ private struct DaxPinFlushClient: ~Copyable {
 func pairedFlush(library: String, address: String, port: UInt16, blockSize: Int, cOffset: Int,
                  batches: Int, batch: Int, warmUp: Int, cConnectsFirst: Bool) {
     let peer = PeerLibrary(library)
-    var cFirst: CFlushClient?
-    if cConnectsFirst {
-        cFirst = CFlushClient(library: peer, address: address, port: port, blockSize: blockSize, offset: cOffset)
-    }
+    let cFirst = cConnectsFirst
+        ? CFlushClient(library: peer, address: address, port: port, blockSize: blockSize, offset: cOffset) : nil
     var daxPin = DaxPinFlushClient(address: address, port: port, blockSize: blockSize, span: cOffset)
     let c = cFirst ?? CFlushClient(library: peer, address: address, port: port, blockSize: blockSize, offset: cOffset)
     let result = alternateBatches(batches: batches, batch: batch, warmUp: warmUp,
